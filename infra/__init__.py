@@ -1,0 +1,1 @@
+"""Pulumi programs that create tabjob's clusters and deploy charts/tabjob into them."""

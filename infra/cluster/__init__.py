@@ -1,0 +1,1 @@
+"""Kubernetes clusters: a local kind cluster (dev) and GKE (staging, production)."""

@@ -1,0 +1,1 @@
+"""What the app needs beside a cluster: KEDA, a broker, an object store, an image registry."""

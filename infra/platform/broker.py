@@ -1,0 +1,214 @@
+"""The Dramatiq broker: Valkey in the cluster (kind) or Memorystore for Valkey (GKE).
+
+Dramatiq's Redis broker runs Lua scripts over several keys, which Redis/Valkey *cluster* mode
+rejects across slots, so both variants are a single non-cluster primary.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+VALKEY_PORT = 6379
+VALKEY_UID = 999  # the `valkey` user of the official image
+
+
+class InClusterValkey(pulumi.ComponentResource):
+    """Valkey as a one-replica StatefulSet with a persistent volume and a generated password.
+
+    Attributes:
+        redis_url: redis://<service FQDN>:6379/0 (no password; the app reads it from a Secret).
+        redis_address: host:port for KEDA's redis trigger.
+        password: the generated password (secret).
+    """
+
+    redis_url: pulumi.Output[str]
+    redis_address: pulumi.Output[str]
+    password: pulumi.Output[str]
+    tls = False
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        namespace: pulumi.Input[str],
+        image: str,
+        storage: str,
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("tabjob:platform:InClusterValkey", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        password = random.RandomPassword(
+            f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.password = password.result
+        # The password lives in a config file from a Secret, not on the command line,
+        # where `ps` in any pod sharing the node's PID view would show it.
+        conf = k8s.core.v1.Secret(
+            f"{name}-conf",
+            metadata={"namespace": namespace},
+            string_data={
+                "valkey.conf": password.result.apply(
+                    lambda pw: f"requirepass {pw}\nappendonly yes\ndir /data\nport {VALKEY_PORT}\n"
+                )
+            },
+            opts=child,
+        )
+        labels = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/part-of": "tabjob"}
+        service = k8s.core.v1.Service(
+            name,
+            metadata={"namespace": namespace, "labels": labels},
+            spec={
+                "selector": labels,
+                "ports": [{"name": "redis", "port": VALKEY_PORT, "targetPort": "redis"}],
+            },
+            opts=child,
+        )
+        k8s.apps.v1.StatefulSet(
+            name,
+            metadata={"namespace": namespace, "labels": labels},
+            spec={
+                "serviceName": service.metadata.name,
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": VALKEY_UID,
+                            "runAsGroup": VALKEY_UID,
+                            "fsGroup": VALKEY_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "valkey",
+                                "image": image,
+                                "args": ["/etc/valkey/valkey.conf"],
+                                "command": ["valkey-server"],
+                                "ports": [{"name": "redis", "containerPort": VALKEY_PORT}],
+                                "readinessProbe": {"tcpSocket": {"port": "redis"}},
+                                "livenessProbe": {
+                                    "tcpSocket": {"port": "redis"},
+                                    "initialDelaySeconds": 10,
+                                },
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                                    "limits": {"memory": "512Mi"},
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [
+                                    {"name": "data", "mountPath": "/data"},
+                                    {"name": "conf", "mountPath": "/etc/valkey", "readOnly": True},
+                                ],
+                            }
+                        ],
+                        "volumes": [{"name": "conf", "secret": {"secretName": conf.metadata.name}}],
+                    },
+                },
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": storage}},
+                        },
+                    }
+                ],
+            },
+            opts=child,
+        )
+        host = pulumi.Output.concat(service.metadata.name, ".", namespace, ".svc.cluster.local")
+        self.redis_address = pulumi.Output.concat(host, f":{VALKEY_PORT}")
+        self.redis_url = pulumi.Output.concat("redis://", self.redis_address, "/0")
+        self.register_outputs({"redis_url": self.redis_url})
+
+
+class ManagedValkey(pulumi.ComponentResource):
+    """Memorystore for Valkey, non-cluster mode, TLS in transit, reached over PSC from the VPC.
+
+    Memorystore for Valkey offers IAM_AUTH or AUTH_DISABLED, no static password. IAM auth needs
+    the client to send a fresh OAuth token as the password (hourly), which the app's Dramatiq
+    broker does not do, so access is limited by the network instead: the instance has only a
+    private PSC endpoint inside the cluster's VPC. The app's redis-password is therefore empty.
+
+    Attributes:
+        redis_url: rediss://<PSC address>:6379/0.
+        redis_address: host:port for KEDA's redis trigger.
+        password: empty (see above), kept so both brokers offer the same attributes.
+    """
+
+    redis_url: pulumi.Output[str]
+    redis_address: pulumi.Output[str]
+    password: pulumi.Output[str]
+    tls = True
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        instance_id: str,
+        region: str,
+        project: str,
+        network_id: pulumi.Input[str],
+        subnet_id: pulumi.Input[str],
+        node_type: str,
+        replicas: int,
+        engine_version: str,
+        deletion_protection: bool,
+        provider: gcp.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("tabjob:platform:ManagedValkey", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # Memorystore creates its PSC endpoint in our VPC only where a policy allows it.
+        policy = gcp.networkconnectivity.ServiceConnectionPolicy(
+            f"{name}-psc",
+            location=region,
+            service_class="gcp-memorystore",
+            network=network_id,
+            psc_config={"subnetworks": [subnet_id]},
+            opts=child,
+        )
+        instance = gcp.memorystore.Instance(
+            name,
+            instance_id=instance_id,
+            location=region,
+            mode="CLUSTER_DISABLED",
+            shard_count=1,
+            replica_count=replicas,
+            node_type=node_type,
+            engine_version=engine_version,
+            authorization_mode="AUTH_DISABLED",
+            transit_encryption_mode="SERVER_AUTHENTICATION",
+            desired_auto_created_endpoints=[{"network": network_id, "project_id": project}],
+            # Dramatiq's queues and job records should survive a node restart.
+            persistence_config={"mode": "AOF", "aof_config": {"append_fsync": "EVERY_SEC"}},
+            deletion_protection_enabled=deletion_protection,
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[policy])),
+        )
+        self.instance = instance
+        host = instance.endpoints.apply(_primary_address)
+        self.redis_address = pulumi.Output.concat(host, f":{VALKEY_PORT}")
+        self.redis_url = pulumi.Output.concat("rediss://", self.redis_address, "/0")
+        self.password = pulumi.Output.secret("")
+        self.register_outputs({"redis_url": self.redis_url})
+
+
+def _primary_address(endpoints: list | None) -> str:
+    """The primary endpoint's PSC address (unknown during preview, so "" then)."""
+    for endpoint in endpoints or []:
+        for connection in endpoint.get("connections") or []:
+            psc = connection.get("psc_auto_connection") or connection.get("pscAutoConnection")
+            kind = (psc or {}).get("connection_type") or (psc or {}).get("connectionType")
+            if psc and kind == "CONNECTION_TYPE_PRIMARY":
+                return psc.get("ip_address") or psc.get("ipAddress") or ""
+    return ""

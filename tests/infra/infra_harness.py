@@ -1,0 +1,145 @@
+"""Run the Pulumi program under mocks and record the resource graph it declares.
+
+Imported by tests/infra/conftest.py and the tests (tests/infra is on sys.path under pytest).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ROOT / "environments"
+DIGEST = "sha256:" + "a" * 64
+GPU_DIGEST = "sha256:" + "b" * 64
+FAKE_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n"
+
+
+@dataclass
+class Declared:
+    """One resource the program declared: its type token, logical name, inputs, provider."""
+
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str | None
+
+
+@dataclass
+class StackRun:
+    resources: list[Declared]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Declared]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, name: str | None = None) -> Declared:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {typ} {name or ''}, got {[r.name for r in found]}"
+        return found[0]
+
+    def types(self) -> set[str]:
+        return {r.typ for r in self.resources}
+
+
+def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What the cloud would report back for the few outputs the program reads."""
+    extra: dict[str, Any] = {}
+    if typ == "command:local:Command":
+        extra["stdout"] = FAKE_KUBECONFIG if "kubeconfig" in name else ""
+    elif typ == "random:index/randomPassword:RandomPassword":
+        extra["result"] = f"{name}-generated"
+    elif typ == "gcp:serviceaccount/account:Account":
+        email = f"{inputs['accountId']}@project.iam.gserviceaccount.com"
+        extra.update(email=email, member=f"serviceAccount:{email}", name=f"projects/p/{email}")
+    elif typ == "gcp:container/cluster:Cluster":
+        extra.update(
+            name=name, endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "Q0E="}
+        )
+    elif typ == "gcp:storage/bucket:Bucket":
+        extra["name"] = f"{name}-0123abc"
+    elif typ == "gcp:storage/hmacKey:HmacKey":
+        extra.update(accessId="GOOG1EXAMPLE", secret="hmac-secret")
+    elif typ == "gcp:memorystore/instance:Instance":
+        psc = {"connectionType": "CONNECTION_TYPE_PRIMARY", "ipAddress": "10.10.0.5", "port": 6379}
+        extra["endpoints"] = [{"connections": [{"pscAutoConnection": psc}]}]
+    elif typ == "gcp:compute/globalAddress:GlobalAddress":
+        extra.update(name=f"{name}-addr", address="198.51.100.7")
+    elif typ.startswith("kubernetes:") and "metadata" in inputs:
+        metadata = dict(inputs.get("metadata") or {})
+        metadata.setdefault("name", f"{name}-generated")
+        extra["metadata"] = metadata
+    return extra
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[Declared] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), args.provider))
+        outputs = dict(args.inputs)
+        outputs.update(_outputs_for(args.typ, args.name, args.inputs))
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        return {}
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `tabjob:` config of environments/Pulumi.<stack>.yaml, keys without namespace."""
+    data = yaml.safe_load((ENVIRONMENTS / f"Pulumi.{stack}.yaml").read_text())
+    return {key.split(":", 1)[1]: value for key, value in data["config"].items()}
+
+
+def _as_engine_string(value: Any) -> str:
+    # The engine hands the program every config value as a string; objects as JSON.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def run_program(stack: str, config: dict[str, Any]) -> StackRun:
+    """Declare the stack's resources under mocks; raises what the program raises."""
+    from infra.config import SECRET_KEYS, load_config
+    from infra.program import build
+
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="tabjob", stack=stack, preview=False)
+    pulumi.runtime.set_all_config(
+        {f"tabjob:{key}": _as_engine_string(value) for key, value in config.items()},
+        secret_keys=[f"tabjob:{key}" for key in SECRET_KEYS if key in config],
+    )
+    run = StackRun(resources=mocks.resources)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output:
+        outputs = build(load_config())
+        return pulumi.Output.all(**outputs).apply(run.outputs.update)
+
+    program()
+    return run
+
+
+EXISTING_CONFIG = {
+    "cluster": "existing",
+    "environment": "production",
+    "kubeconfig": FAKE_KUBECONFIG,
+    "image": "registry.example.com/acme/tabjob",
+    "imageDigest": DIGEST,
+    "redisUrl": "rediss://valkey.acme.internal:6380/0",
+    "redisPassword": "broker-password",
+    "s3Endpoint": "https://minio.acme.internal",
+    "s3PublicEndpoint": "https://s3.acme.example.com",
+    "s3Bucket": "tabjob",
+    "s3AccessKey": "access",
+    "s3SecretKey": "secret",
+    "apiHost": "tabjob.acme.example.com",
+}
