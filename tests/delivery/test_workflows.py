@@ -1,0 +1,399 @@
+"""GitHub Actions: schema-valid, and the promotion rules of the pipeline hold.
+
+The rules: build once; staging is deployed and smoke-tested before production; production gets
+the same digests as staging; clouds are reached only through OIDC (no keys); one deployment at a
+time per environment, never cancelled midway; every third-party action is pinned.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._support import (
+    REPO_ROOT,
+    action_paths,
+    iter_run_scripts,
+    iter_uses,
+    load_yaml,
+    run_tool,
+    steps_of,
+    workflow_paths,
+)
+
+DEPLOY_ACTION = "./.github/actions/deploy"
+SMOKE_ACTION = "./.github/actions/smoke"
+PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
+SAME_DIGEST_INPUTS = {
+    "image": "${{ needs.build.outputs.image }}",
+    "image-digest": "${{ needs.build.outputs.digest }}",
+    "gpu-image-digest": "${{ needs.build.outputs.gpu_digest }}",
+}
+
+
+def all_documents() -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, load_yaml(path)) for path in workflow_paths() + action_paths()]
+
+
+def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
+    matches = [s for s in steps_of(job) if s.get("uses", "").split("@")[0] == action]
+    assert len(matches) == 1, f"expected one step using {action}, found {len(matches)}"
+    return matches[0]
+
+
+def needs_of(job: dict[str, Any]) -> set[str]:
+    needs = job.get("needs", [])
+    return {needs} if isinstance(needs, str) else set(needs)
+
+
+def transitive_needs(jobs: dict[str, Any], name: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(needs_of(jobs[name]))
+    while todo:
+        job = todo.pop()
+        if job not in seen:
+            seen.add(job)
+            todo.extend(needs_of(jobs[job]))
+    return seen
+
+
+def environment_name(job: dict[str, Any]) -> str | None:
+    env = job.get("environment")
+    return env.get("name") if isinstance(env, dict) else env
+
+
+def deploy_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    """Every job in every workflow that runs the deploy action: (workflow, job name, job)."""
+    found = []
+    for path in workflow_paths():
+        for name, job in load_yaml(path)["jobs"].items():
+            if any(s.get("uses") == DEPLOY_ACTION for s in steps_of(job)):
+                found.append((path.name, name, job))
+    return found
+
+
+# --- schemas -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.name)
+def test_workflow_is_valid_against_the_vendored_github_workflow_schema(path: Path) -> None:
+    result = run_tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.name)
+def test_every_job_has_a_timeout(path: Path) -> None:
+    schema = "custom.github-workflows-require-timeout"
+    result = run_tool("check-jsonschema", "--builtin-schema", schema, str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", action_paths(), ids=lambda p: p.parent.name)
+def test_composite_action_is_valid_against_the_vendored_action_schema(path: Path) -> None:
+    result = run_tool("check-jsonschema", "--builtin-schema", "vendor.github-actions", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dependabot_config_is_valid() -> None:
+    path = str(REPO_ROOT / ".github" / "dependabot.yml")
+    result = run_tool("check-jsonschema", "--builtin-schema", "vendor.dependabot", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_expected_workflows_exist() -> None:
+    assert {p.name for p in workflow_paths()} >= {"ci.yml", "deploy.yml", "rollback.yml"}
+
+
+# --- hygiene shared by every workflow and action ----------------------------------------------
+
+
+def test_every_uses_is_local_or_pinned_to_a_major_version_or_sha() -> None:
+    for path, document in all_documents():
+        for uses in iter_uses(document):
+            assert uses.startswith("./") or PINNED_USES.match(uses), f"{path.name}: {uses}"
+
+
+def test_no_service_account_keys_anywhere() -> None:
+    for path in sorted((REPO_ROOT / ".github").rglob("*.yml")):
+        text = path.read_text()
+        for marker in ("credentials_json", "GOOGLE_APPLICATION_CREDENTIALS", "private_key"):
+            assert marker not in text, f"{path.name} mentions {marker}"
+
+
+def test_run_scripts_take_expressions_through_env_only() -> None:
+    # `${{ }}` inside a script is pasted into the shell before it runs: a crafted input
+    # (a rollback digest, a branch name) would become code. Values go through `env:`.
+    for path, document in all_documents():
+        for script in iter_run_scripts(document):
+            assert "${{" not in script, f"{path.name}: {script.splitlines()[0]}"
+
+
+def test_google_auth_is_workload_identity_federation() -> None:
+    for path, document in all_documents():
+        jobs = document.get("jobs", {}).values()
+        steps = [s for job in jobs for s in steps_of(job)]
+        steps += document.get("runs", {}).get("steps", [])
+        for step in steps:
+            if step.get("uses", "").startswith("google-github-actions/auth@"):
+                assert set(step["with"]) >= {"workload_identity_provider", "service_account"}
+                assert "credentials_json" not in step["with"], path.name
+
+
+# --- ci.yml -------------------------------------------------------------------------------
+
+
+def run_commands(job: dict[str, Any]) -> list[str]:
+    return [s["run"].strip() for s in steps_of(job) if "run" in s]
+
+
+def test_ci_runs_on_pull_requests_and_pushes_and_can_be_called(ci: dict[str, Any]) -> None:
+    assert {"pull_request", "push", "workflow_call"} <= set(ci["on"])
+
+
+def test_ci_lints_and_tests_through_the_taskfile(ci: dict[str, Any]) -> None:
+    jobs = ci["jobs"]
+    assert run_commands(jobs["lint"]) == ["uv sync --frozen", "uv run task lint"]
+    assert run_commands(jobs["test"]) == ["uv sync --frozen", "uv run task test"]
+
+
+def test_ci_previews_staging_on_pull_requests_as_a_comment(ci: dict[str, Any]) -> None:
+    preview = ci["jobs"]["preview"]
+    assert "github.event_name == 'pull_request'" in preview["if"]
+    assert preview["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "write",
+    }
+    pulumi = step_using(preview, "pulumi/actions")
+    assert pulumi["uses"] == "pulumi/actions@v6"
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["stack-name"] == "staging"
+    assert pulumi["with"]["comment-on-pr"] is True
+    step_using(preview, "google-github-actions/auth")
+
+
+# --- deploy.yml ------------------------------------------------------------------------------
+
+
+def test_deploy_runs_on_pushes_to_main_after_lint_and_tests(deploy: dict[str, Any]) -> None:
+    assert deploy["on"] == {"push": {"branches": ["main"]}}
+    jobs = deploy["jobs"]
+    assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
+    assert needs_of(jobs["build"]) == {"ci"}
+    assert deploy["permissions"] == {}
+
+
+def test_images_are_built_once_in_the_build_job(deploy: dict[str, Any]) -> None:
+    build = deploy["jobs"]["build"]
+    build_steps = [
+        s for s in steps_of(build) if s.get("uses", "").startswith("docker/build-push-action@")
+    ]
+    builds = {s["id"]: s["with"]["file"] for s in build_steps}
+    assert sorted(builds.values()) == ["Dockerfile", "Dockerfile.gpu"]
+    assert all(s["with"]["push"] is True for s in build_steps)
+    by_file = {file: step_id for step_id, file in builds.items()}
+    assert build["outputs"]["digest"] == f"${{{{ steps.{by_file['Dockerfile']}.outputs.digest }}}}"
+    gpu_output = f"${{{{ steps.{by_file['Dockerfile.gpu']}.outputs.digest }}}}"
+    assert build["outputs"]["gpu_digest"] == gpu_output
+    # No other job anywhere builds, pushes or retags an image.
+    for path in workflow_paths():
+        for name, job in load_yaml(path)["jobs"].items():
+            if (path.name, name) == ("deploy.yml", "build"):
+                continue
+            for step in steps_of(job):
+                assert not step.get("uses", "").startswith("docker/"), (path.name, name)
+                assert "docker " not in step.get("run", ""), (path.name, name)
+
+
+def test_build_authenticates_with_oidc_and_logs_in_with_the_short_lived_token(
+    deploy: dict[str, Any],
+) -> None:
+    build = deploy["jobs"]["build"]
+    assert build["permissions"]["id-token"] == "write"
+    auth = step_using(build, "google-github-actions/auth")
+    assert auth["with"]["token_format"] == "access_token"
+    login = step_using(build, "docker/login-action")
+    assert login["with"]["password"] == f"${{{{ steps.{auth['id']}.outputs.access_token }}}}"
+    step_using(build, "docker/setup-buildx-action")
+
+
+def test_staging_is_deployed_then_smoke_tested_then_production(deploy: dict[str, Any]) -> None:
+    jobs = deploy["jobs"]
+    assert needs_of(jobs["deploy-staging"]) == {"build"}
+    assert needs_of(jobs["smoke-staging"]) == {"deploy-staging"}
+    assert needs_of(jobs["deploy-production"]) >= {"build", "deploy-staging", "smoke-staging"}
+    assert needs_of(jobs["smoke-production"]) == {"deploy-production"}
+    assert {"ci", "build", "deploy-staging", "smoke-staging"} <= transitive_needs(
+        jobs, "deploy-production"
+    )
+    assert environment_name(jobs["deploy-staging"]) == "staging"
+    assert environment_name(jobs["deploy-production"]) == "production"
+
+
+def test_production_deploys_the_same_digests_as_staging(deploy: dict[str, Any]) -> None:
+    jobs = deploy["jobs"]
+    inputs = {}
+    for name, stack in (("deploy-staging", "staging"), ("deploy-production", "production")):
+        step = step_using(jobs[name], DEPLOY_ACTION)
+        assert step["with"]["stack"] == stack
+        for key, expected in SAME_DIGEST_INPUTS.items():
+            assert step["with"][key] == expected, (name, key)
+        inputs[name] = {k: v for k, v in step["with"].items() if k != "stack"}
+    assert inputs["deploy-staging"] == inputs["deploy-production"]
+
+
+def test_smoke_jobs_test_the_url_their_deploy_reported(deploy: dict[str, Any]) -> None:
+    jobs = deploy["jobs"]
+    for smoke, deployed in (
+        ("smoke-staging", "deploy-staging"),
+        ("smoke-production", "deploy-production"),
+    ):
+        step = step_using(jobs[smoke], SMOKE_ACTION)
+        assert step["with"]["url"] == f"${{{{ needs.{deployed}.outputs.api_url }}}}"
+        assert step["with"]["api-key"] == "${{ secrets.TABJOB_API_KEY }}"
+        assert jobs[deployed]["outputs"]["api_url"] == "${{ steps.deploy.outputs.api-url }}"
+        # A job naming `production` waits for its reviewers again; smoke jobs must not.
+        assert environment_name(jobs[smoke]) not in {"staging", "production"}
+
+
+# --- every deploy (deploy.yml and rollback.yml) ---------------------------------------------
+
+
+def test_there_are_deploy_jobs_for_both_environments_and_the_rollback() -> None:
+    assert {(wf, name) for wf, name, _ in deploy_jobs()} == {
+        ("deploy.yml", "deploy-staging"),
+        ("deploy.yml", "deploy-production"),
+        ("rollback.yml", "deploy"),
+    }
+
+
+@pytest.mark.parametrize("job", deploy_jobs(), ids=lambda j: f"{j[0]}:{j[1]}")
+def test_deploy_job_uses_oidc(job: tuple[str, str, dict[str, Any]]) -> None:
+    _, _, definition = job
+    assert definition["permissions"] == {"contents": "read", "id-token": "write"}
+    step = step_using(definition, DEPLOY_ACTION)
+    assert "workload-identity-provider" in step["with"]
+    assert "service-account" in step["with"]
+
+
+@pytest.mark.parametrize("job", deploy_jobs(), ids=lambda j: f"{j[0]}:{j[1]}")
+def test_deploy_job_holds_its_environment_lock_without_cancelling(
+    job: tuple[str, str, dict[str, Any]],
+) -> None:
+    _, _, definition = job
+    concurrency = definition["concurrency"]
+    assert concurrency["cancel-in-progress"] is False
+    assert concurrency["group"] == f"deploy-{environment_name(definition)}"
+
+
+def test_deploy_action_authenticates_through_workload_identity(
+    deploy_action: dict[str, Any],
+) -> None:
+    steps = deploy_action["runs"]["steps"]
+    auth = next(s for s in steps if s.get("uses", "").startswith("google-github-actions/auth@"))
+    assert auth["with"] == {
+        "workload_identity_provider": "${{ inputs.workload-identity-provider }}",
+        "service_account": "${{ inputs.service-account }}",
+    }
+    up = next(s for s in steps if s.get("id") == "up")
+    assert "pulumi up --stack" in up["run"]
+    for key in ("tabjob:image ", "tabjob:imageDigest ", "tabjob:gpuImageDigest "):
+        assert f'pulumi config set --stack "$STACK" {key}' in up["run"]
+    assert deploy_action["outputs"]["api-url"]["value"] == "${{ steps.up.outputs.api-url }}"
+
+
+def run_input_check(action: dict[str, Any], **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the deploy action's input check script with bash, as the runner would."""
+    check = next(s for s in action["runs"]["steps"] if s.get("name") == "Check the inputs")
+    return subprocess.run(
+        ["bash", "-c", check["run"]],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+
+
+GOOD_DIGEST = "sha256:" + "0123456789abcdef" * 4
+GOOD_INPUTS = {
+    "STACK": "staging",
+    "IMAGE": "europe-west1-docker.pkg.dev/proj/tabjob/tabjob",
+    "IMAGE_DIGEST": GOOD_DIGEST,
+    "GPU_IMAGE_DIGEST": GOOD_DIGEST,
+}
+
+
+def test_deploy_action_accepts_a_real_digest(deploy_action: dict[str, Any]) -> None:
+    result = run_input_check(deploy_action, **GOOD_INPUTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STACK", "dev"),
+        ("IMAGE_DIGEST", "latest"),
+        ("IMAGE_DIGEST", GOOD_DIGEST[:-1]),
+        ("GPU_IMAGE_DIGEST", GOOD_DIGEST + "\ntabjob:other: {value: x}"),
+        ("GPU_IMAGE_DIGEST", GOOD_DIGEST.upper()),
+        ("IMAGE", "europe-west1-docker.pkg.dev/proj/tabjob/tabjob:latest"),
+    ],
+)
+def test_deploy_action_refuses_what_is_not_a_digest_or_stack(
+    deploy_action: dict[str, Any], name: str, value: str
+) -> None:
+    result = run_input_check(deploy_action, **{**GOOD_INPUTS, name: value})
+    assert result.returncode == 1
+    assert "::error::" in result.stdout
+
+
+# --- rollback.yml ----------------------------------------------------------------------------
+
+
+def test_rollback_is_dispatched_with_an_environment_and_two_digests(
+    rollback: dict[str, Any],
+) -> None:
+    inputs = rollback["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["type"] == "choice"
+    assert inputs["environment"]["options"] == ["staging", "production"]
+    assert inputs["image_digest"]["required"] is True
+    assert inputs["gpu_image_digest"]["required"] is True
+
+
+def test_rollback_deploys_the_given_digests_in_that_environment_then_smokes(
+    rollback: dict[str, Any],
+) -> None:
+    jobs = rollback["jobs"]
+    deploy_job = jobs["deploy"]
+    assert environment_name(deploy_job) == "${{ inputs.environment }}"
+    step = step_using(deploy_job, DEPLOY_ACTION)
+    assert step["with"]["stack"] == "${{ inputs.environment }}"
+    assert step["with"]["image-digest"] == "${{ inputs.image_digest }}"
+    assert step["with"]["gpu-image-digest"] == "${{ inputs.gpu_image_digest }}"
+    assert needs_of(jobs["smoke"]) == {"deploy"}
+    smoke = step_using(jobs["smoke"], SMOKE_ACTION)
+    assert smoke["with"]["url"] == "${{ needs.deploy.outputs.api_url }}"
+
+
+def test_deploy_and_rollback_share_the_environment_lock(
+    deploy: dict[str, Any], rollback: dict[str, Any]
+) -> None:
+    # Both must serialise on the same group name for a given environment.
+    group = rollback["jobs"]["deploy"]["concurrency"]["group"]
+    for env in ("staging", "production"):
+        rendered = group.replace("${{ inputs.environment }}", env)
+        assert rendered == deploy["jobs"][f"deploy-{env}"]["concurrency"]["group"]
+
+
+def test_smoke_action_runs_tabjob_smoke_with_url_and_key(smoke_action: dict[str, Any]) -> None:
+    step = next(s for s in smoke_action["runs"]["steps"] if "tabjob smoke" in s.get("run", ""))
+    assert step["run"].strip() == "uv run --no-sync tabjob smoke"
+    assert step["env"] == {
+        "TABJOB_URL": "${{ inputs.url }}",
+        "TABJOB_API_KEY": "${{ inputs.api-key }}",
+    }
