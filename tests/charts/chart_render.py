@@ -37,9 +37,7 @@ def scenario_values() -> dict[str, dict[str, Any]]:
     """
     scenarios: dict[str, dict[str, Any]] = {"default": {}}
     for path in sorted(CI_DIR.glob("*.yaml")):
-        scenarios[path.name.removesuffix(".yaml").removesuffix("-values")] = (
-            yaml.safe_load(path.read_text()) or {}
-        )
+        scenarios[path.name.removesuffix(".yaml").removesuffix("-values")] = yaml.safe_load(path.read_text()) or {}
     return scenarios
 
 

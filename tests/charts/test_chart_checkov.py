@@ -112,10 +112,6 @@ def test_checkov_skips_are_allowed_and_explained(checkov_report: dict[str, Any])
 def test_gke_scenario_pins_images_so_only_the_env_skip_remains(
     checkov_report: dict[str, Any],
 ) -> None:
-    skipped = {
-        r["check_id"]
-        for r in checkov_report["results"]["skipped_checks"]
-        if _scenario_of(r) == "gke"
-    }
+    skipped = {r["check_id"] for r in checkov_report["results"]["skipped_checks"] if _scenario_of(r) == "gke"}
 
     assert skipped == {"CKV_K8S_35"}

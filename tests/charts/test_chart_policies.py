@@ -103,9 +103,7 @@ def test_every_cpu_lane_is_scaled_by_keda_on_its_message_hash(scenario: str) -> 
         "key": values["secrets"]["redisPasswordKey"],
     } in (auth["spec"]["secretTargetRef"])
     workers = [
-        d
-        for d in by_kind(objects, "Deployment")
-        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+        d for d in by_kind(objects, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
     ]
     assert workers
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in by_kind(objects, "ScaledObject")}
@@ -130,9 +128,7 @@ def test_every_cpu_lane_is_scaled_by_keda_on_its_message_hash(scenario: str) -> 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scale_down_is_conservative(scenario: str) -> None:
     for so in by_kind(_objects(scenario), "ScaledObject"):
-        scale_down = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"][
-            "scaleDown"
-        ]
+        scale_down = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
         assert scale_down["stabilizationWindowSeconds"] >= 300
         assert scale_down["selectPolicy"] == "Min"
         assert scale_down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 60}]
@@ -153,15 +149,10 @@ def test_grace_period_outlasts_the_lane_time_limit(scenario: str) -> None:
         pod = template["spec"]
         worker = pod["containers"][0]
         assert pod["terminationGracePeriodSeconds"] > limits[lane], where
-        assert env_of(worker)["TABJOB_WORKER_SHUTDOWN_TIMEOUT_S"]["value"] == str(limits[lane]), (
-            where
-        )
+        assert env_of(worker)["TABJOB_WORKER_SHUTDOWN_TIMEOUT_S"]["value"] == str(limits[lane]), where
         assert config[f"TABJOB_TIME_LIMIT_{lane.upper()}_S"] == str(limits[lane])
         # The cluster autoscaler must not evict a busy worker with its short grace period.
-        assert (
-            template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"]
-            == "false"
-        )
+        assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
         checked += 1
     assert checked >= 1
 
@@ -189,9 +180,7 @@ def test_gpu_lane_is_a_scaled_job_on_gpu_nodes() -> None:
     assert worker["image"].startswith(values["gpuImage"]["repository"] + "@sha256:")
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert worker["resources"]["requests"]["nvidia.com/gpu"] == 1
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
-        "tolerations"
-    ]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     # One pod per Job, not retried by the Job: Dramatiq redelivers the message instead.
     assert pod["restartPolicy"] == "Never"
@@ -208,9 +197,7 @@ def test_credentials_are_only_referenced(scenario: str) -> None:
     objects = _objects(scenario)
     values = _merged(scenario)
     config = named(objects, "ConfigMap", "tabjob-config")["data"]
-    assert not [
-        key for key in config if any(word in key for word in ("PASSWORD", "SECRET", "ACCESS_KEY"))
-    ]
+    assert not [key for key in config if any(word in key for word in ("PASSWORD", "SECRET", "ACCESS_KEY"))]
 
     for where, template in pod_templates(objects):
         for container in containers_of(template["spec"]):
@@ -254,9 +241,7 @@ def test_network_policies_isolate_every_pod(scenario: str) -> None:
 
     for where, template in pod_templates(objects):
         labels = template["metadata"]["labels"]
-        matching = [
-            p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
-        ]
+        matching = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
         assert len(matching) == 1, where
         [policy] = matching
         assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
@@ -266,9 +251,7 @@ def test_network_policies_isolate_every_pod(scenario: str) -> None:
             assert policy["spec"]["ingress"] == [], where
         for rule in policy["spec"]["egress"]:
             if "to" in rule:
-                assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == values[
-                    "extraEgressCIDRs"
-                ]
+                assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == values["extraEgressCIDRs"]
             else:
                 assert {port["port"] for port in rule["ports"]} <= allowed_ports
 

@@ -8,14 +8,18 @@ in tests/charts/crds/, made strict the same way.
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 from chart_render import (
+    CHART_DIR,
     CRD_DIR,
     KEDA_KINDS,
     KUBERNETES_VERSION,
@@ -72,11 +76,7 @@ def test_scenario_renders_the_expected_objects(scenario: str) -> None:
     kinds = {obj["kind"] for obj in objects}
 
     assert {"ConfigMap", "Deployment", "Service", "TriggerAuthentication"} <= kinds
-    lanes_on = [
-        lane
-        for lane in ("small", "large")
-        if values.get("workers", {}).get(lane, {}).get("enabled", True)
-    ]
+    lanes_on = [lane for lane in ("small", "large") if values.get("workers", {}).get(lane, {}).get("enabled", True)]
     assert len(by_kind(objects, "Deployment")) == 1 + len(lanes_on)
     assert len(by_kind(objects, "ScaledObject")) == len(lanes_on)
     assert len(by_kind(objects, "ScaledJob")) == (1 if values.get("gpu", {}).get("enabled") else 0)
@@ -101,9 +101,7 @@ def test_core_objects_are_valid_kubernetes_1_33(scenario: str) -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_keda_objects_are_valid_for_keda_2_20(scenario: str) -> None:
-    keda_objects = [
-        obj for obj in objects_of(scenario_files(scenario)) if obj["kind"] in KEDA_KINDS
-    ]
+    keda_objects = [obj for obj in objects_of(scenario_files(scenario)) if obj["kind"] in KEDA_KINDS]
     assert keda_objects
 
     for obj in keda_objects:
@@ -119,3 +117,32 @@ def test_strict_keda_validation_catches_an_unknown_field() -> None:
 
     # Then the strict CRD schema refuses it (a plain CRD schema would let it through)
     assert not keda_validators()["ScaledObject"].is_valid(scaled_object)
+
+
+def _object_schemas(schema: Any, where: str = "$") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every sub-schema that declares properties, with a path for messages."""
+    if isinstance(schema, dict):
+        if "properties" in schema:
+            yield where, schema
+        for key, value in schema.items():
+            yield from _object_schemas(value, f"{where}.{key}")
+    elif isinstance(schema, list):
+        for index, value in enumerate(schema):
+            yield from _object_schemas(value, f"{where}[{index}]")
+
+
+def test_values_schema_is_closed_everywhere() -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+
+    assert schema["additionalProperties"] is False
+    for where, sub_schema in _object_schemas(schema):
+        assert sub_schema.get("additionalProperties") is False, where
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_helm_lint_is_clean(scenario: str) -> None:
+    report = helm.lint(CHART_DIR, scenario_values()[scenario], strict=True, namespace="tabjob")
+
+    assert not report["errors"]
+    # Severity 1 is informational ("icon is recommended"); warnings and errors are not allowed.
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []

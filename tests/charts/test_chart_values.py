@@ -77,17 +77,13 @@ def test_schema_rejects_invalid_values(values: dict[str, Any]) -> None:
 
 
 def test_image_is_pinned_by_digest_when_one_is_set() -> None:
-    objects = render_objects(
-        {"image": {"repository": "registry.example/tabjob", "tag": "1.2.3", "digest": DIGEST}}
-    )
+    objects = render_objects({"image": {"repository": "registry.example/tabjob", "tag": "1.2.3", "digest": DIGEST}})
 
     assert _api_container(objects)["image"] == f"registry.example/tabjob@{DIGEST}"
     for deployment in by_kind(objects, "Deployment"):
         annotations = deployment["metadata"]["annotations"]
         # Pinned by digest: the image checks pass, so they are not skipped.
-        assert not {
-            v.split("=")[0] for k, v in annotations.items() if k.startswith("checkov.io/skip")
-        } & {
+        assert not {v.split("=")[0] for k, v in annotations.items() if k.startswith("checkov.io/skip")} & {
             "CKV_K8S_43",
             "CKV_K8S_15",
         }
@@ -102,9 +98,7 @@ def test_image_tag_defaults_to_the_app_version() -> None:
 
 
 def test_config_map_carries_settings_as_exact_strings() -> None:
-    objects = render_objects(
-        {"config": {"maxDatasetBytes": 10737418240, "s3Endpoint": "http://s3.internal:8333"}}
-    )
+    objects = render_objects({"config": {"maxDatasetBytes": 10737418240, "s3Endpoint": "http://s3.internal:8333"}})
     data = named(objects, "ConfigMap", "tabjob-config")["data"]
 
     # Helm holds numbers as floats; the chart must still print plain integers.
@@ -119,8 +113,7 @@ def test_config_change_rolls_the_pods() -> None:
     def checksums(values: dict[str, Any]) -> set[str]:
         objects = render_objects(values)
         return {
-            d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
-            for d in by_kind(objects, "Deployment")
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/config"] for d in by_kind(objects, "Deployment")
         }
 
     before = checksums({})
@@ -155,9 +148,7 @@ def test_keda_address_and_tls_can_be_set_explicitly() -> None:
     assert metadata["databaseIndex"] == "0"
     assert metadata["enableTLS"] == "true"
     auth = named(objects, "TriggerAuthentication", "tabjob-redis")
-    assert {"parameter": "ca", "name": "tabjob", "key": "redis-ca"} in auth["spec"][
-        "secretTargetRef"
-    ]
+    assert {"parameter": "ca", "name": "tabjob", "key": "redis-ca"} in auth["spec"]["secretTargetRef"]
 
 
 def test_plain_redis_url_gets_default_port_and_no_tls() -> None:
@@ -176,9 +167,7 @@ def test_disabled_lane_renders_nothing() -> None:
 
 
 def test_no_workers_means_no_trigger_authentication() -> None:
-    objects = render_objects(
-        {"workers": {"small": {"enabled": False}, "large": {"enabled": False}}}
-    )
+    objects = render_objects({"workers": {"small": {"enabled": False}, "large": {"enabled": False}}})
 
     assert not by_kind(objects, "TriggerAuthentication")
     assert not by_kind(objects, "ScaledObject")
@@ -214,9 +203,7 @@ def test_existing_service_account_is_used_not_created() -> None:
 
 
 def test_workload_identity_annotation_reaches_the_service_account() -> None:
-    objects = render_objects(
-        {"serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "sa@p.iam"}}}
-    )
+    objects = render_objects({"serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "sa@p.iam"}}})
 
     account = named(objects, "ServiceAccount", "tabjob")
     assert account["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "sa@p.iam"}
@@ -228,10 +215,7 @@ def test_notes_give_the_next_commands() -> None:
 
     assert "kubectl --namespace tabjob port-forward svc/tabjob-api 8000:8000" in notes
     assert "curl -fsS http://127.0.0.1:8000/healthz" in notes
-    assert (
-        "kubectl --namespace tabjob exec deploy/tabjob-api -- tabjob admin create-key --tenant"
-        in notes
-    )
+    assert "kubectl --namespace tabjob exec deploy/tabjob-api -- tabjob admin create-key --tenant" in notes
     assert "tabjob smoke" in notes
 
 
@@ -255,3 +239,48 @@ def _gke_like_ingress() -> dict[str, Any]:
             }
         }
     )
+
+
+# The keys the shared interface contract promises (the Pulumi programs set exactly these).
+CONTRACT_KEYS = {
+    "image": {"repository", "tag", "digest", "pullPolicy"},
+    "gpuImage": {"repository", "tag", "digest"},
+    "imagePullSecrets": None,
+    "serviceAccount": {"create", "name", "annotations"},
+    "config": {
+        "environment",
+        "redisUrl",
+        "s3Endpoint",
+        "s3PublicEndpoint",
+        "s3Bucket",
+        "s3Region",
+        "maxDatasetBytes",
+        "laneLargeMinBytes",
+        "tenantMaxQueued",
+        "tenantMaxRunning",
+        "jobRetentionS",
+        "logLevel",
+    },
+    "secrets": {"existingSecret", "redisPasswordKey", "s3AccessKeyKey", "s3SecretKeyKey"},
+    "api": {"replicas", "resources", "service", "ingress"},
+    "workers": {"small", "large"},
+    "gpu": {"enabled", "maxReplicaCount", "timeLimitS", "resources", "nodeSelector", "tolerations"},
+    "keda": {"pollingIntervalS", "cooldownPeriodS", "redisAddress", "redisTls"},
+    "networkPolicy": {"enabled", "brokerPort", "storagePort", "extraEgressCIDRs"},
+    "podDisruptionBudget": {"enabled"},
+}
+
+
+def test_values_offer_every_contract_key() -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        defaults = chart.values
+
+    for section, keys in CONTRACT_KEYS.items():
+        assert section in defaults, section
+        if keys is not None:
+            assert keys <= set(defaults[section]), section
+    assert {"type", "port"} <= set(defaults["api"]["service"])
+    assert {"enabled", "className", "host", "tls", "annotations"} <= set(defaults["api"]["ingress"])
+    assert {"enabled", "secretName"} <= set(defaults["api"]["ingress"]["tls"])
+    for lane in ("small", "large"):
+        assert {"enabled", "minReplicas", "maxReplicas", "timeLimitS", "resources"} <= set(defaults["workers"][lane])
