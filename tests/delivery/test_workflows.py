@@ -29,7 +29,6 @@ DEPLOY_ACTION = "./.github/actions/deploy"
 SMOKE_ACTION = "./.github/actions/smoke"
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
 SAME_DIGEST_INPUTS = {
-    "image": "${{ needs.build.outputs.image }}",
     "image-digest": "${{ needs.build.outputs.digest }}",
     "gpu-image-digest": "${{ needs.build.outputs.gpu_digest }}",
 }
@@ -182,9 +181,7 @@ def test_deploy_runs_on_pushes_to_main_after_lint_and_tests(deploy: dict[str, An
 
 def test_images_are_built_once_in_the_build_job(deploy: dict[str, Any]) -> None:
     build = deploy["jobs"]["build"]
-    build_steps = [
-        s for s in steps_of(build) if s.get("uses", "").startswith("docker/build-push-action@")
-    ]
+    build_steps = [s for s in steps_of(build) if s.get("uses", "").startswith("docker/build-push-action@")]
     builds = {s["id"]: s["with"]["file"] for s in build_steps}
     assert sorted(builds.values()) == ["Dockerfile", "Dockerfile.gpu"]
     assert all(s["with"]["push"] is True for s in build_steps)
@@ -192,6 +189,11 @@ def test_images_are_built_once_in_the_build_job(deploy: dict[str, Any]) -> None:
     assert build["outputs"]["digest"] == f"${{{{ steps.{by_file['Dockerfile']}.outputs.digest }}}}"
     gpu_output = f"${{{{ steps.{by_file['Dockerfile.gpu']}.outputs.digest }}}}"
     assert build["outputs"]["gpu_digest"] == gpu_output
+    # One build lands in both stacks' registries (each stack's nodes read only their own).
+    for step in build_steps:
+        tags = step["with"]["tags"].splitlines()
+        assert any("steps.registries.outputs.staging }}" in tag for tag in tags), tags
+        assert any("steps.registries.outputs.production }}" in tag for tag in tags), tags
     # No other job anywhere builds, pushes or retags an image.
     for path in workflow_paths():
         for name, job in load_yaml(path)["jobs"].items():
@@ -209,8 +211,10 @@ def test_build_authenticates_with_oidc_and_logs_in_with_the_short_lived_token(
     assert build["permissions"]["id-token"] == "write"
     auth = step_using(build, "google-github-actions/auth")
     assert auth["with"]["token_format"] == "access_token"
-    login = step_using(build, "docker/login-action")
-    assert login["with"]["password"] == f"${{{{ steps.{auth['id']}.outputs.access_token }}}}"
+    logins = [s for s in steps_of(build) if s.get("uses", "").startswith("docker/login-action@")]
+    assert logins
+    for login in logins:
+        assert login["with"]["password"] == f"${{{{ steps.{auth['id']}.outputs.access_token }}}}"
     step_using(build, "docker/setup-buildx-action")
 
 
@@ -220,9 +224,7 @@ def test_staging_is_deployed_then_smoke_tested_then_production(deploy: dict[str,
     assert needs_of(jobs["smoke-staging"]) == {"deploy-staging"}
     assert needs_of(jobs["deploy-production"]) >= {"build", "deploy-staging", "smoke-staging"}
     assert needs_of(jobs["smoke-production"]) == {"deploy-production"}
-    assert {"ci", "build", "deploy-staging", "smoke-staging"} <= transitive_needs(
-        jobs, "deploy-production"
-    )
+    assert {"ci", "build", "deploy-staging", "smoke-staging"} <= transitive_needs(jobs, "deploy-production")
     assert environment_name(jobs["deploy-staging"]) == "staging"
     assert environment_name(jobs["deploy-production"]) == "production"
 
@@ -294,7 +296,7 @@ def test_deploy_action_authenticates_through_workload_identity(
     }
     up = next(s for s in steps if s.get("id") == "up")
     assert "pulumi up --stack" in up["run"]
-    for key in ("tabjob:image ", "tabjob:imageDigest ", "tabjob:gpuImageDigest "):
+    for key in ("tabjob:imageDigest ", "tabjob:gpuImageDigest "):
         assert f'pulumi config set --stack "$STACK" {key}' in up["run"]
     assert deploy_action["outputs"]["api-url"]["value"] == "${{ steps.up.outputs.api-url }}"
 
@@ -315,7 +317,6 @@ def run_input_check(action: dict[str, Any], **env: str) -> subprocess.CompletedP
 GOOD_DIGEST = "sha256:" + "0123456789abcdef" * 4
 GOOD_INPUTS = {
     "STACK": "staging",
-    "IMAGE": "europe-west1-docker.pkg.dev/proj/tabjob/tabjob",
     "IMAGE_DIGEST": GOOD_DIGEST,
     "GPU_IMAGE_DIGEST": GOOD_DIGEST,
 }
@@ -334,7 +335,6 @@ def test_deploy_action_accepts_a_real_digest(deploy_action: dict[str, Any]) -> N
         ("IMAGE_DIGEST", GOOD_DIGEST[:-1]),
         ("GPU_IMAGE_DIGEST", GOOD_DIGEST + "\ntabjob:other: {value: x}"),
         ("GPU_IMAGE_DIGEST", GOOD_DIGEST.upper()),
-        ("IMAGE", "europe-west1-docker.pkg.dev/proj/tabjob/tabjob:latest"),
     ],
 )
 def test_deploy_action_refuses_what_is_not_a_digest_or_stack(
@@ -373,9 +373,7 @@ def test_rollback_deploys_the_given_digests_in_that_environment_then_smokes(
     assert smoke["with"]["url"] == "${{ needs.deploy.outputs.api_url }}"
 
 
-def test_deploy_and_rollback_share_the_environment_lock(
-    deploy: dict[str, Any], rollback: dict[str, Any]
-) -> None:
+def test_deploy_and_rollback_share_the_environment_lock(deploy: dict[str, Any], rollback: dict[str, Any]) -> None:
     # Both must serialise on the same group name for a given environment.
     group = rollback["jobs"]["deploy"]["concurrency"]["group"]
     for env in ("staging", "production"):
