@@ -16,6 +16,7 @@ SERVICE_ACCOUNT = "tabjob"
 API_PORT = 8000
 # The chart's API pods carry these labels (prometheus-community style selector labels plus
 # a component label); kind's host-port Service selects them.
+REDIS_CA_KEY = "redis-ca.pem"
 API_POD_LABELS = {"app.kubernetes.io/instance": RELEASE_NAME, "app.kubernetes.io/component": "api"}
 
 
@@ -33,6 +34,8 @@ class Backends:
     s3_region: str
     s3_access_key: pulumi.Input[str]
     s3_secret_key: pulumi.Input[str]
+    # PEM of a private CA the broker's TLS certificate is signed by (Memorystore); None: none.
+    redis_ca: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ def chart_values(
             "redisPasswordKey": "redis-password",
             "s3AccessKeyKey": "s3-access-key",
             "s3SecretKeyKey": "s3-secret-key",
+            # The chart hands this key to KEDA's redis trigger to verify the broker's TLS.
+            "redisCaKey": REDIS_CA_KEY if backends.redis_ca is not None else "",
         },
         "api": {"service": {"type": "ClusterIP", "port": API_PORT}, "ingress": placement.ingress},
         "gpu": gpu,
@@ -139,14 +144,17 @@ class TabjobRelease(pulumi.ComponentResource):
     ) -> None:
         super().__init__("tabjob:app:TabjobRelease", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
+        credentials: dict[str, pulumi.Input[str]] = {
+            "redis-password": backends.redis_password,
+            "s3-access-key": backends.s3_access_key,
+            "s3-secret-key": backends.s3_secret_key,
+        }
+        if backends.redis_ca is not None:
+            credentials[REDIS_CA_KEY] = backends.redis_ca
         secret = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"namespace": namespace},
-            string_data={
-                "redis-password": backends.redis_password,
-                "s3-access-key": backends.s3_access_key,
-                "s3-secret-key": backends.s3_secret_key,
-            },
+            string_data=credentials,
             opts=child,
         )
         self.secret_name = secret.metadata.name

@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "gpuImageDigest": None,
     "kedaVersion": "2.20.2",
     "installKeda": True,
-    "apiHost": None,
+    "apiHost": None,  # required for gke
     # kind
     "kindClusterName": "tabjob",
     "kindNodeImage": None,  # kind's own default node image
@@ -291,15 +291,10 @@ def _existing_settings(r: _Reader) -> ExistingSettings:
     access_key = r.secret("s3AccessKey")
     secret_key = r.secret("s3SecretKey")
     if kubeconfig is None or access_key is None or secret_key is None:
-        raise ValueError(
-            "tabjob:kubeconfig, tabjob:s3AccessKey and tabjob:s3SecretKey (secrets) "
-            f"are required {why}"
-        )
+        raise ValueError(f"tabjob:kubeconfig, tabjob:s3AccessKey and tabjob:s3SecretKey (secrets) are required {why}")
     redis_url = r.required("redisUrl", why)
     if not redis_url.startswith(("redis://", "rediss://")):
-        raise ValueError(
-            f"tabjob:redisUrl must start with redis:// or rediss://; got {redis_url!r}"
-        )
+        raise ValueError(f"tabjob:redisUrl must start with redis:// or rediss://; got {redis_url!r}")
     s3_endpoint = r.required("s3Endpoint", why)
     return ExistingSettings(
         kubeconfig=kubeconfig,
@@ -333,6 +328,10 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         digest=_digest(r, "imageDigest"),
         gpu_digest=_digest(r, "gpuImageDigest"),
     )
+    api_host = r.string("apiHost")
+    if cluster == "gke" and api_host is None:
+        # The API takes API keys: on GKE it is served over HTTPS only, which needs a name.
+        raise ValueError("tabjob:apiHost (the API's DNS name) is required when tabjob:cluster is gke")
     return StackConfig(
         cluster=cluster,  # type: ignore[arg-type]  # validated by choice()
         environment=environment,
@@ -340,7 +339,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         images=images,
         keda_version=keda_version,
         install_keda=r.boolean("installKeda"),
-        api_host=r.string("apiHost"),
+        api_host=api_host,
         kind=_kind_settings(r) if cluster == "kind" else None,
         gke=_gke_settings(r, environment) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,

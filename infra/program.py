@@ -238,23 +238,24 @@ def _build_gke(cfg: StackConfig) -> dict[str, Any]:
     address = gcp.compute.GlobalAddress(
         "api", opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=apis.services)
     )
+    assert cfg.api_host is not None  # load_config requires it for cluster=gke
+    # GKE provisions and renews the certificate once the name resolves to the address.
+    certificate = k8s.apiextensions.CustomResource(
+        "api-certificate",
+        api_version="networking.gke.io/v1",
+        kind="ManagedCertificate",
+        metadata={"namespace": namespace.metadata.name},
+        spec={"domains": [cfg.api_host]},
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
     annotations: dict[str, pulumi.Input[str]] = {
         "kubernetes.io/ingress.class": "gce",
         "kubernetes.io/ingress.global-static-ip-name": address.name,
+        # A CustomResource's metadata comes back untyped (a dict), hence no `.name`.
+        "networking.gke.io/managed-certificates": certificate.metadata.apply(lambda m: m["name"]),
+        # API keys travel in headers: no plain-HTTP listener at all.
+        "kubernetes.io/ingress.allow-http": "false",
     }
-    if cfg.api_host:
-        certificate = k8s.apiextensions.CustomResource(
-            "api-certificate",
-            api_version="networking.gke.io/v1",
-            kind="ManagedCertificate",
-            metadata={"namespace": namespace.metadata.name},
-            spec={"domains": [cfg.api_host]},
-            opts=pulumi.ResourceOptions(provider=provider),
-        )
-        annotations["networking.gke.io/managed-certificates"] = certificate.metadata.name
-        api_url: pulumi.Input[str] = f"https://{cfg.api_host}"
-    else:
-        api_url = pulumi.Output.concat("http://", address.address)
     placement = Placement(
         gpu_enabled=True,
         gpu_node_selector={GPU_NODE_LABEL: settings.gpu_type},
@@ -263,7 +264,8 @@ def _build_gke(cfg: StackConfig) -> dict[str, Any]:
             "enabled": True,
             # GKE's controller is chosen by the annotation above, not by an IngressClass.
             "className": "",
-            "host": cfg.api_host or "",
+            "host": cfg.api_host,
+            # TLS is terminated by the load balancer with the managed certificate.
             "tls": {"enabled": False, "secretName": ""},
             "annotations": annotations,
         },
@@ -279,6 +281,7 @@ def _build_gke(cfg: StackConfig) -> dict[str, Any]:
         s3_region=storage.region,
         s3_access_key=storage.access_key,
         s3_secret_key=storage.secret_key,
+        redis_ca=broker.ca_certificate,
     )
     _app_layer(
         cfg,
@@ -290,10 +293,12 @@ def _build_gke(cfg: StackConfig) -> dict[str, Any]:
         depends_on=[gke.gpu_pool, broker, storage, identity],
     )
     return {
-        "apiUrl": api_url,
+        "apiUrl": f"https://{cfg.api_host}",
         "kubeconfig": gke.kubeconfig,
         "bucket": storage.bucket,
         "imageRegistry": registry.url,
+        # Point the apiHost DNS A record here.
+        "apiAddress": address.address,
     }
 
 

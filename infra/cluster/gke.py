@@ -71,9 +71,7 @@ class ProjectApis(pulumi.ComponentResource):
 
     services: list[gcp.projects.Service]
 
-    def __init__(
-        self, name: str, *, provider: gcp.Provider, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, *, provider: gcp.Provider, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tabjob:cluster:ProjectApis", name, None, opts)
         self.services = [
             gcp.projects.Service(
@@ -202,9 +200,7 @@ class GkeCluster(pulumi.ComponentResource):
                         "type": settings.gpu_type,
                         "count": settings.gpu_count,
                         # GKE installs the NVIDIA driver itself; no driver DaemonSet to manage.
-                        "gpu_driver_installation_config": {
-                            "gpu_driver_version": settings.gpu_driver_version
-                        },
+                        "gpu_driver_installation_config": {"gpu_driver_version": settings.gpu_driver_version},
                     }
                 ],
                 # Only pods that tolerate the GPU taint (the gpu lane's Jobs) land here.
@@ -214,12 +210,8 @@ class GkeCluster(pulumi.ComponentResource):
             opts=child,
         )
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(
-                self.cluster.name, self.cluster.endpoint, self.cluster.master_auth
-            ).apply(
-                lambda args: gke_kubeconfig(
-                    args[0], args[1], (args[2] or {}).get("cluster_ca_certificate", "")
-                )
+            pulumi.Output.all(self.cluster.name, self.cluster.endpoint, self.cluster.master_auth).apply(
+                lambda args: gke_kubeconfig(args[0], args[1], (args[2] or {}).get("cluster_ca_certificate", ""))
             )
         )
         self.provider = k8s.Provider(

@@ -85,9 +85,7 @@ class KindCluster(pulumi.ComponentResource):
             # Re-read on every update: the API server port changes when the cluster is recreated.
             update=f"kind get kubeconfig --name {cluster}",
             triggers=[created.id],
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[created], additional_secret_outputs=["stdout"]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[created], additional_secret_outputs=["stdout"]),
         )
         self.kubeconfig = pulumi.Output.secret(kubeconfig_cmd.stdout)
         refs = " ".join(shlex.quote(image) for image in images)

@@ -36,9 +36,7 @@ class Vpc(pulumi.ComponentResource):
     ) -> None:
         super().__init__("tabjob:cluster:Vpc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
-        self.network = gcp.compute.Network(
-            name, auto_create_subnetworks=False, routing_mode="REGIONAL", opts=child
-        )
+        self.network = gcp.compute.Network(name, auto_create_subnetworks=False, routing_mode="REGIONAL", opts=child)
         self.subnet = gcp.compute.Subnetwork(
             name,
             network=self.network.id,

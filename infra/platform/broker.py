@@ -22,12 +22,14 @@ class InClusterValkey(pulumi.ComponentResource):
         redis_url: redis://<service FQDN>:6379/0 (no password; the app reads it from a Secret).
         redis_address: host:port for KEDA's redis trigger.
         password: the generated password (secret).
+        ca_certificate: None; plain TCP inside the cluster.
     """
 
     redis_url: pulumi.Output[str]
     redis_address: pulumi.Output[str]
     password: pulumi.Output[str]
     tls = False
+    ca_certificate = None
 
     def __init__(
         self,
@@ -144,11 +146,13 @@ class ManagedValkey(pulumi.ComponentResource):
         redis_url: rediss://<PSC address>:6379/0.
         redis_address: host:port for KEDA's redis trigger.
         password: empty (see above), kept so both brokers offer the same attributes.
+        ca_certificate: PEM of the instance's managed server CA, to verify its TLS certificate.
     """
 
     redis_url: pulumi.Output[str]
     redis_address: pulumi.Output[str]
     password: pulumi.Output[str]
+    ca_certificate: pulumi.Output[str]
     tls = True
 
     def __init__(
@@ -200,6 +204,7 @@ class ManagedValkey(pulumi.ComponentResource):
         self.redis_address = pulumi.Output.concat(host, f":{VALKEY_PORT}")
         self.redis_url = pulumi.Output.concat("rediss://", self.redis_address, "/0")
         self.password = pulumi.Output.secret("")
+        self.ca_certificate = instance.managed_server_cas.apply(_ca_bundle)
         self.register_outputs({"redis_url": self.redis_url})
 
 
@@ -212,3 +217,14 @@ def _primary_address(endpoints: list | None) -> str:
             if psc and kind == "CONNECTION_TYPE_PRIMARY":
                 return psc.get("ip_address") or psc.get("ipAddress") or ""
     return ""
+
+
+def _ca_bundle(server_cas: list | None) -> str:
+    """All PEM certificates of the instance's managed server CAs, concatenated."""
+    pems = [
+        pem
+        for server_ca in server_cas or []
+        for ca_cert in server_ca.get("ca_certs") or server_ca.get("caCerts") or []
+        for pem in ca_cert.get("certificates") or []
+    ]
+    return "\n".join(pem.strip() for pem in pems) + ("\n" if pems else "")

@@ -12,6 +12,8 @@ import pulumi_random as random
 S3_PORT = 8333
 MASTER_PORT = 9333
 FILER_PORT = 8888
+# `weed shell` speaks gRPC, on each server's HTTP port + 10000.
+GRPC_OFFSET = 10000
 SEAWEEDFS_UID = 10001
 GCS_S3_ENDPOINT = "https://storage.googleapis.com"
 
@@ -90,6 +92,16 @@ class SeaweedFs(pulumi.ComponentResource):
                     {"name": "s3", "port": S3_PORT, "targetPort": "s3", "nodePort": node_port},
                     {"name": "master", "port": MASTER_PORT, "targetPort": "master"},
                     {"name": "filer", "port": FILER_PORT, "targetPort": "filer"},
+                    {
+                        "name": "master-grpc",
+                        "port": MASTER_PORT + GRPC_OFFSET,
+                        "targetPort": "master-grpc",
+                    },
+                    {
+                        "name": "filer-grpc",
+                        "port": FILER_PORT + GRPC_OFFSET,
+                        "targetPort": "filer-grpc",
+                    },
                 ],
             },
             opts=child,
@@ -113,6 +125,8 @@ class SeaweedFs(pulumi.ComponentResource):
                 {"name": "s3", "containerPort": S3_PORT},
                 {"name": "master", "containerPort": MASTER_PORT},
                 {"name": "filer", "containerPort": FILER_PORT},
+                {"name": "master-grpc", "containerPort": MASTER_PORT + GRPC_OFFSET},
+                {"name": "filer-grpc", "containerPort": FILER_PORT + GRPC_OFFSET},
             ],
             "readinessProbe": {"tcpSocket": {"port": "s3"}, "periodSeconds": 5},
             "livenessProbe": {"tcpSocket": {"port": "s3"}, "initialDelaySeconds": 30},
@@ -249,9 +263,7 @@ class GcsStorage(pulumi.ComponentResource):
             for prefix in expiring_prefixes
         ]
         # Uploads abandoned half-way still cost storage until aborted.
-        rules.append(
-            {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 1}}
-        )
+        rules.append({"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 1}})
         bucket = gcp.storage.Bucket(
             name,
             location=region.upper(),

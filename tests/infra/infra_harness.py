@@ -28,6 +28,7 @@ class Declared:
     name: str
     inputs: dict[str, Any]
     provider: str | None
+    secret_inputs: bool = False  # any input was a secret
 
 
 @dataclass
@@ -58,9 +59,7 @@ def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         email = f"{inputs['accountId']}@project.iam.gserviceaccount.com"
         extra.update(email=email, member=f"serviceAccount:{email}", name=f"projects/p/{email}")
     elif typ == "gcp:container/cluster:Cluster":
-        extra.update(
-            name=name, endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "Q0E="}
-        )
+        extra.update(name=name, endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "Q0E="})
     elif typ == "gcp:storage/bucket:Bucket":
         extra["name"] = f"{name}-0123abc"
     elif typ == "gcp:storage/hmacKey:HmacKey":
@@ -77,14 +76,33 @@ def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
+# How the SDK marks a secret value on the wire (a dict with this signature key).
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+
+
+def reveal(value: Any, found: list[bool] | None = None) -> Any:
+    """`value` with secret wrappers removed; appends True to `found` for each one removed."""
+    if isinstance(value, dict):
+        if SECRET_SIGNATURE in value:
+            if found is not None:
+                found.append(True)
+            return reveal(value.get("value"), found)
+        return {k: reveal(v, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v, found) for v in value]
+    return value
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Declared] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), args.provider))
+        found: list[bool] = []
+        inputs = reveal(dict(args.inputs), found)
+        self.resources.append(Declared(args.typ, args.name, inputs, args.provider, bool(found)))
         outputs = dict(args.inputs)
-        outputs.update(_outputs_for(args.typ, args.name, args.inputs))
+        outputs.update(_outputs_for(args.typ, args.name, inputs))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
@@ -106,10 +124,9 @@ def _as_engine_string(value: Any) -> str:
     return str(value)
 
 
-def run_program(stack: str, config: dict[str, Any]) -> StackRun:
-    """Declare the stack's resources under mocks; raises what the program raises."""
-    from infra.config import SECRET_KEYS, load_config
-    from infra.program import build
+def configure(stack: str, config: dict[str, Any]) -> RecordingMocks:
+    """Point the Pulumi runtime at fresh mocks for `stack`, with exactly `config` set."""
+    from infra.config import SECRET_KEYS
 
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="tabjob", stack=stack, preview=False)
@@ -117,7 +134,15 @@ def run_program(stack: str, config: dict[str, Any]) -> StackRun:
         {f"tabjob:{key}": _as_engine_string(value) for key, value in config.items()},
         secret_keys=[f"tabjob:{key}" for key in SECRET_KEYS if key in config],
     )
-    run = StackRun(resources=mocks.resources)
+    return mocks
+
+
+def run_program(stack: str, config: dict[str, Any]) -> StackRun:
+    """Declare the stack's resources under mocks; raises what the program raises."""
+    from infra.config import load_config
+    from infra.program import build
+
+    run = StackRun(resources=configure(stack, config).resources)
 
     @pulumi.runtime.test
     def program() -> pulumi.Output:

@@ -1,0 +1,119 @@
+"""Stack configuration: validation errors, and Pulumi.yaml's schema against the code and stacks."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from infra_harness import ENVIRONMENTS, EXISTING_CONFIG, ROOT, configure, stack_config
+
+from infra.config import DEFAULTS, SECRET_KEYS, load_config
+
+PULUMI_YAML = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+SCHEMA = PULUMI_YAML["config"]
+GKE = {"cluster": "gke", "gcpProject": "p", "apiHost": "api.example.com"}
+PULUMI_TYPES = {str: "string", bool: "boolean", int: "integer", list: "array"}
+
+
+def _load(stack: str, config: dict):
+    """load_config() for `stack` with exactly `config` set."""
+    configure(stack, config)
+    return load_config()
+
+
+# ---- Pulumi.yaml
+
+
+def test_pulumi_yaml_runs_infra_with_uv_and_environments_as_stack_config():
+    assert PULUMI_YAML["name"] == "tabjob"
+    assert PULUMI_YAML["runtime"] == {"name": "python", "options": {"toolchain": "uv"}}
+    assert PULUMI_YAML["main"] == "infra/"
+    assert PULUMI_YAML["stackConfigDir"] == "environments"
+    assert (ROOT / "infra" / "__main__.py").is_file()
+
+
+def test_every_key_the_program_reads_is_declared_with_a_description():
+    assert set(SCHEMA) == set(DEFAULTS), "Pulumi.yaml config and infra/config.py DEFAULTS differ"
+    for key, declaration in SCHEMA.items():
+        assert declaration.get("description", "").strip(), f"{key} has no description"
+        assert declaration.get("type") in PULUMI_TYPES.values(), key
+
+
+def test_declared_defaults_are_the_code_defaults():
+    for key, default in DEFAULTS.items():
+        declaration = SCHEMA[key]
+        if default is None:
+            assert "default" not in declaration, f"{key}: the default is derived in code"
+        else:
+            assert declaration.get("default") == default, key
+            assert declaration["type"] == PULUMI_TYPES[type(default)], key
+
+
+def test_secret_keys_are_declared_secret():
+    assert {key for key, d in SCHEMA.items() if d.get("secret")} == SECRET_KEYS
+
+
+def test_stacks_dev_staging_production_exist_and_use_only_declared_keys():
+    stacks = {path.name for path in ENVIRONMENTS.glob("Pulumi.*.yaml")}
+    assert {"Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml"} <= stacks
+    for path in ENVIRONMENTS.glob("Pulumi.*.yaml"):
+        for full_key in yaml.safe_load(path.read_text())["config"]:
+            namespace, key = full_key.split(":", 1)
+            assert namespace == "tabjob" and key in SCHEMA, f"{path.name}: {full_key}"
+
+
+# ---- loading
+
+
+def test_stack_files_load_into_the_intended_cluster_kinds():
+    kinds = {stack: _load(stack, stack_config(stack)).cluster for stack in ("dev", "staging", "production")}
+    assert kinds == {"dev": "kind", "staging": "gke", "production": "gke"}
+
+
+def test_defaults_apply_when_keys_are_unset():
+    cfg = _load("dev", {})
+    assert cfg.cluster == "kind"
+    assert cfg.environment == "dev", "the stack name"
+    assert cfg.keda_version == DEFAULTS["kedaVersion"]
+    assert cfg.kind is not None and cfg.kind.api_host_port == 8000
+    assert cfg.gke is None and cfg.existing is None
+
+
+def test_deletion_protection_defaults_on_in_production_only():
+    production = _load("production", GKE)
+    staging = _load("staging", GKE)
+    assert production.gke.deletion_protection is True
+    assert staging.gke.deletion_protection is False
+
+
+def test_config_is_frozen():
+    cfg = _load("dev", {})
+    with pytest.raises(AttributeError):
+        cfg.cluster = "gke"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("stack", "config", "message"),
+    [
+        ("dev", {"cluster": "eks"}, "kind, gke, existing"),
+        ("qa", {}, "tabjob:environment must be one of dev, staging, production"),
+        ("dev", {"imageDigest": "latest"}, "sha256:<64 hex digits>"),
+        ("dev", {"kedaVersion": "2.19.0"}, "2.20.x"),
+        ("dev", {"installKeda": "yes"}, "true or false"),
+        ("dev", {"apiHostPort": "eighty"}, "integer"),
+        ("dev", {"apiHostPort": 8333}, "must differ"),
+        ("staging", {"cluster": "gke", "apiHost": "a.example"}, "tabjob:gcpProject is required"),
+        ("staging", {"cluster": "gke", "gcpProject": "p"}, "tabjob:apiHost"),
+        ("staging", {**GKE, "gpuDriverVersion": "NEWEST"}, "LATEST, DEFAULT"),
+        ("staging", {**GKE, "releaseChannel": "BETA"}, "RAPID, REGULAR, STABLE"),
+        ("staging", {**GKE, "valkeyNodeType": "BIG"}, "SHARED_CORE_NANO"),
+        ("staging", {**GKE, "gpuMaxNodes": 0}, ">= 1"),
+        ("staging", {**GKE, "cpuMinNodes": 5, "cpuMaxNodes": 2}, "must not exceed"),
+        ("staging", {**GKE, "expiringPrefixes": "datasets/"}, "list of non-empty strings"),
+        ("production", {"cluster": "existing"}, "tabjob:image is required"),
+        ("production", {"cluster": "existing", "image": "r/tabjob"}, "tabjob:kubeconfig"),
+        ("production", {**EXISTING_CONFIG, "redisUrl": "http://x"}, "redis:// or rediss://"),
+    ],
+)
+def test_invalid_config_raises_value_error_naming_what_is_allowed(stack, config, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("+", r"\+")):
+        _load(stack, config)
