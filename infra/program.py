@@ -76,11 +76,14 @@ def _app_layer(
     backends: Backends,
     placement: Placement,
     depends_on: list[pulumi.Resource],
-) -> TabjobRelease:
-    """KEDA (unless the cluster has it already) and the tabjob release."""
+    deploy_release: bool = True,
+) -> TabjobRelease | None:
+    """KEDA (unless the cluster has it already) and the tabjob release (unless told not to)."""
     waits = list(depends_on)
     if cfg.install_keda:
         waits.append(Keda("keda", version=cfg.keda_version, provider=provider).release)
+    if not deploy_release:
+        return None
     return TabjobRelease(
         "tabjob",
         namespace=namespace.metadata.name,
@@ -283,6 +286,14 @@ def _build_gke(cfg: StackConfig) -> dict[str, Any]:
         s3_secret_key=storage.secret_key,
         redis_ca=broker.ca_certificate,
     )
+    # Bootstrap: the first `pulumi up` creates the registry CI pushes to, so there is no image
+    # to run yet; the release follows on the first deploy, which sets tabjob:imageDigest.
+    bootstrap = cfg.images.digest is None and cfg.images.repository is None
+    if bootstrap:
+        pulumi.log.warn(
+            "tabjob:imageDigest is not set: infrastructure only, no tabjob release. "
+            f"Push images to {registry.url} and set the digests (CI/CD does) to deploy the app."
+        )
     _app_layer(
         cfg,
         provider=provider,
@@ -291,6 +302,7 @@ def _build_gke(cfg: StackConfig) -> dict[str, Any]:
         backends=backends,
         placement=placement,
         depends_on=[gke.gpu_pool, broker, storage, identity],
+        deploy_release=not bootstrap,
     )
     return {
         "apiUrl": f"https://{cfg.api_host}",

@@ -294,6 +294,15 @@ def test_gke_creates_no_kind_cluster(deployed_stacks, stack):
     assert COMMAND not in deployed_stacks[stack].types()
 
 
+def test_first_gke_up_without_images_creates_infrastructure_but_no_release():
+    # Given a new stack before CI has pushed any image (no digest, default repository)
+    run = run_program("staging", stack_config("staging"))
+    # Then everything but the app release exists, the registry CI needs included
+    assert {r.name for r in run.of_type(RELEASE)} == {"keda"}
+    assert run.one("gcp:artifactregistry/repository:Repository")
+    assert run.outputs["imageRegistry"] == "us-central1-docker.pkg.dev/tabjob-staging/tabjob"
+
+
 # ---- an existing cluster
 
 

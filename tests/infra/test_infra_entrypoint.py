@@ -1,0 +1,46 @@
+"""infra/__main__.py, run the way Pulumi runs it: the directory as a script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from infra_harness import ROOT
+
+# Runs in a fresh interpreter with infra/ first on sys.path, as `runpy.run_path("infra")` (what
+# Pulumi's Python host does) leaves it, and with the dev stack's config under mocks.
+SCRIPT = textwrap.dedent(
+    """
+    import runpy, sys
+    sys.path[:0] = [{tests!r}]
+    import pulumi
+    from infra_harness import configure, stack_config
+
+    mocks = configure("dev", stack_config("dev"))
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path("infra", run_name="__main__")
+
+    program()
+    import platform
+    print("stdlib platform:", platform.__file__.startswith(sys.base_prefix))
+    print("resources:", len(mocks.resources))
+    """
+)
+
+
+def test_pulumi_entry_point_declares_the_stack_and_keeps_stdlib_platform():
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(tests=str(ROOT / "tests" / "infra"))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stdlib platform: True" in result.stdout
+    count = int(result.stdout.split("resources:")[1].split()[0])
+    assert count > 10
