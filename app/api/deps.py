@@ -1,0 +1,36 @@
+"""Request dependencies: the shared services and the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth import LOCAL_TENANT
+from app.errors import Unauthorized
+from app.services import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def current_tenant(request: Request, svc: ServicesDep) -> str:
+    """The tenant of the bearer token; the local tenant when auth is off (loopback only)."""
+    if not svc.settings.auth_enabled:
+        return LOCAL_TENANT
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "This API needs an API key.",
+            hint="Send 'Authorization: Bearer <key>' (the CLI reads TABJOB_API_KEY).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return svc.keys.tenant_of(token.strip())
+
+
+TenantDep = Annotated[str, Depends(current_tenant)]

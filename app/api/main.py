@@ -1,0 +1,43 @@
+"""The FastAPI application: assembles routers, error handlers and shared services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import errors
+from app.api.routes import datasets, health, jobs, legacy
+from app.services import Services
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("tabjob.api")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The API. Services are built at start-up from ``settings`` unless given (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is None:
+            app.state.services = Services.from_settings(settings or get_settings())
+        if not app.state.services.settings.auth_enabled:
+            log.warning("authentication is OFF: every request acts as tenant 'local' (loopback only)")
+        yield
+
+    app = FastAPI(
+        title="tabjob",
+        version="1.0",
+        summary="Tabular training and prediction jobs: upload Parquet, fit, predict, download.",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(legacy.router)
+    app.include_router(datasets.router)
+    app.include_router(jobs.router)
+    return app

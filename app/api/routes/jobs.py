@@ -1,0 +1,105 @@
+"""``/v1/jobs``: submit, read, list, follow, cancel, download."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Header, Query, Response
+
+from app import submission
+from app.api.deps import ServicesDep, TenantDep
+from app.api.schemas import (
+    DownloadPublic,
+    ErrorEnvelope,
+    EventsPublic,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    job_public,
+)
+from app.errors import UserError
+
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}},
+)
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a fit or predict job",
+    responses={413: {"model": ErrorEnvelope}, 422: {"model": ErrorEnvelope}, 429: {"model": ErrorEnvelope}},
+)
+def create_job(
+    body: JobCreate,
+    response: Response,
+    svc: ServicesDep,
+    tenant: TenantDep,
+    idempotency_key: str | None = Header(
+        None, max_length=200, description="Retries with the same key return the same job."
+    ),
+) -> JobPublic:
+    if body.kind == "predict" and not body.model_id:
+        raise UserError(
+            "A predict job needs model_id (the id of a finished fit job).",
+            code="job.missing_model",
+            hint="Pass model_id.",
+            status=422,
+        )
+    if body.kind == "fit" and body.model_id:
+        raise UserError(
+            "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
+        )
+    done = submission.submit(
+        svc,
+        tenant,
+        kind=body.kind,
+        dataset_id=body.dataset_id,
+        model_id=body.model_id,
+        params=body.params.chosen() if body.params else None,
+        lane=body.lane,
+        idempotency_key=idempotency_key,
+    )
+    if done.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return job_public(done.job, queue=submission.queue_info(svc, done.job), deduplicated=done.deduplicated)
+
+
+@router.get("", summary="The tenant's jobs, newest first")
+def list_jobs(
+    svc: ServicesDep,
+    tenant: TenantDep,
+    status: Literal["queued", "started", "finished", "failed", "canceled"] | None = None,
+    kind: Literal["fit", "predict"] | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+) -> JobsPublic:
+    jobs = svc.state.list_jobs(tenant, limit=limit, before=cursor, status=status, kind=kind)
+    next_cursor = str(jobs[-1]["created_at"]) if len(jobs) == limit else None
+    return JobsPublic(items=[job_public(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", summary="A job: status, phase, progress, error, result, and why it waits")
+def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
+    job = svc.state.get_job_for(tenant, job_id)
+    return job_public(job, queue=submission.queue_info(svc, job))
+
+
+@router.get("/{job_id}/events", summary="The job's timeline, from index `after` on")
+def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Query(0, ge=0)) -> EventsPublic:
+    svc.state.get_job_for(tenant, job_id)
+    items = svc.state.events(job_id, after=after)
+    return EventsPublic(items=items, next_after=after + len(items))
+
+
+@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a queued or running job")
+def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
+    return job_public(submission.cancel(svc, tenant, job_id))
+
+
+@router.get("/{job_id}/result", summary="A presigned URL of a finished prediction's Parquet file")
+def job_result(job_id: str, svc: ServicesDep, tenant: TenantDep) -> DownloadPublic:
+    url, expires_at = submission.result_download(svc, tenant, job_id)
+    return DownloadPublic(url=url, expires_at=expires_at)

@@ -1,0 +1,63 @@
+"""The seed's API, kept exactly for existing clients: /upload, /fit, /predict, /status, /result.
+
+Response fields and status words are unchanged (times as Unix seconds); new fields are only
+added. Errors use the common envelope plus ``detail``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from app import submission
+from app.api.deps import ServicesDep, TenantDep
+
+router = APIRouter(tags=["legacy"])
+
+
+@router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
+def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    record, url, _ = submission.create_dataset(svc, tenant)
+    return {"id": record["id"], "url": url}
+
+
+@router.post("/fit", summary="Train a model on an uploaded dataset")
+def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
+    done = submission.submit(svc, tenant, kind="fit", dataset_id=id)
+    return {"id": done.job["id"], "deduplicated": done.deduplicated}
+
+
+@router.post("/predict", summary="Predict an uploaded dataset with a fitted model")
+def predict(
+    svc: ServicesDep,
+    tenant: TenantDep,
+    dataset_id: str = Query(..., min_length=1, max_length=100),
+    model_id: str = Query(..., min_length=1, max_length=100),
+) -> dict[str, Any]:
+    done = submission.submit(svc, tenant, kind="predict", dataset_id=dataset_id, model_id=model_id)
+    return {"id": done.job["id"]}
+
+
+@router.get("/status", summary="A job's status and times (Unix seconds)")
+def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
+    job = svc.state.get_job_for(tenant, id)
+    return {
+        "id": job["id"],
+        "status": job["status"],
+        "enqueued_at": job.get("queued_at") or job["created_at"],
+        "started_at": job.get("started_at"),
+        "ended_at": job.get("ended_at"),
+        "kind": job["kind"],
+        "lane": job["lane"],
+        "phase": job.get("phase"),
+        "progress": job.get("progress"),
+        "attempts": job.get("attempts", 0),
+        "error": job.get("error"),
+    }
+
+
+@router.get("/result", summary="A presigned GET URL of a finished prediction")
+def result(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
+    url, expires_at = submission.result_download(svc, tenant, id)
+    return {"url": url, "expires_at": expires_at.timestamp()}

@@ -1,0 +1,93 @@
+"""API keys per tenant, sent as bearer tokens and stored only as SHA-256 hashes.
+
+A key reads ``tj_<key id>_<secret>``: the id finds the record, the secret is compared in
+constant time with the stored hash. Keys are created, listed and revoked with ``tabjob admin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from typing import Any
+
+import redis
+
+from app.errors import Unauthorized, UserError
+
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+LOCAL_TENANT = "local"
+_KEY_PATTERN = re.compile(r"^tj_([a-f0-9]{12})_([A-Za-z0-9_-]{20,})$")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_tenant(tenant: str) -> str:
+    if not TENANT_PATTERN.match(tenant):
+        raise UserError(
+            f"'{tenant}' is not a valid tenant name.",
+            code="tenant.invalid",
+            hint="Use lower-case letters, digits and dashes, starting with a letter or digit.",
+        )
+    return tenant
+
+
+class ApiKeys:
+    """The API key registry in Valkey.
+
+    Parameters:
+      client: a redis client with ``decode_responses=True``.
+    """
+
+    def __init__(self, *, client: redis.Redis, prefix: str = "tabjob") -> None:
+        self.r = client
+        self.p = prefix
+
+    def _key(self, key_id: str) -> str:
+        return f"{self.p}:apikey:{key_id}"
+
+    def create(self, tenant: str, name: str = "") -> tuple[str, dict[str, Any]]:
+        """A new key for ``tenant``: the token (shown once) and its public record."""
+        check_tenant(tenant)
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        record = {"id": key_id, "tenant": tenant, "name": name, "created_at": str(time.time())}
+        pipe = self.r.pipeline()
+        pipe.hset(self._key(key_id), mapping={**record, "hash": _hash(secret)})
+        pipe.sadd(f"{self.p}:apikeys", key_id)
+        pipe.execute()
+        return f"tj_{key_id}_{secret}", record
+
+    def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for key_id in sorted(self.r.smembers(f"{self.p}:apikeys")):
+            record = self.r.hgetall(self._key(key_id))
+            if record and (tenant is None or record["tenant"] == tenant):
+                record.pop("hash", None)
+                out.append(record)
+        return out
+
+    def revoke(self, key_id: str) -> bool:
+        pipe = self.r.pipeline()
+        pipe.delete(self._key(key_id))
+        pipe.srem(f"{self.p}:apikeys", key_id)
+        deleted, _ = pipe.execute()
+        return bool(deleted)
+
+    def tenant_of(self, token: str) -> str:
+        """The tenant a bearer token belongs to, or Unauthorized."""
+        match = _KEY_PATTERN.match(token)
+        if match is None:
+            raise Unauthorized("The API key is malformed.", hint="Send 'Authorization: Bearer tj_…'.")
+        key_id, secret = match.groups()
+        record = self.r.hgetall(self._key(key_id))
+        if not record or not hmac.compare_digest(record.get("hash", ""), _hash(secret)):
+            raise Unauthorized(
+                "The API key is unknown or revoked.",
+                hint="Ask an operator for a key (tabjob admin create-key --tenant NAME).",
+            )
+        return record["tenant"]

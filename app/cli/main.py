@@ -1,0 +1,181 @@
+"""The ``tabjob`` command: the service's processes, admin tasks, and the user commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli import jobs
+from app.cli.output import console
+
+app = typer.Typer(
+    help="tabjob: tabular fit and predict jobs as a service.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+admin = typer.Typer(help="Manage API keys (needs the broker's settings: TABJOB_REDIS_URL, ...).", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+jobs.register(app)
+
+
+def _settings(env_file: Path | None = None):
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+
+    try:
+        return Settings(_env_file=env_file) if env_file else Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "; ".join(f"TABJOB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        console.print(f"[bold red]Invalid configuration[/]: {problems}")
+        raise SystemExit(2) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from app.api.main import create_app
+    from app.settings import is_loopback
+
+    settings = _settings().model_copy(update={"api_host": host})
+    _logging(settings.log_level)
+    if not settings.auth_enabled and not is_loopback(host):
+        console.print(
+            f"[bold red]Refusing to start[/]: authentication is off but {host} is not a loopback address. Set TABJOB_AUTH_ENABLED=true."
+        )
+        raise SystemExit(2)
+    if not settings.auth_enabled:
+        console.print(
+            f"[yellow]Authentication is OFF[/]: the API listens on {host} (loopback) only and every caller is tenant 'local'."
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+
+
+@app.command()
+def worker(
+    lane: Annotated[str, typer.Option(help="small, large or gpu.")] = "small",
+    max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs (KEDA ScaledJob pods use 1).")] = None,
+) -> None:
+    """Run a worker for one lane (one job at a time)."""
+    from app.jobs.worker import run_worker
+    from app.settings import LANES
+
+    if lane not in LANES:
+        raise typer.BadParameter(f"lane must be one of {', '.join(LANES)}")
+    settings = _settings()
+    _logging(settings.log_level)
+    raise SystemExit(run_worker(settings, lane=lane, max_jobs=max_jobs))
+
+
+@app.command()
+def stack(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where data, logs and credentials live.")] = Path(".tabjob"),
+) -> None:
+    """Run Valkey, SeaweedFS, the API and one worker per lane in the foreground (Ctrl-C stops all)."""
+    from app.local.stack import EmbeddedStack
+
+    _logging("INFO")
+    embedded = EmbeddedStack(data_dir=data_dir.resolve(), host=host, port=port)
+    console.print(f"Starting tabjob in {embedded.data_dir} ...")
+    try:
+        embedded.start()
+    except (RuntimeError, OSError) as exc:
+        embedded.stop()
+        console.print(f"[bold red]Could not start[/]: {exc}")
+        raise SystemExit(1) from None
+    auth = (
+        "on (create keys with: tabjob admin --env-file "
+        + str(embedded.data_dir / "tabjob.env")
+        + " create-key --tenant NAME)"
+        if embedded.auth_enabled
+        else "off (loopback)"
+    )
+    console.print(
+        f"[bold green]Ready[/] at {embedded.url}  (docs: {embedded.url}/docs, auth {auth}, logs: {embedded.data_dir}/logs)"
+    )
+    embedded.run_forever()
+    console.print("Stopped.")
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(help="Rows of the generated dataset.")] = 100_000,
+    features: int = 50,
+    data_dir: Annotated[Path | None, typer.Option(help="Stack data dir (a temporary one by default).")] = None,
+) -> None:
+    """Start the stack, run upload → fit → predict → download through the CLI, show bad files refused, stop."""
+    from app.local.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="tabjob-demo-") as tmp:
+        raise SystemExit(run_demo(Path(tmp), data_dir=data_dir, rows=rows, features=features))
+
+
+@app.command()
+def smoke(
+    url: jobs.URL = None,
+    api_key: jobs.KEY = None,
+    rows: int = 4000,
+    min_accuracy: float = 0.8,
+) -> None:
+    """Check a deployed service end to end (upload, fit, predict, download, a bad file refused)."""
+    from app.local.demo import run_smoke
+
+    raise SystemExit(run_smoke(url=url, api_key=api_key, rows=rows, min_accuracy=min_accuracy))
+
+
+ENV_FILE = Annotated[
+    Path | None, typer.Option("--env-file", help="Settings file, e.g. .tabjob/tabjob.env of a local stack.")
+]
+
+
+def _keys(env_file: Path | None):
+    from app.auth import ApiKeys
+    from app.jobs.broker import redis_client
+
+    return ApiKeys(client=redis_client(_settings(env_file), decode=True))
+
+
+@admin.command("create-key")
+def create_key(
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts as.")], name: str = "", env_file: ENV_FILE = None
+) -> None:
+    """Create an API key for a tenant; the key is shown once."""
+    token, record = _keys(env_file).create(tenant, name)
+    console.print(f"API key for tenant [bold]{tenant}[/] (id {record['id']}); store it now, it is not shown again:")
+    typer.echo(token)
+
+
+@admin.command("list-keys")
+def list_keys(tenant: str | None = None, env_file: ENV_FILE = None) -> None:
+    """List API keys (ids, tenants, names; never the secrets)."""
+    from rich.table import Table
+
+    table = Table("id", "tenant", "name", "created")
+    for record in _keys(env_file).list(tenant):
+        table.add_row(record["id"], record["tenant"], record.get("name", ""), record.get("created_at", "")[:10])
+    console.print(table)
+
+
+@admin.command("revoke-key")
+def revoke_key(key_id: str, env_file: ENV_FILE = None) -> None:
+    """Revoke an API key by id; requests with it fail from now on."""
+    if not _keys(env_file).revoke(key_id):
+        console.print(f"No key with id {key_id}.")
+        raise SystemExit(1)
+    console.print(f"Revoked {key_id}.")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

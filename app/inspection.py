@@ -1,0 +1,80 @@
+"""Reading what a dataset is from the store without downloading it: the Parquet footer and,
+where a check needs it, one column, fetched with range requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from app.errors import InfraError, TooLarge, UserError
+from app.storage import ObjectInfo, Store
+from ml.errors import DataProblem
+from ml.schema import TARGET, column_kind, describe_type
+
+
+def data_error(problem: DataProblem) -> UserError:
+    """The API's error for a data problem found by ``ml`` (422: the request was fine, the data not)."""
+    return UserError(problem.message, code=problem.code, hint=problem.hint, status=422)
+
+
+def check_size(info: ObjectInfo, max_bytes: int) -> None:
+    if info.size == 0:
+        raise UserError(
+            "The uploaded file is empty (0 bytes).",
+            code="dataset.empty_file",
+            hint="Upload the Parquet file again; the PUT may have been interrupted.",
+            status=422,
+        )
+    if info.size > max_bytes:
+        raise TooLarge(
+            f"The dataset is {info.size:,} bytes; the limit is {max_bytes:,} bytes.",
+            code="dataset.too_large",
+            hint="Split the data, drop unused columns, or ask an operator to raise TABJOB_MAX_DATASET_BYTES.",
+        )
+
+
+def open_footer(store: Store, key: str, info: ObjectInfo) -> pq.ParquetFile:
+    """The Parquet file behind ``key``, of which only the footer has been read so far."""
+    reader = store.open_ranged(key, info.size)
+    try:
+        return pq.ParquetFile(pa.PythonFile(reader, mode="r"))
+    except InfraError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise UserError(
+            f"The uploaded file is not a readable Parquet file ({exc}).",
+            code="dataset.not_parquet",
+            hint="Write the data with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table "
+            "and upload the whole file (a truncated upload looks like this too).",
+            status=422,
+        ) from exc
+
+
+def read_column(source: pq.ParquetFile, name: str) -> pa.ChunkedArray:
+    """One column (range reads of its chunks only); a corrupt chunk is the user's problem."""
+    try:
+        return source.read(columns=[name]).column(0)
+    except InfraError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(
+            f"The column '{name}' could not be read ({exc}); the file is damaged or truncated.",
+            code="dataset.corrupt",
+            hint="Write and upload the file again.",
+            status=422,
+        ) from exc
+
+
+def describe(source: pq.ParquetFile) -> dict[str, Any]:
+    """Rows and columns of a Parquet file, as the API shows them."""
+    columns = [
+        {"name": f.name, "type": describe_type(f.type), "kind": column_kind(f.type) or "unsupported"}
+        for f in source.schema_arrow
+    ]
+    return {
+        "rows": source.metadata.num_rows,
+        "columns": columns,
+        "has_target": TARGET in source.schema_arrow.names,
+    }

@@ -1,0 +1,134 @@
+"""The Dramatiq broker on Valkey, tuned so an idle worker starts new work at once.
+
+Dramatiq's Redis consumer sleeps with exponential back-off (up to its idle timeout) between
+empty polls, and also while its one prefetch slot is busy, so both a new job on an idle system
+and the next job after a finished one could wait up to that timeout. Here every enqueue also
+pushes a wake-up token that idle consumers block on (BLPOP), and an ack wakes the consumer of a
+busy worker directly. Heartbeats still flow: every wake-up or idle timeout fetches again.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import Middleware, Retries
+
+from app.errors import InfraError
+from app.settings import LANES, Settings
+
+NAMESPACE = "dramatiq"
+# Extra wake-up tokens only cost an empty fetch; keep a few so bursts wake several workers.
+MAX_WAKE_TOKENS = 16
+IDLE_TIMEOUT_MS = 1000
+
+
+def wake_key(queue_name: str) -> str:
+    return f"{NAMESPACE}:wake:{queue_name}"
+
+
+class WakingConsumer(_RedisConsumer):
+    """A Redis consumer that blocks on wake-up tokens instead of sleeping between polls."""
+
+    def __init__(self, broker: RedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self._slot_free = threading.Event()
+        self._wake_key = wake_key(queue_name)
+
+    def ack(self, message: dramatiq.MessageProxy) -> None:
+        try:
+            super().ack(message)
+        finally:
+            self._slot_free.set()
+
+    def nack(self, message: dramatiq.MessageProxy) -> None:
+        try:
+            super().nack(message)
+        finally:
+            self._slot_free.set()
+
+    def __next__(self) -> dramatiq.MessageProxy | None:
+        try:
+            if not self.message_cache:
+                if self.outstanding_message_count >= self.prefetch:
+                    # Busy: wait for our own ack rather than polling.
+                    self._slot_free.wait(self.timeout / 1000)
+                    self._slot_free.clear()
+                    return None
+                self.message_cache = self.broker.do_fetch(
+                    self.queue_name, self.prefetch - self.outstanding_message_count
+                )
+                if not self.message_cache:
+                    self.broker.client.blpop([self._wake_key], timeout=self.timeout / 1000)
+                    return None
+            data = self.message_cache.pop(0)
+            message = dramatiq.Message.decode(data)
+            self.queued_message_ids.add(message.message_id)
+            return dramatiq.MessageProxy(message)
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None
+
+
+class TabjobBroker(RedisBroker):
+    """RedisBroker with wake-up tokens on enqueue and the waking consumer."""
+
+    @property
+    def consumer_class(self) -> type[WakingConsumer]:
+        return WakingConsumer
+
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        message = super().enqueue(message, delay=delay)
+        if delay is None:
+            key = wake_key(message.queue_name)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.rpush(key, 1)
+            pipe.ltrim(key, 0, MAX_WAKE_TOKENS - 1)
+            pipe.expire(key, 3600)
+            pipe.execute()
+        return message
+
+    def queue_length(self, lane: str) -> int:
+        """Messages of ``lane`` pending or in flight (what KEDA scales on)."""
+        return int(self.client.hlen(f"{NAMESPACE}:{lane}.msgs"))
+
+
+def redis_client(settings: Settings, *, decode: bool) -> redis.Redis:
+    """A client for the broker's Valkey (the password comes from its own secret)."""
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return redis.Redis.from_url(
+        settings.redis_url,
+        password=password,
+        decode_responses=decode,
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
+
+
+def is_platform_error(retries: int, exc: BaseException, *, max_retries: int) -> bool:
+    """Retry only what the platform caused (never bad data), a bounded number of times."""
+    return isinstance(exc, InfraError) and retries < max_retries
+
+
+def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | None = None) -> TabjobBroker:
+    """The broker with our middleware; every lane's queue declared."""
+    retries = Retries(
+        max_retries=settings.max_retries,
+        min_backoff=int(settings.retry_min_backoff_s * 1000),
+        max_backoff=int(settings.retry_max_backoff_s * 1000),
+        retry_when=lambda n, exc: is_platform_error(n, exc, max_retries=settings.max_retries),
+    )
+    broker = TabjobBroker(
+        client=redis_client(settings, decode=False),
+        namespace=NAMESPACE,
+        middleware=[retries, *(extra_middleware or [])],
+        heartbeat_timeout=int(settings.broker_heartbeat_timeout_s * 1000),
+        maintenance_chance=settings.broker_maintenance_chance,
+    )
+    for lane in LANES:
+        broker.declare_queue(lane)  # declares its delay queue (where retries wait) too
+    return broker

@@ -1,0 +1,64 @@
+"""The job process: runs one ``ml`` call at a time for its worker, in its own process.
+
+A worker keeps one such process warm (pandas and scikit-learn imported once, in the forkserver
+that forks it) and kills it to cancel a job or enforce a time limit: a signal stops a long
+native HistGradientBoosting fit at once, where Dramatiq's asynchronous exceptions would wait for
+it to return. If the worker dies, the lifeline pipe closes and this process exits too.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+from threadpoolctl import threadpool_limits
+
+import ml.model
+from ml.errors import DataProblem
+
+OPERATIONS = {"fit": ml.model.fit, "predict": ml.model.predict}
+
+
+def _exit_when_worker_dies(lifeline: Connection) -> None:
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(3)
+
+
+def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
+    """Run operations sent on ``conn`` until it closes.
+
+    Messages in: ``(operation, kwargs)``. Messages out: ``("progress", phase, fraction,
+    message)`` any number of times, then ``("ok", summary)`` or ``("error", kind, code,
+    message, hint)`` where kind is ``data`` (the user's data), ``transport`` (the store) or
+    ``internal`` (a bug or resource problem).
+    """
+    threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
+    threadpool_limits(limits=threads)
+
+    def progress(phase: str, fraction: float | None, message: str | None) -> None:
+        conn.send(("progress", phase, fraction, message))
+
+    while True:
+        try:
+            operation, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            summary: Any = OPERATIONS[operation](**kwargs, progress=progress)
+            conn.send(("ok", summary))
+        except DataProblem as exc:
+            conn.send(("error", "data", exc.code, exc.message, exc.hint))
+        except httpx.HTTPError as exc:
+            conn.send(("error", "transport", "platform.store_unavailable", f"{type(exc).__name__}: {exc}", None))
+        except MemoryError:
+            conn.send(("error", "internal", "job.out_of_memory", "The job ran out of memory.", None))
+        except Exception as exc:
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            conn.send(("error", "internal", "job.internal_error", detail, traceback.format_exc(limit=20)))

@@ -1,0 +1,151 @@
+"""Runs ``ml`` operations in a warm child process that can be killed: cancellation and time limits.
+
+The child is forked by a forkserver that has already imported pandas and scikit-learn, so a new
+one (after a kill) costs milliseconds, not the seconds of a fresh interpreter; between jobs the
+same child is reused.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from typing import Any
+
+from app.errors import InfraError, JobCanceled, JobTimeout, UserError
+
+Progress = Callable[[str, float | None, str | None], None]
+
+_context: multiprocessing.context.ForkServerContext | None = None
+
+
+def _forkserver() -> multiprocessing.context.ForkServerContext:
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(["app.jobs.child"])
+    return _context
+
+
+class JobRunner:
+    """One job process for one worker thread.
+
+    Parameters:
+      threads: OpenMP/BLAS threads the job may use (the cores this worker owns).
+    """
+
+    def __init__(self, *, threads: int) -> None:
+        self.threads = threads
+        self._process: multiprocessing.Process | None = None
+        self._conn: Any = None
+        self._lifeline: Any = None
+        self._abort_reason: str | None = None
+
+    def start(self) -> None:
+        """Start the job process now (otherwise the first job pays for it)."""
+        if self._process is not None and self._process.is_alive():
+            return
+        ctx = _forkserver()
+        from app.jobs import child  # the target must be importable by name in the child
+
+        parent_conn, child_conn = ctx.Pipe()
+        lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=child.serve, args=(child_conn, lifeline_r, self.threads), name="tabjob-job", daemon=True
+        )
+        self._process.start()
+        child_conn.close()
+        lifeline_r.close()
+        self._conn, self._lifeline = parent_conn, lifeline_w
+
+    def kill(self) -> None:
+        """Stop the job process at once (a native call in progress included)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+            self._process = None
+        for end in (self._conn, self._lifeline):
+            if end is not None:
+                end.close()
+        self._conn = self._lifeline = None
+
+    def abort(self, reason: str) -> None:
+        """Make the job in progress fail as a platform error (it is retried): for shutdown."""
+        self._abort_reason = reason
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def run(
+        self,
+        operation: str,
+        kwargs: dict[str, Any],
+        *,
+        time_limit_s: float,
+        should_cancel: Callable[[], bool],
+        cancel_poll_s: float,
+        on_progress: Progress,
+    ) -> dict[str, Any]:
+        """Run ``operation`` with ``kwargs`` in the job process and return its summary.
+
+        Raises:
+          JobCanceled: ``should_cancel()`` became true (the process is killed).
+          JobTimeout: the operation ran past ``time_limit_s`` seconds (the process is killed).
+          UserError: the data was refused.
+          InfraError: the store failed, or the job process died (killed, out of memory).
+        """
+        self.start()
+        assert self._process is not None
+        self._abort_reason = None
+        self._conn.send((operation, kwargs))
+        deadline = time.monotonic() + time_limit_s
+        next_check = time.monotonic() + cancel_poll_s
+        while True:
+            ready = wait([self._conn, self._process.sentinel], timeout=min(cancel_poll_s, 0.25))
+            if self._conn in ready:
+                try:
+                    message = self._conn.recv()
+                except (EOFError, OSError):
+                    message = None
+                if message is not None:
+                    if message[0] == "progress":
+                        on_progress(*message[1:])
+                        continue
+                    return self._outcome(message)
+            if self._process.sentinel in ready or not self._process.is_alive():
+                code = self._process.exitcode
+                self.kill()
+                hint = " (it was probably out of memory)" if code == -9 else ""
+                raise InfraError(
+                    f"The job process stopped unexpectedly with exit code {code}{hint}.",
+                    code="platform.worker_lost",
+                    hint="This is retried automatically; if it keeps failing, try a smaller dataset.",
+                )
+            now = time.monotonic()
+            if self._abort_reason is not None:
+                self.kill()
+                raise InfraError(self._abort_reason, code="platform.worker_shutdown")
+            if now >= deadline:
+                self.kill()
+                raise JobTimeout(
+                    f"The job ran longer than its lane's time limit of {time_limit_s:g} seconds.",
+                    hint="Use a smaller dataset or fewer iterations (max_iter), or ask an operator for a longer limit.",
+                )
+            if now >= next_check:
+                next_check = now + cancel_poll_s
+                if should_cancel():
+                    self.kill()
+                    raise JobCanceled("The job was canceled.")
+
+    @staticmethod
+    def _outcome(message: tuple) -> dict[str, Any]:
+        if message[0] == "ok":
+            return message[1]
+        _, kind, code, text, hint = message
+        if kind == "data":
+            raise UserError(text, code=code, hint=hint, status=422)
+        if kind == "transport":
+            raise InfraError(f"The object store failed during the job: {text}", code=code)
+        raise InfraError(text, code=code, hint=None)

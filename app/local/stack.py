@@ -1,0 +1,208 @@
+"""``tabjob stack``: the whole service on one machine, in the foreground, without containers.
+
+Valkey and SeaweedFS start first, then one worker process per lane, then the API; the API's
+``/healthz`` answers only once everything is up. A child that dies is restarted (as Kubernetes
+would). SIGINT or SIGTERM stops every child, workers first so running jobs can finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from app.local.servers import SeaweedS3, Valkey, _stop, load_secrets
+from app.settings import LANES, is_loopback
+
+log = logging.getLogger("tabjob.stack")
+RESTART_BACKOFF_MAX_S = 10.0
+WORKER_STOP_TIMEOUT_S = 40.0
+
+
+@dataclass
+class Child:
+    """A supervised process: its command, and how often it was restarted."""
+
+    name: str
+    args: list[str]
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+
+@dataclass
+class EmbeddedStack:
+    """Parameters:
+    data_dir: where Valkey's AOF, SeaweedFS's volumes, logs and credentials live.
+    host, port: where the API listens. Auth is off only on a loopback host.
+    lanes: one worker process per lane.
+    env: extra TABJOB_* settings for the API and the workers.
+    """
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    lanes: tuple[str, ...] = LANES
+    env: dict[str, str] = field(default_factory=dict)
+    valkey: Valkey | None = None
+    s3: SeaweedS3 | None = None
+    children: list[Child] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def auth_enabled(self) -> bool:
+        return not is_loopback(self.host)
+
+    def child_env(self) -> dict[str, str]:
+        assert self.valkey and self.s3
+        secrets = load_secrets(self.data_dir)
+        env = {
+            **os.environ,
+            "TABJOB_ENVIRONMENT": "local",
+            "TABJOB_REDIS_URL": self.valkey.url,
+            "TABJOB_REDIS_PASSWORD": secrets["redis_password"],
+            "TABJOB_S3_ENDPOINT": self.s3.endpoint,
+            "TABJOB_S3_ACCESS_KEY": secrets["s3_access_key"],
+            "TABJOB_S3_SECRET_KEY": secrets["s3_secret_key"],
+            "TABJOB_AUTH_ENABLED": "true" if self.auth_enabled else "false",
+            "TABJOB_WORKER_HEALTH_PORT": "0",
+            # A dead local worker's job is picked up again within seconds, not a minute.
+            "TABJOB_BROKER_HEARTBEAT_TIMEOUT_S": "5",
+            "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+        }
+        if self.auth_enabled and self.host in ("0.0.0.0", "::"):
+            env.setdefault("TABJOB_S3_PUBLIC_ENDPOINT", self.s3.endpoint)
+        return env
+
+    def write_env_file(self) -> Path:
+        """``DIR/tabjob.env``: the settings for ``tabjob admin`` against this stack (mode 0600)."""
+        path = self.data_dir / "tabjob.env"
+        keep = (
+            "TABJOB_REDIS_URL",
+            "TABJOB_REDIS_PASSWORD",
+            "TABJOB_S3_ENDPOINT",
+            "TABJOB_S3_ACCESS_KEY",
+            "TABJOB_S3_SECRET_KEY",
+            "TABJOB_ENVIRONMENT",
+        )
+        env = self.child_env()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.writelines(f"{k}={env[k]}\n" for k in keep)
+        return path
+
+    def start(self, *, timeout_s: float = 120.0) -> None:
+        """Start everything and return once the API answers /healthz."""
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
+        secrets = load_secrets(self.data_dir)
+        logs = self.data_dir / "logs"
+        self.valkey = Valkey(self.data_dir / "valkey", secrets["redis_password"])
+        self.valkey.start(logs / "valkey.log")
+        self.s3 = SeaweedS3(self.data_dir / "seaweedfs", secrets["s3_access_key"], secrets["s3_secret_key"])
+        self.s3.start(logs / "seaweedfs.log")
+        self.write_env_file()
+        python = [sys.executable, "-m", "app.cli"]
+        self.children = [Child(f"worker-{lane}", [*python, "worker", "--lane", lane]) for lane in self.lanes]
+        for child in self.children:
+            self._spawn(child)
+        self._wait_for_workers(timeout_s)
+        api = Child("api", [*python, "api", "--host", self.host, "--port", str(self.port)])
+        self.children.append(api)
+        self._spawn(api)
+        self._wait_for_api(timeout_s)
+
+    def _spawn(self, child: Child) -> None:
+        log_file = open(self.data_dir / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
+        child.process = subprocess.Popen(
+            child.args, env=self.child_env(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log_file.close()
+
+    def _wait_for_workers(self, timeout_s: float) -> None:
+        assert self.valkey
+        client = redis.Redis.from_url(self.valkey.url, password=self.valkey.password, decode_responses=True)
+        deadline = time.monotonic() + timeout_s
+        pending = {c.name for c in self.children}
+        while pending:
+            for child in self.children:
+                lane = child.name.removeprefix("worker-")
+                pids = {w.rsplit("-", 1)[-1] for w in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1)}
+                if child.process and str(child.process.pid) in pids:
+                    pending.discard(child.name)
+                elif child.process and child.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{child.name} exited with code {child.process.returncode}; see {self.data_dir}/logs/{child.name}.log"
+                    )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers did not start in time: {sorted(pending)}")
+            time.sleep(0.1)
+
+    def _wait_for_api(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        api = self.children[-1]
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if api.process and api.process.poll() is not None:
+                raise RuntimeError(
+                    f"the API exited with code {api.process.returncode}; see {self.data_dir}/logs/api.log"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not answer /healthz in time")
+            time.sleep(0.1)
+
+    def supervise_once(self) -> list[str]:
+        """Restart children that died (with back-off); return the names restarted."""
+        restarted = []
+        now = time.monotonic()
+        for child in self.children:
+            if self.stopping.is_set() or child.process is None or child.process.poll() is None:
+                continue
+            if child.next_start == 0.0:
+                child.next_start = now + min(RESTART_BACKOFF_MAX_S, 0.5 * 2**child.restarts)
+                log.warning("%s exited with code %s; restarting", child.name, child.process.returncode)
+            if now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                self._spawn(child)
+                restarted.append(child.name)
+        return restarted
+
+    def run_forever(self) -> None:
+        """Supervise until SIGINT/SIGTERM, then stop everything."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        try:
+            while not self.stopping.wait(0.5):
+                self.supervise_once()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the API, then the workers (they finish or hand back their jobs), then the servers."""
+        self.stopping.set()
+        for child in reversed(self.children):
+            _stop(child.process, WORKER_STOP_TIMEOUT_S)
+        if self.s3:
+            self.s3.stop()
+        if self.valkey:
+            self.valkey.stop()

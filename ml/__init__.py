@@ -1,0 +1,1 @@
+"""Pure ML for tabjob: fit and predict on Parquet behind URLs. Imports nothing of ``app``."""

@@ -1,0 +1,99 @@
+"""Turning Parquet columns into the matrix HistGradientBoostingClassifier learns from.
+
+Every column becomes one float64 column of a Fortran-ordered matrix, filled one Parquet column
+at a time, so peak memory is the matrix plus one column (never a DataFrame plus a copy):
+numbers as they are, booleans as 0/1, text as category codes (HistGradientBoosting's native
+categorical support), dates as seconds since the epoch; missing values as NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ml.schema import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
+
+# HistGradientBoosting bins categories into at most max_bins (255) bins, one kept for missing.
+MAX_CATEGORIES = 250
+
+
+@dataclass
+class FeatureSpec:
+    """The feature columns a model was trained on, and how each is encoded.
+
+    Attributes:
+      columns: column name to kind (numeric, boolean, categorical, datetime), in training order.
+      categories: for categorical columns, the categories in code order; others map to missing.
+      notes: remarks for the user made while learning the encoding.
+    """
+
+    columns: dict[str, str]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def learn(cls, source: pq.ParquetFile, kinds: Mapping[str, str]) -> FeatureSpec:
+        """Learn the encoding of ``kinds`` from the training file (reads categorical columns only)."""
+        spec = cls(columns=dict(kinds))
+        for name, kind in kinds.items():
+            if kind != CATEGORICAL:
+                continue
+            values = _as_text(source.read(columns=[name]).column(0))
+            counts = pc.value_counts(pc.drop_null(values))
+            order = np.argsort(-counts.field("counts").to_numpy(), kind="stable")
+            cats = counts.field("values").take(pa.array(order[:MAX_CATEGORIES])).to_pylist()
+            if len(counts) > MAX_CATEGORIES:
+                spec.notes.append(
+                    f"Column '{name}' has {len(counts):,} distinct values; the {MAX_CATEGORIES} "
+                    "most frequent are used as categories and the rest count as missing."
+                )
+            spec.categories[name] = cats
+        return spec
+
+    @property
+    def categorical_mask(self) -> list[bool] | None:
+        """Which matrix columns are categorical, or None when none are."""
+        mask = [kind == CATEGORICAL for kind in self.columns.values()]
+        return mask if any(mask) else None
+
+    def matrix(self, source: pq.ParquetFile, rows: pa.ChunkedArray | None = None) -> np.ndarray:
+        """The float64 feature matrix of ``source``, optionally only the rows where ``rows`` is true."""
+        n = source.metadata.num_rows if rows is None else int(pc.sum(rows).as_py() or 0)
+        out = np.empty((n, len(self.columns)), dtype=np.float64, order="F")
+        for j, (name, kind) in enumerate(self.columns.items()):
+            column = source.read(columns=[name]).column(0)
+            if rows is not None:
+                column = column.filter(rows)
+            out[:, j] = self._encode(name, kind, column)
+        return out
+
+    def _encode(self, name: str, kind: str, column: pa.ChunkedArray) -> np.ndarray:
+        if kind == CATEGORICAL:
+            codes = pc.index_in(_as_text(column), value_set=pa.array(self.categories[name], pa.string()))
+            return _floats(codes)
+        if kind == DATETIME:
+            micros = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
+            return _floats(micros) / 1e6
+        if kind in (NUMERIC, BOOLEAN):
+            return _floats(column)
+        raise ValueError(f"unknown feature kind {kind!r} for column {name!r}")
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (saved beside the model for checks at submission)."""
+        return {"columns": self.columns, "categories": self.categories}
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return pc.cast(column, pa.string())
+
+
+def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    # float64 nulls come out as NaN, the model's missing value.
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)

@@ -1,0 +1,218 @@
+"""The ML contract: ``fit(data_url, model_url)`` and ``predict(data_url, model_url, result_url)``.
+
+Pure functions of URLs: they know nothing of tenants, queues or job records. Bad data raises
+``DataProblem``; transport problems raise ``httpx.HTTPError`` (the caller decides to retry).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from ml.errors import DataProblem
+from ml.features import FeatureSpec
+from ml.io import Progress, fetch_to_file, read_bytes, write_file
+from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema
+
+# The HistGradientBoostingClassifier parameters a user may set, with their types.
+TUNABLE_PARAMS: dict[str, type] = {
+    "learning_rate": float,
+    "max_iter": int,
+    "max_leaf_nodes": int,
+    "max_depth": int,
+    "min_samples_leaf": int,
+    "l2_regularization": float,
+    "max_bins": int,
+    "early_stopping": bool,
+    "random_state": int,
+}
+DEFAULT_RANDOM_STATE = 0
+
+
+@dataclass
+class ModelBundle:
+    """What a fit writes: the estimator plus everything needed to use it safely later."""
+
+    estimator: HistGradientBoostingClassifier
+    spec: FeatureSpec
+    classes: list[Any]
+    trained_rows: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """Open a Parquet file, turning 'not Parquet' and 'truncated' into a DataProblem."""
+    if path.stat().st_size == 0:
+        raise DataProblem(
+            "dataset.empty_file", "The uploaded file is empty (0 bytes).", "Upload the Parquet file again."
+        )
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataProblem(
+            "dataset.not_parquet",
+            f"The uploaded file is not a readable Parquet file ({exc}).",
+            "Write the data with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table and upload the whole file.",
+        ) from exc
+
+
+def _note(progress: Progress | None, phase: str, fraction: float | None = None, message: str | None = None) -> None:
+    if progress is not None:
+        progress(phase, fraction, message)
+
+
+def fit(
+    data_url: str,
+    model_url: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    scratch_dir: str | None = None,
+) -> dict[str, Any]:
+    """Train a HistGradientBoostingClassifier on the Parquet at ``data_url`` (target column ``y``)
+    and write the cloudpickled ModelBundle to ``model_url``.
+
+    Parameters:
+      params: HistGradientBoostingClassifier parameters (keys of TUNABLE_PARAMS).
+      progress: called with (phase, fraction or None, message or None) as work advances.
+      scratch_dir: where downloads are staged (the system temp dir when None).
+
+    Returns a summary: feature columns and kinds, categories, classes, rows, timings in seconds.
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    _note(progress, "downloading", 0.0)
+    path, temporary = fetch_to_file(data_url, scratch_dir=scratch_dir, progress=progress)
+    try:
+        timings["download_s"] = time.perf_counter() - started
+        _note(progress, "validating")
+        source = open_parquet(path)
+        kinds = check_training_schema(source.schema_arrow, source.metadata.num_rows)
+        y = source.read(columns=[TARGET]).column(0)
+        check_target(y)
+        rows = None
+        if y.null_count:
+            rows = pc.is_valid(y)
+            y = y.filter(rows)
+            _note(
+                progress,
+                "validating",
+                None,
+                f"{source.metadata.num_rows - len(y):,} row(s) without '{TARGET}' are left out.",
+            )
+        spec = FeatureSpec.learn(source, kinds)
+        for message in spec.notes:
+            _note(progress, "validating", None, message)
+        X = spec.matrix(source, rows)
+        target = _target_values(y)
+        timings["prepare_s"] = time.perf_counter() - started - timings["download_s"]
+    finally:
+        if temporary:
+            os.unlink(path)
+
+    chosen = {"random_state": DEFAULT_RANDOM_STATE, **dict(params or {})}
+    _note(progress, "training", None, f"Training on {X.shape[0]:,} rows x {X.shape[1]} features.")
+    t0 = time.perf_counter()
+    estimator = HistGradientBoostingClassifier(categorical_features=spec.categorical_mask, **chosen)
+    estimator.fit(X, target)
+    timings["train_s"] = time.perf_counter() - t0
+    n_rows = X.shape[0]
+    del X, target
+
+    _note(progress, "uploading")
+    t0 = time.perf_counter()
+    bundle = ModelBundle(
+        estimator=estimator,
+        spec=spec,
+        classes=[_plain(c) for c in estimator.classes_],
+        trained_rows=n_rows,
+        params=chosen,
+    )
+    _write_blob(model_url, cloudpickle.dumps(bundle), scratch_dir)
+    timings["upload_s"] = time.perf_counter() - t0
+    return {
+        "features": spec.to_dict(),
+        "classes": bundle.classes,
+        "rows": n_rows,
+        "iterations": int(estimator.n_iter_),
+        "params": chosen,
+        "notes": spec.notes,
+        "timings": timings,
+    }
+
+
+def predict(
+    data_url: str,
+    model_url: str,
+    result_url: str,
+    *,
+    progress: Progress | None = None,
+    scratch_dir: str | None = None,
+) -> dict[str, Any]:
+    """Predict the class of every row of the Parquet at ``data_url`` with the model at
+    ``model_url`` and write a Parquet file with one column ``y`` to ``result_url``.
+
+    Returns a summary: rows predicted and timings in seconds.
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    _note(progress, "downloading", 0.0)
+    bundle: ModelBundle = cloudpickle.loads(read_bytes(model_url))
+    path, temporary = fetch_to_file(data_url, scratch_dir=scratch_dir, progress=progress)
+    try:
+        timings["download_s"] = time.perf_counter() - started
+        _note(progress, "validating")
+        source = open_parquet(path)
+        check_predict_schema(source.schema_arrow, source.metadata.num_rows, bundle.spec.columns)
+        X = bundle.spec.matrix(source)
+    finally:
+        if temporary:
+            os.unlink(path)
+
+    _note(progress, "predicting", None, f"Predicting {X.shape[0]:,} rows.")
+    t0 = time.perf_counter()
+    labels = bundle.estimator.predict(X)
+    timings["predict_s"] = time.perf_counter() - t0
+
+    _note(progress, "uploading")
+    t0 = time.perf_counter()
+    buffer = io.BytesIO()
+    pd.DataFrame({TARGET: labels}).to_parquet(buffer, index=False)
+    _write_blob(result_url, buffer.getvalue(), scratch_dir)
+    timings["upload_s"] = time.perf_counter() - t0
+    return {"rows": len(labels), "timings": timings}
+
+
+def _target_values(y: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_dictionary(y.type):
+        y = y.cast(y.type.value_type)
+    return y.to_numpy(zero_copy_only=False)
+
+
+def _plain(value: Any) -> Any:
+    """A class label as a JSON-ready Python value."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _write_blob(url: str, data: bytes, scratch_dir: str | None) -> None:
+    fd, name = tempfile.mkstemp(prefix="tabjob-", suffix=".out", dir=scratch_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        write_file(url, Path(name))
+    finally:
+        os.unlink(name)
