@@ -20,6 +20,7 @@ from ml.schema import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
 
 # HistGradientBoosting bins categories into at most max_bins (255) bins, one kept for missing.
 MAX_CATEGORIES = 250
+_UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 @dataclass
@@ -77,8 +78,7 @@ class FeatureSpec:
             codes = pc.index_in(_as_text(column), value_set=pa.array(self.categories[name], pa.string()))
             return _floats(codes)
         if kind == DATETIME:
-            micros = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
-            return _floats(micros) / 1e6
+            return _seconds(column)
         if kind in (NUMERIC, BOOLEAN):
             return _floats(column)
         raise ValueError(f"unknown feature kind {kind!r} for column {name!r}")
@@ -94,6 +94,17 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, pa.string())
 
 
+def _seconds(column: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_date(column.type):
+        column = pc.cast(column, pa.timestamp("s"))
+    # Through integers of the column's own unit: casting timestamp[ns] to another unit refuses
+    # values that are not whole in that unit (nanosecond clocks).
+    return _floats(pc.cast(column, pa.int64())) / _UNITS_PER_SECOND[column.type.unit]
+
+
 def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    # float64 nulls come out as NaN, the model's missing value.
-    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    # float64 nulls come out as NaN, the model's missing value. Unsafe: integers beyond 2**53
+    # (ids, nanosecond clocks) round to the nearest float instead of failing the cast.
+    return pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)

@@ -26,7 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from ml.errors import DataProblem
 from ml.features import FeatureSpec
 from ml.io import Progress, fetch_to_file, read_bytes, write_file
-from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema
+from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema, nan_as_null
 
 # The HistGradientBoostingClassifier parameters a user may set, with their types.
 TUNABLE_PARAMS: dict[str, type] = {
@@ -102,7 +102,7 @@ def fit(
         _note(progress, "validating")
         source = open_parquet(path)
         kinds = check_training_schema(source.schema_arrow, source.metadata.num_rows)
-        y = source.read(columns=[TARGET]).column(0)
+        y = nan_as_null(source.read(columns=[TARGET]).column(0))
         check_target(y)
         rows = None
         if y.null_count:

@@ -111,7 +111,7 @@ def check_target(y: pa.ChunkedArray | pa.Array) -> int:
     Raises:
       DataProblem: every value missing, a single class, or too many classes.
     """
-    present = pc.drop_null(y)
+    present = pc.drop_null(nan_as_null(y))
     if len(present) == 0:
         raise DataProblem(
             "dataset.target_all_missing",
@@ -134,6 +134,13 @@ def check_target(y: pa.ChunkedArray | pa.Array) -> int:
             "This looks like a regression target: bin it into classes, or use class labels.",
         )
     return classes
+
+
+def nan_as_null(y: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """``y`` with NaN labels as nulls: pyarrow and polars keep a float NaN as a value, where pandas writes a null."""
+    if pa.types.is_floating(y.type):
+        return pc.if_else(pc.is_nan(y), pa.scalar(None, y.type), y)
+    return y
 
 
 def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str, str]) -> None:
