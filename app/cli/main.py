@@ -88,8 +88,12 @@ def stack(
     _logging("INFO")
     embedded = EmbeddedStack(data_dir=data_dir.resolve(), host=host, port=port)
     console.print(f"Starting tabjob in {embedded.data_dir} ...")
+    embedded.handle_signals()
     try:
         embedded.start()
+    except KeyboardInterrupt:
+        embedded.stop()
+        raise SystemExit(130) from None
     except (RuntimeError, OSError) as exc:
         embedded.stop()
         console.print(f"[bold red]Could not start[/]: {exc}")

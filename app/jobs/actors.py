@@ -55,7 +55,8 @@ def run_job(job_id: str) -> None:
     summary = ctx.runner.run(
         operation,
         kwargs,
-        time_limit_s=float(job.get("time_limit_s") or ctx.settings.time_limit_s(job["lane"])),
+        # The worker's own lane limit rules (it may have changed since submission).
+        time_limit_s=min(float(job.get("time_limit_s") or "inf"), ctx.settings.time_limit_s(job["lane"])),
         should_cancel=lambda: ctx.state.cancel_requested(job_id),
         cancel_poll_s=ctx.settings.cancel_poll_s,
         on_progress=on_progress,

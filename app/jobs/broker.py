@@ -125,7 +125,9 @@ def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | Non
     broker = TabjobBroker(
         client=redis_client(settings, decode=False),
         namespace=NAMESPACE,
-        middleware=[retries, *(extra_middleware or [])],
+        # Dramatiq runs after_* hooks in reverse order: middleware listed before Retries sees
+        # its decision (message.failed) when a job raised.
+        middleware=[*(extra_middleware or []), retries],
         heartbeat_timeout=int(settings.broker_heartbeat_timeout_s * 1000),
         maintenance_chance=settings.broker_maintenance_chance,
     )

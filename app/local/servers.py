@@ -41,6 +41,16 @@ def free_port(host: str = "127.0.0.1") -> int:
             return port
 
 
+def die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux), so a
+    killed stack or test run never leaves servers behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _stop(process: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
     if process is None or process.poll() is not None:
         return
@@ -103,7 +113,9 @@ class Valkey:
             "--daemonize", "no",
         ]  # fmt: skip
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+        )
         client = redis.Redis(host=self.host, port=self.port, password=self.password)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -165,7 +177,12 @@ class SeaweedS3:
         ]  # fmt: skip
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=True
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

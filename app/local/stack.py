@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from app.local.servers import SeaweedS3, Valkey, _stop, load_secrets
+from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.settings import LANES, is_loopback
 
 log = logging.getLogger("tabjob.stack")
@@ -130,7 +130,12 @@ class EmbeddedStack:
     def _spawn(self, child: Child) -> None:
         log_file = open(self.data_dir / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
         child.process = subprocess.Popen(
-            child.args, env=self.child_env(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            child.args,
+            env=self.child_env(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         log_file.close()
 
@@ -187,10 +192,21 @@ class EmbeddedStack:
                 restarted.append(child.name)
         return restarted
 
+    def handle_signals(self) -> None:
+        """Turn SIGINT/SIGTERM into a clean stop (install before start(), so a signal during
+        start-up stops what was started)."""
+
+        def on_signal(signum: int, frame: object) -> None:
+            if not self.stopping.is_set():
+                self.stopping.set()
+                if not self.children or self.children[-1].name != "api":
+                    raise KeyboardInterrupt  # still starting: unwind start() and stop
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
+
     def run_forever(self) -> None:
         """Supervise until SIGINT/SIGTERM, then stop everything."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stopping.set())
         try:
             while not self.stopping.wait(0.5):
                 self.supervise_once()
@@ -200,7 +216,15 @@ class EmbeddedStack:
     def stop(self) -> None:
         """Stop the API, then the workers (they finish or hand back their jobs), then the servers."""
         self.stopping.set()
-        for child in reversed(self.children):
+        api = [c for c in self.children if c.name == "api"]
+        workers = [c for c in self.children if c.name != "api"]
+        for child in api:
+            _stop(child.process)
+        # All workers at once: each finishes (or hands back) its running job in parallel.
+        for child in workers:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in workers:
             _stop(child.process, WORKER_STOP_TIMEOUT_S)
         if self.s3:
             self.s3.stop()

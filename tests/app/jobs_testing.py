@@ -1,0 +1,44 @@
+"""Helpers for tests that drive the service as a user does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def put_file(url: str, path: Path) -> None:
+    """PUT a file to a presigned URL, as a user's client does."""
+    response = httpx.put(url, content=path.read_bytes())
+    assert response.status_code == 200, response.text
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 60, interval_s: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(interval_s)
+
+
+def upload(api: httpx.Client, path: Path) -> str:
+    """Create a dataset through /v1 and PUT ``path`` to it; return the dataset id."""
+    created = api.post("/v1/datasets", json={"name": path.name})
+    assert created.status_code == 201, created.text
+    put_file(created.json()["upload_url"], path)
+    return created.json()["id"]
+
+
+def wait_job(api: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    """Poll /v1/jobs/{id} until the job ends; return it."""
+
+    def ended() -> dict[str, Any] | None:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        return job if job["status"] in ("finished", "failed", "canceled") else None
+
+    return wait_for(ended, timeout_s, 0.1)  # type: ignore[return-value]

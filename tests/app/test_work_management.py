@@ -1,0 +1,193 @@
+"""Work management with real workers: cancellation, time limits, retries, deduplication,
+idempotency, lanes and limits."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+from conftest import make_settings
+from fastapi.testclient import TestClient
+from jobs_testing import upload, wait_for, wait_job
+
+from app.api.main import create_app
+
+# Enough boosting rounds on enough rows that a fit runs for minutes unless stopped.
+ENDLESS = {"max_iter": 10_000, "early_stopping": False, "max_leaf_nodes": 255}
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(100_000, 10)), columns=[f"f{i}" for i in range(10)])
+    frame["y"] = (frame.f0 + rng.normal(size=len(frame)) > 0).astype(int)
+    path = tmp_path_factory.mktemp("big") / "big.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+def job_process(worker_pid: int) -> psutil.Process:
+    """The job process of a worker: forked by the worker's forkserver, a grandchild."""
+    worker = psutil.Process(worker_pid)
+    found = [p for p in worker.children(recursive=True) if p.ppid() != worker_pid]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def training(api, job_id: str) -> bool:
+    return api.get(f"/v1/jobs/{job_id}").json()["phase"] == "training"
+
+
+def test_cancel_stops_a_running_fit_and_frees_its_worker(api, workers, big_file, seed_files):
+    worker = workers.start("large")
+    dataset = upload(api, big_file)
+    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": ENDLESS, "lane": "large"}).json()
+    wait_for(lambda: training(api, job["id"]), 120)
+    busy_pid = job_process(worker.pid).pid
+
+    # When the running fit is canceled
+    asked = time.monotonic()
+    assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+    ended = wait_job(api, job["id"], timeout_s=10)
+    # Then it ends canceled within 10 s, its job process is gone, and the worker takes new work
+    assert ended["status"] == "canceled"
+    assert time.monotonic() - asked < 10
+    assert not psutil.pid_exists(busy_pid) or psutil.Process(busy_pid).status() == psutil.STATUS_ZOMBIE
+    toy = upload(api, seed_files["train"])
+    nxt = api.post(
+        "/v1/jobs", json={"kind": "fit", "dataset_id": toy, "lane": "large", "params": {"max_iter": 5}}
+    ).json()
+    assert wait_job(api, nxt["id"])["status"] == "finished"
+
+
+def test_a_job_past_its_lane_time_limit_fails_with_job_timeout(api, workers, big_file):
+    # The worker's lane limit applies, whatever the API recorded at submission.
+    workers.start("gpu", TABJOB_TIME_LIMIT_GPU_S="2")
+    dataset = upload(api, big_file)
+    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": ENDLESS, "lane": "gpu"}).json()
+    assert job["lane"] == "gpu"
+    ended = wait_job(api, job["id"], timeout_s=120)
+    assert ended["status"] == "failed"
+    assert ended["error"]["code"] == "job.timeout"
+    assert "2 seconds" in ended["error"]["message"]
+    assert ended["attempts"] == 1  # a timeout is not retried
+
+
+def test_a_lost_job_process_is_retried_and_counted(api, workers, big_file):
+    worker = workers.start("large")
+    dataset = upload(api, big_file)
+    job = api.post(
+        "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": {"max_iter": 30}, "lane": "large"}
+    ).json()
+    wait_for(lambda: training(api, job["id"]), 120)
+    job_process(worker.pid).send_signal(signal.SIGKILL)
+    ended = wait_job(api, job["id"], timeout_s=120)
+    assert ended["status"] == "finished"
+    assert ended["attempts"] == 2
+    events = [e["type"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
+    assert "retrying" in events
+
+
+def test_retries_are_bounded_and_the_final_error_blames_the_platform(api, workers, big_file):
+    worker = workers.start("large", TABJOB_MAX_RETRIES="0")
+    dataset = upload(api, big_file)
+    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": ENDLESS, "lane": "large"}).json()
+    wait_for(lambda: training(api, job["id"]), 120)
+    job_process(worker.pid).send_signal(signal.SIGKILL)
+    ended = wait_job(api, job["id"], timeout_s=60)
+    assert ended["status"] == "failed"
+    assert ended["error"]["code"] == "platform.worker_lost"
+    assert "platform's fault" in ended["error"]["message"]
+
+
+def test_identical_fits_are_trained_once(api, small_worker, seed_files):
+    first = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"])}).json()
+    # The same bytes uploaded again, and the same parameters: the existing model is returned.
+    again = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"])}).json()
+    assert again["id"] == first["id"] and again["deduplicated"] is True
+    # Other parameters or other bytes train anew.
+    other = api.post(
+        "/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "params": {"max_iter": 7}}
+    ).json()
+    assert other["id"] != first["id"] and other["deduplicated"] is False
+    different = api.post(
+        "/v1/jobs",
+        json={"kind": "fit", "dataset_id": upload(api, seed_files["train_without_y"].with_name("train.parquet"))},
+    ).json()
+    assert different["id"] == first["id"]  # same path, same bytes: still the same training set
+    assert wait_job(api, first["id"])["status"] == "finished"
+    events = [e["type"] for e in api.get(f"/v1/jobs/{first['id']}/events").json()["items"]]
+    assert events.count("started") == 1
+    assert wait_job(api, other["id"])["status"] == "finished"
+
+
+def test_idempotency_key_makes_retries_safe(api, seed_files):
+    dataset = upload(api, seed_files["train"])
+    body = {"kind": "fit", "dataset_id": dataset, "lane": "gpu", "params": {"max_iter": 3}}
+    first = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc-1"})
+    second = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc-1"})
+    assert first.json()["id"] == second.json()["id"]
+    assert second.headers["idempotent-replayed"] == "true"
+    api.post(f"/v1/jobs/{first.json()['id']}/cancel")
+
+
+def test_a_toy_job_overtakes_a_queue_of_large_ones(api, workers, small_worker, big_file, seed_files):
+    workers.start("large")
+    large = []
+    for seed in range(3):
+        dataset = upload(api, big_file)
+        params = {**ENDLESS, "random_state": seed}
+        large.append(
+            api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": params, "lane": "large"}).json()
+        )
+    waiting = api.get(f"/v1/jobs/{large[-1]['id']}").json()
+    assert waiting["status"] == "queued" and waiting["queue"]["lane"] == "large"
+    assert waiting["queue"]["position"] >= 1 and "large" in waiting["queue"]["reason"]
+
+    toy = api.post(
+        "/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "params": {"max_iter": 9}}
+    ).json()
+    assert toy["lane"] == "small"
+    assert wait_job(api, toy["id"], timeout_s=60)["status"] == "finished"
+    assert api.get(f"/v1/jobs/{large[-1]['id']}").json()["status"] == "queued"
+    for job in large:
+        api.post(f"/v1/jobs/{job['id']}/cancel")
+    for job in large:
+        assert wait_job(api, job["id"], timeout_s=15)["status"] == "canceled"
+
+
+def test_size_and_tenant_limits(base_env, new_tenant, seed_files):
+    settings = make_settings({**base_env, "TABJOB_MAX_DATASET_BYTES": "10000", "TABJOB_TENANT_MAX_QUEUED": "2"})
+    _, key = new_tenant()
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {key}"}) as api:
+        too_big = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"])})
+        assert too_big.status_code == 413
+        assert too_big.json()["error"]["code"] == "dataset.too_large"
+        assert "10,000" in too_big.json()["error"]["message"]
+
+    settings = make_settings({**base_env, "TABJOB_TENANT_MAX_QUEUED": "2"})
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {key}"}) as api:
+        dataset = upload(api, seed_files["train"])
+        jobs = [
+            api.post(
+                "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu", "params": {"max_iter": i + 1}}
+            )
+            for i in range(3)
+        ]
+        assert [r.status_code for r in jobs] == [202, 202, 429]
+        assert jobs[2].json()["error"]["code"] == "job.too_many_queued"
+        assert int(jobs[2].headers["retry-after"]) > 0
+        api.post(f"/v1/jobs/{jobs[0].json()['id']}/cancel")
+        # A canceled job frees its slot.
+        assert (
+            api.post(
+                "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu", "params": {"max_iter": 9}}
+            ).status_code
+            == 202
+        )
+        for job in api.get("/v1/jobs", params={"status": "queued"}).json()["items"]:
+            api.post(f"/v1/jobs/{job['id']}/cancel")

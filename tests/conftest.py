@@ -1,0 +1,183 @@
+"""Real services for the whole suite: Valkey and SeaweedFS from their wheels, started once per
+session on loopback, plus factories for API clients and worker processes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from app.local.servers import SeaweedS3, Valkey, die_with_parent, free_port
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Valkey, SeaweedS3]]:
+    base = tmp_path_factory.mktemp("servers")
+    valkey = Valkey(base / "valkey", secrets.token_urlsafe(16))
+    s3 = SeaweedS3(base / "seaweedfs", "test" + secrets.token_hex(4), secrets.token_urlsafe(24))
+    valkey.start(base / "valkey.log")
+    try:
+        s3.start(base / "seaweedfs.log")
+        yield valkey, s3
+    finally:
+        s3.stop()
+        valkey.stop()
+
+
+def settings_env(valkey: Valkey, s3: SeaweedS3, **overrides: str) -> dict[str, str]:
+    """TABJOB_* variables pointing at the test servers, tuned so failures show within seconds."""
+    env = {
+        "TABJOB_ENVIRONMENT": "local",
+        "TABJOB_REDIS_URL": valkey.url,
+        "TABJOB_REDIS_PASSWORD": valkey.password,
+        "TABJOB_S3_ENDPOINT": s3.endpoint,
+        "TABJOB_S3_ACCESS_KEY": s3.access_key,
+        "TABJOB_S3_SECRET_KEY": s3.secret_key,
+        "TABJOB_S3_BUCKET": "tabjob-test",
+        "TABJOB_AUTH_ENABLED": "true",
+        "TABJOB_BROKER_HEARTBEAT_TIMEOUT_S": "3",
+        "TABJOB_BROKER_MAINTENANCE_CHANCE": "200000",
+        "TABJOB_RETRY_MIN_BACKOFF_S": "0.2",
+        "TABJOB_RETRY_MAX_BACKOFF_S": "1",
+        "TABJOB_CANCEL_POLL_S": "0.2",
+        "TABJOB_WORKER_HEALTH_PORT": "0",
+        "TABJOB_WORKER_THREADS": "1",
+        "TABJOB_WORKER_SHUTDOWN_TIMEOUT_S": "5",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def base_env(servers: tuple[Valkey, SeaweedS3]) -> dict[str, str]:
+    return settings_env(*servers)
+
+
+def make_settings(env: dict[str, str]) -> Settings:
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        return Settings()  # type: ignore[call-arg]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def settings(base_env: dict[str, str]) -> Settings:
+    s = make_settings(base_env)
+    from app.storage import Store
+
+    Store.from_settings(s).ensure_bucket()
+    return s
+
+
+@pytest.fixture
+def broker_db(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url, password=settings.redis_password.get_secret_value(), decode_responses=True
+    )
+
+
+@dataclass
+class Workers:
+    """Worker processes started by a test, stopped (and checked for exit) at teardown."""
+
+    env: dict[str, str]
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self, lane: str = "small", **overrides: str) -> subprocess.Popen:
+        env = {**os.environ, **self.env, **overrides, "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--lane", lane],
+            env=env, cwd=ROOT, preexec_fn=die_with_parent,
+        )  # fmt: skip
+        self.processes.append(process)
+        client = redis.Redis.from_url(
+            env["TABJOB_REDIS_URL"], password=env["TABJOB_REDIS_PASSWORD"], decode_responses=True
+        )
+        deadline = time.monotonic() + 120
+        while not any(w.endswith(f"-{process.pid}") for w in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1)):
+            assert process.poll() is None, f"worker exited with {process.returncode}"
+            assert time.monotonic() < deadline, "worker did not register"
+            time.sleep(0.05)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def workers(base_env: dict[str, str]) -> Iterator[Workers]:
+    pool = Workers(base_env)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def small_worker(base_env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """One worker on the small lane shared by the tests that only need jobs to run."""
+    pool = Workers(base_env)
+    yield pool.start("small")
+    pool.stop_all()
+
+
+@pytest.fixture
+def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
+    """Makes a fresh tenant and returns (tenant, api key)."""
+    from app.auth import ApiKeys
+    from app.jobs.broker import redis_client
+
+    keys = ApiKeys(client=redis_client(settings, decode=True))
+
+    def make() -> tuple[str, str]:
+        tenant = "t-" + secrets.token_hex(5)
+        token, _ = keys.create(tenant, "test")
+        return tenant, token
+
+    return make
+
+
+@pytest.fixture
+def api(settings: Settings, new_tenant: Callable[[], tuple[str, str]]) -> Iterator[httpx.Client]:
+    """An HTTP client on the real app (in process), authenticated as a fresh tenant."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+
+    _, token = new_tenant()
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def seed_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from app.local.demo import make_seed_data
+
+    return make_seed_data(tmp_path_factory.mktemp("seed"), rows=4000, features=20)
+
+
+@pytest.fixture
+def free_tcp_port() -> int:
+    return free_port()
