@@ -1,0 +1,150 @@
+"""``tabjob stack`` and the CLI, as a user runs them: start, work, a dying worker, stop, restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from app.local.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_stack(data_dir: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "stack", "--data-dir", str(data_dir), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert time.monotonic() < deadline, "stack did not come up"
+        time.sleep(0.2)
+
+
+def cli(url: str, *args: str) -> tuple[int, dict]:
+    env = {**os.environ, "TABJOB_URL": url}
+    env.pop("TABJOB_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+def children_running(process: subprocess.Popen, text: str) -> list[psutil.Process]:
+    """Live (not zombie) children of the stack whose command line contains ``text``."""
+    found = []
+    for child in psutil.Process(process.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and text in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("stack")
+    port = free_port()
+    process = start_stack(data_dir, port)
+    yield process, data_dir, port
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(120)
+
+
+def test_healthz_answers_only_once_workers_of_every_lane_run(stack):
+    process, _, _ = stack
+    for what in ("worker --lane small", "worker --lane large", "worker --lane gpu", "valkey-server", "weed server"):
+        assert children_running(process, what), what
+
+
+def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
+    _, _, port = stack
+    url = f"http://127.0.0.1:{port}"
+    code, train = cli(url, "upload", str(seed_files["train"]))
+    assert code == 0 and train["id"].startswith("ds_")
+    code, fit = cli(url, "fit", train["id"], "--param", "max_iter=40", "--wait")
+    assert code == 0 and fit["status"] == "finished" and fit["params"] == {"max_iter": 40}
+    code, again = cli(url, "fit", train["id"], "--param", "max_iter=40")
+    assert code == 0 and again["deduplicated"] and again["id"] == fit["id"]
+    _, test = cli(url, "upload", str(seed_files["test"]))
+    code, pred = cli(url, "predict", test["id"], fit["id"], "--wait")
+    assert code == 0 and pred["status"] == "finished"
+    code, saved = cli(url, "download", pred["id"], str(tmp_path / "out.parquet"))
+    assert code == 0 and (tmp_path / "out.parquet").stat().st_size > 0
+    code, status = cli(url, "status", pred["id"])
+    assert code == 0 and status["status"] == "finished"
+    code, listed = cli(url, "jobs", "--kind", "fit")
+    assert code == 0 and fit["id"] in [j["id"] for j in listed["items"]]
+    code, waited = cli(url, "wait", fit["id"])
+    assert code == 0 and waited["status"] == "finished"
+    _, bad = cli(url, "upload", str(seed_files["train_without_y"]))
+    code, refused = cli(url, "fit", bad["id"])
+    assert code == 2 and refused["error"]["code"] == "dataset.missing_target"
+    code, queued = cli(url, "fit", train["id"], "--lane", "gpu", "--param", "max_iter=3")
+    code, canceled = cli(url, "cancel", queued["id"])
+    # A toy fit may already have ended on the stack's gpu-lane worker: then the refusal says so.
+    assert (code == 0 and canceled["status"] in ("canceled", "started")) or (
+        code == 2 and canceled["error"]["code"] == "job.already_ended"
+    )
+    code, missing = cli(url, "status", "job_nope")
+    assert code == 2 and missing["error"]["code"] == "job.not_found"
+
+
+def test_a_dead_worker_is_restarted(stack):
+    process, _, _ = stack
+    [small] = children_running(process, "worker --lane small")
+    small.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        workers = children_running(process, "worker --lane small")
+        if workers and workers[0].pid != small.pid:
+            break
+        assert time.monotonic() < deadline, "the worker was not restarted"
+        time.sleep(0.2)
+
+
+def test_sigterm_stops_everything_and_a_restart_keeps_history(stack, seed_files):
+    process, data_dir, port = stack
+    url = f"http://127.0.0.1:{port}"
+    _, dataset = cli(url, "upload", str(seed_files["train"]))
+    _, fit = cli(url, "fit", dataset["id"], "--param", "max_iter=11", "--wait")
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert children
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(120) == 0
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == [], [p.cmdline() for p in alive]
+
+    again = start_stack(data_dir, port)
+    try:
+        code, status = cli(url, "status", fit["id"])
+        assert code == 0 and status["status"] == "finished"
+        test_id = cli(url, "upload", str(seed_files["test"]))[1]["id"]
+        code, pred = cli(url, "predict", test_id, fit["id"], "--wait")
+        assert code == 0 and pred["status"] == "finished"
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(120) == 0
