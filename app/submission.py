@@ -243,7 +243,13 @@ def queue_info(svc: Services, job: dict[str, Any]) -> dict[str, Any] | None:
         return None
     position = svc.state.queue_position(job["lane"], job["id"])
     load = svc.state.lane_load(job["lane"])
-    if load["workers"] == 0:
+    tenant_running = svc.state.tenant_load(job["tenant"])["running"]
+    if tenant_running >= svc.settings.tenant_max_running:
+        reason = (
+            f"Your account already runs {tenant_running} job(s), the most allowed at once "
+            f"({svc.settings.tenant_max_running}); it starts when one ends."
+        )
+    elif load["workers"] == 0:
         reason = f"No worker is running on the {job['lane']} lane yet; one is being started."
     elif (position and position > 1) or load["running"] >= load["workers"]:
         reason = (

@@ -74,7 +74,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def fit(
         dataset_id: str,
-        param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Model parameter NAME=VALUE, e.g. max_iter=200.")] = None,
+        param: Annotated[
+            list[str] | None, typer.Option("--param", "-p", help="Model parameter NAME=VALUE, e.g. max_iter=200.")
+        ] = None,
         lane: Annotated[str, typer.Option(help="auto, small, large or gpu.")] = "auto",
         wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end.")] = False,
         url: URL = None, api_key: KEY = None, as_json: JSON = False,

@@ -50,12 +50,14 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     _logging(settings.log_level)
     if not settings.auth_enabled and not is_loopback(host):
         console.print(
-            f"[bold red]Refusing to start[/]: authentication is off but {host} is not a loopback address. Set TABJOB_AUTH_ENABLED=true."
+            f"[bold red]Refusing to start[/]: authentication is off but {host} is not a loopback address. "
+            "Set TABJOB_AUTH_ENABLED=true."
         )
         raise SystemExit(2)
     if not settings.auth_enabled:
         console.print(
-            f"[yellow]Authentication is OFF[/]: the API listens on {host} (loopback) only and every caller is tenant 'local'."
+            f"[yellow]Authentication is OFF[/]: the API listens on {host} (loopback) only "
+            "and every caller is tenant 'local'."
         )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
 
@@ -106,7 +108,8 @@ def stack(
         else "off (loopback)"
     )
     console.print(
-        f"[bold green]Ready[/] at {embedded.url}  (docs: {embedded.url}/docs, auth {auth}, logs: {embedded.data_dir}/logs)"
+        f"[bold green]Ready[/] at {embedded.url}  (docs: {embedded.url}/docs, auth {auth}, "
+        f"logs: {embedded.data_dir}/logs)"
     )
     embedded.run_forever()
     console.print("Stopped.")

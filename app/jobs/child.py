@@ -8,6 +8,7 @@ it to return. If the worker dies, the lifeline pipe closes and this process exit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import traceback
@@ -24,10 +25,8 @@ OPERATIONS = {"fit": ml.model.fit, "predict": ml.model.predict}
 
 
 def _exit_when_worker_dies(lifeline: Connection) -> None:
-    try:
+    with contextlib.suppress(EOFError, OSError):
         lifeline.recv()
-    except (EOFError, OSError):
-        pass
     os._exit(3)
 
 

@@ -17,6 +17,8 @@ from app.errors import InfraError, JobCanceled, TabjobError, UserError
 from app.jobs.context import get_context
 
 log = logging.getLogger("tabjob.worker")
+# How long a job whose tenant is at its running limit waits before it is looked at again.
+TENANT_DEFER_S = 2.0
 
 
 class JobLifecycle(Middleware):
@@ -34,6 +36,9 @@ class JobLifecycle(Middleware):
             raise SkipMessage()
         if job.get("cancel_requested"):
             self._finish_canceled(ctx, job, "Canceled before it started.")
+            raise SkipMessage()
+        if ctx.state.tenant_load(job["tenant"])["running"] >= ctx.settings.tenant_max_running:
+            self._defer(broker, message, ctx, job)
             raise SkipMessage()
         if not ctx.state.mark_started(job, ctx.worker_id):
             raise SkipMessage()
@@ -89,6 +94,16 @@ class JobLifecycle(Middleware):
                 hint="Submit the job again later; if it keeps failing, contact the operators.",
             )
             self._finish_failed(ctx, job, error)
+
+    @staticmethod
+    def _defer(broker: Broker, message: MessageProxy, ctx: Any, job: dict[str, Any]) -> None:
+        """Put the job back for a while: its tenant already runs as many jobs as allowed."""
+        limit = ctx.settings.tenant_max_running
+        broker.enqueue(message.copy(), delay=int(TENANT_DEFER_S * 1000))
+        reason = f"Waiting: your account already runs {limit} job(s), the most allowed at once."
+        if job.get("message") != reason:  # one event, not one per retry of the check
+            ctx.state.update_job(job["id"], message=reason)
+            ctx.state.add_event(job["id"], "waiting", reason)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         message.options.pop("tabjob_job", None)

@@ -152,7 +152,8 @@ class EmbeddedStack:
                     pending.discard(child.name)
                 elif child.process and child.process.poll() is not None:
                     raise RuntimeError(
-                        f"{child.name} exited with code {child.process.returncode}; see {self.data_dir}/logs/{child.name}.log"
+                        f"{child.name} exited with code {child.process.returncode}; "
+                        f"see {self.data_dir}/logs/{child.name}.log"
                     )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"workers did not start in time: {sorted(pending)}")

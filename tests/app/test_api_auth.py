@@ -61,9 +61,12 @@ def test_keys_are_stored_hashed_and_can_be_revoked(settings):
 
 def test_admin_cli_creates_lists_and_revokes_keys(base_env):
     env = {**base_env, "PATH": ""}
-    run = lambda *args: subprocess.run(
-        [sys.executable, "-m", "app.cli", "admin", *args], env=env, capture_output=True, text=True, check=False
-    )  # noqa: E731
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "admin", *args], env=env, capture_output=True, text=True, check=False
+        )
+
     created = run("create-key", "--tenant", "cli-tenant", "--name", "laptop")
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip().splitlines()[-1]

@@ -91,7 +91,7 @@ def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
     _, test = cli(url, "upload", str(seed_files["test"]))
     code, pred = cli(url, "predict", test["id"], fit["id"], "--wait")
     assert code == 0 and pred["status"] == "finished"
-    code, saved = cli(url, "download", pred["id"], str(tmp_path / "out.parquet"))
+    code, _saved = cli(url, "download", pred["id"], str(tmp_path / "out.parquet"))
     assert code == 0 and (tmp_path / "out.parquet").stat().st_size > 0
     code, status = cli(url, "status", pred["id"])
     assert code == 0 and status["status"] == "finished"
@@ -135,7 +135,7 @@ def test_sigterm_stops_everything_and_a_restart_keeps_history(stack, seed_files)
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(120) == 0
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=30)
     assert alive == [], [p.cmdline() for p in alive]
 
     again = start_stack(data_dir, port)

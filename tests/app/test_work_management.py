@@ -191,3 +191,34 @@ def test_size_and_tenant_limits(base_env, new_tenant, seed_files):
         )
         for job in api.get("/v1/jobs", params={"status": "queued"}).json()["items"]:
             api.post(f"/v1/jobs/{job['id']}/cancel")
+
+
+def test_a_tenant_at_its_running_limit_waits_while_workers_are_free(api, workers, big_file):
+    for _ in range(2):
+        workers.start("large", TABJOB_TENANT_MAX_RUNNING="1")
+    services = api.app.state.services  # the API shares the deployment's settings
+    services.settings = services.settings.model_copy(update={"tenant_max_running": 1})
+    dataset = upload(api, big_file)
+    jobs = [
+        api.post(
+            "/v1/jobs",
+            json={"kind": "fit", "dataset_id": dataset, "lane": "large", "params": {**ENDLESS, "random_state": i}},
+        ).json()
+        for i in range(2)
+    ]
+    wait_for(lambda: any(api.get(f"/v1/jobs/{j['id']}").json()["status"] == "started" for j in jobs), 60)
+    running, waiting = sorted(
+        (api.get(f"/v1/jobs/{j['id']}").json() for j in jobs), key=lambda j: j["status"] != "started"
+    )
+    # The second job waits although a worker is free, and says why.
+    waited = wait_for(
+        lambda: [e for e in api.get(f"/v1/jobs/{waiting['id']}/events").json()["items"] if e["type"] == "waiting"], 30
+    )
+    assert "1 job(s)" in waited[0]["message"]
+    assert api.get(f"/v1/jobs/{waiting['id']}").json()["status"] == "queued"
+    assert "most allowed" in api.get(f"/v1/jobs/{waiting['id']}").json()["queue"]["reason"]
+    # When the running one ends, the waiting one starts.
+    api.post(f"/v1/jobs/{running['id']}/cancel")
+    wait_for(lambda: api.get(f"/v1/jobs/{waiting['id']}").json()["status"] == "started", 60)
+    api.post(f"/v1/jobs/{waiting['id']}/cancel")
+    assert wait_job(api, waiting["id"], timeout_s=20)["status"] == "canceled"
