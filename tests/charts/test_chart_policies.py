@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import kubernetes_validate
 import pytest
 from chart_render import (
     CPU_LANES,
+    KEDA_KINDS,
+    KUBERNETES_VERSION,
     by_kind,
     containers_of,
     env_of,
+    gpu_job_as_batch_job,
     merged_values,
     named,
     objects_of,
@@ -30,6 +34,9 @@ SECRET_ENV = {
     "TABJOB_S3_ACCESS_KEY": "s3AccessKeyKey",
     "TABJOB_S3_SECRET_KEY": "s3SecretKeyKey",
 }
+# Where the app finds the broker's private CA when secrets.redisCaKey is set.
+REDIS_CA_DIR = "/etc/tabjob/redis-ca"
+REDIS_CA_FILE = f"{REDIS_CA_DIR}/redis-ca.pem"
 
 
 def _objects(scenario: str) -> list[dict[str, Any]]:
@@ -258,3 +265,93 @@ def test_network_policies_isolate_every_pod(scenario: str) -> None:
 
 def test_network_policies_can_be_turned_off() -> None:
     assert not by_kind(render_objects({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
+
+
+def _check_redis_ca(objects: list[dict[str, Any]], secrets: dict[str, Any]) -> int:
+    """Every app container gets the broker's CA (mount, volume, TABJOB_REDIS_CA_FILE) exactly
+    when secrets.redisCaKey is set, and nothing of it otherwise.
+
+    Returns:
+        How many containers were checked.
+    """
+    ca_key = secrets["redisCaKey"]
+    config = named(objects, "ConfigMap", "tabjob-config")["data"]
+    checked = 0
+
+    for where, template in pod_templates(objects):
+        pod = template["spec"]
+        ca_volumes = [v for v in pod["volumes"] if v["name"] == "redis-ca" or "secret" in v]
+        if ca_key:
+            # Only the CA key, as redis-ca.pem, from the existing Secret; 0440 is readable by
+            # the app's user through the pod's fsGroup.
+            assert ca_volumes == [
+                {
+                    "name": "redis-ca",
+                    "secret": {
+                        "secretName": secrets["existingSecret"],
+                        "items": [{"key": ca_key, "path": "redis-ca.pem"}],
+                        "defaultMode": 0o440,
+                    },
+                }
+            ], where
+            assert pod["securityContext"]["fsGroup"] == 10001, where
+        else:
+            assert ca_volumes == [], where
+
+        for container in containers_of(pod):
+            name = f"{where}/{container['name']}"
+            mounts = container["volumeMounts"]
+            ca_mounts = [m for m in mounts if m["name"] == "redis-ca" or m["mountPath"].startswith("/etc/tabjob")]
+            # The setting as the container sees it: its own env first, then the ConfigMap.
+            env = env_of(container)
+            from_config = {"configMapRef": {"name": "tabjob-config"}} in container.get("envFrom", [])
+            if "TABJOB_REDIS_CA_FILE" in env:
+                ca_file = env["TABJOB_REDIS_CA_FILE"].get("value")
+            else:
+                ca_file = config.get("TABJOB_REDIS_CA_FILE") if from_config else None
+            if ca_key:
+                assert ca_mounts == [{"name": "redis-ca", "mountPath": REDIS_CA_DIR, "readOnly": True}], name
+                assert ca_file == REDIS_CA_FILE, name
+            else:
+                assert ca_mounts == [], name
+                assert ca_file is None, name
+            checked += 1
+
+    if not ca_key:
+        assert "TABJOB_REDIS_CA_FILE" not in config
+    return checked
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_redis_ca_reaches_every_app_container_only_when_configured(scenario: str) -> None:
+    assert _check_redis_ca(_objects(scenario), _merged(scenario)["secrets"]) >= 2
+
+
+def test_gke_scenario_mounts_the_redis_ca() -> None:
+    # The gke scenario is the one with a private CA, so the schema, lint and checkov runs over
+    # the scenarios see the CA volume and mounts.
+    assert scenario_values()["gke"]["secrets"]["redisCaKey"]
+    templates = dict(pod_templates(_objects("gke")))
+    assert {"ScaledJob/tabjob-worker-gpu", "Deployment/tabjob-api"} <= set(templates)
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        {"existingSecret": "tabjob-credentials", "redisCaKey": "redis-ca.pem"},
+        {"redisCaKey": ""},
+    ],
+    ids=["ca-key-set", "ca-key-empty"],
+)
+def test_redis_ca_follows_the_ca_key(secrets: dict[str, Any]) -> None:
+    # Given every app workload: the API, both CPU lanes and the GPU lane
+    values = {"secrets": secrets, "gpu": {"enabled": True}, "config": {"redisUrl": "rediss://10.0.0.4:6378/0"}}
+    objects = render_objects(values)
+
+    # Then each container has the CA exactly when the key is set (4 pods, one container each)
+    assert _check_redis_ca(objects, merged_values(values)["secrets"]) == 4
+    # And what is rendered is still valid Kubernetes, the GPU Job included
+    core = [obj for obj in objects if obj["kind"] not in KEDA_KINDS]
+    core += [gpu_job_as_batch_job(obj) for obj in by_kind(objects, "ScaledJob")]
+    for obj in core:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)

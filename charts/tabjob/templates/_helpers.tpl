@@ -124,6 +124,40 @@ tabjob.redisTls: "true" when keda.redisTls is set or config.redisUrl is rediss:/
 {{- end }}
 
 {{/*
+tabjob.redisCaVolume: when secrets.redisCaKey is set, a pod volume "redis-ca" holding only that
+key of the existing Secret, as the file redis-ca.pem: the broker's private CA (PEM) that the app
+verifies rediss:// against (TABJOB_REDIS_CA_FILE, set in the ConfigMap). Mode 0440 (288): the
+file belongs to the pod's fsGroup 10001, so the app's user reads it and nobody else. Renders
+nothing when the key is empty. Call with the root context; add it to the pod's volumes.
+*/}}
+{{- define "tabjob.redisCaVolume" -}}
+{{- if .Values.secrets.redisCaKey -}}
+- name: redis-ca
+  secret:
+    secretName: {{ .Values.secrets.existingSecret }}
+    items:
+      - key: {{ .Values.secrets.redisCaKey }}
+        path: redis-ca.pem
+    defaultMode: 288
+{{- end }}
+{{- end }}
+
+{{/*
+tabjob.redisCaVolumeMount: when secrets.redisCaKey is set, mounts the "redis-ca" volume
+(tabjob.redisCaVolume) read-only at /etc/tabjob/redis-ca, so the CA is
+/etc/tabjob/redis-ca/redis-ca.pem, the path the ConfigMap gives as TABJOB_REDIS_CA_FILE.
+Renders nothing when the key is empty. Call with the root context; add it to every app
+container's volumeMounts.
+*/}}
+{{- define "tabjob.redisCaVolumeMount" -}}
+{{- if .Values.secrets.redisCaKey -}}
+- name: redis-ca
+  mountPath: /etc/tabjob/redis-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
 tabjob.podSecurityContext: non-root uid/gid 10001 (the image's user), RuntimeDefault seccomp.
 */}}
 {{- define "tabjob.podSecurityContext" -}}
@@ -248,10 +282,16 @@ containers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
+      {{- with include "tabjob.redisCaVolumeMount" $root }}
+      {{- . | nindent 6 }}
+      {{- end }}
 volumes:
   - name: tmp
     emptyDir:
       sizeLimit: {{ $lane.scratchSizeLimit }}
+  {{- with include "tabjob.redisCaVolume" $root }}
+  {{- . | nindent 2 }}
+  {{- end }}
 {{- end }}
 
 {{/*
