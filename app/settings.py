@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Broker and job state (Valkey / Redis protocol).
     redis_url: str
     redis_password: SecretStr | None = None
+    # PEM bundle that signs the broker's TLS certificate (rediss://), e.g. Memorystore's private CA.
+    redis_ca_file: str | None = None
     broker_heartbeat_timeout_s: float = Field(60.0, gt=0)
     # Out of a million broker commands, how many also requeue a dead worker's messages.
     broker_maintenance_chance: int = Field(20_000, ge=1, le=1_000_000)

@@ -60,10 +60,6 @@ def _decode(raw: dict[str, str]) -> dict[str, Any]:
     return {k: json.loads(v) for k, v in raw.items()}
 
 
-def _keys(prefix: str = "tabjob") -> dict[str, str]:
-    return {"p": prefix}
-
-
 class StateStore:
     """Reads and writes records in Valkey.
 

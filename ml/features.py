@@ -64,14 +64,29 @@ class FeatureSpec:
 
     def matrix(self, source: pq.ParquetFile, rows: pa.ChunkedArray | None = None) -> np.ndarray:
         """The float64 feature matrix of ``source``, optionally only the rows where ``rows`` is true."""
+        return self.matrices(source, rows)[0]
+
+    def matrices(
+        self, source: pq.ParquetFile, rows: pa.ChunkedArray | None = None, parts: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """One float64 matrix per index array in ``parts`` (row positions after the ``rows``
+        filter), all filled in one pass over the columns: a train/validation split costs no copy
+        of the whole matrix. Without ``parts``, one matrix of every row."""
         n = source.metadata.num_rows if rows is None else int(pc.sum(rows).as_py() or 0)
-        out = np.empty((n, len(self.columns)), dtype=np.float64, order="F")
+        sizes = [n] if parts is None else [len(p) for p in parts]
+        outs = [np.empty((size, len(self.columns)), dtype=np.float64, order="F") for size in sizes]
         for j, (name, kind) in enumerate(self.columns.items()):
             column = source.read(columns=[name]).column(0)
             if rows is not None:
                 column = column.filter(rows)
-            out[:, j] = self._encode(name, kind, column)
-        return out
+            values = self._encode(name, kind, column)
+            del column
+            if parts is None:
+                outs[0][:, j] = values
+            else:
+                for out, part in zip(outs, parts, strict=True):
+                    out[:, j] = values[part]
+        return outs
 
     def _encode(self, name: str, kind: str, column: pa.ChunkedArray) -> np.ndarray:
         if kind == CATEGORICAL:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import train_test_split
 
 from ml.errors import DataProblem
 from ml.features import FeatureSpec
@@ -41,6 +42,9 @@ TUNABLE_PARAMS: dict[str, type] = {
     "random_state": int,
 }
 DEFAULT_RANDOM_STATE = 0
+# HistGradientBoosting's own rule and default for early stopping.
+EARLY_STOPPING_AUTO_ROWS = 10_000
+VALIDATION_FRACTION = 0.1
 
 
 @dataclass
@@ -117,21 +121,32 @@ def fit(
         spec = FeatureSpec.learn(source, kinds)
         for message in spec.notes:
             _note(progress, "validating", None, message)
-        X = spec.matrix(source, rows)
         target = _target_values(y)
+        chosen = {"random_state": DEFAULT_RANDOM_STATE, **dict(params or {})}
+        split = _validation_split(target, chosen)
+        if split is None:
+            X, X_val = spec.matrix(source, rows), None
+        else:
+            X, X_val = spec.matrices(source, rows, list(split))
         timings["prepare_s"] = time.perf_counter() - started - timings["download_s"]
     finally:
         if temporary:
             os.unlink(path)
 
-    chosen = {"random_state": DEFAULT_RANDOM_STATE, **dict(params or {})}
-    _note(progress, "training", None, f"Training on {X.shape[0]:,} rows x {X.shape[1]} features.")
+    n_rows = len(target)
+    _note(progress, "training", None, f"Training on {n_rows:,} rows x {X.shape[1]} features.")
     t0 = time.perf_counter()
     estimator = HistGradientBoostingClassifier(categorical_features=spec.categorical_mask, **chosen)
-    estimator.fit(X, target)
+    if split is None:
+        estimator.fit(X, target)
+    else:
+        # Early stopping on our own split, made while building the matrices: HistGradientBoosting's
+        # internal split would copy the whole matrix and hold both at once.
+        estimator.set_params(early_stopping=True)
+        estimator.fit(X, target[split[0]], X_val=X_val, y_val=target[split[1]])
+        estimator.set_params(early_stopping=chosen.get("early_stopping", "auto"))
     timings["train_s"] = time.perf_counter() - t0
-    n_rows = X.shape[0]
-    del X, target
+    del X, X_val, target
 
     _note(progress, "uploading")
     t0 = time.perf_counter()
@@ -195,6 +210,23 @@ def predict(
     _write_blob(result_url, buffer.getvalue(), scratch_dir)
     timings["upload_s"] = time.perf_counter() - t0
     return {"rows": len(labels), "timings": timings}
+
+
+def _validation_split(target: np.ndarray, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Train and validation row positions when early stopping is on, as HistGradientBoosting
+    decides it ("auto": more than 10,000 rows), stratified by class where every class allows;
+    None when early stopping is off."""
+    early = params.get("early_stopping", "auto")
+    if early is False or (early == "auto" and len(target) <= EARLY_STOPPING_AUTO_ROWS):
+        return None
+    _, counts = np.unique(target, return_counts=True)
+    train, val = train_test_split(
+        np.arange(len(target)),
+        test_size=VALIDATION_FRACTION,
+        stratify=target if counts.min() >= 2 else None,
+        random_state=params.get("random_state", DEFAULT_RANDOM_STATE),
+    )
+    return np.sort(train), np.sort(val)
 
 
 def _target_values(y: pa.ChunkedArray) -> np.ndarray:

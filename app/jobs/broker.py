@@ -98,9 +98,11 @@ class TabjobBroker(RedisBroker):
 def redis_client(settings: Settings, *, decode: bool) -> redis.Redis:
     """A client for the broker's Valkey (the password comes from its own secret)."""
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    tls = {"ssl_ca_certs": settings.redis_ca_file} if settings.redis_ca_file else {}
     return redis.Redis.from_url(
         settings.redis_url,
-        password=password,
+        password=password or None,
+        **tls,
         decode_responses=decode,
         socket_connect_timeout=5,
         socket_timeout=30,

@@ -37,6 +37,18 @@ class JobLifecycle(Middleware):
         if job.get("cancel_requested"):
             self._finish_canceled(ctx, job, "Canceled before it started.")
             raise SkipMessage()
+        lost = int(job.get("attempts") or 0)
+        if job["status"] == "started" and lost > ctx.settings.max_retries:
+            # Redelivered after its worker died, again and again (a job that kills its worker, say
+            # by exhausting the pod's memory): stop instead of looping forever.
+            error = InfraError(
+                f"The job's worker was lost {lost} times while running it. This was the platform's "
+                "fault or the job needs more memory than a worker has; it will not be retried again.",
+                code="platform.worker_lost",
+                hint="Try a smaller dataset or the large lane, or contact the operators.",
+            )
+            self._finish_failed(ctx, job, error)
+            raise SkipMessage()
         if ctx.state.tenant_load(job["tenant"])["running"] >= ctx.settings.tenant_max_running:
             self._defer(broker, message, ctx, job)
             raise SkipMessage()
