@@ -11,7 +11,8 @@ from app.errors import Unauthorized
 from app.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: no I/O here, and a sync dependency would cost a thread-pool hop per request.
     return request.app.state.services
 
 
