@@ -92,6 +92,8 @@ class Settings(BaseSettings):
 
     # Workers.
     worker_threads: int | None = Field(None, ge=1)
+    # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
+    single_thread_max_rows: int = Field(20_000, ge=0)
     worker_shutdown_timeout_s: float = Field(30.0, ge=0)
     worker_health_port: int = Field(8001, ge=0, le=65535)
     cancel_poll_s: float = Field(0.5, gt=0)

@@ -151,9 +151,15 @@ class StateStore:
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         return self._get(self.job_key(job_id))
 
-    def get_job_for(self, tenant: str, job_id: str) -> dict[str, Any]:
-        """The job, or NotFound when it does not exist or belongs to another tenant."""
-        record = self.get_job(job_id)
+    def get_job_for(self, tenant: str, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The job (only ``fields`` of it, when given), or NotFound when it does not exist or
+        belongs to another tenant."""
+        if fields is None:
+            record = self.get_job(job_id)
+        else:
+            names = ("tenant", *fields)
+            values = self.r.hmget(self.job_key(job_id), names)
+            record = {k: json.loads(v) for k, v in zip(names, values, strict=True) if v is not None}
         if not record or record.get("tenant") != tenant:
             raise NotFound(f"No job with id '{job_id}'.", code="job.not_found")
         return record
@@ -276,20 +282,23 @@ class StateStore:
         return [{"seq": after + i, **json.loads(e)} for i, e in enumerate(raw)]
 
     # ---- lanes and tenants
-    def queue_position(self, lane: str, job_id: str) -> int | None:
-        """1 for the next job to start on ``lane``; None when the job is not waiting."""
-        rank = self.r.zrank(self.lane_key(lane, "queued"), job_id)
-        return None if rank is None else rank + 1
-
-    def lane_load(self, lane: str) -> dict[str, int]:
-        """Queued jobs, running jobs and live workers on ``lane``."""
+    def waiting_context(self, job: dict[str, Any]) -> dict[str, int | None]:
+        """In one round trip: a queued job's position, its lane's load and its tenant's running jobs."""
         now = time.time()
-        pipe = self.r.pipeline()
-        pipe.zcard(self.lane_key(lane, "queued"))
-        pipe.scard(self.lane_key(lane, "running"))
-        pipe.zcount(self.lane_key(lane, "workers"), now - WORKER_ALIVE_S, "+inf")
-        queued, running, workers = pipe.execute()
-        return {"queued": queued, "running": running, "workers": workers}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrank(self.lane_key(job["lane"], "queued"), job["id"])
+        pipe.zcard(self.lane_key(job["lane"], "queued"))
+        pipe.scard(self.lane_key(job["lane"], "running"))
+        pipe.zcount(self.lane_key(job["lane"], "workers"), now - WORKER_ALIVE_S, "+inf")
+        pipe.scard(self.tenant_key(job["tenant"], "running"))
+        rank, queued, running, workers, tenant_running = pipe.execute()
+        return {
+            "position": None if rank is None else rank + 1,
+            "queued": queued,
+            "running": running,
+            "workers": workers,
+            "tenant_running": tenant_running,
+        }
 
     def worker_heartbeat(self, lane: str, worker: str) -> None:
         pipe = self.r.pipeline()

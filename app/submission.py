@@ -241,9 +241,8 @@ def queue_info(svc: Services, job: dict[str, Any]) -> dict[str, Any] | None:
     """Why a queued job waits: its place in its lane's queue and how busy the lane's workers are."""
     if job["status"] != "queued":
         return None
-    position = svc.state.queue_position(job["lane"], job["id"])
-    load = svc.state.lane_load(job["lane"])
-    tenant_running = svc.state.tenant_load(job["tenant"])["running"]
+    load = svc.state.waiting_context(job)
+    position, tenant_running = load.pop("position"), load.pop("tenant_running") or 0
     if tenant_running >= svc.settings.tenant_max_running:
         reason = (
             f"Your account already runs {tenant_running} job(s), the most allowed at once "

@@ -1,6 +1,6 @@
 """Turning Parquet columns into the matrix HistGradientBoostingClassifier learns from.
 
-Every column becomes one float64 column of a Fortran-ordered matrix, filled one Parquet column
+Every column becomes one float64 column of a row-major matrix, filled one Parquet column
 at a time, so peak memory is the matrix plus one column (never a DataFrame plus a copy):
 numbers as they are, booleans as 0/1, text as category codes (HistGradientBoosting's native
 categorical support), dates as seconds since the epoch; missing values as NaN.
@@ -74,7 +74,9 @@ class FeatureSpec:
         of the whole matrix. Without ``parts``, one matrix of every row."""
         n = source.metadata.num_rows if rows is None else int(pc.sum(rows).as_py() or 0)
         sizes = [n] if parts is None else [len(p) for p in parts]
-        outs = [np.empty((size, len(self.columns)), dtype=np.float64, order="F") for size in sizes]
+        # Row-major: HistGradientBoosting copies a column-major matrix to row-major inside fit
+        # (measured: +1.5x the matrix at 400,000 x 50), which would double the peak.
+        outs = [np.empty((size, len(self.columns)), dtype=np.float64, order="C") for size in sizes]
         for j, (name, kind) in enumerate(self.columns.items()):
             column = source.read(columns=[name]).column(0)
             if rows is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import LOCAL_TENANT
 from app.errors import Unauthorized
@@ -19,8 +20,10 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_tenant(request: Request, svc: ServicesDep) -> str:
+async def current_tenant(request: Request, svc: ServicesDep) -> str:
     """The tenant of the bearer token; the local tenant when auth is off (loopback only)."""
+    # async, so the common no-I/O path costs no thread-pool hop; the key lookup (Redis) runs
+    # in the pool.
     if not svc.settings.auth_enabled:
         return LOCAL_TENANT
     header = request.headers.get("authorization", "")
@@ -31,7 +34,7 @@ def current_tenant(request: Request, svc: ServicesDep) -> str:
             hint="Send 'Authorization: Bearer <key>' (the CLI reads TABJOB_API_KEY).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return svc.keys.tenant_of(token.strip())
+    return await run_in_threadpool(svc.keys.tenant_of, token.strip())
 
 
 TenantDep = Annotated[str, Depends(current_tenant)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -82,13 +83,8 @@ def register(app: typer.Typer) -> None:
         url: URL = None, api_key: KEY = None, as_json: JSON = False,
     ) -> None:  # fmt: skip
         """Train a model on a dataset (target column y); prints the job id, which is the model id."""
-        with _client(url, api_key) as client:
-            try:
-                job = client.fit(dataset_id, params=_params(param) or None, lane=lane)
-                job = _wait(client, job["id"], as_json) if wait else job
-            except ApiError as exc:
-                fail(exc, as_json)
-            emit(job, as_json, _summary(job))
+        params = _params(param) or None
+        _show_job(url, api_key, as_json, lambda c: c.fit(dataset_id, params=params, lane=lane), wait=wait)
 
     @app.command()
     def predict(
@@ -98,23 +94,12 @@ def register(app: typer.Typer) -> None:
         url: URL = None, api_key: KEY = None, as_json: JSON = False,
     ) -> None:  # fmt: skip
         """Predict a dataset with a fitted model (a finished fit job's id)."""
-        with _client(url, api_key) as client:
-            try:
-                job = client.predict(dataset_id, model_id, lane=lane)
-                job = _wait(client, job["id"], as_json) if wait else job
-            except ApiError as exc:
-                fail(exc, as_json)
-            emit(job, as_json, _summary(job))
+        _show_job(url, api_key, as_json, lambda c: c.predict(dataset_id, model_id, lane=lane), wait=wait)
 
     @app.command()
     def status(job_id: str, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
         """Show a job: status, phase, progress, error, and why it waits."""
-        with _client(url, api_key) as client:
-            try:
-                job = client.job(job_id)
-            except ApiError as exc:
-                fail(exc, as_json)
-            emit(job, as_json, _summary(job))
+        _show_job(url, api_key, as_json, lambda c: c.job(job_id))
 
     @app.command()
     def wait(
@@ -147,12 +132,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def cancel(job_id: str, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
         """Cancel a queued or running job."""
-        with _client(url, api_key) as client:
-            try:
-                job = client.cancel(job_id)
-            except ApiError as exc:
-                fail(exc, as_json)
-            emit(job, as_json, _summary(job))
+        _show_job(url, api_key, as_json, lambda c: c.cancel(job_id))
 
     @app.command()
     def jobs(
@@ -183,6 +163,24 @@ def register(app: typer.Typer) -> None:
                     error,
                 )
             console.print(table)
+
+
+def _show_job(
+    url: str | None,
+    api_key: str | None,
+    as_json: bool,
+    call: Callable[[TabjobClient], dict[str, Any]],
+    *,
+    wait: bool = False,
+) -> None:
+    """Run one job call (optionally waiting for the job to end) and show the job or the error."""
+    with _client(url, api_key) as client:
+        try:
+            job = call(client)
+            job = _wait(client, job["id"], as_json) if wait else job
+        except ApiError as exc:
+            fail(exc, as_json)
+        emit(job, as_json, _summary(job))
 
 
 def _wait(client: TabjobClient, job_id: str, as_json: bool, timeout: float | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 import ml.model
 from ml.errors import DataProblem
@@ -33,24 +33,26 @@ def _exit_when_worker_dies(lifeline: Connection) -> None:
 def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
     """Run operations sent on ``conn`` until it closes.
 
-    Messages in: ``(operation, kwargs)``. Messages out: ``("progress", phase, fraction,
+    Messages in: ``(operation, kwargs, threads)``. Messages out: ``("progress", phase, fraction,
     message)`` any number of times, then ``("ok", summary)`` or ``("error", kind, code,
     message, hint)`` where kind is ``data`` (the user's data), ``transport`` (the store) or
     ``internal`` (a bug or resource problem).
     """
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
-    threadpool_limits(limits=threads)
+    controller = ThreadpoolController()
+    controller.limit(limits=threads)
 
     def progress(phase: str, fraction: float | None, message: str | None) -> None:
         conn.send(("progress", phase, fraction, message))
 
     while True:
         try:
-            operation, kwargs = conn.recv()
+            operation, kwargs, job_threads = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            summary: Any = OPERATIONS[operation](**kwargs, progress=progress)
+            with controller.limit(limits=job_threads):
+                summary: Any = OPERATIONS[operation](**kwargs, progress=progress)
             conn.send(("ok", summary))
         except DataProblem as exc:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))

@@ -87,8 +87,12 @@ class JobRunner:
         should_cancel: Callable[[], bool],
         cancel_poll_s: float,
         on_progress: Progress,
+        threads: int | None = None,
     ) -> dict[str, Any]:
         """Run ``operation`` with ``kwargs`` in the job process and return its summary.
+
+        Parameters:
+          threads: OpenMP threads for this job (at most the worker's; default all of them).
 
         Raises:
           JobCanceled: ``should_cancel()`` became true (the process is killed).
@@ -99,7 +103,7 @@ class JobRunner:
         self.start()
         assert self._process is not None
         self._abort_reason = None
-        self._conn.send((operation, kwargs))
+        self._conn.send((operation, kwargs, threads or self.threads))
         deadline = time.monotonic() + time_limit_s
         next_check = time.monotonic() + cancel_poll_s
         while True:

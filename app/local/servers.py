@@ -131,6 +131,11 @@ class Valkey:
         _stop(self.process)
 
 
+# SeaweedFS keeps retrying its filer subscription for 20 s and more after SIGTERM; what it has
+# acknowledged is on disk by then, so it gets a short grace period before SIGKILL.
+SEAWEED_STOP_TIMEOUT_S = 3.0
+
+
 @dataclass
 class SeaweedS3:
     """A one-process SeaweedFS (master, volume, filer, S3 gateway) with S3 auth on.
@@ -197,4 +202,4 @@ class SeaweedS3:
                 time.sleep(0.2)
 
     def stop(self) -> None:
-        _stop(self.process)
+        _stop(self.process, SEAWEED_STOP_TIMEOUT_S)

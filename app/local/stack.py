@@ -21,11 +21,12 @@ import httpx
 import redis
 
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
-from app.settings import LANES, is_loopback
+from app.settings import LANES, available_cpus, is_loopback
 
 log = logging.getLogger("tabjob.stack")
 RESTART_BACKOFF_MAX_S = 10.0
 WORKER_STOP_TIMEOUT_S = 40.0
+MAX_SMALL_WORKERS = 4
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Child:
 
     name: str
     args: list[str]
+    lane: str | None = None
     process: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -44,7 +46,7 @@ class EmbeddedStack:
     """Parameters:
     data_dir: where Valkey's AOF, SeaweedFS's volumes, logs and credentials live.
     host, port: where the API listens. Auth is off only on a loopback host.
-    lanes: one worker process per lane.
+    lanes: the lanes to run workers for (the small lane gets one per core, up to 4; others one).
     env: extra TABJOB_* settings for the API and the workers.
     """
 
@@ -57,6 +59,11 @@ class EmbeddedStack:
     s3: SeaweedS3 | None = None
     children: list[Child] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
+
+    def workers_for(self, lane: str) -> int:
+        """Worker processes on ``lane``: one per core for the small lane (toy jobs run
+        single-threaded, so they run side by side), one for the others."""
+        return min(available_cpus(), MAX_SMALL_WORKERS) if lane == "small" else 1
 
     @property
     def url(self) -> str:
@@ -118,7 +125,11 @@ class EmbeddedStack:
         self.s3.start(logs / "seaweedfs.log")
         self.write_env_file()
         python = [sys.executable, "-m", "app.cli"]
-        self.children = [Child(f"worker-{lane}", [*python, "worker", "--lane", lane]) for lane in self.lanes]
+        self.children = [
+            Child(f"worker-{lane}-{i}", [*python, "worker", "--lane", lane], lane=lane)
+            for lane in self.lanes
+            for i in range(1, self.workers_for(lane) + 1)
+        ]
         for child in self.children:
             self._spawn(child)
         self._wait_for_workers(timeout_s)
@@ -146,7 +157,7 @@ class EmbeddedStack:
         pending = {c.name for c in self.children}
         while pending:
             for child in self.children:
-                lane = child.name.removeprefix("worker-")
+                lane = child.lane
                 pids = {w.rsplit("-", 1)[-1] for w in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1)}
                 if child.process and str(child.process.pid) in pids:
                     pending.discard(child.name)

@@ -114,12 +114,13 @@ def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
 
 def test_a_dead_worker_is_restarted(stack):
     process, _, _ = stack
-    [small] = children_running(process, "worker --lane small")
-    small.send_signal(signal.SIGKILL)
+    before = children_running(process, "worker --lane small")
+    victim = before[0]
+    victim.send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 60
     while True:
         workers = children_running(process, "worker --lane small")
-        if workers and workers[0].pid != small.pid:
+        if len(workers) == len(before) and victim.pid not in [w.pid for w in workers]:
             break
         assert time.monotonic() < deadline, "the worker was not restarted"
         time.sleep(0.2)

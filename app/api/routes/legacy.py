@@ -14,6 +14,11 @@ from app import submission
 from app.api.deps import ServicesDep, TenantDep
 
 router = APIRouter(tags=["legacy"])
+# What /status shows: read just these fields of the job record (not the fit's whole result).
+LEGACY_STATUS_FIELDS = (
+    "id", "status", "queued_at", "created_at", "started_at", "ended_at",
+    "kind", "lane", "phase", "progress", "attempts", "error",
+)  # fmt: skip
 
 
 @router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
@@ -41,7 +46,7 @@ def predict(
 
 @router.get("/status", summary="A job's status and times (Unix seconds)")
 def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-    job = svc.state.get_job_for(tenant, id)
+    job = svc.state.get_job_for(tenant, id, LEGACY_STATUS_FIELDS)
     return {
         "id": job["id"],
         "status": job["status"],
