@@ -25,11 +25,12 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         client = redis_client(settings, decode=True)
+        async_client = redis_client(settings, decode=True, asynchronous=True)
         broker = build_broker(settings)
         actors.declare(broker)
         return cls(
             settings=settings,
-            state=StateStore(client=client, retention_s=settings.job_retention_s),
+            state=StateStore(client=client, async_client=async_client, retention_s=settings.job_retention_s),
             store=Store.from_settings(settings),
             broker=broker,
             keys=ApiKeys(client=client),

@@ -14,6 +14,7 @@ import uuid
 from typing import Any, Literal
 
 import redis
+import redis.asyncio
 
 from app.errors import Conflict, InfraError, NotFound, TooManyJobs
 
@@ -37,6 +38,25 @@ for _, s in ipairs(allowed) do
   end
 end
 return '!' .. cur
+"""
+
+# A job and, when it is queued, why it waits, in one round trip (the route clients poll).
+# KEYS[1] the job; ARGV: key prefix, tenant, "now - worker alive window".
+_JOB_VIEW = """
+local raw = redis.call('HGETALL', KEYS[1])
+if #raw == 0 then return {raw} end
+local job = {}
+for i = 1, #raw, 2 do job[raw[i]] = raw[i + 1] end
+if job['status'] ~= '"queued"' or job['tenant'] ~= cjson.encode(ARGV[2]) then return {raw} end
+local lane = ARGV[1] .. ':lane:' .. cjson.decode(job['lane'])
+local id = cjson.decode(job['id'])
+return {raw, {
+  redis.call('ZRANK', lane .. ':queued', id) or -1,
+  redis.call('ZCARD', lane .. ':queued'),
+  redis.call('SCARD', lane .. ':running'),
+  redis.call('ZCOUNT', lane .. ':workers', ARGV[3], '+inf'),
+  redis.call('SCARD', ARGV[1] .. ':tenant:' .. ARGV[2] .. ':running'),
+}}
 """
 
 # Reserve a queued slot for a tenant: SADD only when the set is below ARGV[1].
@@ -68,12 +88,21 @@ class StateStore:
       retention_s: how long finished jobs and their events are kept, in seconds.
     """
 
-    def __init__(self, *, client: redis.Redis, retention_s: int, prefix: str = "tabjob") -> None:
+    def __init__(
+        self,
+        *,
+        client: redis.Redis,
+        retention_s: int,
+        prefix: str = "tabjob",
+        async_client: redis.asyncio.Redis | None = None,
+    ) -> None:
         self.r = client
+        self.ar = async_client
         self.retention_s = retention_s
         self.p = prefix
         self._transition = client.register_script(_TRANSITION)
         self._admit = client.register_script(_ADMIT)
+        self._job_view = async_client.register_script(_JOB_VIEW) if async_client is not None else None
 
     # ---- keys
     def job_key(self, job_id: str) -> str:
@@ -155,14 +184,17 @@ class StateStore:
         """The job (only ``fields`` of it, when given), or NotFound when it does not exist or
         belongs to another tenant."""
         if fields is None:
-            record = self.get_job(job_id)
-        else:
-            names = ("tenant", *fields)
-            values = self.r.hmget(self.job_key(job_id), names)
-            record = {k: json.loads(v) for k, v in zip(names, values, strict=True) if v is not None}
-        if not record or record.get("tenant") != tenant:
-            raise NotFound(f"No job with id '{job_id}'.", code="job.not_found")
-        return record
+            return _owned(tenant, job_id, self.r.hgetall(self.job_key(job_id)))
+        names = ("tenant", *fields)
+        return _owned(tenant, job_id, dict(zip(names, self.r.hmget(self.job_key(job_id), names), strict=True)))
+
+    async def aget_job_for(self, tenant: str, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """``get_job_for`` on the async client, for the routes clients poll (no thread hop)."""
+        assert self.ar is not None, "no async client"
+        if fields is None:
+            return _owned(tenant, job_id, await self.ar.hgetall(self.job_key(job_id)))
+        names = ("tenant", *fields)
+        return _owned(tenant, job_id, dict(zip(names, await self.ar.hmget(self.job_key(job_id), names), strict=True)))
 
     def list_jobs(
         self,
@@ -284,21 +316,24 @@ class StateStore:
     # ---- lanes and tenants
     def waiting_context(self, job: dict[str, Any]) -> dict[str, int | None]:
         """In one round trip: a queued job's position, its lane's load and its tenant's running jobs."""
-        now = time.time()
         pipe = self.r.pipeline(transaction=False)
         pipe.zrank(self.lane_key(job["lane"], "queued"), job["id"])
         pipe.zcard(self.lane_key(job["lane"], "queued"))
         pipe.scard(self.lane_key(job["lane"], "running"))
-        pipe.zcount(self.lane_key(job["lane"], "workers"), now - WORKER_ALIVE_S, "+inf")
+        pipe.zcount(self.lane_key(job["lane"], "workers"), time.time() - WORKER_ALIVE_S, "+inf")
         pipe.scard(self.tenant_key(job["tenant"], "running"))
-        rank, queued, running, workers, tenant_running = pipe.execute()
-        return {
-            "position": None if rank is None else rank + 1,
-            "queued": queued,
-            "running": running,
-            "workers": workers,
-            "tenant_running": tenant_running,
-        }
+        return _waiting(pipe.execute())
+
+    async def ajob_view(self, tenant: str, job_id: str) -> tuple[dict[str, Any], dict[str, int | None] | None]:
+        """The job and, when queued, its waiting context, in one round trip on the async client."""
+        assert self._job_view is not None, "no async client"
+        found = await self._job_view(keys=[self.job_key(job_id)], args=[self.p, tenant, time.time() - WORKER_ALIVE_S])
+        raw = found[0]
+        job = _owned(tenant, job_id, dict(zip(raw[::2], raw[1::2], strict=True)))
+        if len(found) == 1:
+            return job, None
+        rank, *rest = found[1]
+        return job, _waiting([None if rank == -1 else rank, *rest])
 
     def worker_heartbeat(self, lane: str, worker: str) -> None:
         pipe = self.r.pipeline()
@@ -334,6 +369,25 @@ class StateStore:
     def _get(self, key: str) -> dict[str, Any] | None:
         raw = self.r.hgetall(key)
         return _decode(raw) if raw else None
+
+
+def _owned(tenant: str, job_id: str, raw: dict[str, str | None]) -> dict[str, Any]:
+    """Decode a job record read from Valkey, or NotFound when missing or another tenant's."""
+    record = {k: json.loads(v) for k, v in raw.items() if v is not None}
+    if not record or record.get("tenant") != tenant:
+        raise NotFound(f"No job with id '{job_id}'.", code="job.not_found")
+    return record
+
+
+def _waiting(values: list[Any]) -> dict[str, int | None]:
+    rank, queued, running, workers, tenant_running = values
+    return {
+        "position": None if rank is None else rank + 1,
+        "queued": queued,
+        "running": running,
+        "workers": workers,
+        "tenant_running": tenant_running,
+    }
 
 
 def _event(kind: str, message: str | None = None, **extra: Any) -> dict[str, Any]:

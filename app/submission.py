@@ -16,7 +16,7 @@ from app.errors import Conflict, TabjobError, UserError
 from app.inspection import check_size, data_error, describe, open_footer, read_column
 from app.jobs import actors
 from app.services import Services
-from app.settings import LANES
+from app.settings import LANES, Settings
 from app.state import TERMINAL, ensure_cancelable, new_id
 from app.storage import ObjectInfo, dataset_key, result_key
 from ml.errors import DataProblem
@@ -241,12 +241,17 @@ def queue_info(svc: Services, job: dict[str, Any]) -> dict[str, Any] | None:
     """Why a queued job waits: its place in its lane's queue and how busy the lane's workers are."""
     if job["status"] != "queued":
         return None
-    load = svc.state.waiting_context(job)
+    return describe_wait(svc.settings, job, svc.state.waiting_context(job))
+
+
+def describe_wait(settings: Settings, job: dict[str, Any], load: dict[str, Any]) -> dict[str, Any]:
+    """The queue section of a job from its waiting context (``StateStore.waiting_context``)."""
+    load = dict(load)
     position, tenant_running = load.pop("position"), load.pop("tenant_running") or 0
-    if tenant_running >= svc.settings.tenant_max_running:
+    if tenant_running >= settings.tenant_max_running:
         reason = (
             f"Your account already runs {tenant_running} job(s), the most allowed at once "
-            f"({svc.settings.tenant_max_running}); it starts when one ends."
+            f"({settings.tenant_max_running}); it starts when one ends."
         )
     elif load["workers"] == 0:
         reason = f"No worker is running on the {job['lane']} lane yet; one is being started."

@@ -100,13 +100,14 @@ class Harness:
 
     # ---- processes
     def worker(self, lane: str) -> psutil.Process:
+        """The first worker process of ``lane`` (the large lane has exactly one)."""
         for child in self.stack.children:
-            if child.name == f"worker-{lane}" and child.process is not None:
+            if child.lane == lane and child.process is not None:
                 return psutil.Process(child.process.pid)
         raise RuntimeError(f"no worker for lane {lane}")
 
     def workers(self) -> list[psutil.Process]:
-        return [self.worker(lane) for lane in self.stack.lanes]
+        return [psutil.Process(c.process.pid) for c in self.stack.children if c.lane and c.process is not None]
 
     @contextmanager
     def workers_paused(self) -> Iterator[None]:

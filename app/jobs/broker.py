@@ -10,9 +10,11 @@ busy worker directly. Heartbeats still flow: every wake-up or idle timeout fetch
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import dramatiq
 import redis
+import redis.asyncio
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware, Retries
@@ -95,11 +97,13 @@ class TabjobBroker(RedisBroker):
         return int(self.client.hlen(f"{NAMESPACE}:{lane}.msgs"))
 
 
-def redis_client(settings: Settings, *, decode: bool) -> redis.Redis:
-    """A client for the broker's Valkey (the password comes from its own secret)."""
+def redis_client(settings: Settings, *, decode: bool, asynchronous: bool = False) -> Any:
+    """A client for the broker's Valkey (the password comes from its own secret); an asyncio
+    one for routes that await their reads."""
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     tls = {"ssl_ca_certs": settings.redis_ca_file} if settings.redis_ca_file else {}
-    return redis.Redis.from_url(
+    factory = redis.asyncio.Redis if asynchronous else redis.Redis
+    return factory.from_url(
         settings.redis_url,
         password=password or None,
         **tls,

@@ -81,10 +81,16 @@ def list_jobs(
     return JobsPublic(items=[job_public(j) for j in jobs], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", summary="A job: status, phase, progress, error, result, and why it waits")
-def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
-    job = svc.state.get_job_for(tenant, job_id)
-    return job_public(job, queue=submission.queue_info(svc, job))
+@router.get(
+    "/{job_id}", response_model=JobPublic, summary="A job: status, phase, progress, error, result, and why it waits"
+)
+async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
+    # The route clients poll: awaited reads (no thread-pool hop), and the model is built once and
+    # serialised once instead of FastAPI validating it again against response_model.
+    job, waiting = await svc.state.ajob_view(tenant, job_id)
+    queue = submission.describe_wait(svc.settings, job, waiting) if waiting else None
+    body = job_public(job, queue=queue).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}/events", summary="The job's timeline, from index `after` on")

@@ -6,9 +6,10 @@ added. Errors use the common envelope plus ``detail``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app import submission
 from app.api.deps import ServicesDep, TenantDep
@@ -45,9 +46,10 @@ def predict(
 
 
 @router.get("/status", summary="A job's status and times (Unix seconds)")
-def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-    job = svc.state.get_job_for(tenant, id, LEGACY_STATUS_FIELDS)
-    return {
+async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> Response:
+    job = await svc.state.aget_job_for(tenant, id, LEGACY_STATUS_FIELDS)
+    # Plain JSON values, serialised directly (no response-model pass): clients poll this route.
+    body = {
         "id": job["id"],
         "status": job["status"],
         "enqueued_at": job.get("queued_at") or job["created_at"],
@@ -60,6 +62,7 @@ def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=
         "attempts": job.get("attempts", 0),
         "error": job.get("error"),
     }
+    return Response(json.dumps(body), media_type="application/json")
 
 
 @router.get("/result", summary="A presigned GET URL of a finished prediction")
