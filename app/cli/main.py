@@ -84,7 +84,7 @@ def stack(
     port: int = 8000,
     data_dir: Annotated[Path, typer.Option(help="Where data, logs and credentials live.")] = Path(".tabjob"),
 ) -> None:
-    """Run Valkey, SeaweedFS, the API and one worker per lane in the foreground (Ctrl-C stops all)."""
+    """Run Valkey, SeaweedFS, the API and workers for every lane in the foreground (Ctrl-C stops all)."""
     from app.local.stack import EmbeddedStack
 
     _logging("INFO")

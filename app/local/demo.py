@@ -74,7 +74,7 @@ def run_demo(workdir: Path, *, data_dir: Path | None, rows: int, features: int) 
     console.print(f"Making a seed-shaped dataset: {rows:,} rows x {features} features, 75/25 split ...")
     paths = make_seed_data(workdir, rows=rows, features=features)
     stack = EmbeddedStack(data_dir=(data_dir or workdir / "stack").resolve(), port=free_port())
-    console.print("Starting the embedded stack (Valkey, SeaweedFS, API, one worker per lane) ...")
+    console.print("Starting the embedded stack (Valkey, SeaweedFS, API, workers for every lane) ...")
     t0 = time.perf_counter()
     try:
         stack.start()

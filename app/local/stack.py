@@ -1,8 +1,9 @@
 """``tabjob stack``: the whole service on one machine, in the foreground, without containers.
 
-Valkey and SeaweedFS start first, then one worker process per lane, then the API; the API's
+Valkey and SeaweedFS start first, then the workers of every lane, then the API; the API's
 ``/healthz`` answers only once everything is up. A child that dies is restarted (as Kubernetes
-would). SIGINT or SIGTERM stops every child, workers first so running jobs can finish.
+would). SIGINT or SIGTERM stops the API, then the workers (a running job finishes or is handed back),
+then the servers.
 """
 
 from __future__ import annotations
