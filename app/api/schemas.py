@@ -139,6 +139,22 @@ class JobPublic(BaseModel):
     )
 
 
+class LegacyStatus(BaseModel):
+    """``GET /status`` as the seed's clients read it: status words and Unix-second times."""
+
+    id: str
+    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    enqueued_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    kind: str
+    lane: str
+    phase: str | None = None
+    progress: float | None = None
+    attempts: int = 0
+    error: ErrorBody | None = None
+
+
 class JobsPublic(BaseModel):
     items: list[JobPublic]
     next_cursor: str | None = None

@@ -93,8 +93,6 @@ class EmbeddedStack:
             "PYTHONUNBUFFERED": "1",
             **self.env,
         }
-        if self.auth_enabled and self.host in ("0.0.0.0", "::"):
-            env.setdefault("TABJOB_S3_PUBLIC_ENDPOINT", self.s3.endpoint)
         return env
 
     def write_env_file(self) -> Path:

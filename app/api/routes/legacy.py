@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Response
 
 from app import submission
 from app.api.deps import ServicesDep, TenantDep
+from app.api.schemas import LegacyStatus
 
 router = APIRouter(tags=["legacy"])
 # What /status shows: read just these fields of the job record (not the fit's whole result).
@@ -45,7 +46,7 @@ def predict(
     return {"id": done.job["id"]}
 
 
-@router.get("/status", summary="A job's status and times (Unix seconds)")
+@router.get("/status", response_model=LegacyStatus, summary="A job's status and times (Unix seconds)")
 async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> Response:
     job = await svc.state.aget_job_for(tenant, id, LEGACY_STATUS_FIELDS)
     # Plain JSON values, serialised directly (no response-model pass): clients poll this route.
