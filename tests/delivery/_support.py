@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ def venv_tool(name: str) -> str:
 
 def run_tool(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     """Run a venv tool (first argument is its name) and capture its output as text."""
+    # go-task colours its output whenever CI is set (as it is on CI runners), and the tests
+    # parse that output: NO_COLOR keeps it plain everywhere.
     return subprocess.run(
         [venv_tool(args[0]), *args[1:]],
         cwd=cwd,
@@ -35,6 +38,7 @@ def run_tool(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[s
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, "NO_COLOR": "1"},
     )
 
 
