@@ -163,9 +163,6 @@ class StateStore:
                 headers={"Retry-After": "30"},
             )
 
-    def release(self, tenant: str, job_id: str) -> None:
-        self.r.srem(self.tenant_key(tenant, "queued"), job_id)
-
     def create_job(self, record: dict[str, Any]) -> dict[str, Any]:
         """Store a new queued job (its tenant slot must already be admitted)."""
         record = {"status": "queued", "phase": "queued", "attempts": 0, "version": 0, **record}
