@@ -49,7 +49,11 @@ class JobLifecycle(Middleware):
             )
             self._finish_failed(ctx, job, error)
             raise SkipMessage()
-        if ctx.state.tenant_load(job["tenant"])["running"] >= ctx.settings.tenant_max_running:
+        # A redelivered job (status still started) holds its running slot already.
+        if (
+            job["status"] == "queued"
+            and ctx.state.tenant_load(job["tenant"])["running"] >= ctx.settings.tenant_max_running
+        ):
             self._defer(broker, message, ctx, job)
             raise SkipMessage()
         if not ctx.state.mark_started(job, ctx.worker_id):
