@@ -153,6 +153,7 @@ def submit(
         assert model_id is not None
         info, rows = validate_predict(svc, tenant, dataset_id, model_id)
 
+    chosen_lane = choose_lane(svc, info.size, rows, lane)
     job_id = new_id("job")
     dedup = None
     if kind == "fit":  # a fit is a pure function of the bytes and the parameters
@@ -167,7 +168,6 @@ def submit(
             svc.state.forget(dedup)
             svc.state.remember(dedup, job_id, svc.settings.job_retention_s)
 
-    chosen_lane = choose_lane(svc, info.size, rows, lane)
     try:
         svc.state.admit(tenant, job_id, svc.settings.tenant_max_queued)
     except TabjobError:
