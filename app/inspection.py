@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.errors import InfraError, TooLarge, UserError
+from app.errors import TabjobError, TooLarge, UserError
 from app.storage import ObjectInfo, Store
 from ml.errors import DataProblem
 from ml.schema import TARGET, column_kind, describe_type
@@ -40,7 +40,7 @@ def open_footer(store: Store, key: str, info: ObjectInfo) -> pq.ParquetFile:
     reader = store.open_ranged(key, info.size)
     try:
         return pq.ParquetFile(pa.PythonFile(reader, mode="r"))
-    except InfraError:
+    except TabjobError:  # the store failed or the file changed: not the file's format
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise UserError(
@@ -56,7 +56,7 @@ def read_column(source: pq.ParquetFile, name: str) -> pa.ChunkedArray:
     """One column (range reads of its chunks only); a corrupt chunk is the user's problem."""
     try:
         return source.read(columns=[name]).column(0)
-    except InfraError:
+    except TabjobError:  # the store failed or the file changed: not the file's format
         raise
     except (pa.ArrowException, OSError) as exc:
         raise UserError(

@@ -21,7 +21,7 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from app.errors import InfraError
+from app.errors import Conflict, InfraError
 from app.settings import Settings
 
 # Parquet footers are read backwards in small pieces; fetch a little more to save requests.
@@ -121,11 +121,11 @@ class Store:
         return url, datetime.now(UTC) + expires
 
     # URLs for workers: signed for the internal endpoint.
-    def internal_get_url(self, key: str) -> str:
-        return self.client.presigned_get_object(self.bucket, key, expires=timedelta(hours=12))
+    def internal_get_url(self, key: str, expires_s: int = 12 * 3600) -> str:
+        return self.client.presigned_get_object(self.bucket, key, expires=timedelta(seconds=expires_s))
 
-    def internal_put_url(self, key: str) -> str:
-        return self.client.presigned_put_object(self.bucket, key, expires=timedelta(hours=12))
+    def internal_put_url(self, key: str, expires_s: int = 12 * 3600) -> str:
+        return self.client.presigned_put_object(self.bucket, key, expires=timedelta(seconds=expires_s))
 
     def stat(self, key: str) -> ObjectInfo | None:
         """Size and ETag of ``key``, or None when it does not exist."""
@@ -140,13 +140,21 @@ class Store:
 
     def read_range(self, key: str, offset: int, length: int) -> bytes:
         """``length`` bytes of ``key`` from ``offset`` (one ranged GET)."""
-        with _infra("read from the object store"):
-            response = self.client.get_object(self.bucket, key, offset=offset, length=length)
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
+        try:
+            with _infra("read from the object store"):
+                response = self.client.get_object(self.bucket, key, offset=offset, length=length)
+                try:
+                    return response.read()
+                finally:
+                    response.close()
+                    response.release_conn()
+        except S3Error as exc:
+            # The object vanished or shrank between its stat and this read: it was replaced.
+            raise Conflict(
+                "The file changed while it was being read.",
+                code="dataset.changed",
+                hint="Wait for the upload to finish, then submit again.",
+            ) from exc
 
     def open_ranged(self, key: str, size: int) -> RangedReader:
         """A seekable read-only file over ``key`` that fetches only the ranges read."""

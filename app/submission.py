@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import Conflict, TabjobError, UserError
+from app.errors import Conflict, InfraError, TabjobError, UserError
 from app.inspection import check_size, data_error, describe, open_footer, read_column
 from app.jobs import actors
 from app.services import Services
@@ -75,14 +75,23 @@ def _uploaded(svc: Services, tenant: str, dataset_id: str) -> ObjectInfo:
 
 def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None) -> str:
     """The lane for a job: asked for explicitly, else ``large`` for big datasets, else ``small``."""
-    if requested and requested != "auto":
-        if requested not in LANES:
-            raise UserError(
-                f"Unknown lane '{requested}'.", code="job.invalid_lane", hint=f"Use one of {', '.join(LANES)} or auto."
-            )
-        return requested
     s = svc.settings
-    return "large" if size_bytes >= s.lane_large_min_bytes or rows >= s.lane_large_min_rows else "small"
+    automatic = "large" if size_bytes >= s.lane_large_min_bytes or rows >= s.lane_large_min_rows else "small"
+    if not requested or requested == "auto":
+        return automatic
+    if requested not in LANES:
+        raise UserError(
+            f"Unknown lane '{requested}'.", code="job.invalid_lane", hint=f"Use one of {', '.join(LANES)} or auto."
+        )
+    if requested == "small" and automatic == "large":
+        # The small lane's promise is that toy jobs never wait behind big ones.
+        raise UserError(
+            f"This dataset ({size_bytes:,} bytes, {rows:,} rows) is too big for the small lane.",
+            code="job.lane_too_small",
+            hint="Leave the lane on auto, or choose large.",
+            status=422,
+        )
+    return requested
 
 
 def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int]:
@@ -198,9 +207,18 @@ def submit(
             "dedup_key": dedup,
         }
     )
+    try:
+        actors.enqueue(svc.broker, job_id, chosen_lane)
+    except Exception as exc:
+        # No message, no job: end the record and free what it holds, so nothing waits forever
+        # and later identical submissions are not deduplicated onto it.
+        error = InfraError("The job could not be queued; the broker failed.", code="platform.unavailable")
+        svc.state.finish(job, "failed", error=error.to_dict())
+        if dedup:
+            svc.state.forget(dedup)
+        raise error from exc
     if idem:
         svc.state.remember(idem, job_id, svc.settings.idempotency_ttl_s)
-    actors.enqueue(svc.broker, job_id, chosen_lane)
     return Submitted(job=job)
 
 

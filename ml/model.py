@@ -6,6 +6,8 @@ Pure functions of URLs: they know nothing of tenants, queues or job records. Bad
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import os
 import tempfile
@@ -45,6 +47,10 @@ DEFAULT_RANDOM_STATE = 0
 # HistGradientBoosting's own rule and default for early stopping.
 EARLY_STOPPING_AUTO_ROWS = 10_000
 VALIDATION_FRACTION = 0.1
+
+
+class ModelTampered(RuntimeError):
+    """A model's bytes changed after training: it is never unpickled."""
 
 
 @dataclass
@@ -157,9 +163,11 @@ def fit(
         trained_rows=n_rows,
         params=chosen,
     )
-    _write_blob(model_url, cloudpickle.dumps(bundle), scratch_dir)
+    blob = cloudpickle.dumps(bundle)
+    _write_blob(model_url, blob, scratch_dir)
     timings["upload_s"] = time.perf_counter() - t0
     return {
+        "model_sha256": hashlib.sha256(blob).hexdigest(),
         "features": spec.to_dict(),
         "classes": bundle.classes,
         "rows": n_rows,
@@ -177,16 +185,25 @@ def predict(
     *,
     progress: Progress | None = None,
     scratch_dir: str | None = None,
+    model_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Predict the class of every row of the Parquet at ``data_url`` with the model at
     ``model_url`` and write a Parquet file with one column ``y`` to ``result_url``.
+
+    Parameters:
+      model_sha256: the digest ``fit`` returned for this model. When given, the model's bytes
+        must match it before they are unpickled (unpickling runs code: only the bytes ``fit``
+        wrote may be loaded, whatever happened to the object since).
 
     Returns a summary: rows predicted and timings in seconds.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
     _note(progress, "downloading", 0.0)
-    bundle: ModelBundle = cloudpickle.loads(read_bytes(model_url))
+    blob = read_bytes(model_url)
+    if model_sha256 is not None and not hmac.compare_digest(hashlib.sha256(blob).hexdigest(), model_sha256):
+        raise ModelTampered("The model's bytes do not match the digest recorded when it was trained.")
+    bundle: ModelBundle = cloudpickle.loads(blob)
     path, temporary = fetch_to_file(data_url, scratch_dir=scratch_dir, progress=progress)
     try:
         timings["download_s"] = time.perf_counter() - started

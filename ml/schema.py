@@ -69,12 +69,26 @@ def feature_schema(schema: pa.Schema) -> dict[str, str]:
     return kinds
 
 
+def check_unique_columns(schema: pa.Schema) -> None:
+    """Refuse a file that names a column twice (which column would be meant is ambiguous)."""
+    seen: set[str] = set()
+    twice = sorted({n for n in schema.names if n in seen or seen.add(n)})
+    if twice:
+        raise DataProblem(
+            "dataset.duplicate_columns",
+            f"Column name(s) used more than once: {_preview(twice)}.",
+            "Give every column a distinct name.",
+        )
+
+
 def check_training_schema(schema: pa.Schema, num_rows: int) -> dict[str, str]:
     """Refuse a training file that cannot train; return its feature kinds.
 
     Raises:
-      DataProblem: no rows, no ``y``, no usable feature, or columns of unusable types.
+      DataProblem: no rows, no ``y``, no usable feature, columns named twice, or columns of
+        unusable types.
     """
+    check_unique_columns(schema)
     if num_rows == 0:
         raise DataProblem(
             "dataset.no_rows",
@@ -154,6 +168,7 @@ def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str,
     Raises:
       DataProblem: no rows, missing or unexpected columns, or types that cannot be cast.
     """
+    check_unique_columns(schema)
     if num_rows == 0:
         raise DataProblem(
             "dataset.no_rows",

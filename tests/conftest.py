@@ -67,6 +67,7 @@ def base_env(servers: tuple[Valkey, SeaweedS3]) -> dict[str, str]:
 
 
 def make_settings(env: dict[str, str]) -> Settings:
+    """Settings read from ``env`` (TABJOB_* variables), as a process started with it would."""
     saved = dict(os.environ)
     try:
         os.environ.update(env)
@@ -74,6 +75,12 @@ def make_settings(env: dict[str, str]) -> Settings:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+def settings_from() -> Callable[[dict[str, str]], Settings]:
+    """``make_settings`` for tests (importing from conftest is ambiguous with several conftests)."""
+    return make_settings
 
 
 @pytest.fixture(scope="session")

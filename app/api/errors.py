@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,6 +46,13 @@ def install(app: FastAPI) -> None:
         if exc.status >= 500:
             log.warning("%s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
         return envelope(request, exc.status, exc.code, exc.message, exc.hint, exc.retryable, exc.headers)
+
+    @app.exception_handler(redis.RedisError)
+    async def broker_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.warning("%s %s: the broker failed (%s)", request.method, request.url.path, type(exc).__name__)
+        return envelope(
+            request, 503, "platform.unavailable", "The job broker is unavailable; try again shortly.", retryable=True
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from typing import Any
 
 import dramatiq
 
-from app.errors import Conflict
+from app.errors import Conflict, UserError
 from app.jobs.context import get_context
 from app.jobs.middleware import write_manifest
 from app.settings import Settings
@@ -16,6 +18,8 @@ from app.storage import dataset_key, model_key, result_key
 ACTOR_NAME = "run_job"
 # Progress events are rate-limited per phase so a fast download does not flood the timeline.
 PROGRESS_EVENT_INTERVAL_S = 1.0
+# Presigned URLs handed to a job process stay valid this long past the job's time limit.
+URL_MARGIN_S = 3600
 
 
 def run_job(job_id: str) -> None:
@@ -25,23 +29,29 @@ def run_job(job_id: str) -> None:
     assert job is not None
     tenant = job["tenant"]
     store = ctx.store
+    # The worker's own lane limit rules (it may have changed since submission).
+    time_limit_s = min(float(job.get("time_limit_s") or "inf"), ctx.settings.time_limit_s(job["lane"]))
+    # Presigned URLs for the job process outlive the job, and nothing longer.
+    expires_s = int(min(time_limit_s, 6 * 24 * 3600)) + URL_MARGIN_S
+    _refuse_changed_dataset(store, job)
     if job["kind"] == "fit":
         operation = "fit"
         kwargs: dict[str, Any] = {
-            "data_url": store.internal_get_url(dataset_key(tenant, job["dataset_id"])),
-            "model_url": store.internal_put_url(model_key(tenant, job_id)),
+            "data_url": store.internal_get_url(dataset_key(tenant, job["dataset_id"]), expires_s),
+            "model_url": store.internal_put_url(model_key(tenant, job_id), expires_s),
             "params": job.get("params") or {},
         }
     else:
-        if store.stat(model_key(tenant, job["model_id"])) is None:
+        model = ctx.state.get_job(job["model_id"])
+        if model is None or store.stat(model_key(tenant, job["model_id"])) is None:
             raise Conflict(f"The model '{job['model_id']}' is no longer available.", code="model.not_found")
         operation = "predict"
         kwargs = {
-            "data_url": store.internal_get_url(dataset_key(tenant, job["dataset_id"])),
-            "model_url": store.internal_get_url(model_key(tenant, job["model_id"])),
-            "result_url": store.internal_put_url(result_key(tenant, job_id)),
+            "data_url": store.internal_get_url(dataset_key(tenant, job["dataset_id"]), expires_s),
+            "model_url": store.internal_get_url(model_key(tenant, job["model_id"]), expires_s),
+            "result_url": store.internal_put_url(result_key(tenant, job_id), expires_s),
+            "model_sha256": (model.get("result") or {}).get("model_sha256"),
         }
-    kwargs["scratch_dir"] = ctx.settings.scratch_dir
 
     last: dict[str, float] = {}
 
@@ -53,20 +63,53 @@ def run_job(job_id: str) -> None:
             last[phase] = now
             ctx.state.add_event(job_id, "progress", message, phase=phase, progress=fraction)
 
-    summary = ctx.runner.run(
+    # A scratch directory per job, removed whatever happens: a killed job process cannot clean up.
+    scratch = tempfile.mkdtemp(prefix=f"{job_id}-", dir=ctx.settings.scratch_dir)
+    kwargs["scratch_dir"] = scratch
+    try:
+        summary = _run(ctx, job, operation, kwargs, time_limit_s)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if ctx.state.finish(job, "finished", result=summary, progress=1.0):
+        ctx.state.add_event(job_id, "finished", _finished_message(operation, summary))
+        write_manifest(ctx, job_id)
+    ctx.jobs_done += 1
+
+
+def _refuse_changed_dataset(store: Any, job: dict[str, Any]) -> None:
+    """The dataset must still be the bytes checked at submission (its upload URL may still be
+    valid, and a replaced file would skip the checks and the size limit)."""
+    info = store.stat(dataset_key(job["tenant"], job["dataset_id"]))
+    if info is None or (job.get("dataset_etag") and info.etag != job["dataset_etag"]):
+        raise UserError(
+            f"Dataset '{job['dataset_id']}' was replaced or deleted after the job was submitted.",
+            code="dataset.changed",
+            hint="Upload the data as a new dataset and submit the job again.",
+            status=409,
+        )
+
+
+def _run(ctx: Any, job: dict[str, Any], operation: str, kwargs: dict[str, Any], time_limit_s: float) -> dict[str, Any]:
+    job_id = job["id"]
+    last: dict[str, float] = {}
+
+    def on_progress(phase: str, fraction: float | None, message: str | None) -> None:
+        now = time.monotonic()
+        fields: dict[str, Any] = {"phase": phase, "progress": fraction}
+        ctx.state.update_job(job_id, **fields)
+        if message or phase not in last or now - last[phase] >= PROGRESS_EVENT_INTERVAL_S:
+            last[phase] = now
+            ctx.state.add_event(job_id, "progress", message, phase=phase, progress=fraction)
+
+    return ctx.runner.run(
         operation,
         kwargs,
-        # The worker's own lane limit rules (it may have changed since submission).
-        time_limit_s=min(float(job.get("time_limit_s") or "inf"), ctx.settings.time_limit_s(job["lane"])),
+        time_limit_s=time_limit_s,
         should_cancel=lambda: ctx.state.cancel_requested(job_id),
         cancel_poll_s=ctx.settings.cancel_poll_s,
         on_progress=on_progress,
         threads=threads_for(job, ctx.settings),
     )
-    if ctx.state.finish(job, "finished", result=summary, progress=1.0):
-        ctx.state.add_event(job_id, "finished", _finished_message(operation, summary))
-        write_manifest(ctx, job_id)
-    ctx.jobs_done += 1
 
 
 def threads_for(job: dict[str, Any], settings: Settings) -> int:

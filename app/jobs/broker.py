@@ -117,7 +117,7 @@ def redis_client(settings: Settings, *, decode: bool, asynchronous: bool = False
 
 def is_platform_error(retries: int, exc: BaseException, *, max_retries: int) -> bool:
     """Retry only what the platform caused (never bad data), a bounded number of times."""
-    return isinstance(exc, InfraError) and retries < max_retries
+    return isinstance(exc, InfraError | redis.RedisError) and retries < max_retries
 
 
 def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | None = None) -> TabjobBroker:

@@ -31,6 +31,14 @@ def _exit_when_worker_dies(lifeline: Connection) -> None:
     os._exit(3)
 
 
+def describe_transport_error(exc: Exception) -> str:
+    """What went wrong talking to the store, without the URL: presigned URLs are credentials,
+    and this text reaches the job's events, which users read."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"the store answered {exc.response.status_code} to a {exc.request.method}"
+    return f"{type(exc).__name__} talking to the store"
+
+
 def warm_up() -> None:
     """Fit and predict once on a tiny file, so the first real job of this process does not pay
     for lazy imports, first-call caches and OpenMP's thread pool (measured: a cold first predict
@@ -73,7 +81,9 @@ def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
         except DataProblem as exc:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))
         except httpx.HTTPError as exc:
-            conn.send(("error", "transport", "platform.store_unavailable", f"{type(exc).__name__}: {exc}", None))
+            conn.send(("error", "transport", "platform.store_unavailable", describe_transport_error(exc), None))
+        except ml.model.ModelTampered as exc:
+            conn.send(("error", "internal", "model.tampered", str(exc), None))
         except MemoryError:
             conn.send(("error", "internal", "job.out_of_memory", "The job ran out of memory.", None))
         except Exception as exc:

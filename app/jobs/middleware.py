@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+import redis
 from dramatiq import Broker, MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
@@ -76,9 +77,21 @@ class JobLifecycle(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        # An exception escaping here would end Dramatiq's only worker thread and leave the
+        # worker fetching messages nobody runs: log it, and let the worker's watchdog decide.
+        try:
+            self._record_outcome(message, exception)
+        except Exception:
+            log.exception("could not record the outcome of message %s", message.message_id)
+
+    def _record_outcome(self, message: MessageProxy, exception: BaseException | None) -> None:
         job = message.options.pop("tabjob_job", None)
         if job is None or exception is None:
             return
+        if isinstance(exception, redis.RedisError):  # retried by Retries, like any platform error
+            exception = InfraError(
+                f"The broker failed ({type(exception).__name__}).", code="platform.broker_unavailable"
+            )
         ctx = get_context()
         if isinstance(exception, JobCanceled):
             message.fail()
@@ -101,7 +114,7 @@ class JobLifecycle(Middleware):
                 exception = InfraError(
                     f"Internal error: {type(exception).__name__}: {exception}", code="job.internal_error"
                 )
-            attempts = message.options.get("retries", 0) + 1
+            attempts = message.options.get("retries", 1)  # Retries has counted this attempt
             assert isinstance(exception, TabjobError)
             error = InfraError(
                 f"{exception.message} This was the platform's fault, not your data's; "

@@ -104,6 +104,24 @@ class JobRunner:
         assert self._process is not None
         self._abort_reason = None
         self._conn.send((operation, kwargs, threads or self.threads))
+        try:
+            reply = self._follow(time_limit_s, should_cancel, cancel_poll_s, on_progress)
+        except BaseException:
+            # Whatever ended the wait (a cancel, a limit, or a Valkey error in a callback), the
+            # child must not live on with this job: its late reply would answer the next one.
+            self.kill()
+            raise
+        return self._outcome(reply)
+
+    def _follow(
+        self,
+        time_limit_s: float,
+        should_cancel: Callable[[], bool],
+        cancel_poll_s: float,
+        on_progress: Progress,
+    ) -> tuple:
+        """Relay progress until the job process replies; return its final reply."""
+        assert self._process is not None
         deadline = time.monotonic() + time_limit_s
         next_check = time.monotonic() + cancel_poll_s
         while True:
@@ -117,7 +135,7 @@ class JobRunner:
                     if message[0] == "progress":
                         on_progress(*message[1:])
                         continue
-                    return self._outcome(message)
+                    return message
             if self._process.sentinel in ready or not self._process.is_alive():
                 code = self._process.exitcode
                 self.kill()

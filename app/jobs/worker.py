@@ -80,7 +80,14 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
     log.info("worker %s consuming lane %s with %d thread(s) per job", worker_id, lane, threads)
 
     started_at = time.monotonic()
+    exit_code = 0
     while not stop.wait(HEARTBEAT_INTERVAL_S if max_jobs is None else 0.2):
+        if not all(thread.is_alive() for thread in worker.workers):
+            # Dramatiq does not restart a worker thread that died; without it this process would
+            # keep fetching (and holding) messages it never runs. Exit so it is restarted.
+            log.critical("the worker thread died; exiting so the worker is restarted")
+            exit_code = 1
+            break
         try:
             state.worker_heartbeat(lane, worker_id)
         except Exception:
@@ -94,7 +101,8 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
 
     alive.clear()
     log.info("stopping: waiting up to %.0f s for the running job", settings.worker_shutdown_timeout_s)
-    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": 3_600_000}, daemon=True)
+    stop_ms = int((settings.worker_shutdown_timeout_s + 60) * 1000)
+    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": stop_ms}, daemon=True)
     stopper.start()
     stopper.join(settings.worker_shutdown_timeout_s)
     if stopper.is_alive():
@@ -104,4 +112,4 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
     if health is not None:
         health.shutdown()
     state.r.zrem(state.lane_key(lane, "workers"), worker_id)
-    return 0
+    return exit_code

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import make_settings
 from fastapi.testclient import TestClient
 from jobs_testing import upload, wait_for, wait_job
 
@@ -160,8 +159,8 @@ def test_a_toy_job_overtakes_a_queue_of_large_ones(api, workers, small_worker, b
         assert wait_job(api, job["id"], timeout_s=15)["status"] == "canceled"
 
 
-def test_size_and_tenant_limits(base_env, new_tenant, seed_files):
-    settings = make_settings({**base_env, "TABJOB_MAX_DATASET_BYTES": "10000", "TABJOB_TENANT_MAX_QUEUED": "2"})
+def test_size_and_tenant_limits(base_env, new_tenant, seed_files, settings_from):
+    settings = settings_from({**base_env, "TABJOB_MAX_DATASET_BYTES": "10000", "TABJOB_TENANT_MAX_QUEUED": "2"})
     _, key = new_tenant()
     with TestClient(create_app(settings), headers={"authorization": f"Bearer {key}"}) as api:
         too_big = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"])})
@@ -169,7 +168,7 @@ def test_size_and_tenant_limits(base_env, new_tenant, seed_files):
         assert too_big.json()["error"]["code"] == "dataset.too_large"
         assert "10,000" in too_big.json()["error"]["message"]
 
-    settings = make_settings({**base_env, "TABJOB_TENANT_MAX_QUEUED": "2"})
+    settings = settings_from({**base_env, "TABJOB_TENANT_MAX_QUEUED": "2"})
     with TestClient(create_app(settings), headers={"authorization": f"Bearer {key}"}) as api:
         dataset = upload(api, seed_files["train"])
         jobs = [
