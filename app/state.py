@@ -59,6 +59,11 @@ return {raw, {
 }}
 """
 
+_FORGET_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # Reserve a queued slot for a tenant: SADD only when the set is below ARGV[1].
 _ADMIT = """
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
@@ -102,11 +107,15 @@ class StateStore:
         self.p = prefix
         self._transition = client.register_script(_TRANSITION)
         self._admit = client.register_script(_ADMIT)
+        self._forget_if = client.register_script(_FORGET_IF)
         self._job_view = async_client.register_script(_JOB_VIEW) if async_client is not None else None
 
     # ---- keys
     def job_key(self, job_id: str) -> str:
         return f"{self.p}:job:{job_id}"
+
+    def events_total_key(self, job_id: str) -> str:
+        return f"{self.p}:job:{job_id}:events_total"
 
     def events_key(self, job_id: str) -> str:
         return f"{self.p}:job:{job_id}:events"
@@ -171,6 +180,7 @@ class StateStore:
         pipe.zadd(self.tenant_key(record["tenant"], "jobs"), {record["id"]: record["created_at"]})
         pipe.zadd(self.lane_key(record["lane"], "queued"), {record["id"]: record["created_at"]})
         pipe.rpush(self.events_key(record["id"]), json.dumps(_event("queued", f"Queued on the {record['lane']} lane.")))
+        pipe.incr(self.events_total_key(record["id"]))
         pipe.execute()
         return record
 
@@ -265,8 +275,10 @@ class StateStore:
         return True
 
     def requeue(self, job: dict[str, Any], reason: str) -> None:
-        """started → queued, for a retry after a platform failure."""
-        self.transition(job["id"], ("started",), status="queued", phase="queued", message=reason)
+        """started → queued, for a retry after a platform failure (nothing when it ended meanwhile)."""
+        found = self.transition(job["id"], ("started",), status="queued", phase="queued", message=reason)
+        if found is None or str(found).startswith("!"):
+            return
         pipe = self.r.pipeline()
         pipe.srem(self.tenant_key(job["tenant"], "running"), job["id"])
         pipe.srem(self.lane_key(job["lane"], "running"), job["id"])
@@ -274,9 +286,12 @@ class StateStore:
         pipe.zadd(self.lane_key(job["lane"], "queued"), {job["id"]: time.time()})
         pipe.execute()
 
-    def finish(self, job: dict[str, Any], status: str, **fields: Any) -> bool:
-        """Move a job to a terminal status; False when it had already ended."""
-        found = self.transition(job["id"], ACTIVE, status=status, phase=status, ended_at=time.time(), **fields)
+    def finish(self, job: dict[str, Any], status: str, *, allowed: tuple[str, ...] = ACTIVE, **fields: Any) -> bool:
+        """Move a job to a terminal status if its status is one of ``allowed``; False otherwise.
+
+        The counters follow whoever wins the status change, so a cancel racing a start leaves
+        no stale entry behind."""
+        found = self.transition(job["id"], allowed, status=status, phase=status, ended_at=time.time(), **fields)
         if found is None or str(found).startswith("!"):
             return False
         pipe = self.r.pipeline()
@@ -289,6 +304,7 @@ class StateStore:
         pipe.zrem(self.lane_key(job["lane"], "queued"), job["id"])
         pipe.expire(self.job_key(job["id"]), self.retention_s)
         pipe.expire(self.events_key(job["id"]), self.retention_s)
+        pipe.expire(self.events_total_key(job["id"]), self.retention_s)
         pipe.execute()
         return True
 
@@ -300,15 +316,22 @@ class StateStore:
 
     # ---- events
     def add_event(self, job_id: str, kind: str, message: str | None = None, **extra: Any) -> None:
+        """Append to the job's timeline, which keeps its last MAX_EVENTS events."""
         pipe = self.r.pipeline()
         pipe.rpush(self.events_key(job_id), json.dumps(_event(kind, message, **extra), default=str))
         pipe.ltrim(self.events_key(job_id), -MAX_EVENTS, -1)
+        pipe.incr(self.events_total_key(job_id))
         pipe.execute()
 
     def events(self, job_id: str, *, after: int = 0) -> list[dict[str, Any]]:
-        """Events of a job from index ``after`` on, each with its index as ``seq``."""
-        raw = self.r.lrange(self.events_key(job_id), after, -1)
-        return [{"seq": after + i, **json.loads(e)} for i, e in enumerate(raw)]
+        """Events numbered from ``after`` on. ``seq`` counts every event ever added, so a
+        follower's position stays right after older events were trimmed."""
+        pipe = self.r.pipeline()
+        pipe.get(self.events_total_key(job_id))
+        pipe.lrange(self.events_key(job_id), 0, -1)
+        total, raw = pipe.execute()
+        first = int(total or len(raw)) - len(raw)  # the seq of the oldest event kept
+        return [{"seq": first + i, **json.loads(e)} for i, e in enumerate(raw) if first + i >= after]
 
     # ---- lanes and tenants
     def waiting_context(self, job: dict[str, Any]) -> dict[str, int | None]:
@@ -347,21 +370,19 @@ class StateStore:
 
     # ---- deduplication and idempotency
     def remember(self, key: str, job_id: str, ttl_s: int | None = None) -> str:
-        """Map ``key`` to ``job_id`` unless already mapped; return the job id that holds it."""
-        full = f"{self.p}:{key}"
-        if self.r.set(full, job_id, nx=True, ex=ttl_s):
-            return job_id
-        existing = self.r.get(full)
-        if existing is None:  # expired between the two calls
-            self.r.set(full, job_id, ex=ttl_s)
-            return job_id
-        return existing
-
-    def recall(self, key: str) -> str | None:
-        return self.r.get(f"{self.p}:{key}")
+        """Map ``key`` to ``job_id`` unless already mapped (atomically); return what holds it."""
+        existing = self.r.set(f"{self.p}:{key}", job_id, nx=True, ex=ttl_s, get=True)
+        return job_id if existing is None else existing
 
     def forget(self, key: str) -> None:
         self.r.delete(f"{self.p}:{key}")
+
+    def forget_if(self, key: str, value: str) -> None:
+        """Delete ``key`` only while it still maps to ``value`` (not a newer claim)."""
+        self._forget_if(keys=[f"{self.p}:{key}"], args=[value])
+
+    def assign(self, key: str, value: str, ttl_s: int | None = None) -> None:
+        self.r.set(f"{self.p}:{key}", value, ex=ttl_s)
 
     def _get(self, key: str) -> dict[str, Any] | None:
         raw = self.r.hgetall(key)

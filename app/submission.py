@@ -150,33 +150,81 @@ def submit(
     lane: str | None = None,
     idempotency_key: str | None = None,
 ) -> Submitted:
-    """Validate and queue a fit or predict job (or return the job it duplicates)."""
-    idem = f"idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}" if idempotency_key else None
-    if idem and (earlier := svc.state.recall(idem)) and (job := svc.state.get_job(earlier)):
-        return Submitted(job=job, replayed=True)
+    """Validate and queue a fit or predict job (or return the job it duplicates or replays)."""
+    job_id = new_id("job")
+    idem = None
+    if idempotency_key:
+        idem = f"idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
+        earlier = _claim_idempotency(svc, idem, job_id)
+        if earlier is not None:
+            return Submitted(job=earlier, replayed=True)
+    try:
+        done = _submit(svc, tenant, job_id, kind, dataset_id, model_id, dict(params or {}), lane)
+    except BaseException:
+        if idem:
+            svc.state.forget(idem)  # ours (pending): a retry may try again
+        raise
+    if idem:
+        svc.state.assign(idem, done.job["id"], svc.settings.idempotency_ttl_s)
+    return done
 
-    params = dict(params or {})
+
+def _claim_idempotency(svc: Services, idem: str, job_id: str) -> dict[str, Any] | None:
+    """Claim an Idempotency-Key for this request, or return the job an earlier request made.
+
+    Raises Conflict (409, Retry-After) while an earlier request with the key is still running."""
+    pending = f"pending:{job_id}"
+    holder = svc.state.remember(idem, pending, svc.settings.idempotency_ttl_s)
+    if holder == pending:
+        return None
+    if holder.startswith("pending:"):
+        raise Conflict(
+            "A request with this Idempotency-Key is still being processed.",
+            code="job.idempotency_in_progress",
+            hint="Retry in a moment: it returns the same job.",
+            headers={"Retry-After": "1"},
+        )
+    earlier = svc.state.get_job(holder)
+    if earlier is not None:
+        return earlier
+    svc.state.forget(idem)  # the job it named has expired: this request takes the key
+    return _claim_idempotency(svc, idem, job_id)
+
+
+def _claim_fit(svc: Services, dedup: str, job_id: str) -> dict[str, Any] | None:
+    """Claim the deduplication key of a fit, or return the live job that holds it."""
+    while True:
+        holder = svc.state.remember(dedup, job_id, svc.settings.job_retention_s)
+        if holder == job_id:
+            return None
+        existing = svc.state.get_job(holder)
+        if existing is not None and existing["status"] not in ("failed", "canceled"):
+            return existing
+        svc.state.forget_if(dedup, holder)  # a failed, canceled or expired holder is not reused
+
+
+def _submit(
+    svc: Services,
+    tenant: str,
+    job_id: str,
+    kind: str,
+    dataset_id: str,
+    model_id: str | None,
+    params: dict[str, Any],
+    lane: str | None,
+) -> Submitted:
     if kind == "fit":
         info, rows = validate_fit(svc, tenant, dataset_id)
     else:
         assert model_id is not None
         info, rows = validate_predict(svc, tenant, dataset_id, model_id)
-
     chosen_lane = choose_lane(svc, info.size, rows, lane)
-    job_id = new_id("job")
     dedup = None
     if kind == "fit":  # a fit is a pure function of the bytes and the parameters
         dedup = f"dedup:{tenant}:{_fingerprint(info, params)}"
-        holder = svc.state.remember(dedup, job_id, svc.settings.job_retention_s)
-        if holder != job_id:
-            existing = svc.state.get_job(holder)
-            if existing is not None and existing["status"] not in ("failed", "canceled"):
-                if idem:
-                    svc.state.remember(idem, existing["id"], svc.settings.idempotency_ttl_s)
-                return Submitted(job=existing, deduplicated=True)
-            svc.state.forget(dedup)
-            svc.state.remember(dedup, job_id, svc.settings.job_retention_s)
-
+        existing = _claim_fit(svc, dedup, job_id)
+        if existing is not None:
+            return Submitted(job=existing, deduplicated=True)
     try:
         svc.state.admit(tenant, job_id, svc.settings.tenant_max_queued)
     except TabjobError:
@@ -217,8 +265,6 @@ def submit(
         if dedup:
             svc.state.forget(dedup)
         raise error from exc
-    if idem:
-        svc.state.remember(idem, job_id, svc.settings.idempotency_ttl_s)
     return Submitted(job=job)
 
 
@@ -227,7 +273,8 @@ def cancel(svc: Services, tenant: str, job_id: str) -> dict[str, Any]:
     job = svc.state.get_job_for(tenant, job_id)
     ensure_cancelable(job)
     svc.state.request_cancel(job_id)
-    if job["status"] == "queued" and svc.state.finish(job, "canceled"):
+    # Only a job still queued is ended here; one a worker took meanwhile is stopped by it.
+    if job["status"] == "queued" and svc.state.finish(job, "canceled", allowed=("queued",)):
         svc.state.add_event(job_id, "canceled", "Canceled while queued; it will not start.")
     else:
         svc.state.add_event(job_id, "cancel_requested", "Cancel requested; the worker stops the job.")

@@ -19,6 +19,9 @@ class WorkerContext:
     worker_id: str
     lane: str
     jobs_done: int = 0
+    jobs_started: int = 0
+    # A one-shot worker (KEDA ScaledJob pod) starts at most this many jobs; None: no limit.
+    max_jobs: int | None = None
 
 
 _current: WorkerContext | None = None

@@ -57,8 +57,13 @@ class JobLifecycle(Middleware):
         ):
             self._defer(broker, message, ctx, job)
             raise SkipMessage()
+        if ctx.max_jobs is not None and ctx.jobs_started >= ctx.max_jobs:
+            # This pod has had its job; the message goes back for the pod KEDA starts for it.
+            broker.enqueue(message.copy())
+            raise SkipMessage()
         if not ctx.state.mark_started(job, ctx.worker_id):
             raise SkipMessage()
+        ctx.jobs_started += 1
         attempts = int(job.get("attempts", 0)) + 1
         waited = time.time() - float(job.get("queued_at") or job["created_at"])
         ctx.state.add_event(

@@ -61,7 +61,9 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
     runner.start()
     state = StateStore(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
     store = Store.from_settings(settings)
-    context = WorkerContext(settings=settings, state=state, store=store, runner=runner, worker_id=worker_id, lane=lane)
+    context = WorkerContext(
+        settings=settings, state=state, store=store, runner=runner, worker_id=worker_id, lane=lane, max_jobs=max_jobs
+    )
     set_context(context)
     broker = build_broker(settings, extra_middleware=[JobLifecycle()])
     dramatiq.set_broker(broker)

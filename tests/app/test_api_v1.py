@@ -113,3 +113,23 @@ def test_health_and_readiness(api):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
     assert "/v1/jobs" in api.get("/openapi.json").json()["paths"]
+
+
+def test_a_follower_keeps_its_place_when_old_events_are_trimmed(api, seed_files):
+    from app.state import MAX_EVENTS
+
+    job = api.post(
+        "/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "lane": "gpu"}
+    ).json()
+    state = api.app.state.services.state
+    seen = api.get(f"/v1/jobs/{job['id']}/events").json()
+    for i in range(MAX_EVENTS + 20):
+        state.add_event(job["id"], "progress", f"step {i}")
+    page = api.get(f"/v1/jobs/{job['id']}/events", params={"after": seen["next_after"]}).json()
+    # The oldest were trimmed, but numbering goes on: the follower gets what is kept, in order.
+    assert len(page["items"]) == MAX_EVENTS
+    assert page["items"][-1]["message"] == f"step {MAX_EVENTS + 19}"
+    assert page["next_after"] == MAX_EVENTS + 21
+    api.post(f"/v1/jobs/{job['id']}/cancel")
+    last = api.get(f"/v1/jobs/{job['id']}/events", params={"after": page["next_after"]}).json()
+    assert [e["type"] for e in last["items"]] == ["canceled"]

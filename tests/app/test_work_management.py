@@ -134,6 +134,27 @@ def test_idempotency_key_makes_retries_safe(api, seed_files):
     api.post(f"/v1/jobs/{first.json()['id']}/cancel")
 
 
+def test_a_retry_while_the_first_request_still_runs_is_told_to_wait(settings, new_tenant, seed_files):
+    import hashlib
+
+    tenant, key = new_tenant()
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {key}"}) as api:
+        dataset = upload(api, seed_files["train"])
+        # Given a first request with this key still between its checks and its answer
+        claim = f"idem:{tenant}:{hashlib.sha256(b'slow-1').hexdigest()[:32]}"
+        api.app.state.services.state.remember(claim, "pending:job_first")
+        body = {"kind": "fit", "dataset_id": dataset, "lane": "gpu"}
+        retry = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "slow-1"})
+        assert retry.status_code == 409 and retry.json()["error"]["code"] == "job.idempotency_in_progress"
+        assert retry.headers["retry-after"] == "1"
+        # A refused submission frees its key: the client's retry with it goes through.
+        refused = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": "ds_nope"}, headers={"Idempotency-Key": "k2"})
+        assert refused.status_code == 404
+        again = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k2"})
+        assert again.status_code == 202
+        api.post(f"/v1/jobs/{again.json()['id']}/cancel")
+
+
 def test_a_toy_job_overtakes_a_queue_of_large_ones(api, workers, small_worker, big_file, seed_files):
     workers.start("large")
     large = []

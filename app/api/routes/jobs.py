@@ -97,7 +97,7 @@ async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
 def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Query(0, ge=0)) -> EventsPublic:
     svc.state.get_job_for(tenant, job_id)
     items = svc.state.events(job_id, after=after)
-    return EventsPublic(items=items, next_after=after + len(items))
+    return EventsPublic(items=items, next_after=items[-1]["seq"] + 1 if items else after)
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a queued or running job")
