@@ -101,9 +101,7 @@ def stack(
         console.print(f"[bold red]Could not start[/]: {exc}")
         raise SystemExit(1) from None
     auth = (
-        "on (create keys with: tabjob admin --env-file "
-        + str(embedded.data_dir / "tabjob.env")
-        + " create-key --tenant NAME)"
+        f"on (create keys with: tabjob admin create-key --env-file {embedded.data_dir / 'tabjob.env'} --tenant NAME)"
         if embedded.auth_enabled
         else "off (loopback)"
     )
