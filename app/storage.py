@@ -165,12 +165,6 @@ class Store:
         with _infra("write to the object store"):
             self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type="application/json")
 
-    def get_json(self, key: str) -> Any | None:
-        info = self.stat(key)
-        if info is None:
-            return None
-        return json.loads(self.read_range(key, 0, info.size)) if info.size else None
-
 
 class RangedReader(io.RawIOBase):
     """A read-only, seekable file over one object, for pyarrow to read a Parquet footer and

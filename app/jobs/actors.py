@@ -53,16 +53,6 @@ def run_job(job_id: str) -> None:
             "model_sha256": (model.get("result") or {}).get("model_sha256"),
         }
 
-    last: dict[str, float] = {}
-
-    def on_progress(phase: str, fraction: float | None, message: str | None) -> None:
-        now = time.monotonic()
-        fields: dict[str, Any] = {"phase": phase, "progress": fraction}
-        ctx.state.update_job(job_id, **fields)
-        if message or phase not in last or now - last[phase] >= PROGRESS_EVENT_INTERVAL_S:
-            last[phase] = now
-            ctx.state.add_event(job_id, "progress", message, phase=phase, progress=fraction)
-
     # A scratch directory per job, removed whatever happens: a killed job process cannot clean up.
     scratch = tempfile.mkdtemp(prefix=f"{job_id}-", dir=ctx.settings.scratch_dir)
     kwargs["scratch_dir"] = scratch

@@ -92,10 +92,6 @@ class TabjobBroker(RedisBroker):
             pipe.execute()
         return message
 
-    def queue_length(self, lane: str) -> int:
-        """Messages of ``lane`` pending or in flight (what KEDA scales on)."""
-        return int(self.client.hlen(f"{NAMESPACE}:{lane}.msgs"))
-
 
 def redis_client(settings: Settings, *, decode: bool, asynchronous: bool = False) -> Any:
     """A client for the broker's Valkey (the password comes from its own secret); an asyncio

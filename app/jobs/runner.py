@@ -74,10 +74,6 @@ class JobRunner:
         """Make the job in progress fail as a platform error (it is retried): for shutdown."""
         self._abort_reason = reason
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     def run(
         self,
         operation: str,
