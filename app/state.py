@@ -108,7 +108,8 @@ class StateStore:
         self._transition = client.register_script(_TRANSITION)
         self._admit = client.register_script(_ADMIT)
         self._forget_if = client.register_script(_FORGET_IF)
-        self._job_view = async_client.register_script(_JOB_VIEW) if async_client is not None else None
+        self._job_view = client.register_script(_JOB_VIEW)
+        self._ajob_view = async_client.register_script(_JOB_VIEW) if async_client is not None else None
 
     # ---- keys
     def job_key(self, job_id: str) -> str:
@@ -334,26 +335,19 @@ class StateStore:
         return [{"seq": first + i, **json.loads(e)} for i, e in enumerate(raw) if first + i >= after]
 
     # ---- lanes and tenants
-    def waiting_context(self, job: dict[str, Any]) -> dict[str, int | None]:
-        """In one round trip: a queued job's position, its lane's load and its tenant's running jobs."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zrank(self.lane_key(job["lane"], "queued"), job["id"])
-        pipe.zcard(self.lane_key(job["lane"], "queued"))
-        pipe.scard(self.lane_key(job["lane"], "running"))
-        pipe.zcount(self.lane_key(job["lane"], "workers"), time.time() - WORKER_ALIVE_S, "+inf")
-        pipe.scard(self.tenant_key(job["tenant"], "running"))
-        return _waiting(pipe.execute())
+    def job_view(self, tenant: str, job_id: str) -> tuple[dict[str, Any], dict[str, int | None] | None]:
+        """The job and, when queued, why it waits (position, lane load, the tenant's running
+        jobs), in one round trip."""
+        return _view(tenant, job_id, self._job_view(keys=[self.job_key(job_id)], args=self._view_args(tenant)))
 
     async def ajob_view(self, tenant: str, job_id: str) -> tuple[dict[str, Any], dict[str, int | None] | None]:
-        """The job and, when queued, its waiting context, in one round trip on the async client."""
-        assert self._job_view is not None, "no async client"
-        found = await self._job_view(keys=[self.job_key(job_id)], args=[self.p, tenant, time.time() - WORKER_ALIVE_S])
-        raw = found[0]
-        job = _owned(tenant, job_id, dict(zip(raw[::2], raw[1::2], strict=True)))
-        if len(found) == 1:
-            return job, None
-        rank, *rest = found[1]
-        return job, _waiting([None if rank == -1 else rank, *rest])
+        """``job_view`` on the async client, for the route clients poll (no thread-pool hop)."""
+        assert self._ajob_view is not None, "no async client"
+        found = await self._ajob_view(keys=[self.job_key(job_id)], args=self._view_args(tenant))
+        return _view(tenant, job_id, found)
+
+    def _view_args(self, tenant: str) -> list[Any]:
+        return [self.p, tenant, time.time() - WORKER_ALIVE_S]
 
     def worker_heartbeat(self, lane: str, worker: str) -> None:
         pipe = self.r.pipeline()
@@ -397,10 +391,15 @@ def _owned(tenant: str, job_id: str, raw: dict[str, str | None]) -> dict[str, An
     return record
 
 
-def _waiting(values: list[Any]) -> dict[str, int | None]:
-    rank, queued, running, workers, tenant_running = values
-    return {
-        "position": None if rank is None else rank + 1,
+def _view(tenant: str, job_id: str, found: list[Any]) -> tuple[dict[str, Any], dict[str, int | None] | None]:
+    """Decode the reply of the _JOB_VIEW script."""
+    raw = found[0]
+    job = _owned(tenant, job_id, dict(zip(raw[::2], raw[1::2], strict=True)))
+    if len(found) == 1:
+        return job, None
+    rank, queued, running, workers, tenant_running = found[1]
+    return job, {
+        "position": None if rank == -1 else rank + 1,
         "queued": queued,
         "running": running,
         "workers": workers,

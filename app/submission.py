@@ -302,15 +302,8 @@ def result_download(svc: Services, tenant: str, job_id: str) -> tuple[str, Any]:
     return svc.store.presign_download(result_key(tenant, job_id), filename=f"{job_id}.parquet")
 
 
-def queue_info(svc: Services, job: dict[str, Any]) -> dict[str, Any] | None:
-    """Why a queued job waits: its place in its lane's queue and how busy the lane's workers are."""
-    if job["status"] != "queued":
-        return None
-    return describe_wait(svc.settings, job, svc.state.waiting_context(job))
-
-
 def describe_wait(settings: Settings, job: dict[str, Any], load: dict[str, Any]) -> dict[str, Any]:
-    """The queue section of a job from its waiting context (``StateStore.waiting_context``)."""
+    """The queue section of a queued job from its waiting context (``StateStore.job_view``)."""
     load = dict(load)
     position, tenant_running = load.pop("position"), load.pop("tenant_running") or 0
     if tenant_running >= settings.tenant_max_running:

@@ -64,7 +64,9 @@ def create_job(
     )
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return job_public(done.job, queue=submission.queue_info(svc, done.job), deduplicated=done.deduplicated)
+    job, waiting = svc.state.job_view(tenant, done.job["id"])
+    queue = submission.describe_wait(svc.settings, job, waiting) if waiting else None
+    return job_public(job, queue=queue, deduplicated=done.deduplicated)
 
 
 @router.get("", summary="The tenant's jobs, newest first")
@@ -95,7 +97,7 @@ async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
 
 @router.get("/{job_id}/events", summary="The job's timeline, from index `after` on")
 def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Query(0, ge=0)) -> EventsPublic:
-    svc.state.get_job_for(tenant, job_id)
+    svc.state.get_job_for(tenant, job_id, fields=())  # ownership: the tenant field is enough
     items = svc.state.events(job_id, after=after)
     return EventsPublic(items=items, next_after=items[-1]["seq"] + 1 if items else after)
 
