@@ -11,6 +11,8 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.platform.incluster import data_volume_claim, service_host
+
 VALKEY_PORT = 6379
 VALKEY_UID = 999  # the `valkey` user of the official image
 
@@ -116,19 +118,11 @@ class InClusterValkey(pulumi.ComponentResource):
                         "volumes": [{"name": "conf", "secret": {"secretName": conf.metadata.name}}],
                     },
                 },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": storage}},
-                        },
-                    }
-                ],
+                "volumeClaimTemplates": [data_volume_claim(storage)],
             },
             opts=child,
         )
-        host = pulumi.Output.concat(service.metadata.name, ".", namespace, ".svc.cluster.local")
+        host = service_host(service, namespace)
         self.redis_address = pulumi.Output.concat(host, f":{VALKEY_PORT}")
         self.redis_url = pulumi.Output.concat("redis://", self.redis_address, "/0")
         self.register_outputs({"redis_url": self.redis_url})

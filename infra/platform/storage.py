@@ -9,6 +9,8 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.platform.incluster import data_volume_claim, service_host
+
 S3_PORT = 8333
 MASTER_PORT = 9333
 FILER_PORT = 8888
@@ -170,19 +172,11 @@ class SeaweedFs(pulumi.ComponentResource):
                         ],
                     },
                 },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": storage}},
-                        },
-                    }
-                ],
+                "volumeClaimTemplates": [data_volume_claim(storage)],
             },
             opts=child,
         )
-        host = pulumi.Output.concat(service.metadata.name, ".", namespace, ".svc.cluster.local")
+        host = service_host(service, namespace)
         self.endpoint = pulumi.Output.concat("http://", host, f":{S3_PORT}")
         # The bucket is created once the server answers; the Job retries until it does.
         shell = pulumi.Output.concat(
