@@ -175,10 +175,13 @@ class TabjobRelease(pulumi.ComponentResource):
         backends: Backends,
         placement: Placement,
         provider: k8s.Provider,
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tabjob:app:TabjobRelease", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # On the children themselves: a component's depends_on does not reach them, and the
+        # release must wait for KEDA's CRDs, the broker and (kind) the bucket.
+        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on or [])
         self.smoke_api_key = self._smoke_api_key(name)
         secret = self._credentials(name, namespace, backends, child)
         self.secret_name = secret.metadata.name

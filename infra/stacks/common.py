@@ -94,7 +94,7 @@ def app_layer(
         backends=backends,
         placement=placement,
         provider=provider,
-        opts=pulumi.ResourceOptions(depends_on=waits),
+        depends_on=waits,
     )
 
 

@@ -37,14 +37,20 @@ def build_gke(cfg: StackConfig) -> dict[str, Any]:
     settings = cfg.gke
     assert settings is not None  # load_config fills it for cluster=gke
     assert cfg.api_host is not None  # load_config requires it for cluster=gke
-    gcp_provider = gcp.Provider("gcp", project=settings.project, region=settings.region)
-    platform = _platform(cfg, settings, gcp_provider)
+    apis = ProjectApis("apis", provider=gcp.Provider("gcp", project=settings.project, region=settings.region))
+    # Every other Google resource goes through this provider, which waits for the APIs: a
+    # component's depends_on does not reach its children, a provider does.
+    gcp_provider = gcp.Provider(
+        "gcp-after-apis",
+        project=settings.project,
+        region=settings.region,
+        opts=pulumi.ResourceOptions(depends_on=apis.services),
+    )
+    platform = _platform(cfg, settings, apis, gcp_provider)
     provider = platform.gke.provider
     ns = namespace(cfg, provider)
     # A reserved address keeps apiUrl stable across Ingress re-creation.
-    address = gcp.compute.GlobalAddress(
-        "api", opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=platform.apis.services)
-    )
+    address = gcp.compute.GlobalAddress("api", opts=pulumi.ResourceOptions(provider=gcp_provider))
     release = app_layer(
         cfg,
         provider=provider,
@@ -65,10 +71,8 @@ def build_gke(cfg: StackConfig) -> dict[str, Any]:
     }
 
 
-def _platform(cfg: StackConfig, settings: GkeSettings, gcp_provider: gcp.Provider) -> _Platform:
+def _platform(cfg: StackConfig, settings: GkeSettings, apis: ProjectApis, gcp_provider: gcp.Provider) -> _Platform:
     env = cfg.environment
-    apis = ProjectApis("apis", provider=gcp_provider)
-    after_apis = pulumi.ResourceOptions(depends_on=apis.services)
     vpc = Vpc(
         "vpc",
         region=settings.region,
@@ -76,18 +80,14 @@ def _platform(cfg: StackConfig, settings: GkeSettings, gcp_provider: gcp.Provide
         pods_cidr=settings.pods_cidr,
         services_cidr=settings.services_cidr,
         provider=gcp_provider,
-        opts=after_apis,
     )
-    gke = GkeCluster(
-        "gke", settings=settings, vpc=vpc, provider=gcp_provider, node_account_id=f"tabjob-nodes-{env}", opts=after_apis
-    )
+    gke = GkeCluster("gke", settings=settings, vpc=vpc, provider=gcp_provider, node_account_id=f"tabjob-nodes-{env}")
     registry = ArtifactRegistry(
         "registry",
         project=settings.project,
         region=settings.region,
         reader_member=gke.node_account.member,
         provider=gcp_provider,
-        opts=after_apis,
     )
     storage = GcsStorage(
         "storage",
@@ -98,7 +98,6 @@ def _platform(cfg: StackConfig, settings: GkeSettings, gcp_provider: gcp.Provide
         # Production data outlives a mistaken `pulumi destroy`.
         force_destroy=not settings.deletion_protection,
         provider=gcp_provider,
-        opts=after_apis,
     )
     broker = ManagedValkey(
         "valkey",
@@ -112,7 +111,6 @@ def _platform(cfg: StackConfig, settings: GkeSettings, gcp_provider: gcp.Provide
         engine_version=settings.valkey_engine_version,
         deletion_protection=settings.deletion_protection,
         provider=gcp_provider,
-        opts=after_apis,
     )
     identity = WorkloadIdentity(
         "app-identity",
@@ -123,7 +121,6 @@ def _platform(cfg: StackConfig, settings: GkeSettings, gcp_provider: gcp.Provide
         service_account=SERVICE_ACCOUNT,
         bucket=storage.bucket,
         provider=gcp_provider,
-        opts=after_apis,
     )
     return _Platform(apis, gke, registry, storage, broker, identity)
 

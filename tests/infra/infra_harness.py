@@ -115,7 +115,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.dependencies: dict[str, set[str]] = {}
 
-    def RegisterResource(self, request):  # noqa: N802 - the engine's RPC name
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         waits = set(request.dependencies)
         for deps in request.propertyDependencies.values():
