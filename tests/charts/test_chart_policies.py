@@ -373,3 +373,15 @@ def test_redis_ca_follows_the_ca_key(secrets: dict[str, Any]) -> None:
     core += [gpu_job_as_batch_job(obj) for obj in by_kind(objects, "ScaledJob")]
     for obj in core:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(("key", "expected"), [("", None), ("bootstrap-api-keys", "bootstrap-api-keys")])
+def test_only_the_api_gets_the_bootstrap_api_keys(key: str, expected: str | None) -> None:
+    objects = render_objects({"secrets": {"bootstrapApiKeysKey": key}, "gpu": {"enabled": True}})
+    for where, template in pod_templates(objects):
+        (container,) = template["spec"]["containers"]
+        entry = env_of(container).get("TABJOB_BOOTSTRAP_API_KEYS")
+        if template["metadata"]["labels"]["app.kubernetes.io/component"] == "api" and expected:
+            assert entry["valueFrom"]["secretKeyRef"] == {"name": "tabjob", "key": expected}, where
+        else:
+            assert entry is None, where
