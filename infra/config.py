@@ -8,7 +8,10 @@ values raise `ValueError` naming what is allowed.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
@@ -27,7 +30,13 @@ from infra.config_keys import (
 )
 from infra.config_reader import Reader
 
-__all__ = ["DEFAULTS", "SECRET_KEYS", "StackConfig", "load_config"]
+__all__ = ["DEFAULTS", "KIND_IMAGE_ARCHIVE_ENV", "KIND_IMAGE_ID_ENV", "SECRET_KEYS", "StackConfig", "load_config"]
+
+# What `task dev` hands `pulumi up` for the kind stack (Taskfile.yml): the ID of the tabjob:dev
+# image it built (`docker build --iidfile`) and the absolute path of its `docker save` archive.
+# Environment, not stack config: they change with every build and belong to no file in git.
+KIND_IMAGE_ID_ENV = "TABJOB_KIND_IMAGE_ID"
+KIND_IMAGE_ARCHIVE_ENV = "TABJOB_KIND_IMAGE_ARCHIVE"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ class KindSettings:
     seaweedfs_image: str
     valkey_storage: str
     seaweedfs_storage: str
+    # The locally built image: its ID (sha256:...) keys the reload into the node and rolls the
+    # pods; the archive is what `kind load image-archive` loads.
+    image_id: str
+    image_archive: str
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,27 @@ def _digest(reader: Reader, key: str) -> str | None:
     return value
 
 
-def _kind_settings(r: Reader) -> KindSettings:
+def _kind_image(environ: Mapping[str, str]) -> tuple[str, str]:
+    """(image ID, archive path) from `task dev`'s environment, or a ValueError saying what to run."""
+    image_id = environ.get(KIND_IMAGE_ID_ENV, "").strip()
+    archive = environ.get(KIND_IMAGE_ARCHIVE_ENV, "").strip()
+    run_task = (
+        "The kind stack deploys the image `task dev` builds: run `uv run task dev` (it builds tabjob:dev, "
+        "saves it and runs `pulumi up` with both set), not `pulumi up` alone."
+    )
+    if not image_id or not archive:
+        raise ValueError(f"{KIND_IMAGE_ID_ENV} and {KIND_IMAGE_ARCHIVE_ENV} must both be set. {run_task}")
+    if not DIGEST_PATTERN.match(image_id):
+        raise ValueError(f"{KIND_IMAGE_ID_ENV} must look like sha256:<64 hex digits>; got {image_id!r}. {run_task}")
+    if not Path(archive).is_absolute() or not Path(archive).is_file():
+        raise ValueError(
+            f"{KIND_IMAGE_ARCHIVE_ENV} must be the absolute path of an image archive; {archive!r} is not. {run_task}"
+        )
+    return image_id, archive
+
+
+def _kind_settings(r: Reader, environ: Mapping[str, str]) -> KindSettings:
+    image_id, image_archive = _kind_image(environ)
     api_port = r.integer("apiHostPort", minimum=1)
     s3_port = r.integer("s3HostPort", minimum=1)
     if api_port == s3_port:
@@ -135,6 +168,8 @@ def _kind_settings(r: Reader) -> KindSettings:
         seaweedfs_image=r.string("seaweedfsImage"),
         valkey_storage=r.string("valkeyStorage"),
         seaweedfs_storage=r.string("seaweedfsStorage"),
+        image_id=image_id,
+        image_archive=image_archive,
     )
 
 
@@ -203,8 +238,11 @@ def _existing_settings(r: Reader) -> ExistingSettings:
     )
 
 
-def load_config(config: pulumi.Config | None = None) -> StackConfig:
-    """Read and validate the `tabjob:` configuration of the current stack."""
+def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] | None = None) -> StackConfig:
+    """Read and validate the `tabjob:` configuration of the current stack.
+
+    `environ` (default: the process environment) is read only for the kind stack's image.
+    """
     r = Reader(config or pulumi.Config("tabjob"))
     cluster = r.choice("cluster", CLUSTER_KINDS)
     environment = r.choice("environment", ENVIRONMENTS, default=pulumi.get_stack())
@@ -235,7 +273,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         install_keda=r.boolean("installKeda"),
         api_host=api_host,
         bootstrap=r.boolean("bootstrap"),
-        kind=_kind_settings(r) if cluster == "kind" else None,
+        kind=_kind_settings(r, os.environ if environ is None else environ) if cluster == "kind" else None,
         gke=_gke_settings(r, environment) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,
     )
