@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 
 from infra.cluster import gpu_sizing
+from infra.config_env import kind_image
 from infra.config_keys import (
     CLUSTER_KINDS,
     DEFAULTS,
@@ -30,13 +30,7 @@ from infra.config_keys import (
 )
 from infra.config_reader import Reader
 
-__all__ = ["DEFAULTS", "KIND_IMAGE_ARCHIVE_ENV", "KIND_IMAGE_ID_ENV", "SECRET_KEYS", "StackConfig", "load_config"]
-
-# What `task dev` hands `pulumi up` for the kind stack (Taskfile.yml): the ID of the tabjob:dev
-# image it built (`docker build --iidfile`) and the absolute path of its `docker save` archive.
-# Environment, not stack config: they change with every build and belong to no file in git.
-KIND_IMAGE_ID_ENV = "TABJOB_KIND_IMAGE_ID"
-KIND_IMAGE_ARCHIVE_ENV = "TABJOB_KIND_IMAGE_ARCHIVE"
+__all__ = ["DEFAULTS", "SECRET_KEYS", "StackConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -134,27 +128,8 @@ def _digest(reader: Reader, key: str) -> str | None:
     return value
 
 
-def _kind_image(environ: Mapping[str, str]) -> tuple[str, str]:
-    """(image ID, archive path) from `task dev`'s environment, or a ValueError saying what to run."""
-    image_id = environ.get(KIND_IMAGE_ID_ENV, "").strip()
-    archive = environ.get(KIND_IMAGE_ARCHIVE_ENV, "").strip()
-    run_task = (
-        "The kind stack deploys the image `task dev` builds: run `uv run task dev` (it builds tabjob:dev, "
-        "saves it and runs `pulumi up` with both set), not `pulumi up` alone."
-    )
-    if not image_id or not archive:
-        raise ValueError(f"{KIND_IMAGE_ID_ENV} and {KIND_IMAGE_ARCHIVE_ENV} must both be set. {run_task}")
-    if not DIGEST_PATTERN.match(image_id):
-        raise ValueError(f"{KIND_IMAGE_ID_ENV} must look like sha256:<64 hex digits>; got {image_id!r}. {run_task}")
-    if not Path(archive).is_absolute() or not Path(archive).is_file():
-        raise ValueError(
-            f"{KIND_IMAGE_ARCHIVE_ENV} must be the absolute path of an image archive; {archive!r} is not. {run_task}"
-        )
-    return image_id, archive
-
-
 def _kind_settings(r: Reader, environ: Mapping[str, str]) -> KindSettings:
-    image_id, image_archive = _kind_image(environ)
+    image_id, image_archive = kind_image(environ)
     api_port = r.integer("apiHostPort", minimum=1)
     s3_port = r.integer("s3HostPort", minimum=1)
     if api_port == s3_port:

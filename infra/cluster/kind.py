@@ -9,7 +9,8 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra.config import KIND_IMAGE_ARCHIVE_ENV, KindSettings
+from infra.config import KindSettings
+from infra.config_env import KIND_IMAGE_ARCHIVE_ENV
 
 # NodePorts inside the kind node that the host ports are mapped onto. The API host Service
 # and the SeaweedFS S3 Service use exactly these.
