@@ -53,6 +53,9 @@ class Images:
     digest: str | None
     gpu_digest: str | None
     pull_policy: str = "IfNotPresent"
+    # kind: the ID (sha256:...) of the locally built image, which runs under a fixed tag; the
+    # chart puts it on the API and CPU worker pods so a rebuilt image rolls them. None elsewhere.
+    local_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def chart_values(
             "tag": images.tag,
             "digest": images.digest or "",
             "pullPolicy": images.pull_policy,
+            "id": images.local_id or "",
         },
         "gpuImage": {
             "repository": images.gpu_repository,

@@ -8,11 +8,14 @@ values raise `ValueError` naming what is allowed.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 
 from infra.cluster import gpu_sizing
+from infra.config_env import kind_image
 from infra.config_keys import (
     CLUSTER_KINDS,
     DEFAULTS,
@@ -53,6 +56,10 @@ class KindSettings:
     seaweedfs_image: str
     valkey_storage: str
     seaweedfs_storage: str
+    # The locally built image: its ID (sha256:...) keys the reload into the node and rolls the
+    # pods; the archive is what `kind load image-archive` loads.
+    image_id: str
+    image_archive: str
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,8 @@ def _digest(reader: Reader, key: str) -> str | None:
     return value
 
 
-def _kind_settings(r: Reader) -> KindSettings:
+def _kind_settings(r: Reader, environ: Mapping[str, str]) -> KindSettings:
+    image_id, image_archive = kind_image(environ)
     api_port = r.integer("apiHostPort", minimum=1)
     s3_port = r.integer("s3HostPort", minimum=1)
     if api_port == s3_port:
@@ -135,6 +143,8 @@ def _kind_settings(r: Reader) -> KindSettings:
         seaweedfs_image=r.string("seaweedfsImage"),
         valkey_storage=r.string("valkeyStorage"),
         seaweedfs_storage=r.string("seaweedfsStorage"),
+        image_id=image_id,
+        image_archive=image_archive,
     )
 
 
@@ -203,8 +213,11 @@ def _existing_settings(r: Reader) -> ExistingSettings:
     )
 
 
-def load_config(config: pulumi.Config | None = None) -> StackConfig:
-    """Read and validate the `tabjob:` configuration of the current stack."""
+def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] | None = None) -> StackConfig:
+    """Read and validate the `tabjob:` configuration of the current stack.
+
+    `environ` (default: the process environment) is read only for the kind stack's image.
+    """
     r = Reader(config or pulumi.Config("tabjob"))
     cluster = r.choice("cluster", CLUSTER_KINDS)
     environment = r.choice("environment", ENVIRONMENTS, default=pulumi.get_stack())
@@ -235,7 +248,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         install_keda=r.boolean("installKeda"),
         api_host=api_host,
         bootstrap=r.boolean("bootstrap"),
-        kind=_kind_settings(r) if cluster == "kind" else None,
+        kind=_kind_settings(r, os.environ if environ is None else environ) if cluster == "kind" else None,
         gke=_gke_settings(r, environment) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,
     )

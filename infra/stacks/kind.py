@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pulumi
@@ -22,7 +23,9 @@ def build_kind(cfg: StackConfig) -> dict[str, Any]:
     assert settings is not None  # load_config fills it for cluster=kind
     images = release_images(cfg, "tabjob")
     assert images is not None  # kind always releases what was built locally
-    cluster = KindCluster("kind", settings=settings, images=[f"{images.repository}:{images.tag}"])
+    # The pods carry the image ID: a rebuilt tabjob:dev (same tag, IfNotPresent) rolls them.
+    images = replace(images, local_id=settings.image_id)
+    cluster = KindCluster("kind", settings=settings)
     provider = cluster.provider
     ns = namespace(cfg, provider)
     valkey = InClusterValkey(

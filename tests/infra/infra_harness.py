@@ -6,6 +6,8 @@ Imported by tests/infra/conftest.py and the tests (tests/infra is on sys.path un
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,16 @@ ENVIRONMENTS = ROOT / "environments"
 DIGEST = "sha256:" + "a" * 64
 GPU_DIGEST = "sha256:" + "b" * 64
 FAKE_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n"
+KIND_IMAGE_ID = "sha256:" + "c" * 64
+
+
+def kind_image_environ(image_id: str = KIND_IMAGE_ID) -> dict[str, str]:
+    """What `task dev` hands `pulumi up` on the kind stack: the built image's ID and the absolute
+    path of its `docker save` archive (an empty file here: only the load command reads it)."""
+    archive = Path(tempfile.gettempdir()) / "tabjob-infra-tests" / "image.tar"
+    archive.parent.mkdir(exist_ok=True)
+    archive.touch()
+    return {"TABJOB_KIND_IMAGE_ID": image_id, "TABJOB_KIND_IMAGE_ARCHIVE": str(archive)}
 
 
 @dataclass
@@ -169,17 +181,22 @@ def configure(stack: str, config: dict[str, Any]) -> RecordingMocks:
     return mocks
 
 
-def run_program(stack: str, config: dict[str, Any]) -> StackRun:
-    """Declare the stack's resources under mocks; raises what the program raises."""
+def run_program(stack: str, config: dict[str, Any], environ: Mapping[str, str] | None = None) -> StackRun:
+    """Declare the stack's resources under mocks; raises what the program raises.
+
+    `environ` is the process environment the program sees (default: `task dev`'s kind image
+    variables, which only the kind stack reads).
+    """
     from infra.config import load_config
     from infra.program import build
 
     mocks = configure(stack, config)
     run = StackRun(resources=mocks.resources, dependencies=mocks.monitor.dependencies)
+    environ = kind_image_environ() if environ is None else environ
 
     @pulumi.runtime.test
     def program() -> pulumi.Output:
-        outputs = build(load_config())
+        outputs = build(load_config(environ=environ))
         return pulumi.Output.all(**outputs).apply(run.outputs.update)
 
     program()

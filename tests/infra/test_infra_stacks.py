@@ -15,6 +15,7 @@ from infra_harness import (
     EXISTING_CONFIG,
     FAKE_KUBECONFIG,
     StackRun,
+    kind_image_environ,
     run_program,
     stack_config,
 )
@@ -108,9 +109,12 @@ def test_dev_creates_a_kind_cluster_with_host_port_mappings(deployed_stacks):
     assert s3["ports"][0]["nodePort"] == mappings[8333]["containerPort"]
 
 
-def test_dev_loads_local_images_and_reads_the_kubeconfig_from_kind(deployed_stacks):
+def test_dev_loads_the_image_archive_and_reads_the_kubeconfig_from_kind(deployed_stacks):
     run = deployed_stacks["dev"]
-    assert run.one(COMMAND, "kind-load-images").inputs["create"] == ("kind load docker-image --name tabjob tabjob:dev")
+    load = run.one(COMMAND, "kind-load-image").inputs
+    # An archive, which works on Docker's containerd image store too; never `kind load docker-image`.
+    assert load["create"] == 'kind load image-archive --name tabjob "$TABJOB_KIND_IMAGE_ARCHIVE"'
+    assert load["environment"] == {"TABJOB_KIND_IMAGE_ARCHIVE": kind_image_environ()["TABJOB_KIND_IMAGE_ARCHIVE"]}
     assert run.one(COMMAND, "kind-kubeconfig").inputs["create"] == ("kind get kubeconfig --name tabjob")
     provider = run.one("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == FAKE_KUBECONFIG
