@@ -26,6 +26,8 @@ from app.settings import Settings
 
 # Parquet footers are read backwards in small pieces; fetch a little more to save requests.
 RANGE_READ_AHEAD_BYTES = 256 * 1024
+# Read by the readiness check; never written, so it normally answers NoSuchKey (see Store.ping).
+READY_SENTINEL_KEY = ".tabjob/readyz"
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,26 @@ class Store:
                 self.client.make_bucket(self.bucket)
 
     def ping(self) -> None:
-        """Raise InfraError unless the store answers and the bucket exists."""
-        with _infra("reach the object store"):
-            if not self.client.bucket_exists(self.bucket):
-                raise InfraError(f"The bucket '{self.bucket}' does not exist.")
+        """Raise InfraError unless the store answers, the bucket exists and the keys may read it.
+
+        A GET of a sentinel object (``READY_SENTINEL_KEY``, normally absent) needs only the
+        object-read permission the app uses anyway (``storage.objects.get`` on GCS), not
+        ``storage.buckets.get``, which the HMAC service account lacks, so ``bucket_exists``
+        (HEAD bucket) would fail there. A GET, unlike a HEAD, carries an error body, so a
+        missing object (``NoSuchKey``: store reachable, bucket there, request authorized) is
+        told apart from a missing bucket or refused credentials.
+        """
+        try:
+            with _infra("reach the object store"):
+                response = self.client.get_object(self.bucket, READY_SENTINEL_KEY)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return
+            if exc.code == "NoSuchBucket":
+                raise InfraError(f"The bucket '{self.bucket}' does not exist.") from exc
+            raise InfraError(f"The object store refused a read of bucket '{self.bucket}' ({exc.code}).") from exc
+        response.close()
+        response.release_conn()
 
     # URLs for users: signed for the public endpoint.
     def presign_upload(self, key: str) -> tuple[str, datetime]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -50,13 +51,20 @@ def _health_server(port: int, alive: threading.Event) -> ThreadingHTTPServer:
     return server
 
 
+def new_worker_id() -> str:
+    """``<host>-<random>-<pid>``: unique even where host and pid repeat (containers are pid 1,
+    pods on the host network share its name). The pid stays last: the embedded stack matches
+    its children by ``worker_id.rsplit("-", 1)[-1]``."""
+    return f"{socket.gethostname()}-{secrets.token_hex(4)}-{os.getpid()}"
+
+
 def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) -> int:
     """Consume ``lane`` until SIGTERM/SIGINT (or ``max_jobs`` jobs); return the exit status."""
     # Set before the forkserver starts so OpenMP in every job process sees it: the job owns
     # these cores and must not spin on cores it does not own.
     threads = settings.threads_for_worker()
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+    worker_id = new_worker_id()
     runner = JobRunner(threads=threads)
     runner.start()
     state = StateStore(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
