@@ -186,6 +186,25 @@ class Settings(BaseSettings):
         None, description="Where jobs stage downloads; unset means the system's temporary directory."
     )
 
+    # Job-end notifications (app/webhooks.py).
+    webhooks_enabled: bool = Field(
+        False,
+        description="Let a job name a `webhook` (URL and secret) notified by a signed POST when it ends. "
+        "Off by default: a job naming one is refused with 422 `webhook.disabled`.",
+    )
+    webhook_allow_private_targets: bool = Field(
+        False,
+        description="Allow webhook URLs that resolve to loopback, private or link-local addresses (tests, a "
+        "laptop). Leave it off where users are not trusted: they could make the service call internal hosts.",
+    )
+    webhook_max_attempts: int = Field(
+        5, ge=1, le=20, description="Tries per notification; an unreachable receiver or a 429/5xx answer is retried."
+    )
+    webhook_backoff_s: float = Field(
+        2.0, gt=0, description="Pause before the second try of a notification; it doubles after each failed try."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="How long a receiver has to answer one try.")
+
     @field_validator("s3_endpoint", "s3_public_endpoint")
     @classmethod
     def _endpoint_has_scheme(cls, value: str | None) -> str | None:

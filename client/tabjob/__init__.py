@@ -27,6 +27,7 @@ from tabjob.errors import (
     WaitTimeout,
 )
 from tabjob.results import Column, Dataset, ErrorInfo, EventPage, Job, JobEvent, Page, QueueInfo
+from tabjob.webhooks import verify_webhook
 
 __all__ = [
     "ApiError",
@@ -46,4 +47,5 @@ __all__ = [
     "TabjobClientError",
     "WaitTimeout",
     "__version__",
+    "verify_webhook",
 ]
