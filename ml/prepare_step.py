@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 from ml.dataset import read_predict, read_training
 from ml.features import FeatureSpec
 from ml.io import Progress, fetch_to_file, report, write_file
+from ml.matrix import fill_matrices
 from ml.prepared import FIT, PREDICT, PREPARED_FORMAT_VERSION, write_prepared
 from ml.training import plain
 
@@ -91,12 +92,16 @@ def _encode(
     n_columns = len(spec.columns)
     n_rows = source.metadata.num_rows if codes is None else len(codes)
     report(progress, "preparing", 0.0, f"Encoding {n_rows:,} rows x {n_columns} features.")
-    columns = []
-    for j, name in enumerate(spec.columns):
-        columns.append(spec.column_values(source, name, rows).astype(np.float32))
-        report(progress, "preparing", (j + 1) / n_columns)
-    write_prepared(staged, spec=spec, columns=columns, codes=codes, classes=classes, notes=spec.notes)
+    columns = _reporting((spec.column_values(source, name, rows) for name in spec.columns), progress, n_columns)
+    [X] = fill_matrices(columns, n_rows, n_columns, None, np.float32)
+    write_prepared(staged, spec=spec, X=X, codes=codes, classes=classes, notes=spec.notes)
     facts: dict[str, Any] = {"rows": n_rows, "features": spec.to_dict(), "notes": spec.notes}
     if classes is not None:
         facts["classes"] = [plain(c) for c in classes]
     return facts
+
+
+def _reporting(columns: Iterator[np.ndarray], progress: Progress | None, n_columns: int) -> Iterator[np.ndarray]:
+    for j, values in enumerate(columns):
+        yield values
+        report(progress, "preparing", (j + 1) / n_columns)

@@ -1,15 +1,17 @@
 """The prepared matrix: the hand-over between the prepare step (CPU) and the model step (GPU).
 
-An Arrow IPC file (Feather v2), uncompressed, so the model step maps it into memory and reads each
-column without parsing or copying (docs/models.md gives the measurements behind the choice):
+An Arrow IPC file (Feather v2), uncompressed, so the model step maps it into memory and takes the
+matrix without parsing or copying (docs/models.md gives the measurements behind the choice):
 
-- one float32 column per feature, in training order, named as in the dataset: numbers as they
-  are, booleans 0/1, categories as codes (-> XGBoost categoricals), dates as seconds since the
-  epoch, NaN for missing values;
-- for a fit, a last int32 column ``y``: each row's class code (rows without a target are gone);
+- column ``X``: the feature matrix, row-major, as a fixed-size list of float32 per row (its values
+  buffer *is* the C-order matrix): numbers as they are, booleans 0/1, categories as codes (XGBoost
+  categoricals), dates as seconds since the epoch, NaN for missing values. Rows are laid out on
+  the CPU lane, so the GPU worker does not transpose columns;
+- for a fit, column ``y``: each row's class code (int32; rows without a target are gone);
 - schema metadata ``tabjob.prepared``: JSON with the format version, the kind (fit or predict),
-  the feature encoding (FeatureSpec), the notes, the row counts and, for a fit, the classes
-  (an Arrow array in IPC bytes, base64, so labels keep their type: int8 stays int8).
+  the feature encoding (FeatureSpec: names, kinds and categories of the matrix's columns, in
+  order), the notes and, for a fit, the classes (an Arrow array in IPC bytes, base64, so labels
+  keep their type: int8 stays int8).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,6 @@ import pyarrow as pa
 
 from ml.families import TrainingSet
 from ml.features import FeatureSpec
-from ml.matrix import fill_matrices
 from ml.schema import CATEGORICAL, TARGET
 from ml.training import validation_split
 
@@ -35,6 +36,7 @@ from ml.training import validation_split
 PREPARED_FORMAT_VERSION = 1
 METADATA_KEY = b"tabjob.prepared"
 FIT, PREDICT = "fit", "predict"
+FEATURES = "X"  # the matrix column; the class codes are column "y"
 
 
 class PreparedMismatch(ValueError):
@@ -43,7 +45,7 @@ class PreparedMismatch(ValueError):
 
 @dataclass
 class Prepared:
-    """A prepared file opened for reading; columns stay in the memory-mapped file until used."""
+    """A prepared file opened for reading; the matrix stays in the memory-mapped file until copied."""
 
     kind: str
     spec: FeatureSpec
@@ -56,41 +58,39 @@ class Prepared:
         return self.table.num_rows
 
     def matrix(self, dtype: type) -> np.ndarray:
-        """Every row's features, row-major."""
-        return fill_matrices(self._columns(), self.rows, len(self.spec.columns), None, dtype)[0]
+        """Every row's features, row-major: a read-only view of the mapped file when ``dtype`` is float32."""
+        rows = self.table.column(FEATURES).combine_chunks()
+        flat = rows.flatten().to_numpy()  # zero-copy: float32 without nulls
+        return flat.reshape(self.rows, len(self.spec.columns)).astype(dtype, copy=False)
 
     def training_set(self, params: Mapping[str, Any], dtype: type) -> TrainingSet:
         """The matrices to train on, split for early stopping exactly as the one-call fit splits them."""
         if self.kind != FIT or self.classes is None:
             raise PreparedMismatch(f"a {self.kind} prepared file cannot train a model")
-        codes = self.table.column(len(self.spec.columns)).to_numpy()
+        codes = self.table.column(TARGET).to_numpy()
         categorical = [kind == CATEGORICAL for kind in self.spec.columns.values()]
+        X = self.matrix(dtype)
         split = validation_split(codes, params)
-        n_columns = len(self.spec.columns)
         if split is None:
-            [X] = fill_matrices(self._columns(), self.rows, n_columns, None, dtype)
             return TrainingSet(X=X, codes=codes, classes=self.classes, categorical=categorical)
-        X, X_val = fill_matrices(self._columns(), self.rows, n_columns, list(split), dtype)
-        return TrainingSet(X, codes[split[0]], self.classes, categorical, X_val, codes[split[1]])
-
-    def _columns(self) -> Iterable[np.ndarray]:
-        for j in range(len(self.spec.columns)):
-            yield self.table.column(j).to_numpy()  # zero-copy: one chunk, float32, no nulls
+        train, val = split
+        return TrainingSet(X[train], codes[train], self.classes, categorical, X[val], codes[val])
 
 
 def write_prepared(
     path: Path,
     *,
     spec: FeatureSpec,
-    columns: list[np.ndarray],
+    X: np.ndarray,
     codes: np.ndarray | None = None,
     classes: np.ndarray | None = None,
     notes: list[str] | None = None,
 ) -> None:
-    """Write encoded feature ``columns`` (float32, one per ``spec`` column) and, for a fit, ``codes``
-    and ``classes``, as a prepared file at ``path``."""
-    arrays = [pa.array(np.asarray(c, dtype=np.float32)) for c in columns]
-    names = list(spec.columns)
+    """Write the float32 row-major feature matrix ``X`` (columns in ``spec`` order) and, for a fit,
+    the class ``codes`` and ``classes``, as a prepared file at ``path``."""
+    flat = pa.array(np.ascontiguousarray(X, dtype=np.float32).reshape(-1))
+    arrays = [pa.FixedSizeListArray.from_arrays(flat, len(spec.columns))]
+    names = [FEATURES]
     meta: dict[str, Any] = {
         "format": PREPARED_FORMAT_VERSION,
         "kind": FIT if codes is not None else PREDICT,

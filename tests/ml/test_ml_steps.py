@@ -51,21 +51,24 @@ def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def test_prepared_file_is_arrow_ipc_of_float32_features_and_class_codes(prepared_fit):
+def test_prepared_file_is_arrow_ipc_of_a_float32_row_major_matrix_and_class_codes(prepared_fit):
     path, summary, frame = prepared_fit
 
     table = feather.read_table(path, memory_map=True)  # any Arrow reader opens it
 
-    assert table.column_names == ["x", "color", "flag", "when", "y"]
-    assert [str(t) for t in table.schema.types] == ["float", "float", "float", "float", "int32"]
+    # Then column X holds each row's four features as float32 (its values are the C-order matrix)
+    assert table.column_names == ["X", "y"]
+    assert table.schema.field("X").type == pa.list_(pa.float32(), 4)
+    assert table.schema.field("y").type == pa.int32()
     assert table.num_rows == summary["rows"] == len(frame)
-    x = table.column("x").to_numpy()
-    assert np.array_equal(np.isnan(x), frame["x"].isna().to_numpy())
+    X = table.column("X").combine_chunks().flatten().to_numpy().reshape(-1, 4)
+    assert list(summary["features"]["columns"]) == ["x", "color", "flag", "when"]
+    assert np.array_equal(X[:, 0], frame["x"].to_numpy(np.float32), equal_nan=True)
     colors = summary["features"]["categories"]["color"]
-    codes = table.column("color").to_numpy()
+    codes = X[:, 1]
     assert np.array_equal(np.isnan(codes), frame["color"].isna().to_numpy())
-    decoded = [colors[int(c)] for c in codes[~np.isnan(codes)]]
-    assert decoded == frame["color"].dropna().tolist()
+    assert [colors[int(c)] for c in codes[~np.isnan(codes)]] == frame["color"].dropna().tolist()
+    assert np.array_equal(X[:, 2], frame["flag"].to_numpy(np.float32))
     assert summary["classes"] == ["down", "up"]
     assert table.column("y").to_pylist() == [summary["classes"].index(v) for v in frame["y"]]
     assert (summary["kind"], summary["format"]) == ("fit", PREPARED_FORMAT_VERSION)
