@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml.families.base import Trained
 from ml.features import FeatureSpec
 from ml.io import read_bytes, write_file
 from ml.schema import TARGET
@@ -47,6 +48,23 @@ def save_bundle(url: str, bundle: ModelBundle, scratch_dir: str | None) -> str:
     blob = cloudpickle.dumps(bundle)
     write_blob(url, blob, scratch_dir)
     return hashlib.sha256(blob).hexdigest()
+
+
+def save_trained(
+    url: str, trained: Trained, spec: FeatureSpec, summary: dict[str, Any], scratch_dir: str | None
+) -> str:
+    """Write what a family trained, with the facts of its fit ``summary`` (``ml.training.fit_summary``),
+    as a ModelBundle to ``url``; returns the sha256 of its bytes (hex)."""
+    bundle = ModelBundle(
+        estimator=trained.estimator,
+        spec=spec,
+        classes=summary["classes"],
+        trained_rows=summary["rows"],
+        params=summary["params"],
+        family=summary["family"],
+        device=trained.device,
+    )
+    return save_bundle(url, bundle, scratch_dir)
 
 
 def load_bundle(url: str, model_sha256: str | None = None) -> ModelBundle:

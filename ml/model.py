@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ml import families
-from ml.bundle import ModelBundle, ModelTampered, load_bundle, save_bundle, write_labels
+from ml.bundle import ModelBundle, ModelTampered, load_bundle, save_trained, write_labels
 from ml.dataset import open_parquet, read_predict, read_training
 from ml.device import choose_device
 from ml.families.hgb import DEFAULT_RANDOM_STATE, TUNABLE_PARAMS
@@ -83,16 +83,7 @@ def fit(
 
     report(progress, "uploading")
     t0 = time.perf_counter()
-    bundle = ModelBundle(
-        estimator=trained.estimator,
-        spec=spec,
-        classes=summary["classes"],
-        trained_rows=n_rows,
-        params=chosen_params,
-        family=chosen.name,
-        device=trained.device,
-    )
-    digest = save_bundle(model_url, bundle, scratch_dir)
+    digest = save_trained(model_url, trained, spec, summary, scratch_dir)
     timings["upload_s"] = time.perf_counter() - t0
     return {"model_sha256": digest, "features": spec.to_dict(), **summary, "notes": spec.notes, "timings": timings}
 
