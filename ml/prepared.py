@@ -59,7 +59,9 @@ class Prepared:
 
     def matrix(self, dtype: type) -> np.ndarray:
         """Every row's features, row-major: a read-only view of the mapped file when ``dtype`` is float32."""
-        rows = self.table.column(FEATURES).combine_chunks()
+        column = self.table.column(FEATURES)
+        # Written as one record batch: one chunk, taken as it is (combine_chunks would copy even one).
+        rows = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         flat = rows.flatten().to_numpy()  # zero-copy: float32 without nulls
         return flat.reshape(self.rows, len(self.spec.columns)).astype(dtype, copy=False)
 
