@@ -1,9 +1,9 @@
-"""Turning Parquet columns into the matrix HistGradientBoostingClassifier learns from.
+"""Turning Parquet columns into the matrix a model family learns from.
 
-Every column becomes one float64 column of a row-major matrix, filled one Parquet column
-at a time, so peak memory is the matrix plus one column (never a DataFrame plus a copy):
-numbers as they are, booleans as 0/1, text as category codes (HistGradientBoosting's native
-categorical support), dates as seconds since the epoch; missing values as NaN.
+Every column becomes one column of a row-major matrix (float64 for HistGradientBoosting, float32
+for XGBoost), filled one Parquet column at a time, so peak memory is the matrix plus one column
+(never a DataFrame plus a copy): numbers as they are, booleans as 0/1, text as category codes
+(both families' native categorical support), dates as seconds since the epoch; missing values as NaN.
 """
 
 from __future__ import annotations
