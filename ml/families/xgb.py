@@ -36,11 +36,22 @@ EARLY_STOPPING_ROUNDS = 10
 
 @dataclass
 class XGBoostModel:
-    """A trained XGBClassifier with the class labels its codes stand for."""
+    """A trained booster, kept in XGBoost's own UBJSON model format rather than pickled: the bytes
+    hold no device or library state, so a model trained on a GPU loads on a CPU-only worker (and
+    with xgboost-cpu) and the other way round."""
 
-    classifier: Any  # xgboost.XGBClassifier, typed loosely so this module imports without XGBoost
-    classes: np.ndarray
-    feature_types: list[str]
+    model: bytes
+    classes: np.ndarray  # the labels the class codes stand for, with the target's dtype
+    feature_types: list[str]  # "q" (quantitative) or "c" (categorical), per column
+    best_iteration: int | None  # the best validation round when early stopping ran
+
+    def booster(self, device: str) -> Any:
+        """The booster, loaded to run on ``device``."""
+        import xgboost
+
+        booster = xgboost.Booster(model_file=bytearray(self.model))
+        booster.set_param({"device": device})
+        return booster
 
 
 def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
@@ -67,11 +78,17 @@ def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
         classifier.fit(data.X, data.codes)
     booster = classifier.get_booster()
     best = booster.attr("best_iteration")
+    model = XGBoostModel(
+        model=bytes(booster.save_raw(raw_format="ubj")),
+        classes=data.classes,
+        feature_types=feature_types,
+        best_iteration=None if best is None else int(best),
+    )
     return Trained(
-        estimator=XGBoostModel(classifier=classifier, classes=data.classes, feature_types=feature_types),
+        estimator=model,
         iterations=int(booster.num_boosted_rounds()),
         device=device,
-        best_iteration=None if best is None else int(best),
+        best_iteration=model.best_iteration,
     )
 
 
@@ -79,10 +96,8 @@ def predict(model: XGBoostModel, X: np.ndarray, device: str) -> np.ndarray:
     """The predicted label of each row, with the trees up to the best validation round when early stopping ran."""
     import xgboost
 
-    booster = model.classifier.get_booster()
-    booster.set_param({"device": device})  # the device of this process, whatever the model was trained on
-    best = booster.attr("best_iteration")
-    rounds = (0, int(best) + 1) if best is not None else (0, 0)
+    booster = model.booster(device)  # the device of this process, whatever the model was trained on
+    rounds = (0, model.best_iteration + 1) if model.best_iteration is not None else (0, 0)
     # Through a DMatrix rather than inplace_predict: from host memory onto a GPU model, inplace_predict
     # warns of mismatched devices and falls back to a DMatrix anyway.
     matrix = xgboost.DMatrix(X, feature_types=model.feature_types, enable_categorical=True)

@@ -111,7 +111,9 @@ def test_model_files_record_their_family(seed_models):
     assert {name: b.family for name, b in bundles.items()} == {"hgb": "hgb", "xgboost": "xgboost", "steps": "xgboost"}
     assert all(isinstance(b, ModelBundle) and b.device == "cpu" for b in bundles.values())
     assert isinstance(bundles["steps"].estimator, XGBoostModel)
-    assert bundles["steps"].estimator.classifier.get_params()["device"] == "cpu"
+    model = bundles["steps"].estimator
+    assert model.model[:1] == b"{"  # XGBoost's own UBJSON model, not a pickled Python object
+    assert model.booster("cpu").num_boosted_rounds() == seed_models["summaries"]["steps"]["iterations"]
 
 
 def test_each_step_reports_its_phases(seed_models):
