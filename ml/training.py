@@ -34,12 +34,18 @@ def validation_split(codes: np.ndarray, params: Mapping[str, Any]) -> tuple[np.n
     if early is False or (early == "auto" and len(codes) <= EARLY_STOPPING_AUTO_ROWS):
         return None
     counts = np.bincount(codes)
+    stratified = counts[counts > 0].min() >= 2
     train, val = train_test_split(
         np.arange(len(codes)),
         test_size=VALIDATION_FRACTION,
-        stratify=codes if counts[counts > 0].min() >= 2 else None,
+        stratify=codes if stratified else None,
         random_state=params.get("random_state", 0),
     )
+    if not stratified:
+        # A class of one row may land in the validation part alone; a model cannot learn (or be
+        # scored on) a class it never saw, so such rows train instead.
+        unseen = np.isin(codes[val], codes[train], invert=True)
+        train, val = np.concatenate([train, val[unseen]]), val[~unseen]
     return np.sort(train), np.sort(val)
 
 

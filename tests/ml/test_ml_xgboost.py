@@ -146,6 +146,22 @@ def test_early_stopping_on_the_same_split_in_both_paths(tmp_path, write_parquet,
         assert steps[key] == one_call[key], key
 
 
+@pytest.mark.parametrize(("family", "params"), [("hgb", {"max_iter": 5}), ("xgboost", {"n_estimators": 5})])
+def test_a_class_of_one_row_is_trained_on_not_held_out(tmp_path, write_parquet, family, params):
+    # Given early stopping on (more than 10,000 rows) and a class with a single row
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=12_000)
+    y = np.where(x > 0, "up", "down").astype(object)
+    y[16] = "rare"  # a row the unstratified split (random_state 0) puts in the validation tenth
+    data = write_parquet("train.parquet", pd.DataFrame({"x": x, "y": y}))
+
+    summary = fit(data, str(tmp_path / "m.pkl"), family=family, params=params)
+
+    assert summary["classes"] == ["down", "rare", "up"]
+    assert summary["validation_score"] is not None
+    assert summary["rows"] == 12_000
+
+
 def test_early_stopping_can_be_turned_off(tmp_path, write_parquet, seed_frames):
     train, _ = seed_frames(rows=16_000, features=4)
 
