@@ -31,3 +31,23 @@ def test_prediction_data_may_carry_the_target_column_which_is_ignored():
     with pytest.raises(DataProblem) as unexpected:
         check_predict_schema(pa.schema([("a", pa.float64()), ("label", pa.string())]), 5, {"a": "numeric"})
     assert unexpected.value.code == "dataset.unexpected_columns"
+
+
+def test_a_fit_learns_the_named_target_and_predict_ignores_that_column(tmp_path, seed_frames):
+    from ml.model import fit, predict
+
+    train, test = seed_frames()
+    train = train.rename(columns={"y": "churned"})
+    train.to_parquet(tmp_path / "train.parquet", index=False)
+    summary = fit(
+        str(tmp_path / "train.parquet"), str(tmp_path / "model.pkl"), params={"max_iter": 10}, target="churned"
+    )
+    assert summary["target"] == "churned" and "churned" not in summary["features"]["columns"]
+    assert sorted(summary["classes"]) == [0, 1]
+    # Prediction data may still carry the target column (a labelled hold-out set): it is ignored.
+    test.rename(columns={"y": "churned"}).to_parquet(tmp_path / "test.parquet", index=False)
+    done = predict(str(tmp_path / "test.parquet"), str(tmp_path / "model.pkl"), str(tmp_path / "out.parquet"))
+    assert done["rows"] == len(test)
+    with pytest.raises(DataProblem) as missing:
+        fit(str(tmp_path / "train.parquet"), str(tmp_path / "m2.pkl"), params={"max_iter": 10})
+    assert missing.value.code == "dataset.missing_target"
