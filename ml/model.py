@@ -80,7 +80,7 @@ def fit(
     n_rows = len(training.codes)
     report(progress, "training", None, f"Training on {n_rows:,} rows x {data.X.shape[1]} features.")
     trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device)
-    summary = {**fit_summary(chosen, trained, data, chosen_params), "target": target}
+    summary = fit_summary(chosen, trained, data, chosen_params, target)
     del data, training
 
     report(progress, "uploading")
