@@ -124,7 +124,7 @@ def test_a_follower_keeps_its_place_when_old_events_are_trimmed(api, seed_files)
     state = api.app.state.services.state
     seen = api.get(f"/v1/jobs/{job['id']}/events").json()
     for i in range(MAX_EVENTS + 20):
-        state.add_event(job["id"], "progress", f"step {i}")
+        state.events.add(job["id"], "progress", f"step {i}")
     page = api.get(f"/v1/jobs/{job['id']}/events", params={"after": seen["next_after"]}).json()
     # The oldest were trimmed, but numbering goes on: the follower gets what is kept, in order.
     assert len(page["items"]) == MAX_EVENTS

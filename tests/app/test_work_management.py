@@ -142,7 +142,7 @@ def test_a_retry_while_the_first_request_still_runs_is_told_to_wait(settings, ne
         dataset = upload(api, seed_files["train"])
         # Given a first request with this key still between its checks and its answer
         claim = f"idem:{tenant}:{hashlib.sha256(b'slow-1').hexdigest()[:32]}"
-        api.app.state.services.state.remember(claim, "pending:job_first")
+        api.app.state.services.state.claims.remember(claim, "pending:job_first")
         body = {"kind": "fit", "dataset_id": dataset, "lane": "gpu"}
         retry = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "slow-1"})
         assert retry.status_code == 409 and retry.json()["error"]["code"] == "job.idempotency_in_progress"
