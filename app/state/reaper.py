@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from app.domain import LANES
+from app.domain import LANES, TERMINAL_STATUSES
 from app.state.connection import Conn
 from app.state.events import Events
 from app.state.keys import Keys
@@ -45,9 +45,10 @@ class Reaper:
         message is redelivered by the broker, and then it starts again)."""
         now = time.time()
         reaped = Reaped()
+        lanes, ended = json.dumps(LANES), json.dumps(sorted(TERMINAL_STATUSES))
         for job_id, tenant in self._counted().items():
             outcome = self.conn.script("repair")(
-                args=[self.keys.prefix, job_id, tenant, now - stale_after_s, now, json.dumps(LANES), REQUEUE_MESSAGE]
+                args=[self.keys.prefix, job_id, tenant, now - stale_after_s, now, lanes, REQUEUE_MESSAGE, ended]
             )
             if outcome == "released":
                 reaped.released.append(job_id)

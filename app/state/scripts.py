@@ -71,14 +71,17 @@ return cjson.encode(cur)
 # Repair the counters of job ARGV[2] (the reaper): an id whose job is gone or ended leaves every
 # set; a started job whose worker's last heartbeat is older than ARGV[4] (or absent) goes back
 # to queued, its running slot freed. ARGV: prefix, id, tenant ('' when unknown), stale_before,
-# now, lanes (JSON list), message. Returns 'released', 'requeued' or 'ok'.
+# now, lanes (JSON list), message, terminal statuses (JSON list). Returns 'released',
+# 'requeued' or 'ok'.
 REPAIR = (
     _PLACE
     + """
 local p, id, now = ARGV[1], ARGV[2], tonumber(ARGV[5])
 local key = p .. ':job:' .. id
 local raw = redis.call('HMGET', key, 'status', 'tenant', 'lane', 'worker')
-if not raw[1] or raw[1] == '"finished"' or raw[1] == '"failed"' or raw[1] == '"canceled"' then
+local ended = not raw[1]
+for _, s in ipairs(cjson.decode(ARGV[8])) do if raw[1] == cjson.encode(s) then ended = true end end
+if ended then
   for _, lane in ipairs(cjson.decode(ARGV[6])) do
     redis.call('ZREM', p .. ':lane:' .. lane .. ':queued', id)
     redis.call('SREM', p .. ':lane:' .. lane .. ':running', id)
