@@ -121,6 +121,11 @@ def test_the_async_and_blocking_reads_are_one_read(settings, state):
     )
     job = queued_job(state, "t-" + secrets.token_hex(4))
     read = both.lanes.job_view(job.tenant, job.id)
-    assert both.conn.run(read) == asyncio.run(both.conn.arun(read))
+    # A private loop: asyncio.run would leave no current event loop for later tests (Pulumi's).
+    loop = asyncio.new_event_loop()
+    try:
+        assert both.conn.run(read) == loop.run_until_complete(both.conn.arun(read))
+    finally:
+        loop.close()
     found, waiting = both.conn.run(read)
     assert found == state.jobs.get(job.id) and waiting is not None and waiting.position is not None
