@@ -104,7 +104,7 @@ def heartbeat_interval_s(settings: Settings) -> float:
 def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -> int:
     """Heartbeat and reap until told to stop (or a one-shot worker is done); the exit status."""
     settings, max_jobs = ctx.settings, ctx.max_jobs
-    started_at = time.monotonic()
+    started_at = broker_ok_since = time.monotonic()
     while not stop.wait(heartbeat_interval_s(settings) if max_jobs is None else 0.2):
         if not all(thread.is_alive() for thread in worker.workers):
             # Dramatiq does not restart a worker thread that died; without it this process would
@@ -114,10 +114,13 @@ def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -
         try:
             ctx.state.lanes.heartbeat(ctx.lane, ctx.worker_id)
             # A worker silent for the broker's heartbeat timeout is gone (Dramatiq redelivers
-            # its messages then): free the running slots it held.
+            # its messages then): free the running slots it held. Not right after the broker
+            # came back, when every worker looks silent until its next heartbeat.
             timeout_s = settings.broker_heartbeat_timeout_s
-            ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
+            if time.monotonic() - broker_ok_since >= timeout_s:
+                ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
         except Exception:
+            broker_ok_since = time.monotonic()
             log.warning("heartbeat or reaper failed", exc_info=True)
         if max_jobs is not None:
             if ctx.jobs_done >= max_jobs:
