@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain import Job, JobStatus
+from app.domain import Job, JobStatus, Lane
 from app.jobs.ending import end_job
 from app.jobs.runner import JobRunner
 from app.settings import Settings
@@ -21,7 +21,7 @@ class WorkerContext:
     store: Store
     runner: JobRunner
     worker_id: str
-    lane: str
+    lane: Lane
     jobs_done: int = 0
     jobs_started: int = 0
     # A one-shot worker (KEDA ScaledJob pod) starts at most this many jobs; None: no limit.
