@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobStatus, decode_fields, encode_fields
+from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobKind, JobStatus, decode_fields, encode_fields
 from app.errors import NotFound, TooManyJobs
 from app.state.connection import Conn, Read
 from app.state.events import event
@@ -65,8 +65,8 @@ class Jobs:
         *,
         limit: int,
         before: float | None = None,
-        status: str | None = None,
-        kind: str | None = None,
+        status: JobStatus | None = None,
+        kind: JobKind | None = None,
     ) -> list[Job]:
         """The tenant's jobs, newest first, created strictly before ``before`` (a Unix time)."""
         key = self.keys.tenant(tenant, "jobs")
