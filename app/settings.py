@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Lane = Literal["small", "large", "gpu"]
-LANES: tuple[Lane, ...] = ("small", "large", "gpu")
+from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
+from app.domain import Lane
 
 # Credentials that ship in docs and examples; never acceptable in a real deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret"})
