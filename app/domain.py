@@ -100,6 +100,14 @@ class Job:
     dataset_etag: str | None = None
     time_limit_s: float | None = None
     dedup_key: str | None = None
+    # The column a fit learns (the legacy routes always use ``y``).
+    target: str = "y"
+    # When the fit's model file was deleted (the record stays, for the history); None: it exists.
+    model_deleted_at: float | None = None
+    # Where to POST when the job ends, signed with the secret (never shown); see app/webhooks.py.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_outcome: str | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Job:

@@ -183,6 +183,11 @@ class Store:
         fetches only the ranges read."""
         return RangedReader(self, key, info)
 
+    def remove(self, key: str) -> None:
+        """Delete the object at ``key`` (no error when it is already gone)."""
+        with _infra("delete an object"):
+            self.client.remove_object(self.bucket, key)
+
     def put_json(self, key: str, document: Any) -> None:
         data = json.dumps(document, default=str, sort_keys=True).encode()
         with _infra("write to the object store"):

@@ -23,12 +23,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from app.errors import UserError
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.state import State
 
 log = logging.getLogger("tabjob.webhooks")
 SIGNATURE_HEADER = "Tabjob-Signature"
@@ -83,6 +87,25 @@ def payload(job: dict[str, Any]) -> dict[str, Any]:
     result = job.get("result") or {}
     body["result"] = {k: result[k] for k in ("rows", "classes", "iterations", "validation") if k in result} or None
     return {"type": "job.ended", "job": body}
+
+
+def notifier_for(settings: Settings, state: State) -> Notifier | None:
+    """The process's notifier (None when webhooks are off); it records each outcome on the job:
+    the ``webhook_outcome`` field and a ``webhook`` event."""
+    if not settings.webhooks_enabled:
+        return None
+
+    def record(job_id: str, delivered: bool, message: str) -> None:
+        state.jobs.update(job_id, webhook_outcome=message)
+        state.events.add(job_id, "webhook", message)
+
+    return Notifier(
+        allow_private=settings.webhook_allow_private_targets,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_s=settings.webhook_backoff_s,
+        timeout_s=settings.webhook_timeout_s,
+        on_outcome=record,
+    )
 
 
 class Notifier:

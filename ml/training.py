@@ -78,6 +78,7 @@ def fit_summary(
         "iterations": trained.iterations,
         "best_iteration": trained.best_iteration,
         "validation_score": validation_score(family, trained, data),
+        "validation_rows": 0 if data.codes_val is None else len(data.codes_val),
         "params": params,
     }
 

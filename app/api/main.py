@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import errors
-from app.api.routes import datasets, health, jobs, legacy
+from app.api.routes import datasets, health, jobs, legacy, models
 from app.auth import seed_bootstrap_keys
 from app.services import Services
 from app.settings import Settings, get_settings
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(legacy.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
     return app

@@ -84,8 +84,18 @@ class FitParams(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class WebhookCreate(BaseModel):
+    """Where to POST when the job ends, and the secret its signature is made with (never shown)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2000, examples=["https://example.com/hooks/tabjob"])
+    secret: str = Field(
+        min_length=16, max_length=200, description="Signs each notification (HMAC-SHA256); keep it to verify them."
+    )
+
+
 class JobCreate(BaseModel):
-    """A fit (dataset with ``y``) or a predict (dataset plus a finished fit job as the model)."""
+    """A fit (dataset with a target column) or a predict (dataset plus a finished fit job as the model)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: JobKind
@@ -93,6 +103,10 @@ class JobCreate(BaseModel):
     model_id: str | None = Field(None, min_length=1, max_length=100)
     params: FitParams | None = None
     lane: Literal["auto", "small", "large", "gpu"] = "auto"
+    target: str | None = Field(
+        None, min_length=1, max_length=200, description="A fit's column of class labels (default `y`)."
+    )
+    webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
 
     @field_validator("model_id")
     @classmethod
@@ -109,6 +123,13 @@ class QueueInfo(BaseModel):
     lane_running: int
     lane_workers: int
     reason: str
+
+
+class WebhookPublic(BaseModel):
+    """The job's webhook: where it is sent, and how the last delivery went (None until it ends)."""
+
+    url: str
+    outcome: str | None = None
 
 
 class JobPublic(BaseModel):
@@ -134,6 +155,68 @@ class JobPublic(BaseModel):
     deduplicated: bool = Field(
         False, description="True when an identical earlier fit was returned instead of training again."
     )
+    webhook: WebhookPublic | None = None
+
+
+class ValidationPublic(BaseModel):
+    """A model's score on rows it did not train on, and which rows those were."""
+
+    score: float | None = Field(description="Accuracy on the held-out rows; None when none were held out.")
+    metric: Literal["accuracy"] = "accuracy"
+    split: Literal["early_stopping", "none"] = Field(
+        description="`early_stopping`: the rows held out to decide when to stop training; `none`: no rows held out."
+    )
+    rows: int = 0
+    note: str | None = None
+
+
+class FeaturePublic(BaseModel):
+    name: str
+    kind: str
+    categories: list[str] | None = None
+
+
+class ModelPublic(BaseModel):
+    """A model: a finished fit, named by the fit job's id; what it reads, predicts, scores and weighs."""
+
+    id: str
+    dataset_id: str
+    created_at: datetime
+    trained_at: datetime | None = None
+    target: str
+    classes: list[Any]
+    features: list[FeaturePublic]
+    rows: int | None = None
+    iterations: int | None = None
+    family: str | None = None
+    validation: ValidationPublic | None = None
+    duration_s: float | None = Field(None, description="How long the fit ran, in seconds.")
+    size_bytes: int | None = Field(None, description="The model file's size, in bytes.")
+    params: dict[str, Any] = {}
+
+
+class ModelsPublic(BaseModel):
+    items: list[ModelPublic]
+    next_cursor: str | None = None
+
+
+class ModelSchemaPublic(BaseModel):
+    """What a model reads and predicts: its target, classes and feature columns in order."""
+
+    target: str
+    classes: list[Any]
+    features: list[FeaturePublic]
+
+
+class ModelExportPublic(BaseModel):
+    """A presigned URL of the model's file, its format, and its feature schema."""
+
+    model_id: str
+    url: str
+    expires_at: datetime
+    filename: str
+    format: str
+    schema_: ModelSchemaPublic = Field(alias="schema", serialization_alias="schema")
 
 
 class LegacyStatus(BaseModel):

@@ -28,6 +28,7 @@ from app.jobs.runner import JobRunner
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
+from app.webhooks import notifier_for
 
 log = logging.getLogger("tabjob.worker")
 HEARTBEAT_INTERVAL_S = 5.0
@@ -68,14 +69,16 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     worker_id = new_worker_id()
     runner = JobRunner(threads=threads)
     runner.start()
+    state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
     ctx = WorkerContext(
         settings=settings,
-        state=State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s),
+        state=state,
         store=Store.from_settings(settings),
         runner=runner,
         worker_id=worker_id,
         lane=lane,
         max_jobs=max_jobs,
+        notifier=notifier_for(settings, state),
     )
     broker = build_broker(settings, extra_middleware=[JobLifecycle(ctx)])
     dramatiq.set_broker(broker)
@@ -101,6 +104,8 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     if health is not None:
         health.shutdown()
     ctx.state.lanes.leave(lane, worker_id)
+    if ctx.notifier is not None:  # a one-shot pod exits: deliveries still in flight get a moment
+        ctx.notifier.drain(settings.webhook_timeout_s)
     return exit_code
 
 

@@ -13,8 +13,11 @@ from app.errors import Conflict, InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
 from app.services import Services
+from app.settings import Settings
 from app.storage import ObjectInfo
 from app.usecases.validation import validate_fit, validate_predict
+from app.webhooks import check_target
+from ml.schema import TARGET
 
 
 @dataclass
@@ -35,6 +38,9 @@ class JobRequest:
     model_id: str | None = None
     params: dict[str, Any] | None = None
     lane: str | None = None
+    target: str = TARGET
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
 
 def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
@@ -82,9 +88,13 @@ def _claim_idempotency(svc: Services, claim: str, job_id: str) -> Job | None:
 def _claim_fit(svc: Services, claim: str, job_id: str) -> Job | None:
     """Claim the deduplication key of a fit, or return the live job that holds it."""
 
-    def stale(held: str) -> bool:  # a failed, canceled or expired holder is not reused
+    def stale(held: str) -> bool:  # a failed, canceled, expired or deleted holder is not reused
         holder = svc.state.jobs.get(held)
-        return holder is None or holder.status in (JobStatus.FAILED, JobStatus.CANCELED)
+        return (
+            holder is None
+            or holder.status in (JobStatus.FAILED, JobStatus.CANCELED)
+            or holder.model_deleted_at is not None
+        )
 
     holder = svc.state.claims.claim(claim, job_id, svc.settings.job_retention_s, stale=stale)
     return None if holder == job_id else svc.state.jobs.get(holder)
@@ -111,23 +121,27 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
     return requested  # type: ignore[return-value]
 
 
-def _fingerprint(info: ObjectInfo, params: dict[str, Any]) -> str:
+def _fingerprint(info: ObjectInfo, params: dict[str, Any], target: str) -> str:
     # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
-    material = json.dumps({"etag": info.etag, "size": info.size, "params": params}, sort_keys=True)
+    # The default target stays out of the material, so fingerprints from before targets still match.
+    fields = {"etag": info.etag, "size": info.size, "params": params}
+    material = json.dumps(fields if target == TARGET else {**fields, "target": target}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Submitted:
     params = dict(request.params or {})
+    if request.webhook_url:
+        check_webhook(svc.settings, request.webhook_url)
     if request.kind == "fit":
-        info, rows = validate_fit(svc, tenant, request.dataset_id)
+        info, rows = validate_fit(svc, tenant, request.dataset_id, request.target)
     else:
         assert request.model_id is not None
         info, rows = validate_predict(svc, tenant, request.dataset_id, request.model_id)
     lane = choose_lane(svc, info.size, rows, request.lane)
     dedup = None
     if request.kind == "fit":  # a fit is a pure function of the bytes and the parameters
-        dedup = f"dedup:{tenant}:{_fingerprint(info, params)}"
+        dedup = f"dedup:{tenant}:{_fingerprint(info, params, request.target)}"
         existing = _claim_fit(svc, dedup, job_id)
         if existing is not None:
             return Submitted(job=existing, deduplicated=True)
@@ -142,11 +156,24 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
         dataset_id=request.dataset_id, model_id=request.model_id, params=params, created_at=now, queued_at=now,
         dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
-        time_limit_s=svc.settings.time_limit_s(lane), dedup_key=dedup,
+        time_limit_s=svc.settings.time_limit_s(lane), dedup_key=dedup, target=request.target,
+        webhook_url=request.webhook_url, webhook_secret=request.webhook_secret,
     )  # fmt: skip
     svc.state.jobs.create(job)
     _enqueue(svc, job)
     return Submitted(job=job)
+
+
+def check_webhook(settings: Settings, url: str) -> None:
+    """Refuse a webhook when they are off, or when its URL may not be called (see app/webhooks.py)."""
+    if not settings.webhooks_enabled:
+        raise UserError(
+            "Webhooks are turned off on this service.",
+            code="webhook.disabled",
+            hint="Leave webhook out and follow the job instead (tabjob wait, or GET /v1/jobs/{id}).",
+            status=422,
+        )
+    check_target(url, allow_private=settings.webhook_allow_private_targets)
 
 
 def _enqueue(svc: Services, job: Job) -> None:
@@ -156,7 +183,10 @@ def _enqueue(svc: Services, job: Job) -> None:
         # No message, no job: end the record and free what it holds, so nothing waits forever
         # and later identical submissions are not deduplicated onto it.
         error = InfraError("The job could not be queued; the broker failed.", code="platform.unavailable")
-        end_job(svc.state, svc.store, job, JobStatus.FAILED, f"{error.code}: {error.message}", error=error.to_dict())
+        end_job(
+            svc.state, svc.store, job, JobStatus.FAILED, f"{error.code}: {error.message}",
+            error=error.to_dict(), notifier=svc.notifier,
+        )  # fmt: skip
         if job.dedup_key:
             svc.state.claims.forget(job.dedup_key)
         raise error from exc

@@ -13,13 +13,13 @@ from ml.errors import DataProblem
 from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema
 
 
-def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int]:
-    """Refuse a training set that cannot train; return its object info and row count."""
+def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int]:
+    """Refuse a training set that cannot train on ``target``; return its object info and row count."""
     info = uploaded(svc, tenant, dataset_id)
     source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
     try:
-        check_training_schema(source.schema_arrow, source.metadata.num_rows)
-        check_target(read_column(source, TARGET))
+        check_training_schema(source.schema_arrow, source.metadata.num_rows, target)
+        check_target(read_column(source, target), target)
     except DataProblem as problem:
         raise data_error(problem) from problem
     return info, source.metadata.num_rows
@@ -32,14 +32,24 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
     source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
     try:
         assert model.result is not None
-        check_predict_schema(source.schema_arrow, source.metadata.num_rows, model.result["features"]["columns"])
+        features = model.result["features"]["columns"]
+        check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, model.target)
     except DataProblem as problem:
         raise data_error(problem) from problem
     return info, source.metadata.num_rows
 
 
+def deleted_model(model_id: str) -> UserError:
+    return UserError(
+        f"Model '{model_id}' was deleted.",
+        code="model.deleted",
+        hint="Train a new model (tabjob fit DATASET_ID) and use its id.",
+        status=410,
+    )
+
+
 def usable_model(model: Job) -> Job:
-    """``model`` when it is a finished fit; refused otherwise, saying what to do."""
+    """``model`` when it is a finished fit whose file was not deleted; refused otherwise, saying what to do."""
     if model.kind != "fit":
         raise UserError(
             f"Job '{model.id}' is a {model.kind} job, not a model.",
@@ -55,4 +65,6 @@ def usable_model(model: Job) -> Job:
             if waiting
             else "Train a new model.",
         )
+    if model.model_deleted_at is not None:
+        raise deleted_model(model.id)
     return model

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ServicesDep, TenantDep
 from app.api.presenters import dataset_public
 from app.api.schemas import DatasetCreate, DatasetCreated, DatasetPublic, DatasetsPublic, ErrorEnvelope
 from app.usecases.datasets import create_dataset as new_dataset
 from app.usecases.datasets import dataset_view
+from app.usecases.models import delete_dataset as remove_dataset
 
 router = APIRouter(
     prefix="/v1/datasets", tags=["datasets"], responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}}
@@ -24,6 +25,14 @@ def create_dataset(svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | No
 @router.get("/{dataset_id}", summary="A dataset: state, size, rows, columns and their types")
 def get_dataset(dataset_id: str, svc: ServicesDep, tenant: TenantDep) -> DatasetPublic:
     return dataset_public(dataset_view(svc, tenant, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset's bytes and record")
+def delete_dataset(dataset_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
+    """Deletes the dataset. Jobs still queued on it fail with `dataset.deleted` when a worker takes
+    them; running jobs already hold the data; models trained on it and finished predictions stay."""
+    remove_dataset(svc, tenant, dataset_id)
+    return Response(status_code=204)
 
 
 @router.get("", summary="The tenant's datasets, newest first")

@@ -11,6 +11,7 @@ from app.domain import JobKind, JobStatus
 from app.errors import UserError
 from app.usecases import jobs as job_actions
 from app.usecases.submission import JobRequest, submit
+from ml.schema import TARGET
 
 router = APIRouter(
     prefix="/v1/jobs",
@@ -45,8 +46,19 @@ def create_job(
         raise UserError(
             "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
         )
+    if body.kind == "predict" and body.target:
+        raise UserError(
+            "A predict job takes no target: it predicts the column its model learned.",
+            code="job.unexpected_target",
+            hint="Leave target out.",
+            status=422,
+        )
     params = body.params.chosen() if body.params else None
-    request = JobRequest(body.kind, body.dataset_id, body.model_id, params, body.lane)
+    webhook = body.webhook
+    request = JobRequest(
+        body.kind, body.dataset_id, body.model_id, params, body.lane, target=body.target or TARGET,
+        webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
+    )  # fmt: skip
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
