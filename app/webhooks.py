@@ -39,6 +39,8 @@ SIGNATURE_HEADER = "Tabjob-Signature"
 MIN_SECRET_CHARS = 16
 # Statuses worth another try: the receiver was busy or failing, not refusing the request.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# What a notification tells of a job's result (the model's digest and features stay out).
+RESULT_FIELDS = ("target", "rows", "classes", "iterations", "validation_score", "validation_rows", "model_bytes")
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -85,7 +87,7 @@ def payload(job: dict[str, Any]) -> dict[str, Any]:
     body = {name: job.get(name) for name in fields}
     body.update(ended_at=job.get("ended_at"), error=job.get("error"))
     result = job.get("result") or {}
-    body["result"] = {k: result[k] for k in ("rows", "classes", "iterations", "validation") if k in result} or None
+    body["result"] = {k: result[k] for k in RESULT_FIELDS if k in result} or None
     return {"type": "job.ended", "job": body}
 
 
