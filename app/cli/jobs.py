@@ -23,6 +23,13 @@ PARAM = Annotated[
         help="A model parameter, e.g. -p max_iter=200 (repeatable).",
     ),
 ]
+WEBHOOK = Annotated[
+    str | None, typer.Option(help="POST a signed notification to this URL when the job ends (if the service allows).")
+]
+WEBHOOK_SECRET = Annotated[
+    str | None,
+    typer.Option(envvar="TABJOB_WEBHOOK_SECRET", help="The notification's signing secret (16+ characters)."),
+]
 TIMEOUT = Annotated[float | None, typer.Option(help="Stop waiting after this many seconds (the job goes on).")]
 JOB_ID = Annotated[str, typer.Argument(help="The job's id (job_…).", show_default=False)]
 DATASET_ID = Annotated[str, typer.Argument(help="The data's id (ds_…), from `tabjob upload`.", show_default=False)]
@@ -42,12 +49,19 @@ class Kind(StrEnum):
 
 
 def fit(
-    dataset_id: DATASET_ID, param: PARAM = None, lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None,
-    quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
+    dataset_id: DATASET_ID, param: PARAM = None,
+    target: Annotated[str | None, typer.Option(help="The column of class labels [default: y].")] = None,
+    lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None, webhook: WEBHOOK = None,
+    webhook_secret: WEBHOOK_SECRET = None, quiet: QUIET = False, url: URL = None, api_key: KEY = None,
+    as_json: JSON = False,
 ) -> None:  # fmt: skip
-    """Train a model on a dataset (target column y). The job's id is the model's id once it has finished."""
+    """Train a model on a dataset. The job's id is the model's id once it has finished."""
     with connected(url, api_key, as_json) as client:
-        job = client.fit(expect_id(dataset_id, "dataset", "DATASET_ID"), params=parse_params(param), lane=lane.value)
+        dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
+        job = client.fit(
+            dataset_id, params=parse_params(param), lane=lane.value, target=target,
+            webhook_url=webhook, webhook_secret=webhook_secret,
+        )  # fmt: skip
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli import common, data, jobs
+from app.cli import common, data, jobs, models
 from app.cli.output import Invocation, console
 
 # Plain (click) help: typer's rich help shows every flag as `--json <bool>`.
@@ -28,6 +28,7 @@ admin = typer.Typer(
 app.add_typer(admin, name="admin")
 data.register(app)
 jobs.register(app)
+models.register(app)
 
 
 def _show_version(asked: bool) -> None:

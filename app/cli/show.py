@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime
 
 from rich import box
@@ -62,10 +63,50 @@ def _result_lines(job: tabjob.Job) -> list[str]:
     if job.kind == "predict":
         return [f"  {result.get('rows', 0):,} predictions: tabjob download {job.id}"]
     classes = result.get("classes") or []
-    return [
-        f"  model {job.id}: {len(classes)} classes, trained on {result.get('rows', 0):,} rows, "
-        f"{result.get('iterations', 0)} iterations"
+    lines = [
+        f"  model {job.id}: {len(classes)} classes of '{result.get('target', 'y')}', trained on "
+        f"{result.get('rows', 0):,} rows, {result.get('iterations', 0)} iterations"
     ]
+    facts = [validation_text(result.get("validation"))]
+    if result.get("duration_s") is not None:
+        facts.append(f"fit took {seconds(result['duration_s'])}")
+    if result.get("model_bytes") is not None:
+        facts.append(f"model file {size(result['model_bytes'])}")
+    return [*lines, "  " + "; ".join(f for f in facts if f)]
+
+
+def size(n_bytes: int) -> str:
+    """Bytes for people: 812 B, 1.2 MB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes} B"
+
+
+def validation_text(validation: dict | None) -> str:
+    """The validation score and which rows it was measured on."""
+    if not validation:
+        return ""
+    if validation.get("score") is None:
+        return f"no validation score ({validation.get('note') or 'no rows held out'})"
+    rows = f", {validation['rows']:,} rows" if validation.get("rows") else ""
+    return f"validation {validation['metric']} {validation['score']:.4f} (on the {validation['split']} split{rows})"
+
+
+def model_summary(model: tabjob.Model) -> str:
+    """A model: where it came from, what it predicts from what, how good and how big it is."""
+    lines = [
+        f"[bold]{model.id}[/]  model of '{escape(model.target)}' ({len(model.classes)} classes), "
+        f"from dataset {model.dataset_id}, trained {when(model.trained_at)}"
+    ]
+    facts = [validation_text(asdict(model.validation) if model.validation else None)]
+    if model.duration_s is not None:
+        facts.append(f"fit took {seconds(model.duration_s)}")
+    if model.size_bytes is not None:
+        facts.append(f"model file {size(model.size_bytes)}")
+    lines.append("  " + "; ".join(f for f in facts if f))
+    lines.append(f"  {len(model.features)} features: " + ", ".join(escape(str(f["name"])) for f in model.features))
+    return "\n".join(lines)
 
 
 def dataset_summary(dataset: tabjob.Dataset) -> str:
@@ -98,6 +139,19 @@ def jobs_table(jobs: list[tabjob.Job]) -> Table:
         phase = job.phase if job.status == "started" else ""
         error = job.error.code if job.error else ""
         table.add_row(job.id, job.kind, status(job), job.lane, phase or "", job.dataset_id, when(job.created_at), error)
+    return table
+
+
+def models_table(models: list[tabjob.Model]) -> Table:
+    """Models, one a row, ids whole."""
+    table = _table("id", "target", "classes", "features", "validation", "size", "trained", ids=[m.id for m in models])
+    for m in models:
+        score = m.validation.score if m.validation else None
+        shown = f"{score:.4f}" if score is not None else ""
+        table.add_row(
+            m.id, escape(m.target), str(len(m.classes)), str(len(m.features)), shown,
+            size(m.size_bytes) if m.size_bytes is not None else "", when(m.trained_at),
+        )  # fmt: skip
     return table
 
 

@@ -26,7 +26,17 @@ from tabjob.errors import (
     TabjobClientError,
     WaitTimeout,
 )
-from tabjob.results import Column, Dataset, ErrorInfo, EventPage, Job, JobEvent, Page, QueueInfo
+from tabjob.model_results import Model, ModelExport, Validation
+from tabjob.results import (
+    Column,
+    Dataset,
+    ErrorInfo,
+    EventPage,
+    Job,
+    JobEvent,
+    Page,
+    QueueInfo,
+)
 from tabjob.webhooks import verify_webhook
 
 __all__ = [
@@ -42,9 +52,12 @@ __all__ = [
     "JobEndedWithoutResult",
     "JobEvent",
     "JobFailed",
+    "Model",
+    "ModelExport",
     "Page",
     "QueueInfo",
     "TabjobClientError",
+    "Validation",
     "WaitTimeout",
     "__version__",
     "verify_webhook",

@@ -7,29 +7,27 @@ carries the API key.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tabjob import transfers
 from tabjob.errors import ApiError, InvalidDataset, JobCanceled, JobFailed, WaitTimeout
+from tabjob.managing import ManagingMethods
 from tabjob.results import Dataset, EventPage, Job, JobEvent, Page
+from tabjob.transfers import ProgressCallback
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Presigned transfers may move gigabytes: their timeout is per read/write, never below this.
 STORE_TIMEOUT_S = 300.0
 
-ProgressCallback = Callable[[int, int], None]
 UpdateCallback = Callable[[Job, list[JobEvent]], None]
 
 
-class Client:
+class Client(ManagingMethods):
     """A connection to one tabjob service, as one tenant.
 
     Parameters:
@@ -143,29 +141,48 @@ class Client:
         *,
         params: dict[str, Any] | None = None,
         lane: str = "auto",
+        target: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Start training a model on a dataset whose target column is ``y``; returns the queued job.
+        """Start training a model on a dataset; returns the queued job.
 
         Parameters:
             params: model parameters (``max_iter``, ``learning_rate``... see docs/api.md).
             lane: ``auto`` (by dataset size), ``small``, ``large`` or ``gpu``.
+            target: the column of class labels (default ``y``).
+            webhook_url, webhook_secret: POST a signed notification to this URL when the job
+                ends (the service must have webhooks on; check it with ``tabjob.verify_webhook``).
             idempotency_key: retries with the same key return the same job instead of a new one.
 
         The job's id is the model's id once it has finished. Bad data is refused here, as an
         ``ApiError`` naming the problem, not as a job that fails later.
         """
-        body = {"kind": "fit", "dataset_id": dataset_id, "params": params, "lane": lane}
-        return self._submit(body, idempotency_key)
+        body = {"kind": "fit", "dataset_id": dataset_id, "params": params, "lane": lane, "target": target}
+        return self._submit(body, idempotency_key, webhook_url, webhook_secret)
 
-    def predict(self, dataset_id: str, model_id: str, *, lane: str = "auto", idempotency_key: str | None = None) -> Job:
+    def predict(
+        self,
+        dataset_id: str,
+        model_id: str,
+        *,
+        lane: str = "auto",
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
         """Start predicting a dataset with a model (a finished fit's id); returns the queued job."""
         body = {"kind": "predict", "dataset_id": dataset_id, "model_id": model_id, "lane": lane}
-        return self._submit(body, idempotency_key)
+        return self._submit(body, idempotency_key, webhook_url, webhook_secret)
 
-    def _submit(self, body: dict[str, Any], idempotency_key: str | None) -> Job:
+    def _submit(
+        self, body: dict[str, Any], idempotency_key: str | None, webhook_url: str | None, webhook_secret: str | None
+    ) -> Job:
         headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
-        return Job.from_api(self._call("POST", "/v1/jobs", json=body, headers=headers))
+        if webhook_url:
+            body["webhook"] = {"url": webhook_url, "secret": webhook_secret or ""}
+        return Job.from_api(self._call("POST", "/v1/jobs", json=_present(**body), headers=headers))
 
     def job(self, job_id: str) -> Job:
         """A job now: status, phase, progress, error, result, and why it waits when queued."""
@@ -230,44 +247,6 @@ class Client:
         if raise_on_failure and job.status == "canceled":
             raise JobCanceled(job)
         return job
-
-    # -- results ----------------------------------------------------------------------------
-
-    def result_url(self, job_id: str) -> tuple[str, datetime]:
-        """A presigned GET URL of a finished prediction's Parquet file, and when it expires."""
-        body = self._call("GET", f"/v1/jobs/{job_id}/result")
-        return body["url"], datetime.fromisoformat(body["expires_at"])
-
-    def download(self, job_id: str, dest: str | os.PathLike[str], *, on_bytes: ProgressCallback | None = None) -> Path:
-        """Save a finished prediction (Parquet, one column ``y``) and return the file's path.
-
-        ``dest`` is a file path, or an existing folder to save ``<job_id>.parquet`` into. The
-        file appears only once complete (written beside it, then renamed).
-        """
-        target = Path(dest)
-        if target.is_dir():
-            target = target / f"{job_id}.parquet"
-        elif not target.parent.is_dir():
-            raise FileNotFoundError(f"The folder {target.parent} does not exist.")
-        url, _ = self.result_url(job_id)
-        partial = target.with_name(target.name + ".part")
-        try:
-            transfers.save(self.storage, url, partial, on_bytes)
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)
-        return target
-
-    def read_result(self, job_id: str) -> Any:
-        """A finished prediction as a ``pyarrow.Table`` (``.to_pandas()`` for a DataFrame)."""
-        import pyarrow.parquet as pq
-
-        url, _ = self.result_url(job_id)
-        buffer = io.BytesIO()
-        with transfers.stream(self.storage, url) as response:
-            for chunk in response.iter_bytes(transfers.CHUNK_BYTES):
-                buffer.write(chunk)
-        return pq.read_table(io.BytesIO(buffer.getvalue()))
 
     def ready(self) -> bool:
         """True when the service answers and its broker and store are reachable."""

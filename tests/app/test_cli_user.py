@@ -215,3 +215,28 @@ def test_progress_shows_a_bar_only_while_the_phase_has_a_fraction():
     assert "training for 2 min" in PhaseColumn().render(task).plain
     progress.update(task_id, completed=0.4, fraction=0.4, phase="downloading")
     assert isinstance(FractionBar().render(task), ProgressBar)
+
+
+def test_models_export_and_deletes_from_the_cli(user, small_worker, seed_files, tmp_path):
+    train = user("upload", str(seed_files["train"]), "-q").stdout.strip()
+    model = user("fit", train, "-p", "max_iter=20", "-p", "early_stopping=true", "--wait", "-q").stdout.strip()
+    shown = user("status", model)
+    assert "validation accuracy" in shown.stdout and "early_stopping split, 300 rows" in shown.stdout
+    assert "fit took" in shown.stdout and "model file" in shown.stdout
+    listed = user("models")
+    assert model in listed.stdout and user("models", "-q").stdout.split() == [model]
+    assert "model of 'y' (2 classes)" in user("model", model).stdout
+
+    exported = user("export", model, str(tmp_path), "-q")
+    assert exported.exit_code == 0 and exported.stdout.strip() == str(tmp_path / f"{model}.pkl")
+    assert (tmp_path / f"{model}.pkl.schema.json").exists()
+
+    unconfirmed = user("delete-model", model)  # the runner's stdin is not a terminal
+    assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.stderr
+    assert user("delete-model", model, "--yes").exit_code == 0
+    gone = user("model", model)
+    assert gone.exit_code == 2 and "model.deleted" in gone.stderr
+    assert user("delete-dataset", "job_x", "--yes").exit_code == 2  # the wrong kind of id, said
+    deleted = user("delete-dataset", train, "--yes")
+    assert deleted.exit_code == 0 and "dataset.deleted" in deleted.stderr
+    assert train not in user("datasets").stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import httpx
 import pandas as pd
@@ -141,3 +142,33 @@ def test_every_public_method_and_result_type_has_a_docstring():
     for name in tabjob.__all__:
         value = getattr(tabjob, name)
         assert not inspect.isclass(value) or value.__doc__, name
+
+
+def test_models_listed_exported_with_their_schema_and_deleted(client, small_worker, seed_files, tmp_path):
+    train = client.upload(seed_files["train"])
+    fit = client.wait(client.fit(train.id, params={"max_iter": 20, "early_stopping": True}).id, poll_s=0.1)
+    model = client.model(fit.id)
+    assert isinstance(model, tabjob.Model) and model.target == "y" and model.classes == [0, 1]
+    assert model.validation.split == "early_stopping" and model.validation.score > 0.5 and model.validation.rows == 300
+    assert model.size_bytes > 0 and model.duration_s > 0 and model.features[0]["name"] == "col_0"
+    assert [m.id for m in client.models()] == [model.id]
+
+    saved = client.export_model(model.id, tmp_path)
+    assert saved == tmp_path / f"{model.id}.pkl" and saved.stat().st_size == model.size_bytes
+    schema = json.loads(saved.with_name(saved.name + ".schema.json").read_text())
+    assert schema["target"] == "y" and [f["name"] for f in schema["features"]] == [f["name"] for f in model.features]
+
+    client.delete_model(model.id)
+    with pytest.raises(tabjob.ApiError) as gone:
+        client.model(model.id)
+    assert (gone.value.status, gone.value.code) == (410, "model.deleted")
+    client.delete_dataset(train.id)
+    with pytest.raises(tabjob.ApiError) as missing:
+        client.dataset(train.id)
+    assert missing.value.code == "dataset.not_found"
+
+
+def test_a_fit_names_its_target(client, small_worker, seed_files, tmp_path):
+    frame = pd.read_parquet(seed_files["train"]).rename(columns={"y": "label"})
+    job = client.wait(client.fit(client.upload(frame).id, target="label", params={"max_iter": 5}).id, poll_s=0.1)
+    assert job.result["target"] == "label" and client.model(job.id).target == "label"
