@@ -17,6 +17,22 @@ from app.settings import Settings, get_settings
 log = logging.getLogger("tabjob.api")
 
 
+API_DESCRIPTION = """Upload a Parquet file (`POST /v1/datasets`, then PUT the bytes to the presigned URL),
+train a model on it (`POST /v1/jobs` with `kind: fit`), predict new data with it (`kind: predict`) and
+download the predictions (`GET /v1/jobs/{id}/result`). Jobs run on workers: poll `GET /v1/jobs/{id}` or
+follow its events. Every error is `{"error": {"code", "message", "hint", "retryable"}}`.
+
+Authorize with an API key (`Authorization: Bearer <key>`; a local stack with auth off needs none).
+The Python client is `pip install ./client` (`import tabjob`); the CLI is `tabjob --help`."""
+TAGS = [
+    {"name": "datasets", "description": "Upload Parquet data, see what the store holds, delete it."},
+    {"name": "jobs", "description": "Fits and predicts: submit, follow, cancel, download the result."},
+    {"name": "models", "description": "Finished fits: list, inspect, export with their schema, delete."},
+    {"name": "health", "description": "Liveness and readiness probes (no API key)."},
+    {"name": "legacy", "description": "The seed's five routes, unchanged for existing clients. Deprecated: use /v1."},
+]
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """The API. Services are built at start-up from ``settings`` unless given (tests)."""
 
@@ -36,6 +52,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         title="tabjob",
         version="1.0",
         summary="Tabular training and prediction jobs: upload Parquet, fit, predict, download.",
+        description=API_DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     if services is not None:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.api import examples as ex
 from app.domain import JobKind, JobStatus
 
 
@@ -21,6 +22,8 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     """Every error response of every route."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.ERROR))
 
     error: ErrorBody
 
@@ -41,6 +44,8 @@ class ColumnPublic(BaseModel):
 class DatasetPublic(BaseModel):
     """A dataset: where it is in its life (awaiting_upload, uploaded, invalid) and what it holds."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.DATASET))
+
     id: str
     name: str | None = None
     state: str
@@ -54,11 +59,15 @@ class DatasetPublic(BaseModel):
 class DatasetCreated(DatasetPublic):
     """A new dataset and the URL to PUT its Parquet bytes to."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.DATASET_CREATED))
+
     upload_url: str
     upload_expires_at: datetime
 
 
 class DatasetsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.listing(ex.DATASET)))
+
     items: list[DatasetPublic]
     next_cursor: str | None = None
 
@@ -97,7 +106,7 @@ class WebhookCreate(BaseModel):
 class JobCreate(BaseModel):
     """A fit (dataset with a target column) or a predict (dataset plus a finished fit job as the model)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ex.examples(ex.FIT_REQUEST, ex.PREDICT_REQUEST))
     kind: JobKind
     dataset_id: str = Field(min_length=1, max_length=100)
     model_id: str | None = Field(None, min_length=1, max_length=100)
@@ -134,6 +143,8 @@ class WebhookPublic(BaseModel):
 
 class JobPublic(BaseModel):
     """A job as its owner sees it."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.JOB))
 
     id: str
     kind: str
@@ -179,6 +190,8 @@ class FeaturePublic(BaseModel):
 class ModelPublic(BaseModel):
     """A model: a finished fit, named by the fit job's id; what it reads, predicts, scores and weighs."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.MODEL))
+
     id: str
     dataset_id: str
     created_at: datetime
@@ -196,6 +209,8 @@ class ModelPublic(BaseModel):
 
 
 class ModelsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.listing(ex.MODEL)))
+
     items: list[ModelPublic]
     next_cursor: str | None = None
 
@@ -211,6 +226,8 @@ class ModelSchemaPublic(BaseModel):
 class ModelExportPublic(BaseModel):
     """A presigned URL of the model's file, its format, and its feature schema."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.MODEL_EXPORT))
+
     model_id: str
     url: str
     expires_at: datetime
@@ -219,8 +236,52 @@ class ModelExportPublic(BaseModel):
     schema_: ModelSchemaPublic = Field(alias="schema", serialization_alias="schema")
 
 
+class Health(BaseModel):
+    """``/healthz`` and ``/readyz``: ``ok`` (alive) or ``ready`` (broker and store reachable)."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples({"status": "ok"}, {"status": "ready"}))
+
+    status: str
+
+
+class LegacyUpload(BaseModel):
+    """``GET /upload``: the new dataset's id and the presigned URL to PUT its bytes to."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples({"id": ex.DATASET_ID, "url": ex.URL}))
+
+    id: str
+    url: str
+
+
+class LegacyPredict(BaseModel):
+    """``POST /predict``: the prediction job's id."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples({"id": ex.PREDICT_ID}))
+
+    id: str
+
+
+class LegacyFit(LegacyPredict):
+    """``POST /fit``: the job's id, which is the model id, and whether an identical fit was returned."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples({"id": ex.FIT_ID, "deduplicated": False}))
+
+    deduplicated: bool
+
+
+class LegacyResult(BaseModel):
+    """``GET /result``: a presigned URL of the prediction, and its expiry in Unix seconds."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples({"url": ex.URL, "expires_at": 1796115900.0}))
+
+    url: str
+    expires_at: float
+
+
 class LegacyStatus(BaseModel):
     """``GET /status`` as the seed's clients read it: status words and Unix-second times."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.LEGACY_STATUS))
 
     id: str
     status: JobStatus
@@ -236,6 +297,8 @@ class LegacyStatus(BaseModel):
 
 
 class JobsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.listing(ex.JOB)))
+
     items: list[JobPublic]
     next_cursor: str | None = None
 
@@ -250,10 +313,14 @@ class EventPublic(BaseModel):
 
 
 class EventsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.EVENTS))
+
     items: list[EventPublic]
     next_after: int
 
 
 class DownloadPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.DOWNLOAD))
+
     url: str
     expires_at: datetime

@@ -18,12 +18,18 @@ router = APIRouter(
 
 @router.post("", status_code=201, summary="Create a dataset; PUT its Parquet bytes to upload_url")
 def create_dataset(svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None) -> DatasetCreated:
+    """Step one of an upload: a dataset record and a presigned URL. PUT the Parquet file's bytes to
+    `upload_url` (straight to the object store, before `upload_expires_at`), then read the dataset
+    back: the first read after the upload checks the file's footer."""
     dataset, url, expires_at = new_dataset(svc, tenant, body.name if body else None)
     return DatasetCreated(**dataset_public(dataset).model_dump(), upload_url=url, upload_expires_at=expires_at)
 
 
 @router.get("/{dataset_id}", summary="A dataset: state, size, rows, columns and their types")
 def get_dataset(dataset_id: str, svc: ServicesDep, tenant: TenantDep) -> DatasetPublic:
+    """The dataset as the store holds it now: `awaiting_upload` until the bytes arrive, then
+    `uploaded` with rows and typed columns, or `invalid` with the `problem` (not Parquet, no rows,
+    unusable types...). A fit or predict on an invalid dataset is refused with the same problem."""
     return dataset_public(dataset_view(svc, tenant, dataset_id))
 
 
@@ -42,6 +48,7 @@ def list_datasets(
     limit: int = Query(50, ge=1, le=500),
     cursor: float | None = Query(None, description="next_cursor of the previous page"),
 ) -> DatasetsPublic:
+    """Your datasets, newest first, `limit` per page; pass `next_cursor` as `cursor` for the next."""
     datasets = svc.state.datasets.list(tenant, limit=limit, before=cursor)
     next_cursor = str(datasets[-1].created_at) if len(datasets) == limit else None
     return DatasetsPublic(items=[dataset_public(d) for d in datasets], next_cursor=next_cursor)

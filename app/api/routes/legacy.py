@@ -7,18 +7,18 @@ added. Errors use the common envelope plus ``detail``.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ServicesDep, TenantDep
 from app.api.presenters import legacy_status
-from app.api.schemas import LegacyStatus
+from app.api.schemas import LegacyFit, LegacyPredict, LegacyResult, LegacyStatus, LegacyUpload
 from app.usecases.datasets import create_dataset
 from app.usecases.jobs import result_download
 from app.usecases.submission import JobRequest, submit
 
-router = APIRouter(tags=["legacy"])
+# Deprecated in the OpenAPI document (kept, unchanged, for the seed's clients): /v1 is the API to use.
+router = APIRouter(tags=["legacy"], deprecated=True)
 # What /status shows: read just these fields of the job record (not the fit's whole result).
 LEGACY_STATUS_FIELDS = (
     "id", "status", "queued_at", "created_at", "started_at", "ended_at",
@@ -27,15 +27,19 @@ LEGACY_STATUS_FIELDS = (
 
 
 @router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
-def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+def upload(svc: ServicesDep, tenant: TenantDep) -> LegacyUpload:
+    """Legacy (the seed's API): `POST /v1/datasets` does the same and says more. Returns a new
+    dataset's id and the presigned URL to PUT its Parquet bytes to."""
     dataset, url, _ = create_dataset(svc, tenant)
-    return {"id": dataset.id, "url": url}
+    return LegacyUpload(id=dataset.id, url=url)
 
 
 @router.post("/fit", summary="Train a model on an uploaded dataset")
-def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
+def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> LegacyFit:
+    """Legacy: `POST /v1/jobs` with `kind: fit`. Trains on the dataset's column `y`; the returned
+    id is the model id once the job has finished."""
     done = submit(svc, tenant, JobRequest("fit", id))
-    return {"id": done.job.id, "deduplicated": done.deduplicated}
+    return LegacyFit(id=done.job.id, deduplicated=done.deduplicated)
 
 
 @router.post("/predict", summary="Predict an uploaded dataset with a fitted model")
@@ -44,13 +48,15 @@ def predict(
     tenant: TenantDep,
     dataset_id: str = Query(..., min_length=1, max_length=100),
     model_id: str = Query(..., min_length=1, max_length=100),
-) -> dict[str, Any]:
+) -> LegacyPredict:
+    """Legacy: `POST /v1/jobs` with `kind: predict`. Labels the dataset with a finished fit."""
     done = submit(svc, tenant, JobRequest("predict", dataset_id, model_id))
-    return {"id": done.job.id}
+    return LegacyPredict(id=done.job.id)
 
 
 @router.get("/status", response_model=LegacyStatus, summary="A job's status and times (Unix seconds)")
 async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> Response:
+    """Legacy: `GET /v1/jobs/{id}`. The seed's status words, with Unix-second times."""
     job = await svc.state.conn.arun(svc.state.jobs.owned(tenant, id, LEGACY_STATUS_FIELDS))
     # Plain JSON values, serialised directly (no response-model pass): clients poll this route.
     body = legacy_status(job)
@@ -58,6 +64,7 @@ async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_l
 
 
 @router.get("/result", summary="A presigned GET URL of a finished prediction")
-def result(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
+def result(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> LegacyResult:
+    """Legacy: `GET /v1/jobs/{id}/result`. A presigned URL of a finished prediction."""
     url, expires_at = result_download(svc, tenant, id)
-    return {"url": url, "expires_at": expires_at.timestamp()}
+    return LegacyResult(url=url, expires_at=expires_at.timestamp())
