@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any, Literal
 
 import redis
 import redis.asyncio
 
+from app import ids
 from app.errors import Conflict, InfraError, NotFound, TooManyJobs
+from app.ids import new_id
 
 JobStatus = Literal["queued", "started", "finished", "failed", "canceled"]
 TERMINAL: frozenset[str] = frozenset({"finished", "failed", "canceled"})
@@ -70,11 +71,6 @@ if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SADD', KEYS[1], ARGV[2])
 return 1
 """
-
-
-def new_id(prefix: str) -> str:
-    """A short random id with a readable prefix (``ds_…``, ``job_…``)."""
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, str]:
@@ -148,6 +144,7 @@ class StateStore:
 
     def get_dataset(self, tenant: str, dataset_id: str) -> dict[str, Any]:
         """The dataset, or NotFound when it does not exist or belongs to another tenant."""
+        ids.require("ds", dataset_id)  # a malformed id never reaches a key
         record = _decode(self.r.hgetall(self.dataset_key(dataset_id)))
         if not record or record.get("tenant") != tenant:
             raise NotFound(f"No dataset with id '{dataset_id}'.", code="dataset.not_found")
@@ -191,6 +188,7 @@ class StateStore:
     def get_job_for(self, tenant: str, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
         """The job (only ``fields`` of it, when given), or NotFound when it does not exist or
         belongs to another tenant."""
+        ids.require("job", job_id)  # a malformed id never reaches a key
         if fields is None:
             return _owned(tenant, job_id, self.r.hgetall(self.job_key(job_id)))
         names = ("tenant", *fields)
@@ -199,6 +197,7 @@ class StateStore:
     async def aget_job_for(self, tenant: str, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
         """``get_job_for`` on the async client, for the routes clients poll (no thread hop)."""
         assert self.ar is not None, "no async client"
+        ids.require("job", job_id)
         if fields is None:
             return _owned(tenant, job_id, await self.ar.hgetall(self.job_key(job_id)))
         names = ("tenant", *fields)
@@ -338,11 +337,13 @@ class StateStore:
     def job_view(self, tenant: str, job_id: str) -> tuple[dict[str, Any], dict[str, int | None] | None]:
         """The job and, when queued, why it waits (position, lane load, the tenant's running
         jobs), in one round trip."""
+        ids.require("job", job_id)
         return _view(tenant, job_id, self._job_view(keys=[self.job_key(job_id)], args=self._view_args(tenant)))
 
     async def ajob_view(self, tenant: str, job_id: str) -> tuple[dict[str, Any], dict[str, int | None] | None]:
         """``job_view`` on the async client, for the route clients poll (no thread-pool hop)."""
         assert self._ajob_view is not None, "no async client"
+        ids.require("job", job_id)
         found = await self._ajob_view(keys=[self.job_key(job_id)], args=self._view_args(tenant))
         return _view(tenant, job_id, found)
 
