@@ -138,27 +138,32 @@ class Store:
             raise InfraError(f"The object store refused a metadata read ({exc.code}).") from exc
         return ObjectInfo(size=int(info.size or 0), etag=(info.etag or "").strip('"'))
 
-    def read_range(self, key: str, offset: int, length: int) -> bytes:
-        """``length`` bytes of ``key`` from ``offset`` (one ranged GET)."""
+    def read_range(self, key: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        """``length`` bytes of ``key`` from ``offset`` (one ranged GET); with ``etag``, only from
+        that version of the object (``If-Match``): every piece read belongs to the bytes stat'ed."""
+        headers = {"If-Match": f'"{etag}"'} if etag else None
         try:
             with _infra("read from the object store"):
-                response = self.client.get_object(self.bucket, key, offset=offset, length=length)
+                response = self.client.get_object(
+                    self.bucket, key, offset=offset, length=length, request_headers=headers
+                )
                 try:
                     return response.read()
                 finally:
                     response.close()
                     response.release_conn()
         except S3Error as exc:
-            # The object vanished or shrank between its stat and this read: it was replaced.
+            # The object vanished, shrank or got another ETag since its stat: it was replaced.
             raise Conflict(
                 "The file changed while it was being read.",
                 code="dataset.changed",
                 hint="Wait for the upload to finish, then submit again.",
             ) from exc
 
-    def open_ranged(self, key: str, size: int) -> RangedReader:
-        """A seekable read-only file over ``key`` that fetches only the ranges read."""
-        return RangedReader(self, key, size)
+    def open_ranged(self, key: str, size: int, etag: str | None = None) -> RangedReader:
+        """A seekable read-only file over ``key`` (the version ``etag`` when given) that fetches
+        only the ranges read."""
+        return RangedReader(self, key, size, etag)
 
     def put_json(self, key: str, document: Any) -> None:
         data = json.dumps(document, default=str, sort_keys=True).encode()
@@ -170,9 +175,9 @@ class RangedReader(io.RawIOBase):
     """A read-only, seekable file over one object, for pyarrow to read a Parquet footer and
     single columns without downloading the whole file. Reads ahead a little to save requests."""
 
-    def __init__(self, store: Store, key: str, size: int) -> None:
+    def __init__(self, store: Store, key: str, size: int, etag: str | None = None) -> None:
         super().__init__()
-        self._store, self._key, self._size = store, key, size
+        self._store, self._key, self._size, self._etag = store, key, size, etag
         self._pos = 0
         self._buf_start, self._buf = 0, b""
         self.requests = 0
@@ -198,7 +203,7 @@ class RangedReader(io.RawIOBase):
         end = self._pos + want
         if not (self._buf_start <= self._pos and end <= self._buf_start + len(self._buf)):
             length = min(max(want, RANGE_READ_AHEAD_BYTES), self._size - self._pos)
-            self._buf = self._store.read_range(self._key, self._pos, length)
+            self._buf = self._store.read_range(self._key, self._pos, length, self._etag)
             self._buf_start = self._pos
             self.requests += 1
         start = self._pos - self._buf_start

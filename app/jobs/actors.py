@@ -34,23 +34,34 @@ def run_job(job_id: str) -> None:
     # Presigned URLs for the job process outlive the job, and nothing longer.
     expires_s = int(min(time_limit_s, 6 * 24 * 3600)) + URL_MARGIN_S
     _refuse_changed_dataset(store, job)
+    # The job process downloads only this version and size of the dataset (app/jobs/pinned.py).
+    pin = {"data_etag": job.get("dataset_etag"), "data_bytes": job.get("dataset_bytes")}
     if job["kind"] == "fit":
         operation = "fit"
         kwargs: dict[str, Any] = {
             "data_url": store.internal_get_url(dataset_key(tenant, job["dataset_id"]), expires_s),
             "model_url": store.internal_put_url(model_key(tenant, job_id), expires_s),
             "params": job.get("params") or {},
+            **pin,
         }
     else:
         model = ctx.state.get_job(job["model_id"])
         if model is None or store.stat(model_key(tenant, job["model_id"])) is None:
             raise Conflict(f"The model '{job['model_id']}' is no longer available.", code="model.not_found")
+        digest = (model.get("result") or {}).get("model_sha256")
+        if not digest:  # unpickling runs code: a model whose bytes cannot be verified is never loaded
+            raise Conflict(
+                f"The model '{job['model_id']}' has no recorded digest, so it cannot be verified.",
+                code="model.tampered",
+                hint="Train the model again.",
+            )
         operation = "predict"
         kwargs = {
             "data_url": store.internal_get_url(dataset_key(tenant, job["dataset_id"]), expires_s),
             "model_url": store.internal_get_url(model_key(tenant, job["model_id"]), expires_s),
             "result_url": store.internal_put_url(result_key(tenant, job_id), expires_s),
-            "model_sha256": (model.get("result") or {}).get("model_sha256"),
+            "model_sha256": digest,
+            **pin,
         }
 
     # A scratch directory per job, removed whatever happens: a killed job process cannot clean up.
