@@ -12,15 +12,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app import idempotency
 from app.errors import Conflict, InfraError, TabjobError, UserError
-from app.inspection import check_size, data_error, describe, open_footer, read_column
+from app.inspection import check_size, data_error, describe
 from app.jobs import actors
+from app.limits import inspection_slot, open_bounded, scan_target
+from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.settings import LANES, Settings
 from app.state import TERMINAL, ensure_cancelable, new_id
 from app.storage import ObjectInfo, dataset_key, result_key
 from ml.errors import DataProblem
-from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema
+from ml.schema import check_predict_schema, check_training_schema
 
 
 @dataclass
@@ -32,9 +35,14 @@ class Submitted:
     replayed: bool = False
 
 
-def create_dataset(svc: Services, tenant: str, name: str | None = None) -> tuple[dict[str, Any], str, Any]:
-    """A new dataset record and the presigned URL to PUT its bytes to (with its expiry)."""
-    record = svc.state.create_dataset(tenant, name=name)
+def create_dataset(
+    svc: Services, tenant: str, name: str | None = None, *, key_id: str | None = None
+) -> tuple[dict[str, Any], str, Any]:
+    """A new dataset record and the presigned URL to PUT its bytes to (with its expiry).
+
+    ``key_id`` is the API key asking: if it is revoked while the URL lives, the data is refused."""
+    upload_expires_at = time.time() + svc.store.presign_expiry_s
+    record = svc.state.create_dataset(tenant, name=name, key_id=key_id, upload_expires_at=upload_expires_at)
     url, expires_at = svc.store.presign_upload(dataset_key(tenant, record["id"]))
     return record, url, expires_at
 
@@ -48,8 +56,8 @@ def dataset_view(svc: Services, tenant: str, dataset_id: str) -> dict[str, Any]:
     if record.get("etag") != info.etag:
         fields: dict[str, Any] = {"state": "uploaded", "size_bytes": info.size, "etag": info.etag}
         try:
-            check_size(info, svc.settings.max_dataset_bytes)
-            fields.update(describe(open_footer(svc.store, dataset_key(tenant, dataset_id), info)))
+            with inspection_slot(svc.settings):
+                fields.update(describe(open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)))
             fields["problem"] = None
         except TabjobError as exc:
             if exc.retryable:
@@ -61,7 +69,8 @@ def dataset_view(svc: Services, tenant: str, dataset_id: str) -> dict[str, Any]:
 
 
 def _uploaded(svc: Services, tenant: str, dataset_id: str) -> ObjectInfo:
-    svc.state.get_dataset(tenant, dataset_id)  # 404 for unknown ids and other tenants' ids
+    record = svc.state.get_dataset(tenant, dataset_id)  # 404 for unknown ids and other tenants' ids
+    refuse_revoked_upload(svc, record)  # a revoked key's upload URLs may have written it
     info = svc.store.stat(dataset_key(tenant, dataset_id))
     if info is None:
         raise Conflict(
@@ -97,12 +106,13 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
 def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int]:
     """Refuse a training set that cannot train; return its object info and row count."""
     info = _uploaded(svc, tenant, dataset_id)
-    source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
-    try:
-        check_training_schema(source.schema_arrow, source.metadata.num_rows)
-        check_target(read_column(source, TARGET))
-    except DataProblem as problem:
-        raise data_error(problem) from problem
+    with inspection_slot(svc.settings):
+        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
+        try:
+            check_training_schema(source.schema_arrow, source.metadata.num_rows)
+        except DataProblem as problem:
+            raise data_error(problem) from problem
+        scan_target(source, svc.settings.target_scan_rows)  # a bounded sample, never the whole column
     return info, source.metadata.num_rows
 
 
@@ -124,8 +134,15 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
             if waiting
             else "Train a new model.",
         )
+    if not (model.get("result") or {}).get("model_sha256"):
+        raise Conflict(
+            f"Model '{model_id}' has no recorded digest, so it cannot be verified and is never loaded.",
+            code="model.tampered",
+            hint="Train the model again.",
+        )
     info = _uploaded(svc, tenant, dataset_id)
-    source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
+    with inspection_slot(svc.settings):
+        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
     try:
         check_predict_schema(source.schema_arrow, source.metadata.num_rows, model["result"]["features"]["columns"])
     except DataProblem as problem:
@@ -152,43 +169,25 @@ def submit(
 ) -> Submitted:
     """Validate and queue a fit or predict job (or return the job it duplicates or replays)."""
     job_id = new_id("job")
-    idem = None
+    params = dict(params or {})
+    idem = digest = None
     if idempotency_key:
-        idem = f"idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
-        earlier = _claim_idempotency(svc, idem, job_id)
+        idem = idempotency.claim_key(tenant, idempotency_key)
+        digest = idempotency.request_digest(
+            kind=kind, dataset_id=dataset_id, model_id=model_id, params=params, lane=lane
+        )
+        earlier = idempotency.claim(svc, idem, digest, job_id)
         if earlier is not None:
             return Submitted(job=earlier, replayed=True)
     try:
-        done = _submit(svc, tenant, job_id, kind, dataset_id, model_id, dict(params or {}), lane)
+        done = _submit(svc, tenant, job_id, kind, dataset_id, model_id, params, lane)
     except BaseException:
         if idem:
             svc.state.forget(idem)  # ours (pending): a retry may try again
         raise
-    if idem:
-        svc.state.assign(idem, done.job["id"], svc.settings.idempotency_ttl_s)
+    if idem and digest:
+        idempotency.settle(svc, idem, digest, done.job["id"])
     return done
-
-
-def _claim_idempotency(svc: Services, idem: str, job_id: str) -> dict[str, Any] | None:
-    """Claim an Idempotency-Key for this request, or return the job an earlier request made.
-
-    Raises Conflict (409, Retry-After) while an earlier request with the key is still running."""
-    pending = f"pending:{job_id}"
-    holder = svc.state.remember(idem, pending, svc.settings.idempotency_ttl_s)
-    if holder == pending:
-        return None
-    if holder.startswith("pending:"):
-        raise Conflict(
-            "A request with this Idempotency-Key is still being processed.",
-            code="job.idempotency_in_progress",
-            hint="Retry in a moment: it returns the same job.",
-            headers={"Retry-After": "1"},
-        )
-    earlier = svc.state.get_job(holder)
-    if earlier is not None:
-        return earlier
-    svc.state.forget(idem)  # the job it named has expired: this request takes the key
-    return _claim_idempotency(svc, idem, job_id)
 
 
 def _claim_fit(svc: Services, dedup: str, job_id: str) -> dict[str, Any] | None:

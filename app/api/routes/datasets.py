@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from app import submission
 from app.api.deps import ServicesDep, TenantDep
@@ -21,8 +21,11 @@ router = APIRouter(
 
 
 @router.post("", status_code=201, summary="Create a dataset; PUT its Parquet bytes to upload_url")
-def create_dataset(svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None) -> DatasetCreated:
-    record, url, expires_at = submission.create_dataset(svc, tenant, body.name if body else None)
+def create_dataset(
+    request: Request, svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None
+) -> DatasetCreated:
+    key_id = getattr(request.state, "api_key_id", None)
+    record, url, expires_at = submission.create_dataset(svc, tenant, body.name if body else None, key_id=key_id)
     return DatasetCreated(**dataset_public(record).model_dump(), upload_url=url, upload_expires_at=expires_at)
 
 
@@ -36,7 +39,7 @@ def list_datasets(
     svc: ServicesDep,
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> DatasetsPublic:
     records = svc.state.list_datasets(tenant, limit=limit, before=cursor)
     next_cursor = str(records[-1]["created_at"]) if len(records) == limit else None

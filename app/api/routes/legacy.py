@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app import submission
 from app.api.deps import ServicesDep, TenantDep
@@ -24,8 +24,8 @@ LEGACY_STATUS_FIELDS = (
 
 
 @router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
-def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    record, url, _ = submission.create_dataset(svc, tenant)
+def upload(request: Request, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    record, url, _ = submission.create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
     return {"id": record["id"], "url": url}
 
 
