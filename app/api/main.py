@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import errors
+from app.api.middleware import RequestGuards
 from app.api.routes import datasets, health, jobs, legacy
 from app.services import Services
 from app.settings import Settings, get_settings
@@ -24,7 +25,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if services is None:
             app.state.services = Services.from_settings(settings or get_settings())
         if not app.state.services.settings.auth_enabled:
-            log.warning("authentication is OFF: every request acts as tenant 'local' (loopback only)")
+            log.warning(
+                "authentication is OFF: every request acts as tenant 'local'; requests arriving on a "
+                "non-loopback address are refused (403)"
+            )
         yield
 
     app = FastAPI(
@@ -36,6 +40,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     errors.install(app)
+    app.add_middleware(RequestGuards)  # auth-off loopback rule, header and body bounds
     app.include_router(health.router)
     app.include_router(legacy.router)
     app.include_router(datasets.router)

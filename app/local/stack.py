@@ -56,6 +56,8 @@ class EmbeddedStack:
     port: int = 8000
     lanes: tuple[str, ...] = LANES
     env: dict[str, str] = field(default_factory=dict)
+    # Auth on even on loopback (to try keys locally); always on for any other address.
+    auth: bool = False
     valkey: Valkey | None = None
     s3: SeaweedS3 | None = None
     children: list[Child] = field(default_factory=list)
@@ -72,7 +74,7 @@ class EmbeddedStack:
 
     @property
     def auth_enabled(self) -> bool:
-        return not is_loopback(self.host)
+        return self.auth or not is_loopback(self.host)
 
     def child_env(self) -> dict[str, str]:
         assert self.valkey and self.s3
