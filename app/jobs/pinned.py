@@ -9,7 +9,9 @@ Whatever the store does, the job never trains on bytes other than those checked.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import httpx
 from ml.errors import DataProblem
 from ml.io import CHUNK_BYTES, HTTP_TIMEOUT_S, Progress
 
+_MD5_ETAG = re.compile(r"^[0-9a-fA-F]{32}$")
 _client: httpx.Client | None = None
 
 
@@ -59,15 +62,22 @@ def fetch_pinned(
             if announced and announced != size_bytes:
                 raise _changed(f"{announced:,} bytes where {size_bytes:,} were checked")
             done = 0
+            # A single PUT's ETag is the MD5 of its bytes: then the bytes themselves are checked,
+            # whatever the store does with If-Match while the object is being overwritten.
+            digest = hashlib.md5(usedforsecurity=False) if _MD5_ETAG.match(etag) else None
             for chunk in response.iter_bytes(CHUNK_BYTES):
                 done += len(chunk)
                 if done > size_bytes:  # a store that ignored If-Match: stop at the checked size
                     raise _changed(f"more than the {size_bytes:,} bytes checked")
                 out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 if progress:
                     progress("downloading", done / size_bytes, None)
             if done != size_bytes:
                 raise _changed(f"{done:,} bytes where {size_bytes:,} were checked")
+            if digest is not None and digest.hexdigest() != etag.lower():
+                raise _changed("its bytes do not match the version checked")
     except BaseException:
         os.unlink(name)
         raise
