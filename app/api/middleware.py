@@ -22,8 +22,9 @@ from app.api.errors import LEGACY_PATHS
 from app.settings import Settings, is_loopback
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(BaseException):
+    """Raised from ``receive``; not an Exception, so FastAPI's body parsing (which turns any
+    Exception into a 400) lets it through to this middleware, which answers 413."""
 
 
 def arrived_on_loopback(scope: Scope) -> bool:
