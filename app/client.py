@@ -9,6 +9,7 @@ Errors come back as ``ApiError`` with the server's code, message and hint.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,21 @@ import httpx
 DEFAULT_URL = "http://127.0.0.1:8000"
 CHUNK_BYTES = 1024 * 1024
 TERMINAL = ("finished", "failed", "canceled")
+
+
+class _CountingFile(io.FileIO):
+    """A file that reports the bytes read so far (a real file, so httpx sends Content-Length)."""
+
+    def __init__(self, path: Path, size: int, on_bytes: Callable[[int, int], None] | None) -> None:
+        super().__init__(path, "rb")
+        self._size, self._on_bytes, self._done = size, on_bytes, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = super().read(size)
+        self._done += len(chunk)
+        if self._on_bytes and chunk:
+            self._on_bytes(self._done, self._size)
+        return chunk
 
 
 class ApiError(Exception):
@@ -94,7 +110,12 @@ class TabjobClient:
                         on_bytes(done, size)
                     yield chunk
 
-        response = self.storage.put(created["upload_url"], content=chunks(), headers={"content-length": str(size)})
+        form = created.get("upload_form")
+        if form:  # size-bounded by the store; the PUT URL is the fallback of older servers
+            with _CountingFile(path, size, on_bytes) as file:
+                response = self.storage.post(form["url"], data=form["fields"], files={"file": (path.name, file)})
+        else:
+            response = self.storage.put(created["upload_url"], content=chunks(), headers={"content-length": str(size)})
         if response.status_code >= 300:
             raise ApiError(
                 response.status_code, "upload.failed", f"The store refused the upload: {response.text[:300]}"

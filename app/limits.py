@@ -47,6 +47,23 @@ def inspection_slot(settings: Settings) -> Iterator[None]:
         yield
 
 
+def upload_form(store: Store, key: str, settings: Settings) -> dict[str, object]:
+    """The size-bounded POST upload of ``key``, as ``UploadForm`` fields."""
+    url, fields, _ = store.presign_upload_form(key, settings.max_dataset_bytes)
+    return {"url": url, "fields": fields, "max_bytes": settings.max_dataset_bytes}
+
+
+def refuse_put_uploads(settings: Settings) -> None:
+    """Refuse to hand out an unbounded PUT URL where the deployment turned them off."""
+    if not settings.upload_put_urls:
+        raise UserError(
+            "This service accepts only size-bounded uploads, which this route cannot give.",
+            code="upload.put_disabled",
+            hint="Create datasets with POST /v1/datasets and upload with its upload_form.",
+            status=409,
+        )
+
+
 def open_bounded(store: Store, key: str, info: ObjectInfo, settings: Settings) -> pq.ParquetFile:
     """The Parquet file at ``key`` (version ``info.etag``) after the size, footer, row and
     column limits; raises TooLarge (413) or UserError (422) naming the limit."""

@@ -156,6 +156,11 @@ class Settings(BaseSettings):
         description="Datasets one API process inspects at once (footer and `y` sample); more submissions wait, "
         "so memory stays bounded under parallel submissions.",
     )
+    upload_put_urls: bool = Field(
+        True,
+        description="Also hand out presigned PUT URLs (the seed's clients use them; S3 cannot bound a PUT's "
+        "size). `false`: only the size-bounded POST form of `POST /v1/datasets`; the legacy `/upload` is refused.",
+    )
     lane_large_min_bytes: int = Field(
         64 * 1024**2, gt=0, description="Datasets at least this big go to the `large` lane (lane `auto`)."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from app import submission
+from app import limits, submission
 from app.api.deps import ServicesDep, TenantDep
 from app.api.schemas import (
     DatasetCreate,
@@ -14,19 +14,25 @@ from app.api.schemas import (
     ErrorEnvelope,
     dataset_public,
 )
+from app.storage import dataset_key
 
 router = APIRouter(
     prefix="/v1/datasets", tags=["datasets"], responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}}
 )
 
 
-@router.post("", status_code=201, summary="Create a dataset; PUT its Parquet bytes to upload_url")
+@router.post("", status_code=201, summary="Create a dataset; upload its Parquet bytes with upload_form (or upload_url)")
 def create_dataset(
     request: Request, svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None
 ) -> DatasetCreated:
     key_id = getattr(request.state, "api_key_id", None)
     record, url, expires_at = submission.create_dataset(svc, tenant, body.name if body else None, key_id=key_id)
-    return DatasetCreated(**dataset_public(record).model_dump(), upload_url=url, upload_expires_at=expires_at)
+    return DatasetCreated(
+        **dataset_public(record).model_dump(),
+        upload_url=url if svc.settings.upload_put_urls else None,
+        upload_form=limits.upload_form(svc.store, dataset_key(tenant, record["id"]), svc.settings),
+        upload_expires_at=expires_at,
+    )
 
 
 @router.get("/{dataset_id}", summary="A dataset: state, size, rows, columns and their types")

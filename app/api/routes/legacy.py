@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from app import submission
 from app.api.deps import ServicesDep, TenantDep
 from app.api.schemas import LegacyStatus
+from app.limits import refuse_put_uploads
 
 router = APIRouter(tags=["legacy"])
 # What /status shows: read just these fields of the job record (not the fit's whole result).
@@ -25,6 +26,7 @@ LEGACY_STATUS_FIELDS = (
 
 @router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
 def upload(request: Request, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    refuse_put_uploads(svc.settings)
     record, url, _ = submission.create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
     return {"id": record["id"], "url": url}
 
