@@ -58,6 +58,9 @@ class RequestGuards:
         if refusal is not None:
             await _answer(scope, send, *refusal)
             return
+        if scope["method"] in ("GET", "HEAD"):  # routes that never read a body: nothing to count
+            await self.app(scope, receive, send)
+            return
         received = 0
         started = False
 
