@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from app.domain import Job
 from app.errors import Conflict, UserError
 from app.services import Services
 
@@ -28,7 +29,7 @@ def claim_key(tenant: str, idempotency_key: str) -> str:
     return f"idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
 
 
-def claim(svc: Services, idem: str, digest: str, job_id: str) -> dict[str, Any] | None:
+def claim(svc: Services, idem: str, digest: str, job_id: str) -> Job | None:
     """Claim an Idempotency-Key for this request, or return the job an earlier request made.
 
     Raises:
@@ -36,7 +37,12 @@ def claim(svc: Services, idem: str, digest: str, job_id: str) -> dict[str, Any] 
       Conflict: 409 (Retry-After) while an earlier request with the key is still running.
     """
     mine = f"pending:{job_id}#{digest}"
-    found = svc.state.remember(idem, mine, svc.settings.idempotency_ttl_s)
+
+    def stale(held: str) -> bool:  # a holder whose job has expired: this request takes the key
+        holder = held.partition("#")[0]
+        return not holder.startswith("pending:") and svc.state.jobs.get(holder) is None
+
+    found = svc.state.claims.claim(idem, mine, svc.settings.idempotency_ttl_s, stale=stale)
     if found == mine:
         return None
     holder, _, earlier_digest = found.partition("#")
@@ -54,13 +60,9 @@ def claim(svc: Services, idem: str, digest: str, job_id: str) -> dict[str, Any] 
             hint="Retry in a moment: it returns the same job.",
             headers={"Retry-After": "1"},
         )
-    earlier = svc.state.get_job(holder)
-    if earlier is not None:
-        return earlier
-    svc.state.forget_if(idem, found)  # the job it named has expired: this request takes the key
-    return claim(svc, idem, digest, job_id)
+    return svc.state.jobs.get(holder)
 
 
 def settle(svc: Services, idem: str, digest: str, job_id: str) -> None:
     """Point the claim at the job the request made (or returned)."""
-    svc.state.assign(idem, f"{job_id}#{digest}", svc.settings.idempotency_ttl_s)
+    svc.state.claims.assign(idem, f"{job_id}#{digest}", svc.settings.idempotency_ttl_s)

@@ -9,10 +9,10 @@ tells a caller nothing the 404 did not.
 from __future__ import annotations
 
 import re
-import uuid
 
 from app.errors import NotFound
 
+# As app.domain.new_id makes them.
 ID_HEX_CHARS = 20
 _FORMATS: dict[str, re.Pattern[str]] = {
     prefix: re.compile(rf"^{prefix}_[0-9a-f]{{{ID_HEX_CHARS}}}$") for prefix in ("job", "ds")
@@ -20,13 +20,8 @@ _FORMATS: dict[str, re.Pattern[str]] = {
 _NAMES = {"job": "job", "ds": "dataset"}
 
 
-def new_id(prefix: str) -> str:
-    """A short random id with a readable prefix (``ds_…``, ``job_…``)."""
-    return f"{prefix}_{uuid.uuid4().hex[:ID_HEX_CHARS]}"
-
-
 def is_valid(prefix: str, value: str) -> bool:
-    """True when ``value`` has the shape of an id made by ``new_id(prefix)``."""
+    """True when ``value`` has the shape of an id made by ``app.domain.new_id(prefix)``."""
     return bool(_FORMATS[prefix].match(value))
 
 

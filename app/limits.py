@@ -89,7 +89,7 @@ def open_bounded(store: Store, key: str, info: ObjectInfo, settings: Settings) -
 def _check_footer_length(store: Store, key: str, info: ObjectInfo, max_footer_bytes: int) -> None:
     if info.size < _TAIL_BYTES:
         return  # open_footer refuses it as not Parquet
-    tail = store.read_range(key, info.size - _TAIL_BYTES, _TAIL_BYTES, info.etag)
+    tail = store.read_range(key, info.size - _TAIL_BYTES, _TAIL_BYTES, etag=info.etag)
     length, magic = struct.unpack("<i4s", tail)
     if magic == b"PAR1" and length > max_footer_bytes:
         raise TooLarge(

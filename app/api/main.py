@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.api import errors
 from app.api.middleware import RequestGuards
 from app.api.routes import datasets, health, jobs, legacy
+from app.auth import seed_bootstrap_keys
 from app.services import Services
 from app.settings import Settings, get_settings
 
@@ -24,6 +25,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is None:
             app.state.services = Services.from_settings(settings or get_settings())
+        bootstrap = app.state.services.settings.bootstrap_api_keys
+        if bootstrap is not None and bootstrap.get_secret_value():
+            tenants = seed_bootstrap_keys(app.state.services.keys, bootstrap.get_secret_value())
+            log.info("bootstrap API keys seeded for tenant(s) %s", ", ".join(tenants))
         if not app.state.services.settings.auth_enabled:
             log.warning(
                 "authentication is OFF: every request acts as tenant 'local'; requests arriving on a "

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.ids import new_id
+from app.domain import new_id
 
 
 def _malformed(job_id: str) -> list[str]:

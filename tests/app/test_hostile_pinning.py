@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 from jobs_testing import put_file, wait_job
 
-from app.errors import Conflict
 from app.jobs.pinned import fetch_pinned
 from app.storage import Store
 from ml.errors import DataProblem
@@ -73,18 +72,6 @@ def test_a_pinned_download_stops_at_the_checked_size(settings, tmp_path):
         fetch_pinned(url, etag=now.etag, size_bytes=1000, scratch_dir=str(tmp_path))
     assert refused.value.code == "dataset.changed" and "1,000" in refused.value.message
     assert list(tmp_path.iterdir()) == []
-
-
-def test_submission_reads_only_the_version_it_stat_ed(settings):
-    store = Store.from_settings(settings)
-    key = "tests/pinned/footer.bin"
-    _put(store, key, b"first" * 100)
-    first = store.stat(key)
-    assert store.read_range(key, 0, 5, first.etag) == b"first"
-    _put(store, key, b"other" * 100)
-    with pytest.raises(Conflict) as refused:
-        store.read_range(key, 0, 5, first.etag)
-    assert refused.value.code == "dataset.changed"
 
 
 def test_the_worker_never_trains_on_a_replacement_racing_its_download(api, small_worker, broker_db, two_training_sets):
