@@ -111,12 +111,16 @@ class TabjobClient:
                         on_bytes(done, size)
                     yield chunk
 
-        form = created.get("upload_form")
-        if form:  # size-bounded by the store; the PUT URL is the fallback of older servers
+        form, put_url = created.get("upload_form"), created.get("upload_url")
+        response = None
+        if form:  # size-bounded by the store
             with _CountingFile(path, size, on_bytes) as file:
                 response = self.storage.post(form["url"], data=form["fields"], files={"file": (path.name, file)})
-        else:
-            response = self.storage.put(created["upload_url"], content=chunks(), headers={"content-length": str(size)})
+        # The PUT URL: older servers, or a store that refused the form for another reason than its
+        # size (one without POST policies); the size limit then holds at submission.
+        if put_url and (response is None or (response.status_code >= 300 and "EntityTooLarge" not in response.text)):
+            response = self.storage.put(put_url, content=chunks(), headers={"content-length": str(size)})
+        assert response is not None, "the server gave neither an upload form nor an upload URL"
         if response.status_code >= 300:
             raise ApiError(
                 response.status_code, "upload.failed", f"The store refused the upload: {response.text[:300]}"
