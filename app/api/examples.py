@@ -32,6 +32,11 @@ DATASET_CREATED: dict[str, Any] = {
     "id": DATASET_ID, "name": "train.parquet", "state": "awaiting_upload", "created_at": "2026-12-01T08:00:00Z",
     "size_bytes": None, "rows": None, "columns": None, "problem": None,
     "upload_url": URL, "upload_expires_at": "2026-12-01T09:00:00Z",
+    "upload_form": {
+        "url": "https://s3.example.com/tabjob", "max_bytes": 2_147_483_648,
+        "fields": {"key": f"tenants/acme/datasets/{DATASET_ID}.parquet", "policy": "eyJleHBpcmF0aW9uIjog...",
+                   "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-signature": "..."},
+    },
 }  # fmt: skip
 FIT_REQUEST: dict[str, Any] = {
     "kind": "fit", "dataset_id": DATASET_ID, "params": {"max_iter": 200, "learning_rate": 0.05}, "lane": "auto",

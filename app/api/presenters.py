@@ -5,15 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.api.schemas import (
-    DatasetPublic,
-    FeaturePublic,
-    JobPublic,
-    ModelPublic,
-    QueueInfo,
-    ValidationPublic,
-    WebhookPublic,
-)
+from app.api.model_schemas import FeaturePublic, ModelPublic, ValidationPublic
+from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, WebhookPublic
 from app.domain import Dataset, Job
 from app.settings import Settings
 from app.state import Waiting

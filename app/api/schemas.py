@@ -56,12 +56,23 @@ class DatasetPublic(BaseModel):
     problem: ErrorBody | None = None
 
 
+class UploadForm(BaseModel):
+    """A size-bounded upload: POST ``fields`` then the file (as the last field, ``file``) as
+    multipart/form-data to ``url``; the store refuses a file over ``max_bytes``."""
+
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+
+
 class DatasetCreated(DatasetPublic):
-    """A new dataset and the URL to PUT its Parquet bytes to."""
+    """A new dataset and where to upload its Parquet bytes: ``upload_form`` (size-bounded by the
+    store) or ``upload_url`` (a PUT; null when the deployment hands out only bounded uploads)."""
 
     model_config = ConfigDict(json_schema_extra=ex.examples(ex.DATASET_CREATED))
 
-    upload_url: str
+    upload_url: str | None
+    upload_form: UploadForm | None = None
     upload_expires_at: datetime
 
 
@@ -167,73 +178,6 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
-
-
-class ValidationPublic(BaseModel):
-    """A model's score on rows it did not train on, and which rows those were."""
-
-    score: float | None = Field(description="Accuracy on the held-out rows; None when none were held out.")
-    metric: Literal["accuracy"] = "accuracy"
-    split: Literal["early_stopping", "none"] = Field(
-        description="`early_stopping`: the rows held out to decide when to stop training; `none`: no rows held out."
-    )
-    rows: int = 0
-    note: str | None = None
-
-
-class FeaturePublic(BaseModel):
-    name: str
-    kind: str
-    categories: list[str] | None = None
-
-
-class ModelPublic(BaseModel):
-    """A model: a finished fit, named by the fit job's id; what it reads, predicts, scores and weighs."""
-
-    model_config = ConfigDict(json_schema_extra=ex.examples(ex.MODEL))
-
-    id: str
-    dataset_id: str
-    created_at: datetime
-    trained_at: datetime | None = None
-    target: str
-    classes: list[Any]
-    features: list[FeaturePublic]
-    rows: int | None = None
-    iterations: int | None = None
-    family: str | None = None
-    validation: ValidationPublic | None = None
-    duration_s: float | None = Field(None, description="How long the fit ran, in seconds.")
-    size_bytes: int | None = Field(None, description="The model file's size, in bytes.")
-    params: dict[str, Any] = {}
-
-
-class ModelsPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra=ex.examples(ex.listing(ex.MODEL)))
-
-    items: list[ModelPublic]
-    next_cursor: str | None = None
-
-
-class ModelSchemaPublic(BaseModel):
-    """What a model reads and predicts: its target, classes and feature columns in order."""
-
-    target: str
-    classes: list[Any]
-    features: list[FeaturePublic]
-
-
-class ModelExportPublic(BaseModel):
-    """A presigned URL of the model's file, its format, and its feature schema."""
-
-    model_config = ConfigDict(json_schema_extra=ex.examples(ex.MODEL_EXPORT))
-
-    model_id: str
-    url: str
-    expires_at: datetime
-    filename: str
-    format: str
-    schema_: ModelSchemaPublic = Field(alias="schema", serialization_alias="schema")
 
 
 class Health(BaseModel):

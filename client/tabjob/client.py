@@ -91,7 +91,7 @@ class Client(ManagingMethods):
     # -- datasets ---------------------------------------------------------------------------
 
     def create_dataset(self, name: str | None = None) -> Dataset:
-        """Create an empty dataset; PUT Parquet bytes to its ``upload_url`` (``upload`` does both)."""
+        """Create an empty dataset; POST its bytes with ``upload_form`` (``upload`` does both)."""
         return Dataset.from_api(self._call("POST", "/v1/datasets", json={"name": name}))
 
     def dataset(self, dataset_id: str) -> Dataset:
@@ -124,10 +124,9 @@ class Client(ManagingMethods):
 
         Raises ``FileNotFoundError`` for a path that does not exist, before anything is created.
         """
-        size, chunks, default_name = transfers.upload_source(data)
-        created = self.create_dataset(name or default_name)
-        assert created.upload_url is not None
-        transfers.put(self.storage, created.upload_url, chunks, size, on_bytes)
+        source = transfers.upload_source(data)
+        created = self.create_dataset(name or source.name)
+        transfers.send(self.storage, created.raw["upload_form"], source, on_bytes)
         checked = self.dataset(created.id)
         if raise_on_invalid and checked.state == "invalid":
             raise InvalidDataset(checked)

@@ -51,7 +51,9 @@ class Dataset:
     """An uploaded (or awaited) Parquet file.
 
     ``state`` is ``awaiting_upload``, ``uploaded`` (checked: ``rows`` and ``columns`` are known)
-    or ``invalid`` (``problem`` says why). ``upload_url`` is set only on a freshly created dataset.
+    or ``invalid`` (``problem`` says why). ``upload_form`` (a size-bounded POST: its ``url`` and
+    ``fields``) and ``upload_url`` (a PUT, where the service allows one) are set only on a freshly
+    created dataset.
     """
 
     id: str
@@ -63,6 +65,7 @@ class Dataset:
     columns: list[Column] | None = None
     problem: ErrorInfo | None = None
     upload_url: str | None = None
+    upload_form: dict[str, Any] | None = None
     upload_expires_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -79,6 +82,7 @@ class Dataset:
             columns=[Column(c["name"], c["type"], c["kind"]) for c in columns] if columns is not None else None,
             problem=ErrorInfo.from_api(data.get("problem")),
             upload_url=data.get("upload_url"),
+            upload_form=data.get("upload_form"),
             upload_expires_at=_time(data.get("upload_expires_at")),
             raw=data,
         )

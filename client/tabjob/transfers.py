@@ -11,8 +11,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -37,16 +38,36 @@ def stream(storage: httpx.Client, url: str) -> Iterator[httpx.Response]:
         ) from exc
 
 
-def put(storage: httpx.Client, url: str, chunks: Iterator[bytes], size: int, on_bytes: ProgressCallback | None) -> None:
-    """PUT ``size`` bytes to a presigned URL, reporting ``on_bytes(sent, total)``."""
+def send(storage: httpx.Client, form: dict[str, Any], source: Source, on_bytes: ProgressCallback | None) -> None:
+    """POST ``source`` with a new dataset's ``upload_form`` (its fields, then the file last: the
+    store refuses a file over the form's size limit); reports ``on_bytes(sent, total)``."""
     try:
-        response = storage.put(url, content=counted(chunks, size, on_bytes), headers={"content-length": str(size)})
+        with source.open() as raw:
+            files = {"file": (source.name or "data.parquet", _Counting(raw, source.size, on_bytes))}
+            response = storage.post(form["url"], data=form["fields"], files=files)
     except httpx.HTTPError as exc:
         raise ApiError(
             0, "client.store_unreachable", f"Cannot reach the object store to upload: {exc}", retryable=True
         ) from exc
     if response.status_code >= 300:
         raise ApiError(response.status_code, "upload.failed", f"The store refused the upload: {response.text[:300]}")
+
+
+class _Counting(io.RawIOBase):
+    """A binary reader that reports how many bytes were read so far."""
+
+    def __init__(self, raw: BinaryIO, total: int, on_bytes: ProgressCallback | None) -> None:
+        self.raw, self.total, self.on_bytes, self.done = raw, total, on_bytes, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size)
+        self.done += len(chunk)
+        if self.on_bytes and chunk:
+            self.on_bytes(self.done, self.total)
+        return chunk
 
 
 def save(storage: httpx.Client, url: str, path: Path, on_bytes: ProgressCallback | None) -> None:
@@ -61,20 +82,29 @@ def save(storage: httpx.Client, url: str, path: Path, on_bytes: ProgressCallback
                 on_bytes(done, total)
 
 
-def upload_source(data: Any) -> tuple[int, Iterator[bytes], str | None]:
-    """(size, chunks, default name) of what ``upload`` was given."""
+@dataclass(frozen=True)
+class Source:
+    """What ``upload`` was given, as bytes to send: their size, a way to open them, a file name."""
+
+    size: int
+    open: Callable[[], BinaryIO]
+    name: str | None = None
+
+
+def upload_source(data: Any) -> Source:
+    """The bytes of what ``upload`` was given (a path, Parquet bytes, a Table or a DataFrame)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         blob = bytes(data)
-        return len(blob), iter([blob]) if blob else iter(()), None
+        return Source(len(blob), lambda: io.BytesIO(blob))
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if not path.exists():
             raise FileNotFoundError(f"No such file: {path}")
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; upload takes a Parquet file.")
-        return path.stat().st_size, file_chunks(path), path.name
+        return Source(path.stat().st_size, lambda: path.open("rb"), path.name)
     blob = parquet_bytes(data)
-    return len(blob), iter([blob]), None
+    return Source(len(blob), lambda: io.BytesIO(blob))
 
 
 def parquet_bytes(data: Any) -> bytes:
@@ -92,18 +122,3 @@ def parquet_bytes(data: Any) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
-
-
-def file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            yield chunk
-
-
-def counted(chunks: Iterator[bytes], total: int, on_bytes: ProgressCallback | None) -> Iterator[bytes]:
-    done = 0
-    for chunk in chunks:
-        done += len(chunk)
-        if on_bytes:
-            on_bytes(done, total)
-        yield chunk

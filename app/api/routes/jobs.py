@@ -79,7 +79,7 @@ def list_jobs(
     status: JobStatus | None = None,
     kind: JobKind | None = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> JobsPublic:
     """Your jobs, newest first, optionally one `status` or `kind`; `limit` per page and
     `next_cursor` for the next page."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import ServicesDep, TenantDep
 from app.api.presenters import legacy_status
 from app.api.schemas import LegacyFit, LegacyPredict, LegacyResult, LegacyStatus, LegacyUpload
+from app.limits import refuse_put_uploads
 from app.usecases.datasets import create_dataset
 from app.usecases.jobs import result_download
 from app.usecases.submission import JobRequest, submit
@@ -27,10 +28,11 @@ LEGACY_STATUS_FIELDS = (
 
 
 @router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
-def upload(svc: ServicesDep, tenant: TenantDep) -> LegacyUpload:
+def upload(request: Request, svc: ServicesDep, tenant: TenantDep) -> LegacyUpload:
     """Legacy (the seed's API): `POST /v1/datasets` does the same and says more. Returns a new
     dataset's id and the presigned URL to PUT its Parquet bytes to."""
-    dataset, url, _ = create_dataset(svc, tenant)
+    refuse_put_uploads(svc.settings)
+    dataset, url, _ = create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
     return LegacyUpload(id=dataset.id, url=url)
 
 

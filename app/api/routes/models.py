@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ServicesDep, TenantDep
+from app.api.model_schemas import ModelExportPublic, ModelPublic, ModelSchemaPublic, ModelsPublic
 from app.api.presenters import features, model_public
-from app.api.schemas import ErrorEnvelope, ModelExportPublic, ModelPublic, ModelSchemaPublic, ModelsPublic
+from app.api.schemas import ErrorEnvelope
 from app.usecases import models
 
 router = APIRouter(
