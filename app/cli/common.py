@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 import tabjob
-from app.cli.output import Mistake, fail
+from app.cli.output import EXIT_INTERRUPTED, Mistake, console, fail
 
 URL = Annotated[
     str | None, typer.Option("--url", envvar="TABJOB_URL", help="API base URL [default: http://127.0.0.1:8000].")
@@ -86,6 +86,9 @@ def reported(as_json: bool) -> Iterator[None]:
         fail(exc, as_json)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         fail(Mistake(str(exc), code="cli.file"), as_json)
+    except KeyboardInterrupt:
+        console.print("\nInterrupted: what was under way stopped here (a job already submitted goes on).")
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 @contextmanager

@@ -86,7 +86,15 @@ class Client(ManagingMethods):
             ) from exc
         if response.status_code >= 400:
             raise _api_error(response)
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise ApiError(
+                response.status_code,
+                "client.not_the_api",
+                f"{self.url} answered {path} with something that is not the tabjob API's JSON.",
+                "Check the URL (TABJOB_URL or --url): it should be the tabjob API's base URL.",
+            ) from None
 
     # -- datasets ---------------------------------------------------------------------------
 

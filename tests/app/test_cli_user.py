@@ -240,3 +240,25 @@ def test_models_export_and_deletes_from_the_cli(user, small_worker, seed_files, 
     deleted = user("delete-dataset", train, "--yes")
     assert deleted.exit_code == 0 and "dataset.deleted" in deleted.stderr
     assert train not in user("datasets").stdout
+
+
+def test_a_url_that_is_not_the_api_is_said():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # any web server that is not tabjob: 200 with a page
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html>hello</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = CliRunner().invoke(app, ["jobs", "--url", f"http://127.0.0.1:{server.server_port}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1 and "not the tabjob API" in result.stderr and "Traceback" not in result.stderr
