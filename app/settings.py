@@ -232,6 +232,11 @@ class Settings(BaseSettings):
         None, description="Where jobs stage downloads; unset means the system's temporary directory."
     )
 
+    data_retention_days: int | None = Field(
+        None, ge=1, description="Delete datasets, model files and predictions this many days after they were "
+        "written (a worker sweeps at most hourly, any stack and store); unset keeps them until deleted.",
+    )  # fmt: skip
+
     # Job-end notifications (app/webhooks.py).
     webhooks_enabled: bool = Field(
         False,
@@ -243,12 +248,8 @@ class Settings(BaseSettings):
         description="Allow webhook URLs that resolve to loopback, private or link-local addresses (tests, a "
         "laptop). Leave it off where users are not trusted: they could make the service call internal hosts.",
     )
-    webhook_max_attempts: int = Field(
-        5, ge=1, le=20, description="Tries per notification; an unreachable receiver or a 429/5xx answer is retried."
-    )
-    webhook_backoff_s: float = Field(
-        2.0, gt=0, description="Pause before the second try of a notification; it doubles after each failed try."
-    )
+    webhook_max_attempts: int = Field(5, ge=1, le=20, description="Tries per notification (on 429, 5xx, no answer).")
+    webhook_backoff_s: float = Field(2.0, gt=0, description="Pause before a 2nd try; it doubles after each.")
     webhook_timeout_s: float = Field(10.0, gt=0, description="How long a receiver has to answer one try.")
 
     @field_validator("s3_endpoint", "s3_public_endpoint")

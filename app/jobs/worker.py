@@ -25,6 +25,7 @@ from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, redis_client
 from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
+from app.retention import sweep_if_due
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
@@ -135,6 +136,10 @@ def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -
         except Exception:
             broker_ok_since = time.monotonic()
             log.warning("heartbeat or reaper failed", exc_info=True)
+        try:
+            sweep_if_due(settings, ctx.state, ctx.store, ctx.worker_id)
+        except Exception:  # the store may be down: the next sweep (an hour on) tries again
+            log.warning("retention sweep failed", exc_info=True)
         if max_jobs is not None:
             if ctx.jobs_done >= max_jobs:
                 return 0
