@@ -15,6 +15,7 @@ from typing import Any
 from app.errors import Conflict, InfraError, TabjobError, UserError
 from app.inspection import check_size, data_error, describe, open_footer, read_column
 from app.jobs import actors
+from app.observability import metrics
 from app.services import Services
 from app.settings import LANES, Settings
 from app.state import TERMINAL, ensure_cancelable, new_id
@@ -276,6 +277,7 @@ def cancel(svc: Services, tenant: str, job_id: str) -> dict[str, Any]:
     # Only a job still queued is ended here; one a worker took meanwhile is stopped by it.
     if job["status"] == "queued" and svc.state.finish(job, "canceled", allowed=("queued",)):
         svc.state.add_event(job_id, "canceled", "Canceled while queued; it will not start.")
+        metrics.record_ended({**job, "status": "canceled"})  # a worker never sees this job again
     else:
         svc.state.add_event(job_id, "cancel_requested", "Cancel requested; the worker stops the job.")
     return svc.state.get_job_for(tenant, job_id)

@@ -9,15 +9,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import errors
-from app.api.routes import datasets, health, jobs, legacy
+from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, overview
+from app.observability.http import RequestMetrics
+from app.observability.queues import QueueCollector
 from app.services import Services
-from app.settings import Settings, get_settings
+from app.settings import LANES, Settings, get_settings
 
 log = logging.getLogger("tabjob.api")
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The API. Services are built at start-up from ``settings`` unless given (tests)."""
+def create_app(settings: Settings | None = None, services: Services | None = None, *, observe: bool = True) -> FastAPI:
+    """The API. Services are built at start-up from ``settings`` unless given (tests).
+    ``observe=False`` leaves out the request metrics middleware (to measure its cost)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -25,6 +28,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             app.state.services = Services.from_settings(settings or get_settings())
         if not app.state.services.settings.auth_enabled:
             log.warning("authentication is OFF: every request acts as tenant 'local' (loopback only)")
+        app.state.queue_collector = QueueCollector(client=app.state.services.state.r, lanes=LANES)
         yield
 
     app = FastAPI(
@@ -36,8 +40,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     errors.install(app)
+    if observe:
+        app.add_middleware(RequestMetrics)
     app.include_router(health.router)
     app.include_router(legacy.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(overview.router)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.router)
     return app

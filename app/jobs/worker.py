@@ -23,6 +23,8 @@ from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, redis_client
 from app.jobs.context import WorkerContext, set_context
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
+from app.observability import exposition
+from app.observability.worker import JobObserver
 from app.settings import Settings
 from app.state import StateStore
 from app.storage import Store
@@ -36,6 +38,13 @@ ONE_SHOT_IDLE_EXIT_S = 60.0
 def _health_server(port: int, alive: threading.Event) -> ThreadingHTTPServer:
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/metrics":  # this worker's job metrics, recorded in this process
+                body, content_type = exposition.render()
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.end_headers()
+                self.wfile.write(body)
+                return
             ok = self.path == "/healthz" and alive.is_set()
             self.send_response(200 if ok else 503)
             self.send_header("content-type", "application/json")
@@ -65,7 +74,9 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
         settings=settings, state=state, store=store, runner=runner, worker_id=worker_id, lane=lane, max_jobs=max_jobs
     )
     set_context(context)
-    broker = build_broker(settings, extra_middleware=[JobLifecycle()])
+    # JobObserver first: it must see each job record before and after JobLifecycle changes it.
+    observer = JobObserver(state=state, lane=lane, worker_id=worker_id)
+    broker = build_broker(settings, extra_middleware=[observer, JobLifecycle()])
     dramatiq.set_broker(broker)
     actors.declare(broker)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from fastapi import APIRouter, Header, Query, Response
@@ -19,6 +20,7 @@ from app.api.schemas import (
 )
 from app.errors import UserError
 
+log = logging.getLogger("tabjob.api")
 router = APIRouter(
     prefix="/v1/jobs",
     tags=["jobs"],
@@ -64,6 +66,9 @@ def create_job(
     )
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    elif not done.deduplicated:
+        fields = {"job_id": done.job["id"], "lane": done.job["lane"], "step": done.job["kind"]}
+        log.info("%s job queued on the %s lane", done.job["kind"], done.job["lane"], extra=fields)
     job, waiting = svc.state.job_view(tenant, done.job["id"])
     queue = submission.describe_wait(svc.settings, job, waiting) if waiting else None
     return job_public(job, queue=queue, deduplicated=done.deduplicated)
