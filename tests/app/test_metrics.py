@@ -58,6 +58,7 @@ def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
             failed = wait_job(api, submit(LANE, **slow, random_state=1))
             running = submit(LANE, **slow, random_state=2)
             wait_until(lambda: api.get(f"/v1/jobs/{running}").json()["status"] == "started", what="start", timeout_s=60)
+            while_running = api.get("/v1/overview").json()
             api.post(f"/v1/jobs/{running}/cancel")
             canceled = wait_job(api, running)
             queued = submit("gpu", max_iter=11)
@@ -70,6 +71,7 @@ def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
                 "api_before": api_before,
                 "api_after": api.get("/metrics").text,
                 "overview": api.get("/v1/overview").json(),
+                "while_running": (running, while_running),
                 "tenant": tenant,
                 "data_dir": data_dir,
                 "log_path": log_path,
@@ -149,6 +151,18 @@ def test_failures_reach_the_overview_grouped_by_code(observed):
     group = groups["job.timeout"]
     assert observed["jobs"]["failed"]["id"] in group["job_ids"]
     assert group["hint"] and group["lanes"] == [LANE]
+
+
+def test_the_overview_shows_the_running_job_and_the_worker_running_it(observed):
+    job_id, view = observed["while_running"]
+    running = {job["id"]: job for job in view["running"]}
+    assert running[job_id]["lane"] == LANE and running[job_id]["phase"]
+    worker = running[job_id]["worker"]
+    assert {"id": worker, "lane": LANE, "busy": True, "job_id": job_id}.items() <= next(
+        w for w in view["workers"] if w["id"] == worker
+    ).items()
+    lane = next(lane for lane in view["lanes"] if lane["lane"] == LANE)
+    assert lane["running"] >= 1 and lane["busy_workers"] >= 1
 
 
 def test_worker_logs_are_json_lines_with_the_job_context(observed):
