@@ -67,8 +67,10 @@ def chart_values(
     backends: Backends,
     placement: Placement,
     secret_name: pulumi.Input[str],
+    monitoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Values for charts/tabjob, using only the keys of the shared values contract."""
+    """Values for charts/tabjob, using only the keys of the shared values contract (plus the
+    `monitoring` section when the stack installs kube-prometheus-stack)."""
     gpu: dict[str, Any] = {"enabled": placement.gpu_enabled}
     if placement.gpu_enabled:
         gpu["nodeSelector"] = placement.gpu_node_selector
@@ -116,7 +118,7 @@ def chart_values(
         "api": {"service": {"type": "ClusterIP", "port": API_PORT}, "ingress": placement.ingress},
         "gpu": gpu,
         "keda": {"redisAddress": backends.redis_address, "redisTls": backends.redis_tls},
-    }
+    } | ({"monitoring": monitoring} if monitoring else {})
 
 
 class TabjobRelease(pulumi.ComponentResource):
@@ -140,6 +142,7 @@ class TabjobRelease(pulumi.ComponentResource):
         backends: Backends,
         placement: Placement,
         provider: k8s.Provider,
+        monitoring: dict[str, Any] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tabjob:app:TabjobRelease", name, None, opts)
@@ -170,6 +173,7 @@ class TabjobRelease(pulumi.ComponentResource):
                 backends=backends,
                 placement=placement,
                 secret_name=secret.metadata.name,
+                monitoring=monitoring,
             ),
             atomic=True,
             cleanup_on_fail=True,

@@ -23,6 +23,7 @@ RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE")
 GPU_DRIVER_VERSIONS = ("LATEST", "DEFAULT")
 VALKEY_NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 # KEDA's CRDs in ../shared/crds and the chart's ScaledObjects are written against 2.20.
 KEDA_VERSION_PATTERN = re.compile(r"^2\.20\.\d+$")
 
@@ -40,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "gpuImageDigest": None,
     "kedaVersion": "2.20.2",
     "installKeda": True,
+    # observability (infra/platform/monitoring.py)
+    "monitoring": False,
+    "kubePrometheusStackVersion": "91.5.0",
     "apiHost": None,  # required for gke
     # kind
     "kindClusterName": "tabjob",
@@ -229,6 +233,8 @@ class StackConfig:
     kind: KindSettings | None = None
     gke: GkeSettings | None = None
     existing: ExistingSettings | None = None
+    # kube-prometheus-stack's chart version when the stack installs it (tabjob:monitoring), else None.
+    monitoring_version: str | None = None
 
 
 def _digest(reader: _Reader, key: str) -> str | None:
@@ -332,6 +338,11 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     if cluster == "gke" and api_host is None:
         # The API takes API keys: on GKE it is served over HTTPS only, which needs a name.
         raise ValueError("tabjob:apiHost (the API's DNS name) is required when tabjob:cluster is gke")
+    monitoring_version = r.string("kubePrometheusStackVersion") if r.boolean("monitoring") else None
+    if monitoring_version is not None and not VERSION_PATTERN.match(monitoring_version):
+        raise ValueError(
+            f"tabjob:kubePrometheusStackVersion must be a chart version like 91.5.0; got {monitoring_version!r}"
+        )
     return StackConfig(
         cluster=cluster,  # type: ignore[arg-type]  # validated by choice()
         environment=environment,
@@ -343,4 +354,5 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         kind=_kind_settings(r) if cluster == "kind" else None,
         gke=_gke_settings(r, environment) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,
+        monitoring_version=monitoring_version,
     )

@@ -24,6 +24,7 @@ from infra.config import StackConfig
 from infra.platform.broker import InClusterValkey, ManagedValkey
 from infra.platform.identity import ANNOTATION, WorkloadIdentity
 from infra.platform.keda import Keda
+from infra.platform.monitoring import KubePrometheusStack, tabjob_monitoring_values
 from infra.platform.registry import ArtifactRegistry
 from infra.platform.storage import GcsStorage, SeaweedFs
 
@@ -82,6 +83,10 @@ def _app_layer(
     waits = list(depends_on)
     if cfg.install_keda:
         waits.append(Keda("keda", version=cfg.keda_version, provider=provider).release)
+    monitoring = None
+    if cfg.monitoring_version is not None:  # its CRDs must exist before the chart's monitors
+        waits.append(KubePrometheusStack("monitoring", version=cfg.monitoring_version, provider=provider).release)
+        monitoring = tabjob_monitoring_values()
     if not deploy_release:
         return None
     return TabjobRelease(
@@ -91,6 +96,7 @@ def _app_layer(
         images=images,
         backends=backends,
         placement=placement,
+        monitoring=monitoring,
         provider=provider,
         opts=pulumi.ResourceOptions(depends_on=waits),
     )
