@@ -27,6 +27,7 @@ async def current_tenant(request: Request, svc: ServicesDep) -> str:
     # async, so the common no-I/O path costs no thread-pool hop; the key lookup (Redis) runs
     # in the pool.
     if not svc.settings.auth_enabled:
+        logging_setup.bind(tenant=LOCAL_TENANT)
         return LOCAL_TENANT
     tenant = await run_in_threadpool(svc.keys.tenant_of, _bearer(request))
     logging_setup.bind(tenant=tenant)  # every line logged for this request names its tenant

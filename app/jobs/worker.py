@@ -74,9 +74,10 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
         settings=settings, state=state, store=store, runner=runner, worker_id=worker_id, lane=lane, max_jobs=max_jobs
     )
     set_context(context)
-    # JobObserver first: it must see each job record before and after JobLifecycle changes it.
+    # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
+    # changes, and (start_hook) the start itself.
     observer = JobObserver(state=state, lane=lane, worker_id=worker_id)
-    broker = build_broker(settings, extra_middleware=[observer, JobLifecycle()])
+    broker = build_broker(settings, extra_middleware=[observer, JobLifecycle(), observer.start_hook])
     dramatiq.set_broker(broker)
     actors.declare(broker)
 

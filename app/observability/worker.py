@@ -2,9 +2,10 @@
 
 It reads the job record before and after each message rather than hooking into each place a
 job can end (the actor, the lifecycle middleware's several exits, a skip): the record says what
-really happened, once. It must run outside the lifecycle middleware: listed before it, its
-``before_*`` hook runs first and its ``after_*`` hooks last (Dramatiq runs those in reverse), so
-it sees the record before and after the lifecycle's changes. The job runs in a forked child
+really happened, once. It wraps the lifecycle middleware: listed before it, its ``before_*`` hook runs
+first and its ``after_*`` hooks last (Dramatiq runs those in reverse), so it sees the record
+before and after the lifecycle's changes; its ``start_hook`` is listed after it, to see a start
+the moment it happens (the job then runs for minutes or hours). The job runs in a forked child
 process, but every transition is recorded here, in the worker process, whose registry the
 health port exports.
 """
@@ -40,6 +41,7 @@ class JobObserver(Middleware):
         # message id -> the record as it was before the message was processed (one thread runs
         # messages here, but keep it per message, as Dramatiq's own Prometheus middleware does).
         self._before: dict[str, dict[str, Any]] = {}
+        self.start_hook = _StartObserver(self)
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         job_id = message.args[0] if message.args else None
@@ -78,10 +80,6 @@ class JobObserver(Middleware):
         if after is None:
             return
         started = int(after.get("attempts") or 0) > int(before.get("attempts") or 0)
-        if started:
-            metrics.record_started(after)
-            waited = float(after.get("started_at") or 0) - float(after.get("queued_at") or after["created_at"])
-            log.info("job started (attempt %s) after %.2f s in the queue", after.get("attempts"), waited)
         if after["status"] in TERMINAL:
             metrics.record_ended(after)
             self._log_end(after)
@@ -103,6 +101,28 @@ class JobObserver(Middleware):
 
     def _read(self, job_id: Any) -> dict[str, Any] | None:
         return self.state.get_job(job_id) if isinstance(job_id, str) else None
+
+
+class _StartObserver(Middleware):
+    """The half of JobObserver listed after the lifecycle middleware: its ``before`` hook runs
+    only when the lifecycle let the message through, and sees the job just marked started."""
+
+    def __init__(self, observer: JobObserver) -> None:
+        self.observer = observer
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        before = self.observer._before.get(message.message_id)
+        if before is None:
+            return
+        try:
+            job = self.observer._read(before["id"])
+            if job is None or int(job.get("attempts") or 0) <= int(before.get("attempts") or 0):
+                return
+            metrics.record_started(job)
+            waited = float(job.get("started_at") or 0) - float(job.get("queued_at") or job["created_at"])
+            log.info("job started (attempt %s) after %.2f s in the queue", job.get("attempts"), waited)
+        except Exception:  # bookkeeping must never stop the job
+            log.warning("could not record the start of message %s", message.message_id, exc_info=True)
 
 
 def _code_of(exception: BaseException) -> str:

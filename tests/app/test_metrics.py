@@ -59,6 +59,12 @@ def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
             running = submit(LANE, **slow, random_state=2)
             wait_until(lambda: api.get(f"/v1/jobs/{running}").json()["status"] == "started", what="start", timeout_s=60)
             while_running = api.get("/v1/overview").json()
+            # The start is logged right after the record says started; wait for that line.
+            log_while_running = wait_until(
+                lambda: (text := log_path.read_text()) if f'"job_id": "{running}"' in text else None,
+                what="the start's log line",
+                timeout_s=30,
+            )
             api.post(f"/v1/jobs/{running}/cancel")
             canceled = wait_job(api, running)
             queued = submit("gpu", max_iter=11)
@@ -72,6 +78,7 @@ def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
                 "api_after": api.get("/metrics").text,
                 "overview": api.get("/v1/overview").json(),
                 "while_running": (running, while_running),
+                "log_while_running": log_while_running,
                 "tenant": tenant,
                 "data_dir": data_dir,
                 "log_path": log_path,
@@ -174,6 +181,14 @@ def test_worker_logs_are_json_lines_with_the_job_context(observed):
         assert line["tenant"] == observed["tenant"] and line["lane"] == LANE and line["step"] == "fit"
         assert line["process"] == f"worker-{LANE}" and line["ts"].endswith("Z")
     assert any("finished" in line["msg"] for line in about)
+
+
+def test_a_job_start_is_logged_when_it_starts_not_when_it_ends(observed):
+    job_id, _ = observed["while_running"]
+    lines = [json.loads(line) for line in observed["log_while_running"].splitlines() if line.startswith("{")]
+    mine = [line["msg"] for line in lines if line.get("job_id") == job_id]
+    assert any(msg.startswith("job started (attempt 1)") for msg in mine), mine
+    assert not any("canceled" in msg for msg in mine)
 
 
 def test_tabjob_logs_prints_one_jobs_lines(observed):
