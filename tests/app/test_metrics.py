@@ -61,9 +61,7 @@ def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
             while_running = api.get("/v1/overview").json()
             # The start is logged right after the record says started; wait for that line.
             log_while_running = wait_until(
-                lambda: (text := log_path.read_text()) if f'"job_id": "{running}"' in text else None,
-                what="the start's log line",
-                timeout_s=30,
+                lambda: _text_once_it_names(log_path, running), what="the start's log line", timeout_s=30
             )
             api.post(f"/v1/jobs/{running}/cancel")
             canceled = wait_job(api, running)
@@ -85,6 +83,11 @@ def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
             }
     finally:
         stop(worker)
+
+
+def _text_once_it_names(path: Path, job_id: str) -> str | None:
+    text = path.read_text()
+    return text if f'"job_id": "{job_id}"' in text else None
 
 
 def test_the_three_jobs_ended_as_planned(observed):
