@@ -43,12 +43,3 @@ def render(*extra: Collector) -> tuple[bytes, str]:
         body += generate_latest(registry)
     return body, CONTENT_TYPE_LATEST
 
-
-def mark_process_dead(pid: int | None = None) -> None:
-    """Drop a finished process's live gauges from the multiprocess directory (a no-op outside
-    multiprocess mode)."""
-    path = multiprocess_dir()
-    if path is not None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid or os.getpid(), path)
