@@ -42,4 +42,3 @@ def render(*extra: Collector) -> tuple[bytes, str]:
             registry.register(collector)
         body += generate_latest(registry)
     return body, CONTENT_TYPE_LATEST
-
