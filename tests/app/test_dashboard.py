@@ -160,3 +160,19 @@ def test_tabjob_top_shows_the_same_picture_in_the_terminal(scene):
     assert "No worker is running on the gpu lane" in result.stdout
     refused = CliRunner().invoke(app, ["top", "--once", "--url", scene["url"], "--api-key", "tj_bad"])
     assert refused.exit_code == 2
+
+
+def test_admin_keys_come_from_the_cli_flag(scene, base_env):
+    def create(*flags: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "admin", "create-key", "--tenant", "ops-cli", *flags],
+            env={**os.environ, **base_env}, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    for flags, admin in (((), False), (("--admin",), True)):
+        token = create(*flags)
+        view = httpx.get(f"{scene['url']}/v1/overview", headers={"authorization": f"Bearer {token}"}).json()
+        assert view["viewer"] == {"tenant": "ops-cli", "admin": admin}
+        assert (scene["job_id"] in {job["id"] for job in view["waiting"]}) is admin
