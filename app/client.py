@@ -10,16 +10,17 @@ Errors come back as ``ApiError`` with the server's code, message and hint.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from app.domain import is_terminal
+from app.waiting import WaitTimeout, wait_until
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 CHUNK_BYTES = 1024 * 1024
-TERMINAL = ("finished", "failed", "canceled")
 
 
 class ApiError(Exception):
@@ -147,21 +148,28 @@ class TabjobClient:
         on_update: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll until the job ends; ``on_update(job, new_events)`` sees every change."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         after = 0
-        while True:
+        last: dict[str, Any] = {}
+
+        def ended() -> dict[str, Any] | None:
+            nonlocal after
             job = self.job(job_id)
             new = self.events(job_id, after)
             after = new["next_after"]
             if on_update:
                 on_update(job, new["items"])
-            if job["status"] in TERMINAL:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise ApiError(
-                    0, "client.timeout", f"Job {job_id} did not end within {timeout_s} s (status {job['status']})."
-                )
-            time.sleep(poll_s)
+            last.update(job)
+            return job if is_terminal(job["status"]) else None
+
+        try:
+            return wait_until(
+                ended, what=f"job {job_id} to end", timeout_s=float("inf") if timeout_s is None else timeout_s,
+                interval_s=poll_s,
+            )  # fmt: skip
+        except WaitTimeout:
+            raise ApiError(
+                0, "client.timeout", f"Job {job_id} did not end within {timeout_s} s (status {last.get('status')})."
+            ) from None
 
     def download(self, job_id: str, dest: str | Path, *, on_bytes: Callable[[int, int], None] | None = None) -> Path:
         """Stream a finished prediction's Parquet file to ``dest``."""

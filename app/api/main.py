@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.api import errors
 from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, overview
+from app.auth import seed_bootstrap_keys
 from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
 from app.services import Services
@@ -26,9 +27,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is None:
             app.state.services = Services.from_settings(settings or get_settings())
+        bootstrap = app.state.services.settings.bootstrap_api_keys
+        if bootstrap is not None and bootstrap.get_secret_value():
+            tenants = seed_bootstrap_keys(app.state.services.keys, bootstrap.get_secret_value())
+            log.info("bootstrap API keys seeded for tenant(s) %s", ", ".join(tenants))
         if not app.state.services.settings.auth_enabled:
             log.warning("authentication is OFF: every request acts as tenant 'local' (loopback only)")
-        app.state.queue_collector = QueueCollector(client=app.state.services.state.r, lanes=LANES)
+        app.state.queue_collector = QueueCollector(client=app.state.services.state.conn.r, lanes=LANES)
         yield
 
     app = FastAPI(

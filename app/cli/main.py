@@ -71,8 +71,8 @@ def worker(
     max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs (KEDA ScaledJob pods use 1).")] = None,
 ) -> None:
     """Run a worker for one lane (one job at a time)."""
+    from app.domain import LANES
     from app.jobs.worker import run_worker
-    from app.settings import LANES
 
     if lane not in LANES:
         raise typer.BadParameter(f"lane must be one of {', '.join(LANES)}")

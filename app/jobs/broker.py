@@ -19,13 +19,16 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware, Retries
 
+from app.domain import LANES
 from app.errors import InfraError
-from app.settings import LANES, Settings
+from app.settings import Settings
 
 NAMESPACE = "dramatiq"
 # Extra wake-up tokens only cost an empty fetch; keep a few so bursts wake several workers.
 MAX_WAKE_TOKENS = 16
 IDLE_TIMEOUT_MS = 1000
+# The one actor (app.jobs.actors): run a job by id.
+ACTOR_NAME = "run_job"
 
 
 def wake_key(queue_name: str) -> str:
@@ -136,3 +139,9 @@ def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | Non
     for lane in LANES:
         broker.declare_queue(lane)  # declares its delay queue (where retries wait) too
     return broker
+
+
+def enqueue(broker: dramatiq.Broker, job_id: str, lane: str) -> None:
+    """Send ``job_id`` to ``lane``'s queue, for the actor (declared only in workers)."""
+    message = dramatiq.Message(queue_name=lane, actor_name=ACTOR_NAME, args=(job_id,), kwargs={}, options={})
+    broker.enqueue(message)

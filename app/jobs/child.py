@@ -53,6 +53,21 @@ def warm_up() -> None:
         ml.model.predict(data, model, result, scratch_dir=tmp)
 
 
+def hold_if_asked() -> None:
+    """A test hook: with ``TABJOB_TEST_HOLD_JOBS`` set to a directory, announce each job there
+    (``<pid>.running``) and hold it until a file ``release`` appears, so a test can kill this
+    process or its worker while a job is surely running, whatever the machine's speed."""
+    folder = os.environ.get("TABJOB_TEST_HOLD_JOBS")
+    if not folder:
+        return
+    from pathlib import Path
+
+    from app.waiting import wait_until
+
+    (Path(folder) / f"{os.getpid()}.running").touch()
+    wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)
+
+
 def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
     """Run operations sent on ``conn`` until it closes.
 
@@ -74,6 +89,7 @@ def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
             operation, kwargs, job_threads = conn.recv()
         except (EOFError, OSError):
             return
+        hold_if_asked()
         try:
             with controller.limit(limits=job_threads):
                 summary: Any = OPERATIONS[operation](**kwargs, progress=progress)

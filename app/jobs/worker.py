@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -18,15 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dramatiq
 
+from app.domain import Lane
 from app.jobs import actors
 from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, redis_client
-from app.jobs.context import WorkerContext, set_context
+from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
 from app.observability import exposition
 from app.observability.worker import JobObserver
 from app.settings import Settings
-from app.state import StateStore
+from app.state import State
 from app.storage import Store
 
 log = logging.getLogger("tabjob.worker")
@@ -59,33 +61,45 @@ def _health_server(port: int, alive: threading.Event) -> ThreadingHTTPServer:
     return server
 
 
-def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) -> int:
+def new_worker_id() -> str:
+    """``<host>-<random>-<pid>``: unique even where host and pid repeat (containers are pid 1,
+    pods on the host network share its name). The pid stays last: the embedded stack matches
+    its children by ``worker_id.rsplit("-", 1)[-1]``."""
+    return f"{socket.gethostname()}-{secrets.token_hex(4)}-{os.getpid()}"
+
+
+def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -> int:
     """Consume ``lane`` until SIGTERM/SIGINT (or ``max_jobs`` jobs); return the exit status."""
     # Set before the forkserver starts so OpenMP in every job process sees it: the job owns
     # these cores and must not spin on cores it does not own.
     threads = settings.threads_for_worker()
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+    worker_id = new_worker_id()
     runner = JobRunner(threads=threads)
     runner.start()
-    state = StateStore(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
-    store = Store.from_settings(settings)
-    context = WorkerContext(
-        settings=settings, state=state, store=store, runner=runner, worker_id=worker_id, lane=lane, max_jobs=max_jobs
+    ctx = WorkerContext(
+        settings=settings,
+        state=State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s),
+        store=Store.from_settings(settings),
+        runner=runner,
+        worker_id=worker_id,
+        lane=lane,
+        max_jobs=max_jobs,
     )
-    set_context(context)
     # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
     # changes, and (start_hook) the start itself.
-    observer = JobObserver(state=state, lane=lane, worker_id=worker_id)
-    broker = build_broker(settings, extra_middleware=[observer, JobLifecycle(), observer.start_hook])
+    observer = JobObserver(state=ctx.state, lane=lane, worker_id=worker_id)
+    broker = build_broker(settings, extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook])
     dramatiq.set_broker(broker)
-    actors.declare(broker)
+    actors.declare(broker, ctx)
 
     stop = threading.Event()
     alive = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
+    # Announce this worker before it takes a job: the reaper frees the jobs of silent workers.
+    ctx.state.lanes.heartbeat(lane, worker_id)
     worker = dramatiq.Worker(broker, queues={lane}, worker_threads=1, worker_timeout=IDLE_TIMEOUT_MS)
     worker.queue_prefetch = 1  # one job per worker: the others stay in Valkey for other pods
     worker.start()
@@ -93,37 +107,59 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
     health = _health_server(settings.worker_health_port, alive) if settings.worker_health_port else None
     log.info("worker %s consuming lane %s with %d thread(s) per job", worker_id, lane, threads)
 
-    started_at = time.monotonic()
-    exit_code = 0
-    while not stop.wait(HEARTBEAT_INTERVAL_S if max_jobs is None else 0.2):
+    exit_code = _serve(ctx, worker, stop)
+    alive.clear()
+    _stop(ctx, worker)
+    if health is not None:
+        health.shutdown()
+    ctx.state.lanes.leave(lane, worker_id)
+    return exit_code
+
+
+def heartbeat_interval_s(settings: Settings) -> float:
+    """How often a worker says it is alive: well within the time after which it counts as gone."""
+    return min(HEARTBEAT_INTERVAL_S, settings.broker_heartbeat_timeout_s / 3)
+
+
+def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -> int:
+    """Heartbeat and reap until told to stop (or a one-shot worker is done); the exit status."""
+    settings, max_jobs = ctx.settings, ctx.max_jobs
+    started_at = broker_ok_since = time.monotonic()
+    while not stop.wait(heartbeat_interval_s(settings) if max_jobs is None else 0.2):
         if not all(thread.is_alive() for thread in worker.workers):
             # Dramatiq does not restart a worker thread that died; without it this process would
             # keep fetching (and holding) messages it never runs. Exit so it is restarted.
             log.critical("the worker thread died; exiting so the worker is restarted")
-            exit_code = 1
-            break
+            return 1
         try:
-            state.worker_heartbeat(lane, worker_id)
+            ctx.state.lanes.heartbeat(ctx.lane, ctx.worker_id)
+            # A worker silent for the broker's heartbeat timeout is gone (Dramatiq redelivers
+            # its messages then): free the running slots it held. Not right after the broker
+            # came back, when every worker looks silent until its next heartbeat.
+            timeout_s = settings.broker_heartbeat_timeout_s
+            if time.monotonic() - broker_ok_since >= timeout_s:
+                ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
         except Exception:
-            log.warning("heartbeat failed", exc_info=True)
+            broker_ok_since = time.monotonic()
+            log.warning("heartbeat or reaper failed", exc_info=True)
         if max_jobs is not None:
-            if context.jobs_done >= max_jobs:
-                break
-            if context.jobs_done == 0 and time.monotonic() - started_at > ONE_SHOT_IDLE_EXIT_S:
+            if ctx.jobs_done >= max_jobs:
+                return 0
+            if ctx.jobs_done == 0 and time.monotonic() - started_at > ONE_SHOT_IDLE_EXIT_S:
                 log.info("no job arrived in %.0f s; exiting", ONE_SHOT_IDLE_EXIT_S)
-                break
+                return 0
+    return 0
 
-    alive.clear()
-    log.info("stopping: waiting up to %.0f s for the running job", settings.worker_shutdown_timeout_s)
-    stop_ms = int((settings.worker_shutdown_timeout_s + 60) * 1000)
-    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": stop_ms}, daemon=True)
+
+def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
+    """Stop taking messages; let the running job finish within the shutdown timeout, else
+    abort it (it is retried elsewhere)."""
+    timeout_s = ctx.settings.worker_shutdown_timeout_s
+    log.info("stopping: waiting up to %.0f s for the running job", timeout_s)
+    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int((timeout_s + 60) * 1000)}, daemon=True)
     stopper.start()
-    stopper.join(settings.worker_shutdown_timeout_s)
+    stopper.join(timeout_s)
     if stopper.is_alive():
-        runner.abort("The worker was shut down before the job finished; it is retried on another worker.")
+        ctx.runner.abort("The worker was shut down before the job finished; it is retried on another worker.")
         stopper.join(30)
-    runner.kill()
-    if health is not None:
-        health.shutdown()
-    state.r.zrem(state.lane_key(lane, "workers"), worker_id)
-    return exit_code
+    ctx.runner.kill()

@@ -1,9 +1,9 @@
 """Recent failures, kept in Valkey so the dashboard can group them by error code.
 
 A failed job leaves the lane sets at once, and its record is found only by id: without an index
-"what failed in the last hour, and why" would mean scanning every job. Workers push a short
-summary of each failure onto two capped lists, one for everyone (admins read it) and one per
-tenant (so a tenant's failures are never crowded out by another's).
+"what failed in the last hour, and why" would mean scanning every job. Each failure is pushed,
+as a short summary, onto two capped lists: one for everyone (admins read it) and one per tenant
+(so a tenant's failures are never crowded out by another's).
 """
 
 from __future__ import annotations
@@ -14,48 +14,45 @@ from typing import Any
 
 import redis
 
+from app.domain import Job
+from app.state import KEYS, Keys
+
 ALL_KEPT = 1000
 TENANT_KEPT = 200
 KEEP_S = 7 * 24 * 3600
 
 
-def _keys(prefix: str, tenant: str | None) -> str:
-    return f"{prefix}:failures" if tenant is None else f"{prefix}:tenant:{tenant}:failures"
-
-
-def record_failure(r: redis.Redis, job: dict[str, Any], *, prefix: str = "tabjob") -> None:
+def record_failure(r: redis.Redis, job: Job, *, keys: Keys = KEYS) -> None:
     """Remember a failed job: when, where, and its error's code, message and hint."""
-    error = job.get("error") or {}
+    error = job.error or {}
     entry = json.dumps(
         {
-            "at": job.get("ended_at") or time.time(),
-            "job_id": job["id"],
-            "tenant": job["tenant"],
-            "lane": job.get("lane"),
-            "kind": job.get("kind"),
+            "at": job.ended_at or time.time(),
+            "job_id": job.id,
+            "tenant": job.tenant,
+            "lane": job.lane,
+            "kind": job.kind,
             "code": error.get("code") or "unknown",
             "message": error.get("message"),
             "hint": error.get("hint"),
         }
     )
     pipe = r.pipeline(transaction=False)
-    for key, kept in ((_keys(prefix, None), ALL_KEPT), (_keys(prefix, job["tenant"]), TENANT_KEPT)):
+    for key, kept in ((keys.failures(), ALL_KEPT), (keys.failures(job.tenant), TENANT_KEPT)):
         pipe.lpush(key, entry)
         pipe.ltrim(key, 0, kept - 1)
         pipe.expire(key, KEEP_S)
     pipe.execute()
 
 
-def recent_failures(
-    r: redis.Redis, *, tenant: str | None, since: float, prefix: str = "tabjob"
-) -> list[dict[str, Any]]:
+def recent_failures(r: redis.Redis, *, tenant: str | None, since: float, keys: Keys = KEYS) -> list[dict[str, Any]]:
     """Failures after ``since`` (Unix seconds) grouped by error code, most frequent first.
 
     Parameters:
       tenant: only this tenant's failures; None for everyone's (admins).
     """
     groups: dict[str, dict[str, Any]] = {}
-    for raw in r.lrange(_keys(prefix, tenant), 0, -1):  # newest first
+    for raw in r.lrange(keys.failures(tenant), 0, -1):  # newest first
         entry = json.loads(raw)
         if entry["at"] < since:
             break

@@ -18,6 +18,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from app.domain import Job, JobStatus
+
 JOB_DURATION_BUCKETS_S = (0.25, 0.5, 1, 2.5, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400)
 QUEUE_WAIT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 HTTP_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -82,31 +84,30 @@ def bounded(value: Any, default: str = "unknown") -> str:
     return text if _BOUNDED.match(text) else "other"
 
 
-def model_of(job: dict[str, Any]) -> str:
+def model_of(job: Job) -> str:
     """The job's model family (``hist_gradient_boosting`` unless the job names another)."""
-    params = job.get("params") or {}
-    return bounded(job.get("model") or params.get("model"), DEFAULT_MODEL)
+    return bounded(getattr(job, "model", None) or job.params.get("model"), DEFAULT_MODEL)
 
 
-def record_started(job: dict[str, Any]) -> None:
+def record_started(job: Job) -> None:
     """A job's first attempt started: how long it waited, and how big its data is."""
-    lane, kind = bounded(job.get("lane")), bounded(job.get("kind"))
-    if int(job.get("attempts") or 0) <= 1 and job.get("started_at") and job.get("queued_at"):
+    lane, kind = bounded(job.lane), bounded(job.kind)
+    if job.attempts <= 1 and job.started_at and job.queued_at:
         # Retries are left out: their wait would include the failed attempt and its back-off.
-        QUEUE_WAIT.labels(lane).observe(max(0.0, float(job["started_at"]) - float(job["queued_at"])))
-    if job.get("dataset_bytes"):
-        DATASET_BYTES.labels(lane, kind).observe(float(job["dataset_bytes"]))
+        QUEUE_WAIT.labels(lane).observe(max(0.0, job.started_at - job.queued_at))
+    if job.dataset_bytes:
+        DATASET_BYTES.labels(lane, kind).observe(float(job.dataset_bytes))
 
 
-def record_ended(job: dict[str, Any]) -> None:
+def record_ended(job: Job) -> None:
     """A job reached its final status (finished, failed or canceled)."""
-    lane, kind, status = bounded(job.get("lane")), bounded(job.get("kind")), bounded(job.get("status"))
+    lane, kind, status = bounded(job.lane), bounded(job.kind), bounded(job.status.value)
     JOBS.labels(kind, lane, model_of(job), status).inc()
-    if status == "failed":
-        JOB_FAILURES.labels(lane, kind, bounded((job.get("error") or {}).get("code"))).inc()
-    if job.get("started_at") and job.get("ended_at"):
-        JOB_DURATION.labels(lane, kind, status).observe(max(0.0, float(job["ended_at"]) - float(job["started_at"])))
+    if job.status == JobStatus.FAILED:
+        JOB_FAILURES.labels(lane, kind, bounded((job.error or {}).get("code"))).inc()
+    if job.started_at and job.ended_at:
+        JOB_DURATION.labels(lane, kind, status).observe(max(0.0, job.ended_at - job.started_at))
 
 
-def record_retry(job: dict[str, Any], code: str | None) -> None:
-    JOB_RETRIES.labels(bounded(job.get("lane")), bounded(code)).inc()
+def record_retry(job: Job, code: str | None) -> None:
+    JOB_RETRIES.labels(bounded(job.lane), bounded(code)).inc()

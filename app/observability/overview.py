@@ -8,22 +8,22 @@ jobs and failures (other tenants' work shows only as load and busy workers); an 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from app.api.presenters import queue_info
+from app.domain import Job, JobStatus, decode_fields
 from app.observability.failures import recent_failures
 from app.observability.queues import lane_snapshot
-from app.submission import describe_wait
+from app.settings import Settings
+from app.state import KEYS, Keys, Waiting
 
-# At most this many running and this many waiting jobs are listed (the counts are exact).
+# At most this many running and this many waiting jobs are listed (the lane counts are exact).
 MAX_LISTED = 100
 FAILURE_WINDOW_S = 24 * 3600
-_JOB_FIELDS = ("id", "kind", "tenant", "lane", "status", "phase", "progress", "attempts", "created_at")
-_JOB_FIELDS += ("queued_at", "started_at", "worker", "message", "cancel_requested", "step")
 
 
 @dataclass(frozen=True)
@@ -35,87 +35,71 @@ class Viewer:
 
 
 def build_overview(
-    r: redis.Redis, settings: Any, viewer: Viewer, lanes: tuple[str, ...], *, prefix: str = "tabjob"
+    r: redis.Redis, settings: Settings, viewer: Viewer, lanes: tuple[str, ...], *, keys: Keys = KEYS
 ) -> dict[str, Any]:
     """The whole picture for ``viewer`` (see the module docstring)."""
     now = time.time()
-    snapshots = [lane_snapshot(r, lane, prefix=prefix) for lane in lanes]
-    running_ids, waiting_ids = _visible_ids(r, viewer, snapshots, prefix)
-    running = [j for j in _jobs(r, running_ids, prefix) if j["status"] == "started"]
-    waiting = [j for j in _jobs(r, waiting_ids, prefix) if j["status"] == "queued"]
-    waiting.sort(key=lambda j: float(j.get("queued_at") or j["created_at"]))
-    by_lane = {s["lane"]: s for s in snapshots}
-    waiting = waiting[:MAX_LISTED]
-    tenant_running = _tenant_running(r, waiting, prefix)
-    pipe = r.pipeline(transaction=False)
-    for job in waiting:
-        pipe.zrank(f"{prefix}:lane:{job['lane']}:queued", job["id"])
-    for job, rank in zip(waiting, pipe.execute(), strict=True):
-        job["queue"] = _why_waiting(settings, job, rank, by_lane[job["lane"]], tenant_running)
+    snapshots = [lane_snapshot(r, lane, keys=keys) for lane in lanes]
+    running_ids, waiting_ids = _visible_ids(r, viewer, snapshots, keys)
+    running = [j for j in _jobs(r, running_ids, keys) if j.status == JobStatus.STARTED]
+    waiting = [j for j in _jobs(r, waiting_ids, keys) if j.status == JobStatus.QUEUED]
+    waiting = sorted(waiting, key=lambda j: j.enqueued_at)[:MAX_LISTED]
+    reasons = _why_waiting(r, settings, waiting, {s["lane"]: s for s in snapshots}, keys)
+    scope = None if viewer.admin else viewer.tenant
+    failures = recent_failures(r, tenant=scope, since=now - FAILURE_WINDOW_S, keys=keys)
     return {
         "generated_at": now,
         "viewer": {"tenant": viewer.tenant, "admin": viewer.admin},
         "lanes": [_lane_public(s) for s in snapshots],
         "running": [_job_public(j, viewer, now) for j in running[:MAX_LISTED]],
-        "waiting": [_job_public(j, viewer, now) for j in waiting],
-        "failures": recent_failures(
-            r, tenant=None if viewer.admin else viewer.tenant, since=now - FAILURE_WINDOW_S, prefix=prefix
-        ),
+        "waiting": [_job_public(j, viewer, now, queue) for j, queue in zip(waiting, reasons, strict=True)],
+        "failures": failures,
         "failure_window_s": FAILURE_WINDOW_S,
-        "workers": _workers(snapshots, {j["id"] for j in running}, now),
+        "workers": _workers(snapshots, {j.id for j in running}, now),
     }
 
 
-def _visible_ids(
-    r: redis.Redis, viewer: Viewer, snapshots: list[dict[str, Any]], prefix: str
-) -> tuple[list[str], list[str]]:
+def _visible_ids(r: redis.Redis, viewer: Viewer, snapshots: list[dict[str, Any]], keys: Keys) -> tuple[list, list]:
     pipe = r.pipeline(transaction=False)
     if viewer.admin:
         for snap in snapshots:
-            pipe.smembers(f"{prefix}:lane:{snap['lane']}:running")
-            pipe.zrange(f"{prefix}:lane:{snap['lane']}:queued", 0, MAX_LISTED - 1)
+            pipe.smembers(keys.lane(snap["lane"], "running"))
+            pipe.zrange(keys.lane(snap["lane"], "queued"), 0, MAX_LISTED - 1)
         found = pipe.execute()
-        running = [i for chunk in found[0::2] for i in chunk]
-        waiting = [i for chunk in found[1::2] for i in chunk]
-    else:
-        pipe.smembers(f"{prefix}:tenant:{viewer.tenant}:running")
-        pipe.smembers(f"{prefix}:tenant:{viewer.tenant}:queued")
-        running_set, waiting_set = pipe.execute()
-        running, waiting = list(running_set), list(waiting_set)
-    return sorted(running), waiting
+        return sorted(i for chunk in found[0::2] for i in chunk), [i for chunk in found[1::2] for i in chunk]
+    pipe.smembers(keys.tenant(viewer.tenant, "running"))
+    pipe.smembers(keys.tenant(viewer.tenant, "queued"))
+    running, waiting = pipe.execute()
+    return sorted(running), list(waiting)
 
 
-def _jobs(r: redis.Redis, ids: list[str], prefix: str) -> list[dict[str, Any]]:
+def _jobs(r: redis.Redis, ids: list[str], keys: Keys) -> list[Job]:
     pipe = r.pipeline(transaction=False)
     for job_id in ids:
-        pipe.hmget(f"{prefix}:job:{job_id}", _JOB_FIELDS)
-    jobs = []
-    for values in pipe.execute():
-        record = {k: json.loads(v) for k, v in zip(_JOB_FIELDS, values, strict=True) if v is not None}
-        if record.get("id"):  # expired meanwhile
-            jobs.append(record)
-    return jobs
-
-
-def _tenant_running(r: redis.Redis, waiting: list[dict[str, Any]], prefix: str) -> dict[str, int]:
-    tenants = sorted({j["tenant"] for j in waiting})
-    pipe = r.pipeline(transaction=False)
-    for tenant in tenants:
-        pipe.scard(f"{prefix}:tenant:{tenant}:running")
-    return dict(zip(tenants, pipe.execute(), strict=True))
+        pipe.hgetall(keys.job(job_id))
+    return [Job.from_fields(decode_fields(raw)) for raw in pipe.execute() if raw]  # expired ones left out
 
 
 def _why_waiting(
-    settings: Any, job: dict[str, Any], rank: int | None, snap: dict[str, Any], tenant_running: dict[str, int]
-) -> dict[str, Any]:
-    load = {
-        "position": None if rank is None else rank + 1,
-        "queued": snap["queued"],
-        "running": snap["running"],
-        "workers": len(snap["workers"]),
-        "tenant_running": tenant_running.get(job["tenant"], 0),
-    }
-    return describe_wait(settings, job, load)
+    r: redis.Redis, settings: Settings, waiting: list[Job], lanes: dict[str, dict[str, Any]], keys: Keys
+) -> list[dict[str, Any] | None]:
+    """The same "why it waits" as ``GET /v1/jobs/{id}``, for each waiting job, in two round trips."""
+    tenants = sorted({j.tenant for j in waiting})
+    pipe = r.pipeline(transaction=False)
+    for job in waiting:
+        pipe.zrank(keys.lane(job.lane, "queued"), job.id)
+    for tenant in tenants:
+        pipe.scard(keys.tenant(tenant, "running"))
+    found = pipe.execute()
+    ranks, tenant_running = found[: len(waiting)], dict(zip(tenants, found[len(waiting) :], strict=True))
+    reasons = []
+    for job, rank in zip(waiting, ranks, strict=True):
+        snap = lanes[job.lane]
+        position = None if rank is None else rank + 1
+        load = Waiting(position, snap["queued"], snap["running"], len(snap["workers"]), tenant_running[job.tenant])
+        info = queue_info(settings, job, load)
+        reasons.append(info.model_dump() if info is not None else None)
+    return reasons
 
 
 def _lane_public(snap: dict[str, Any]) -> dict[str, Any]:
@@ -127,24 +111,25 @@ def _lane_public(snap: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _job_public(job: dict[str, Any], viewer: Viewer, now: float) -> dict[str, Any]:
-    since = job.get("started_at") if job["status"] == "started" else job.get("queued_at") or job["created_at"]
+def _job_public(job: Job, viewer: Viewer, now: float, queue: dict[str, Any] | None = None) -> dict[str, Any]:
+    running = job.status == JobStatus.STARTED
+    since = (job.started_at if running else job.enqueued_at) or now
     public = {
-        "id": job["id"],
-        "kind": job.get("kind"),
-        "lane": job.get("lane"),
-        "status": job["status"],
-        "step": job.get("step") or job.get("kind"),
-        "phase": job.get("phase"),
-        "progress": job.get("progress"),
-        "attempts": int(job.get("attempts") or 0),
-        "for_s": max(0.0, now - float(since or now)),
-        "worker": job.get("worker") if job["status"] == "started" else None,
-        "cancel_requested": bool(job.get("cancel_requested")),
-        "queue": job.get("queue"),
+        "id": job.id,
+        "kind": job.kind,
+        "lane": job.lane,
+        "status": job.status.value,
+        "step": getattr(job, "step", None) or job.kind,
+        "phase": job.phase,
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "for_s": max(0.0, now - since),
+        "worker": job.worker if running else None,
+        "cancel_requested": job.cancel_requested,
+        "queue": queue,
     }
     if viewer.admin:
-        public["tenant"] = job.get("tenant")
+        public["tenant"] = job.tenant
     return public
 
 

@@ -20,31 +20,31 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from app.jobs.broker import NAMESPACE
+from app.state import KEYS, WORKER_ALIVE_S, Keys
+
 log = logging.getLogger("tabjob.metrics")
-# A worker whose heartbeat is older than this is gone (see app.state.WORKER_ALIVE_S).
-WORKER_ALIVE_S = 30.0
 
 
-def lane_snapshot(r: redis.Redis, lane: str, *, prefix: str = "tabjob", namespace: str = "dramatiq") -> dict[str, Any]:
+def lane_snapshot(r: redis.Redis, lane: str, *, keys: Keys = KEYS) -> dict[str, Any]:
     """One lane's load in two round trips: message counts, queued and running jobs, the oldest
     queued job's age in seconds, the live workers and which of them run a job."""
     now = time.time()
-    queue = f"{namespace}:{lane}"
-    lane_key = f"{prefix}:lane:{lane}"
+    queue = f"{NAMESPACE}:{lane}"  # Dramatiq's keys for the lane's queue
     pipe = r.pipeline(transaction=False)
     pipe.llen(queue)
     pipe.hlen(f"{queue}.msgs")
     pipe.hlen(f"{queue}.DQ.msgs")
     pipe.zcard(f"{queue}.XQ")
-    pipe.zcard(f"{lane_key}:queued")
-    pipe.zrange(f"{lane_key}:queued", 0, 0, withscores=True)
-    pipe.smembers(f"{lane_key}:running")
-    pipe.zrangebyscore(f"{lane_key}:workers", now - WORKER_ALIVE_S, "+inf", withscores=True)
+    pipe.zcard(keys.lane(lane, "queued"))
+    pipe.zrange(keys.lane(lane, "queued"), 0, 0, withscores=True)
+    pipe.smembers(keys.lane(lane, "running"))
+    pipe.zrangebyscore(keys.lane_workers(lane), now - WORKER_ALIVE_S, "+inf", withscores=True)
     pending, messages, delayed, dead, queued, oldest, running, workers = pipe.execute()
     running_ids = sorted(running)
     pipe = r.pipeline(transaction=False)
     for job_id in running_ids:
-        pipe.hget(f"{prefix}:job:{job_id}", "worker")
+        pipe.hget(keys.job(job_id), "worker")
     runs_on = {job_id: json.loads(w) for job_id, w in zip(running_ids, pipe.execute(), strict=True) if w}
     alive = {worker: seen for worker, seen in workers}
     busy = {w for w in runs_on.values() if w in alive}
@@ -71,10 +71,10 @@ class QueueCollector(Collector):
       lanes: the lanes to report.
     """
 
-    def __init__(self, *, client: redis.Redis, lanes: Iterable[str], prefix: str = "tabjob") -> None:
+    def __init__(self, *, client: redis.Redis, lanes: Iterable[str], keys: Keys = KEYS) -> None:
         self.r = client
         self.lanes = tuple(lanes)
-        self.prefix = prefix
+        self.keys = keys
 
     def describe(self) -> list[Any]:
         return []  # nothing at registration time: collect() talks to Valkey
@@ -82,7 +82,7 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Any]:
         up = GaugeMetricFamily("tabjob_broker_up", "1 when the API could read the queues from Valkey, else 0.")
         try:
-            snapshots = [lane_snapshot(self.r, lane, prefix=self.prefix) for lane in self.lanes]
+            snapshots = [lane_snapshot(self.r, lane, keys=self.keys) for lane in self.lanes]
         except redis.RedisError as exc:
             log.warning("could not read the queues for /metrics: %s", type(exc).__name__)
             up.add_metric([], 0)

@@ -1,13 +1,13 @@
-"""A worker's view of its jobs: metrics, log context and the failures index, as Dramatiq middleware.
+"""A worker's view of its jobs, as Dramatiq middleware: the log context of each job, the busy
+gauge, and the metrics of starts and retries (ends are recorded by ``end_job`` itself, see
+``app.observability.endings``).
 
-It reads the job record before and after each message rather than hooking into each place a
-job can end (the actor, the lifecycle middleware's several exits, a skip): the record says what
-really happened, once. It wraps the lifecycle middleware: listed before it, its ``before_*`` hook runs
-first and its ``after_*`` hooks last (Dramatiq runs those in reverse), so it sees the record
-before and after the lifecycle's changes; its ``start_hook`` is listed after it, to see a start
-the moment it happens (the job then runs for minutes or hours). The job runs in a forked child
-process, but every transition is recorded here, in the worker process, whose registry the
-health port exports.
+It reads the job record before and after the lifecycle middleware acts rather than hooking into
+its branches: the record says what really happened. It wraps the lifecycle middleware: listed
+before it, its ``before_*`` hook runs first and its ``after_*`` hooks last (Dramatiq runs those
+in reverse); its ``start_hook`` is listed after it, to see a start the moment it happens (the
+job then runs for minutes or hours). The job runs in a forked child process, but all of this is
+recorded here, in the worker process, whose registry the health port exports.
 """
 
 from __future__ import annotations
@@ -15,54 +15,54 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from dramatiq import Broker, MessageProxy
 from dramatiq.middleware import Middleware
 
 from app import logging_setup
+from app.domain import Job, JobStatus
 from app.observability import metrics
-from app.observability.failures import record_failure
+from app.state import State
 
 log = logging.getLogger("tabjob.worker")
-TERMINAL = ("finished", "failed", "canceled")
 
 
 class JobObserver(Middleware):
-    """Records job starts, ends and retries of one worker.
+    """Log context, busy gauge, starts and retries of one worker's jobs.
 
     Parameters:
-      state: the worker's job store (``get_job`` and its redis client ``r``).
+      state: the worker's state store.
       lane, worker_id: this worker, for the log lines and the busy gauge.
     """
 
-    def __init__(self, *, state: Any, lane: str, worker_id: str) -> None:
+    def __init__(self, *, state: State, lane: str, worker_id: str) -> None:
         self.state = state
         self.lane = lane
         self.worker_id = worker_id
         # message id -> the record as it was before the message was processed (one thread runs
         # messages here, but keep it per message, as Dramatiq's own Prometheus middleware does).
-        self._before: dict[str, dict[str, Any]] = {}
+        self.before: dict[str, Job] = {}
         self.start_hook = _StartObserver(self)
 
+    def read(self, job_id: Any) -> Job | None:
+        return self.state.jobs.get(job_id) if isinstance(job_id, str) else None
+
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        job_id = message.args[0] if message.args else None
-        job = self._read(job_id)
+        job = self.read(message.args[0] if message.args else None)
         if job is None:
             return
-        self._before[message.message_id] = job
-        logging_setup.bind(
-            job_id=job["id"],
-            tenant=job.get("tenant"),
-            lane=job.get("lane"),
-            step=job.get("step") or job.get("kind"),
-            worker=self.worker_id,
-        )
+        self.before[message.message_id] = job
+        step = getattr(job, "step", None) or job.kind
+        logging_setup.bind(job_id=job.id, tenant=job.tenant, lane=job.lane, step=step, worker=self.worker_id)
         metrics.WORKER_BUSY.labels(self.lane).set(1)
 
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
         try:
-            self._observe(message, exception)
+            before = self.before.pop(message.message_id, None)
+            if before is not None and exception is not None:
+                self._observe_retry(before, exception)
         except Exception:  # never let bookkeeping end Dramatiq's worker thread
             log.warning("could not record metrics for message %s", message.message_id, exc_info=True)
         finally:
@@ -72,35 +72,12 @@ class JobObserver(Middleware):
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self.after_process_message(broker, message)
 
-    def _observe(self, message: MessageProxy, exception: BaseException | None) -> None:
-        before = self._before.pop(message.message_id, None)
-        if before is None or before["status"] in TERMINAL:
-            return  # unknown job, or a redelivery of a job that had already ended
-        after = self._read(before["id"])
-        if after is None:
-            return
-        started = int(after.get("attempts") or 0) > int(before.get("attempts") or 0)
-        if after["status"] in TERMINAL:
-            metrics.record_ended(after)
-            self._log_end(after)
-            if after["status"] == "failed":
-                record_failure(self.state.r, after)
-        elif started and after["status"] == "queued" and exception is not None:
-            # It ran, failed on a platform error, and the lifecycle handed it back for a retry.
+    def _observe_retry(self, before: Job, exception: BaseException) -> None:
+        """The attempt ran and failed on a platform error, and the lifecycle queued it again."""
+        after = self.read(before.id)
+        if after is not None and after.status == JobStatus.QUEUED and after.attempts > before.attempts:
             metrics.record_retry(after, _code_of(exception))
             log.warning("job attempt failed on a platform error and is retried: %s", exception)
-
-    @staticmethod
-    def _log_end(job: dict[str, Any]) -> None:
-        ran = float(job.get("ended_at") or 0) - float(job.get("started_at") or job.get("ended_at") or 0)
-        if job["status"] == "failed":
-            error = job.get("error") or {}
-            log.warning("job failed after %.2f s: %s: %s", ran, error.get("code"), error.get("message"))
-        else:
-            log.info("job %s after %.2f s", job["status"], ran)
-
-    def _read(self, job_id: Any) -> dict[str, Any] | None:
-        return self.state.get_job(job_id) if isinstance(job_id, str) else None
 
 
 class _StartObserver(Middleware):
@@ -111,24 +88,22 @@ class _StartObserver(Middleware):
         self.observer = observer
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        before = self.observer._before.get(message.message_id)
+        before = self.observer.before.get(message.message_id)
         if before is None:
             return
         try:
-            job = self.observer._read(before["id"])
-            if job is None or int(job.get("attempts") or 0) <= int(before.get("attempts") or 0):
+            job = self.observer.read(before.id)
+            if job is None or job.attempts <= before.attempts:
                 return
             metrics.record_started(job)
-            waited = float(job.get("started_at") or 0) - float(job.get("queued_at") or job["created_at"])
-            log.info("job started (attempt %s) after %.2f s in the queue", job.get("attempts"), waited)
+            waited = (job.started_at or 0.0) - job.enqueued_at
+            log.info("job started (attempt %s) after %.2f s in the queue", job.attempts, waited)
         except Exception:  # bookkeeping must never stop the job
             log.warning("could not record the start of message %s", message.message_id, exc_info=True)
 
 
 def _code_of(exception: BaseException) -> str:
     """The error code of a failed attempt (Redis errors are the broker's, as the lifecycle says)."""
-    import redis
-
     if isinstance(exception, redis.RedisError):
         return "platform.broker_unavailable"
     return getattr(exception, "code", None) or "job.internal_error"

@@ -212,12 +212,14 @@ def test_processes_sharing_a_port_merge_their_metrics_in_multiprocess_mode(tmp_p
     script = textwrap.dedent(
         """
         import os, sys
+        from app.domain import Job, JobStatus
         from app.observability import exposition, metrics
         for _ in range(2):
             if os.fork() == 0:
                 metrics.HTTP_DURATION.labels("GET", "/v1/jobs/{job_id}", "200").observe(0.01)
-                metrics.record_ended({"kind": "fit", "lane": "small", "status": "failed",
-                                      "error": {"code": "dataset.missing_target"}})
+                error = {"code": "dataset.missing_target", "message": "m", "hint": None, "retryable": False}
+                metrics.record_ended(Job(id="job_1", tenant="t", kind="fit", lane="small",
+                                         status=JobStatus.FAILED, error=error))
                 os._exit(0)
             os.wait()
         sys.stdout.write(exposition.render()[0].decode())

@@ -12,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.cli.logs import job_lines
+from app.domain import Job, JobStatus
 from app.logging_setup import JsonFormatter, log_context
 from app.observability import exposition
 from app.observability.metrics import DEFAULT_MODEL, bounded, model_of
@@ -25,9 +26,12 @@ def test_label_values_are_bounded():
 
 
 def test_model_family_defaults_to_the_seed_model():
-    assert model_of({}) == DEFAULT_MODEL
-    assert model_of({"params": {"model": "xgboost"}}) == "xgboost"
-    assert model_of({"model": "Robert'); DROP"}) == "other"
+    def job(**params: object) -> Job:
+        return Job(id="job_1", tenant="t", kind="fit", lane="small", status=JobStatus.FINISHED, params=params)
+
+    assert model_of(job()) == DEFAULT_MODEL
+    assert model_of(job(model="xgboost")) == "xgboost"
+    assert model_of(job(model="Robert'); DROP")) == "other"
 
 
 def _record(msg: str, **extra: object) -> logging.LogRecord:

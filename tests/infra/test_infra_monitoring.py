@@ -7,7 +7,7 @@ from __future__ import annotations
 import helm_python as helm
 import pytest
 import yaml
-from infra_harness import DIGEST, run_program, stack_config
+from infra_harness import DIGEST, GPU_DIGEST, run_program, stack_config
 
 from infra.app import CHART_PATH, RELEASE_NAME
 from infra.config import DEFAULTS, load_config
@@ -17,7 +17,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def _run(stack: str, **extra: object):
-    config = stack_config(stack) | {"imageDigest": DIGEST} | extra
+    config = stack_config(stack) | {"imageDigest": DIGEST, "gpuImageDigest": GPU_DIGEST} | extra
     return run_program(stack, config)
 
 

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from app import submission
 from app.api.deps import ServicesDep, TenantDep
-from app.api.schemas import (
-    DatasetCreate,
-    DatasetCreated,
-    DatasetPublic,
-    DatasetsPublic,
-    ErrorEnvelope,
-    dataset_public,
-)
+from app.api.presenters import dataset_public
+from app.api.schemas import DatasetCreate, DatasetCreated, DatasetPublic, DatasetsPublic, ErrorEnvelope
+from app.usecases.datasets import create_dataset as new_dataset
+from app.usecases.datasets import dataset_view
 
 router = APIRouter(
     prefix="/v1/datasets", tags=["datasets"], responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}}
@@ -22,13 +17,13 @@ router = APIRouter(
 
 @router.post("", status_code=201, summary="Create a dataset; PUT its Parquet bytes to upload_url")
 def create_dataset(svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None) -> DatasetCreated:
-    record, url, expires_at = submission.create_dataset(svc, tenant, body.name if body else None)
-    return DatasetCreated(**dataset_public(record).model_dump(), upload_url=url, upload_expires_at=expires_at)
+    dataset, url, expires_at = new_dataset(svc, tenant, body.name if body else None)
+    return DatasetCreated(**dataset_public(dataset).model_dump(), upload_url=url, upload_expires_at=expires_at)
 
 
 @router.get("/{dataset_id}", summary="A dataset: state, size, rows, columns and their types")
 def get_dataset(dataset_id: str, svc: ServicesDep, tenant: TenantDep) -> DatasetPublic:
-    return dataset_public(submission.dataset_view(svc, tenant, dataset_id))
+    return dataset_public(dataset_view(svc, tenant, dataset_id))
 
 
 @router.get("", summary="The tenant's datasets, newest first")
@@ -38,6 +33,6 @@ def list_datasets(
     limit: int = Query(50, ge=1, le=500),
     cursor: float | None = Query(None, description="next_cursor of the previous page"),
 ) -> DatasetsPublic:
-    records = svc.state.list_datasets(tenant, limit=limit, before=cursor)
-    next_cursor = str(records[-1]["created_at"]) if len(records) == limit else None
-    return DatasetsPublic(items=[dataset_public(r) for r in records], next_cursor=next_cursor)
+    datasets = svc.state.datasets.list(tenant, limit=limit, before=cursor)
+    next_cursor = str(datasets[-1].created_at) if len(datasets) == limit else None
+    return DatasetsPublic(items=[dataset_public(d) for d in datasets], next_cursor=next_cursor)

@@ -11,9 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
-from app import submission
 from app.api.deps import ServicesDep, TenantDep
+from app.api.presenters import legacy_status
 from app.api.schemas import LegacyStatus
+from app.usecases.datasets import create_dataset
+from app.usecases.jobs import result_download
+from app.usecases.submission import JobRequest, submit
 
 router = APIRouter(tags=["legacy"])
 # What /status shows: read just these fields of the job record (not the fit's whole result).
@@ -25,14 +28,14 @@ LEGACY_STATUS_FIELDS = (
 
 @router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
 def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    record, url, _ = submission.create_dataset(svc, tenant)
-    return {"id": record["id"], "url": url}
+    dataset, url, _ = create_dataset(svc, tenant)
+    return {"id": dataset.id, "url": url}
 
 
 @router.post("/fit", summary="Train a model on an uploaded dataset")
 def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-    done = submission.submit(svc, tenant, kind="fit", dataset_id=id)
-    return {"id": done.job["id"], "deduplicated": done.deduplicated}
+    done = submit(svc, tenant, JobRequest("fit", id))
+    return {"id": done.job.id, "deduplicated": done.deduplicated}
 
 
 @router.post("/predict", summary="Predict an uploaded dataset with a fitted model")
@@ -42,31 +45,19 @@ def predict(
     dataset_id: str = Query(..., min_length=1, max_length=100),
     model_id: str = Query(..., min_length=1, max_length=100),
 ) -> dict[str, Any]:
-    done = submission.submit(svc, tenant, kind="predict", dataset_id=dataset_id, model_id=model_id)
-    return {"id": done.job["id"]}
+    done = submit(svc, tenant, JobRequest("predict", dataset_id, model_id))
+    return {"id": done.job.id}
 
 
 @router.get("/status", response_model=LegacyStatus, summary="A job's status and times (Unix seconds)")
 async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> Response:
-    job = await svc.state.aget_job_for(tenant, id, LEGACY_STATUS_FIELDS)
+    job = await svc.state.conn.arun(svc.state.jobs.owned(tenant, id, LEGACY_STATUS_FIELDS))
     # Plain JSON values, serialised directly (no response-model pass): clients poll this route.
-    body = {
-        "id": job["id"],
-        "status": job["status"],
-        "enqueued_at": job.get("queued_at") or job["created_at"],
-        "started_at": job.get("started_at"),
-        "ended_at": job.get("ended_at"),
-        "kind": job["kind"],
-        "lane": job["lane"],
-        "phase": job.get("phase"),
-        "progress": job.get("progress"),
-        "attempts": job.get("attempts", 0),
-        "error": job.get("error"),
-    }
+    body = legacy_status(job)
     return Response(json.dumps(body), media_type="application/json")
 
 
 @router.get("/result", summary="A presigned GET URL of a finished prediction")
 def result(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-    url, expires_at = submission.result_download(svc, tenant, id)
+    url, expires_at = result_download(svc, tenant, id)
     return {"url": url, "expires_at": expires_at.timestamp()}

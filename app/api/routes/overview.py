@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ServicesDep, ViewerDep
 from app.api.schemas import ErrorEnvelope
+from app.domain import LANES
 from app.observability.overview import build_overview
-from app.settings import LANES
 
 router = APIRouter(prefix="/v1", tags=["observability"], responses={401: {"model": ErrorEnvelope}})
 
@@ -18,4 +18,4 @@ router = APIRouter(prefix="/v1", tags=["observability"], responses={401: {"model
 @router.get("/overview", summary="Lanes, running and waiting jobs, recent failures by code, workers")
 async def overview(svc: ServicesDep, viewer: ViewerDep) -> dict[str, Any]:
     """A tenant sees its own jobs and failures (and the lanes' load); an admin key sees all."""
-    return await run_in_threadpool(build_overview, svc.state.r, svc.settings, viewer, LANES)
+    return await run_in_threadpool(build_overview, svc.state.conn.r, svc.settings, viewer, LANES)
