@@ -91,15 +91,14 @@ def queued_job(env: dict[str, str]) -> str:
     """A job record queued on the small lane (no worker runs, so it stays queued)."""
     import redis
 
-    from app.state import StateStore
+    from app.domain import Job, JobStatus, new_id
+    from app.state import State
 
     client = redis.Redis.from_url(env["TABJOB_REDIS_URL"], password=env["TABJOB_REDIS_PASSWORD"], decode_responses=True)
-    state = StateStore(client=client, retention_s=3600)
     now = time.time()
-    job = {"id": "job_" + secrets.token_hex(10), "kind": "fit", "tenant": "local", "lane": "small",
-           "dataset_id": "ds_bench", "created_at": now, "queued_at": now}  # fmt: skip
-    state.create_job(job)
-    return job["id"]
+    job = Job(id=new_id("job"), tenant="local", kind="fit", lane="small", status=JobStatus.QUEUED,
+              dataset_id="ds_bench", created_at=now, queued_at=now)  # fmt: skip
+    return State(client=client, retention_s=3600).jobs.create(job).id
 
 
 def measure(seconds: float, rounds: int) -> dict[str, list[float]]:
