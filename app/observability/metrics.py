@@ -1,8 +1,9 @@
 """The metrics a process records as things happen (the queue gauges are read from Valkey at
 scrape time instead: see ``app.observability.queues``).
 
-Jobs are counted where they end: a worker counts the jobs it finished, failed or canceled, the
-API counts jobs canceled while still queued. Prometheus sums the processes (``sum by (lane)``).
+Jobs are counted where they end, by ``end_job`` (the one way a job ends): in the worker that ran
+it, or in the API for a job canceled while queued. Prometheus sums the processes
+(``sum by (lane)``).
 Label values are bounded: lane, kind, model, status and error code come from fixed sets the
 service defines, never ids or user text.
 
