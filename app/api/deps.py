@@ -29,7 +29,10 @@ async def current_tenant(request: Request, svc: ServicesDep) -> str:
     if not svc.settings.auth_enabled:
         logging_setup.bind(tenant=LOCAL_TENANT)
         return LOCAL_TENANT
-    tenant = await run_in_threadpool(svc.keys.tenant_of, _bearer(request))
+    token = _bearer(request)
+    tenant = await run_in_threadpool(svc.keys.tenant_of, token)
+    # Datasets remember the key that got their upload URL (a revoked key's URLs are refused).
+    request.state.api_key_id = svc.keys.key_id_of(token)
     logging_setup.bind(tenant=tenant)  # every line logged for this request names its tenant
     return tenant
 
