@@ -86,6 +86,20 @@ LEGACY_STATUS: dict[str, Any] = {
     "attempts": 1, "error": None,
 }  # fmt: skip
 
+OVERVIEW: dict[str, Any] = {
+    "generated_at": 1796112070.0,
+    "viewer": {"tenant": "acme", "admin": False},
+    "lanes": [{"lane": "small", "queued": 1, "running": 1, "messages": 2, "pending_messages": 1,
+               "delayed_messages": 0, "oldest_queued_age_s": 4.2, "workers": 1, "busy_workers": 1}],
+    "running": [{"id": FIT_ID, "kind": "fit", "lane": "small", "status": "started", "step": "fit",
+                 "phase": "training", "progress": None, "attempts": 1, "for_s": 12.5, "worker": "w-1",
+                 "cancel_requested": False, "queue": None}],
+    "waiting": [],
+    "failures": {"dataset.changed": 1},
+    "failure_window_s": 3600,
+    "workers": [{"id": "w-1", "lane": "small", "busy": True, "job_id": FIT_ID, "heartbeat_age_s": 1.1}],
+}  # fmt: skip
+
 
 def listing(item: dict[str, Any]) -> dict[str, Any]:
     """A page of one item, newest first."""

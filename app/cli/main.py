@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from app.cli import common, data, jobs, models
+from app.cli import common, data, jobs, logs, models, top
 from app.cli.output import Invocation, console
+from app.logging_setup import setup_logging
 
 # Plain (click) help: typer's rich help shows every flag as `--json <bool>`.
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.add_typer(admin, name="admin")
 data.register(app)
 jobs.register(app)
 models.register(app)
+top.register(app)
+logs.register(app)
 
 
 def _show_version(asked: bool) -> None:
@@ -82,7 +85,7 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     from app.settings import is_loopback
 
     settings = _settings().model_copy(update={"api_host": host})
-    _logging(settings.log_level)
+    setup_logging(settings.log_level, fmt=settings.log_format, process="api")
     if not settings.auth_enabled and not is_loopback(host):
         console.print(
             f"[bold red]Refusing to start[/]: authentication is off but {host} is not a loopback address. "
@@ -119,7 +122,7 @@ def worker(
     if lane not in LANES:
         raise typer.BadParameter(f"lane must be one of {', '.join(LANES)}")
     settings = _settings()
-    _logging(settings.log_level)
+    setup_logging(settings.log_level, fmt=settings.log_format, process=f"worker-{lane}")
     raise SystemExit(run_worker(settings, lane=lane, max_jobs=max_jobs))
 
 
@@ -190,6 +193,7 @@ def smoke(
 ENV_FILE = Annotated[
     Path | None, typer.Option("--env-file", help="Settings file, e.g. .tabjob/tabjob.env of a local stack.")
 ]
+ADMIN = Annotated[bool, typer.Option("--admin", help="The key also sees every tenant's jobs (dashboard, top).")]
 
 
 def _keys(env_file: Path | None):
@@ -201,10 +205,13 @@ def _keys(env_file: Path | None):
 
 @admin.command("create-key")
 def create_key(
-    tenant: Annotated[str, typer.Option(help="Tenant the key acts as.")], name: str = "", env_file: ENV_FILE = None
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts as.")],
+    name: str = "",
+    env_file: ENV_FILE = None,
+    admin: ADMIN = False,
 ) -> None:
     """Create an API key for a tenant; the key is shown once."""
-    token, record = _keys(env_file).create(tenant, name)
+    token, record = _keys(env_file).create(tenant, name, admin=admin)
     console.print(f"API key for tenant [bold]{tenant}[/] (id {record['id']}); store it now, it is not shown again:")
     typer.echo(token)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobStatus
 from app.errors import InfraError
+from app.observability.endings import record_end
 from app.state import State
 from app.storage import Store, manifest_key
 from app.webhooks import Notifier
@@ -38,6 +39,7 @@ def end_job(
         return False
     extra = {"error": error} if error else {}
     state.events.add(job.id, status.value, text, **extra)
+    record_end(state, job.id)  # metrics, the failures index, a log line
     ended = write_manifest(state, store, job.id)
     if notifier is not None and ended is not None and ended.webhook_url and ended.webhook_secret:
         notifier.notify(ended.to_fields(), ended.webhook_url, ended.webhook_secret)
