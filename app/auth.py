@@ -20,6 +20,8 @@ from app.errors import Unauthorized, UserError
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LOCAL_TENANT = "local"
 _KEY_PATTERN = re.compile(r"^tj_([a-f0-9]{12})_([A-Za-z0-9_-]{20,})$")
+# A revocation is remembered at least as long as any URL signed for the key can live (7 days).
+REVOCATION_MEMORY_S = 8 * 24 * 3600
 
 
 def _hash(secret: str) -> str:
@@ -98,7 +100,21 @@ class ApiKeys:
         pipe.delete(self._key(key_id))
         pipe.srem(f"{self.p}:apikeys", key_id)
         deleted, _ = pipe.execute()
+        if deleted:
+            # Upload URLs signed for its datasets outlive the key: submission checks this.
+            self.r.set(f"{self.p}:apikey-revoked:{key_id}", str(time.time()), ex=REVOCATION_MEMORY_S)
         return bool(deleted)
+
+    def revoked_at(self, key_id: str) -> float | None:
+        """When ``key_id`` was revoked (Unix seconds), or None (live, or revoked long ago)."""
+        found = self.r.get(f"{self.p}:apikey-revoked:{key_id}")
+        return float(found) if found else None
+
+    @staticmethod
+    def key_id_of(token: str) -> str | None:
+        """The key id part of a well-formed token (not a check that the key exists)."""
+        match = _KEY_PATTERN.match(token)
+        return match.group(1) if match else None
 
     def tenant_of(self, token: str) -> str:
         """The tenant a bearer token belongs to, or Unauthorized."""

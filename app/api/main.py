@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import errors
+from app.api.middleware import RequestGuards
 from app.api.routes import datasets, health, jobs, legacy
 from app.auth import seed_bootstrap_keys
 from app.services import Services
@@ -29,7 +30,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             tenants = seed_bootstrap_keys(app.state.services.keys, bootstrap.get_secret_value())
             log.info("bootstrap API keys seeded for tenant(s) %s", ", ".join(tenants))
         if not app.state.services.settings.auth_enabled:
-            log.warning("authentication is OFF: every request acts as tenant 'local' (loopback only)")
+            log.warning(
+                "authentication is OFF: every request acts as tenant 'local'; requests arriving on a "
+                "non-loopback address are refused (403)"
+            )
         yield
 
     app = FastAPI(
@@ -41,6 +45,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     errors.install(app)
+    app.add_middleware(RequestGuards)  # auth-off loopback rule, header and body bounds
     app.include_router(health.router)
     app.include_router(legacy.router)
     app.include_router(datasets.router)

@@ -23,6 +23,7 @@ import ml.model
 import ml.model_step
 import ml.prepare_step
 import ml.prepared
+from app.jobs import pinned
 from ml.errors import DataProblem
 
 # What a job process runs: the one-call jobs, and the two steps of the others.
@@ -121,7 +122,8 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
         hold_if_asked()
         try:
             with controller.limit(limits=job_threads):
-                summary: Any = OPERATIONS[operation](**kwargs, progress=progress)
+                # The dataset is downloaded pinned to the version checked at submission.
+                summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
             conn.send(("ok", summary))
         except DataProblem as exc:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))

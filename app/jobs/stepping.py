@@ -61,6 +61,9 @@ def _prepare(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
         "data_url": store.internal_get_url(dataset_key(job.tenant, job.dataset_id), expires_s),
         "prepared_url": store.internal_put_url(job.prepared_key, expires_s),
         "kind": job.kind,
+        # downloaded pinned to the version checked at submission (app/jobs/pinned.py)
+        "data_etag": job.dataset_etag,
+        "data_bytes": job.dataset_bytes,
     }
     if job.kind == "predict":
         kwargs["feature_schema"] = _model_result(ctx, job)["features"]

@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from app import ids
 from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobKind, JobStatus, decode_fields, encode_fields
 from app.errors import NotFound, TooManyJobs
 from app.state.connection import Conn, Read
@@ -45,6 +46,7 @@ class Jobs:
     def owned(self, tenant: str, job_id: str, fields: tuple[str, ...] | None = None) -> Read[Job]:
         """The read of a tenant's job (only ``fields`` of it, when given); decoding raises
         NotFound when it does not exist or belongs to another tenant."""
+        ids.require("job", job_id)  # a malformed id never reaches a key
         key = self.keys.job(job_id)
         if fields is None:
             return Read(lambda side: side.client.hgetall(key), lambda raw: owned_job(tenant, job_id, raw))
@@ -89,6 +91,7 @@ class Jobs:
 
     def check_owner(self, tenant: str, job_id: str) -> None:
         """NotFound unless the job exists and belongs to ``tenant`` (reads the tenant field only)."""
+        ids.require("job", job_id)
         if self.conn.r.hget(self.keys.job(job_id), "tenant") != json.dumps(tenant):
             raise NotFound(f"No job with id '{job_id}'.", code="job.not_found")
 

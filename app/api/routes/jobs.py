@@ -61,7 +61,7 @@ def list_jobs(
     status: JobStatus | None = None,
     kind: JobKind | None = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> JobsPublic:
     jobs = svc.state.jobs.list(tenant, limit=limit, before=cursor, status=status, kind=kind)
     next_cursor = str(jobs[-1].created_at) if len(jobs) == limit else None
