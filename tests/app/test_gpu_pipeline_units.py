@@ -79,3 +79,20 @@ def test_steps_move_from_prepare_to_model_and_close_with_the_job():
     assert spent_s(job) >= 0
     cached = plan("large", prepared=True)
     assert [s["status"] for s in cached] == ["skipped", "queued"] and current(cached)["name"] == "model"
+
+
+def test_the_time_limit_counts_every_step(settings):
+    from types import SimpleNamespace
+
+    from app.errors import JobTimeout
+    from app.jobs.stepping import _time_left
+
+    steps = advanced(started(plan("small", prepared=False), "prepare"), "prepare", "cpu")
+    steps[0]["started_at"], steps[0]["ended_at"] = 1000.0, 1040.0  # prepare ran 40 s
+    job = Job(id="job_1", tenant="t", kind="fit", lane="gpu", status=JobStatus.STARTED, steps=steps, time_limit_s=100)
+    ctx = SimpleNamespace(settings=settings)
+    assert spent_s(job) == 40
+    assert _time_left(ctx, job) == min(60, settings.time_limit_s("gpu"))
+    job.time_limit_s = 40
+    with pytest.raises(JobTimeout):
+        _time_left(ctx, job)
