@@ -52,12 +52,13 @@ class ApiKeys:
     def _key(self, key_id: str) -> str:
         return f"{self.p}:apikey:{key_id}"
 
-    def create(self, tenant: str, name: str = "") -> tuple[str, dict[str, Any]]:
-        """A new key for ``tenant``: the token (shown once) and its public record."""
+    def create(self, tenant: str, name: str = "", *, admin: bool = False) -> tuple[str, dict[str, Any]]:
+        """A new key for ``tenant``: the token (shown once) and its public record. An admin key
+        also sees every tenant's jobs on the dashboard and in ``tabjob top`` (read-only)."""
         check_tenant(tenant)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        record = {"id": key_id, "tenant": tenant, "name": name, "created_at": str(time.time())}
+        record = {"id": key_id, "tenant": tenant, "name": name, "created_at": str(time.time()), "admin": str(admin)}
         pipe = self.r.pipeline()
         pipe.hset(self._key(key_id), mapping={**record, "hash": _hash(secret)})
         pipe.sadd(f"{self.p}:apikeys", key_id)
@@ -118,6 +119,14 @@ class ApiKeys:
 
     def tenant_of(self, token: str) -> str:
         """The tenant a bearer token belongs to, or Unauthorized."""
+        return self._record_of(token)["tenant"]
+
+    def caller_of(self, token: str) -> tuple[str, bool]:
+        """The tenant a bearer token belongs to and whether it is an admin key, or Unauthorized."""
+        record = self._record_of(token)
+        return record["tenant"], record.get("admin") == "True"
+
+    def _record_of(self, token: str) -> dict[str, str]:
         match = _KEY_PATTERN.match(token)
         if match is None:
             raise Unauthorized("The API key is malformed.", hint="Send 'Authorization: Bearer tj_…'.")
@@ -128,7 +137,7 @@ class ApiKeys:
                 "The API key is unknown or revoked.",
                 hint="Ask an operator for a key (tabjob admin create-key --tenant NAME).",
             )
-        return record["tenant"]
+        return record
 
 
 def seed_bootstrap_keys(keys: ApiKeys, spec: str) -> list[str]:

@@ -217,6 +217,10 @@ class TabjobClient:
                         on_bytes(done, total)
         return dest
 
+    def overview(self) -> dict[str, Any]:
+        """Lanes, running and waiting jobs, recent failures and workers (all tenants' for an admin key)."""
+        return self._call("GET", "/v1/overview")
+
     def ready(self) -> bool:
         try:
             return self.http.get("/readyz").status_code == 200

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         "at start-up.",
     )
     log_level: str = Field("INFO", description="Python logging level of the API and worker processes.")
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one JSON object per line with `job_id`, `tenant`, `lane` and `step` on every line "
+        "about a job (what `tabjob logs` and log collectors read); `text`: plain lines for a terminal.",
+    )
 
     # Broker and job state (Valkey / Redis protocol).
     redis_url: str = Field(

@@ -49,6 +49,11 @@ class Keys:
         """The lane's live workers: a sorted set of worker ids scored by their last heartbeat."""
         return self.lane(lane, "workers")
 
+    def failures(self, tenant: str | None = None) -> str:
+        """Recent failures (a capped list of JSON summaries, newest first): everyone's, or a
+        tenant's (``app.observability.failures``)."""
+        return f"{self.prefix}:failures" if tenant is None else self.tenant(tenant, "failures")
+
     def claim(self, name: str) -> str:
         """A deduplication or idempotency claim (``dedup:…``, ``idem:…``)."""
         return f"{self.prefix}:{name}"

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 # Shared helpers, prepended to the scripts that use them.
 # place(p, id, tenant, lane, status, now): make the job's counter memberships match its status.
+# A job that stays queued keeps its place (its score): queue positions and the oldest queued
+# job's age must survive a repair.
 _PLACE = """
 local function place(p, id, tenant, lane, status, now)
   local t, l = p .. ':tenant:' .. tenant, p .. ':lane:' .. lane
+  local since = redis.call('ZSCORE', l .. ':queued', id)
   redis.call('SREM', t .. ':queued', id)
   redis.call('SREM', t .. ':running', id)
   redis.call('ZREM', l .. ':queued', id)
   redis.call('SREM', l .. ':running', id)
   if status == 'queued' then
     redis.call('SADD', t .. ':queued', id)
-    redis.call('ZADD', l .. ':queued', now, id)
+    redis.call('ZADD', l .. ':queued', since or now, id)
   elseif status == 'started' then
     redis.call('SADD', t .. ':running', id)
     redis.call('SADD', l .. ':running', id)

@@ -52,6 +52,7 @@ def _in_private_network(script: str, *args: str, env: dict[str, str]) -> subproc
     )  # fmt: skip
 
 
+@pytest.mark.slow  # starts its own server processes
 def test_uvicorn_on_all_addresses_with_auth_off_refuses_non_loopback_requests(base_env):
     probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False)
     if probe.returncode != 0:
@@ -107,6 +108,7 @@ def _raw_request(port: int, head: bytes) -> bytes:
         return conn.recv(4096)
 
 
+@pytest.mark.slow  # starts its own server processes
 def test_tabjob_api_refuses_huge_request_heads_in_the_server(base_env, free_tcp_port):
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "api", "--port", str(free_tcp_port)],
@@ -131,6 +133,7 @@ def test_tabjob_api_refuses_huge_request_heads_in_the_server(base_env, free_tcp_
         process.wait(30)
 
 
+@pytest.mark.slow  # starts its own server processes
 def test_the_stack_runs_with_auth_on_loopback(tmp_path, settings_from):
     from app.auth import ApiKeys
     from app.jobs.broker import redis_client

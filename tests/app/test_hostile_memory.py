@@ -71,6 +71,7 @@ def _start_api(env: dict[str, str], port: int) -> subprocess.Popen:
     return process
 
 
+@pytest.mark.slow  # starts its own server processes
 def test_a_bomb_and_a_wide_file_in_parallel_do_not_grow_the_api(base_env, new_tenant, hostile_files, free_tcp_port):
     # Rows up to 200M: the bomb passes the row limit, so its target is really scanned.
     env = {**base_env, "TABJOB_MAX_DATASET_ROWS": str(2 * BOMB_ROWS)}
