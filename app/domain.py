@@ -137,6 +137,11 @@ class Job:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @property
+    def step(self) -> str | None:
+        """The step a two-step job is in (logs and metrics tag with it); None for a one-call job."""
+        return next((s["name"] for s in self.steps if s["status"] not in ("finished", "skipped")), None)
+
+    @property
     def enqueued_at(self) -> float:
         """When the job was (last) put in its queue; the legacy routes' ``enqueued_at``."""
         return self.queued_at or self.created_at
