@@ -77,6 +77,10 @@ def warm_up_model_step() -> None:
     from ml.families import FAMILIES, TrainingSet
 
     family = FAMILIES["xgboost"]
+    try:
+        import xgboost  # noqa: F401
+    except ImportError:  # an image without XGBoost (the CPU image) runs no model step; nothing to warm
+        return
     X = np.arange(128, dtype=np.float32).reshape(64, 2)
     data = TrainingSet(X=X, codes=(np.arange(64) % 2).astype(np.int32), classes=np.array([0, 1]),
                        categorical=[False, False])  # fmt: skip
