@@ -49,7 +49,7 @@ def create_job(
             "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
         )
     params = body.params.chosen() if body.params else None
-    request = JobRequest(body.kind, body.dataset_id, body.model_id, params, body.lane)
+    request = JobRequest(body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model)
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
