@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.api.model_schemas import FeaturePublic, ModelPublic, ValidationPublic
-from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, WebhookPublic
+from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, StepPublic, WebhookPublic
 from app.domain import Dataset, Job
 from app.settings import Settings
 from app.state import Waiting
+from app.steps import shown
 
 # What a fit's result shows its owner (the model's digest and paths stay internal).
 FIT_RESULT_FIELDS = (
@@ -60,6 +61,8 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         id=job.id,
         kind=job.kind,
         status=job.status,
+        model=job.model,
+        steps=[step_public(step) for step in shown(job)],
         lane=job.lane,
         phase=job.phase,
         progress=job.progress,
@@ -107,6 +110,11 @@ def model_public(job: Job) -> ModelPublic:
         size_bytes=result.get("model_bytes"),
         params=result.get("params") or job.params,
     )
+
+
+def step_public(step: dict[str, Any]) -> StepPublic:
+    times = {"started_at": ts(step.get("started_at")), "ended_at": ts(step.get("ended_at"))}
+    return StepPublic(**{**step, **times})
 
 
 def dataset_public(dataset: Dataset) -> DatasetPublic:

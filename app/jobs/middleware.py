@@ -16,8 +16,11 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from app.domain import Job, JobStatus
 from app.errors import InfraError, JobCanceled, TabjobError, UserError
+from app.jobs.broker import enqueue
 from app.jobs.context import WorkerContext
 from app.state import TenantBusy
+from app.steps import current, requeued
+from app.steps import started as started_step
 
 log = logging.getLogger("tabjob.worker")
 # How long a job whose tenant is at its running limit waits before it is looked at again.
@@ -43,14 +46,22 @@ class JobLifecycle(Middleware):
         if job is None:
             log.warning("message %s names unknown or expired job %s; dropped", message.message_id, message.args[0])
             raise SkipMessage()
+        if job.steps and job.lane != ctx.lane:
+            # A two-step job's message left on its previous step's lane (its worker died between
+            # queueing the next step and acknowledging): send it where the job now waits.
+            if job.status == JobStatus.QUEUED:
+                enqueue(broker, job.id, job.lane)
+            raise SkipMessage()
         if not self._may_start(job):
             raise SkipMessage()
         if ctx.max_jobs is not None and ctx.jobs_started >= ctx.max_jobs:
             # This pod has had its job; the message goes back for the pod KEDA starts for it.
             broker.enqueue(message.copy())
             raise SkipMessage()
+        step = current(job.steps)
+        fields = {"steps": started_step(job.steps, step["name"])} if step else {}
         try:
-            started = ctx.state.jobs.start(job, ctx.worker_id, running_limit=ctx.settings.tenant_max_running)
+            started = ctx.state.jobs.start(job, ctx.worker_id, running_limit=ctx.settings.tenant_max_running, **fields)
         except TenantBusy:
             self._defer(broker, message, job)
             raise SkipMessage() from None
@@ -59,12 +70,16 @@ class JobLifecycle(Middleware):
         ctx.jobs_started += 1
         attempt = job.attempts + 1
         waited = time.time() - job.enqueued_at
+        what = f"Step {step['name']} started" if step else "Started"
         ctx.state.events.add(
             job.id,
             "started",
-            f"Started on worker {ctx.worker_id} (attempt {attempt}) after {waited:.2f} s in the queue.",
+            f"{what} on worker {ctx.worker_id} (attempt {attempt}) after {waited:.2f} s in the queue.",
             attempt=attempt,
+            **({"step": step["name"]} if step else {}),
         )
+        if step:
+            job.steps = fields["steps"]  # so a failure closes the step with its start time
         self._running[message.message_id] = job
         pause_after_start(job.id)
 
@@ -143,7 +158,9 @@ class JobLifecycle(Middleware):
         """Back to queued for the retry Dramatiq's Retries middleware has scheduled."""
         ctx = self.ctx
         retries = message.options.get("retries", 1)
-        ctx.state.jobs.requeue(job, f"Retrying after a platform error: {exception.message}")
+        step = current(job.steps)
+        fields = {"steps": requeued(job.steps, step["name"])} if step else {}
+        ctx.state.jobs.requeue(job, f"Retrying after a platform error: {exception.message}", **fields)
         ctx.state.events.add(
             job.id,
             "retrying",

@@ -33,10 +33,12 @@ class JobRunner:
 
     Parameters:
       threads: OpenMP/BLAS threads the job may use (the cores this worker owns).
+      warm: how the job process warms up (``app.jobs.child``: ``cpu``, or ``model`` on the gpu
+        lane: XGBoost loaded and its device opened in the job process, kept for every job).
     """
 
-    def __init__(self, *, threads: int) -> None:
-        self.threads = threads
+    def __init__(self, *, threads: int, warm: str = "cpu") -> None:
+        self.threads, self.warm = threads, warm
         self._process: multiprocessing.Process | None = None
         self._conn: Any = None
         self._lifeline: Any = None
@@ -52,7 +54,7 @@ class JobRunner:
         parent_conn, child_conn = ctx.Pipe()
         lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
-            target=child.serve, args=(child_conn, lifeline_r, self.threads), name="tabjob-job", daemon=True
+            target=child.serve, args=(child_conn, lifeline_r, self.threads, self.warm), name="tabjob-job", daemon=True
         )
         self._process.start()
         child_conn.close()

@@ -77,7 +77,8 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     threads = settings.threads_for_worker()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     worker_id = new_worker_id()
-    runner = JobRunner(threads=threads)
+    # The gpu lane runs model steps: its job process loads XGBoost and opens the device once.
+    runner = JobRunner(threads=threads, warm="model" if lane == "gpu" else "cpu")
     runner.start()
     state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
     ctx = WorkerContext(

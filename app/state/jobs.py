@@ -155,9 +155,10 @@ class Jobs:
             raise TenantBusy(int(found[1:]))
         return found is not None and not found.startswith("!")
 
-    def start(self, job: Job, worker: str, *, running_limit: int) -> bool:
+    def start(self, job: Job, worker: str, *, running_limit: int, **fields: Any) -> bool:
         """queued → started on ``worker`` (or started → started when redelivered after its worker
-        died); False when it is no longer queued (canceled). Raises TenantBusy at the limit."""
+        died); False when it is no longer queued (canceled). Raises TenantBusy at the limit.
+        ``fields`` are set with the change (a two-step job's steps)."""
         return self.move(
             job.id,
             ACTIVE_STATUSES,
@@ -167,9 +168,10 @@ class Jobs:
             started_at=time.time(),
             worker=worker,
             error=None,
+            **fields,
         )
 
-    def requeue(self, job: Job, reason: str, *, worker: str | None = None) -> bool:
+    def requeue(self, job: Job, reason: str, *, worker: str | None = None, **fields: Any) -> bool:
         """started → queued, for a retry after a platform failure (nothing when it ended
         meanwhile, or, with ``worker``, when another worker has it now)."""
         return self.move(
@@ -181,6 +183,7 @@ class Jobs:
             queued_at=time.time(),
             worker=None,
             message=reason,
+            **fields,
         )
 
     def end(

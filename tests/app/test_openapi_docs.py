@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-
 # Routes without an API key: probes, the Prometheus scrape and the dashboard page (its data
 # comes from /overview, which needs a key).
 OPEN_ROUTES = ("/healthz", "/readyz", "/metrics", "/dashboard")
@@ -54,10 +53,10 @@ def test_every_operation_has_a_description_and_every_json_answer_an_example(open
 def test_the_examples_are_valid_bodies_of_their_models():
     from pydantic import BaseModel
 
-    from app.api import model_schemas, schemas
+    from app.api import legacy_schemas, model_schemas, schemas
 
     checked = 0
-    for model in [*vars(schemas).values(), *vars(model_schemas).values()]:
+    for model in [*vars(schemas).values(), *vars(model_schemas).values(), *vars(legacy_schemas).values()]:
         if isinstance(model, type) and issubclass(model, BaseModel) and model.model_config.get("json_schema_extra"):
             for example in model.model_config["json_schema_extra"]["examples"]:
                 model.model_validate(example)

@@ -65,7 +65,8 @@ def create_job(
     params = body.params.chosen() if body.params else None
     webhook = body.webhook
     request = JobRequest(
-        body.kind, body.dataset_id, body.model_id, params, body.lane, target=body.target or TARGET,
+        body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model,
+        target=body.target or TARGET,
         webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
     )  # fmt: skip
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)

@@ -11,8 +11,9 @@ import json
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import ServicesDep, TenantDep
+from app.api.legacy_schemas import LegacyFit, LegacyPredict, LegacyResult, LegacyUpload
 from app.api.presenters import legacy_status
-from app.api.schemas import LegacyFit, LegacyPredict, LegacyResult, LegacyStatus, LegacyUpload
+from app.api.schemas import LegacyStatus
 from app.limits import refuse_put_uploads
 from app.usecases.datasets import create_dataset
 from app.usecases.jobs import result_download
