@@ -43,6 +43,11 @@ class Status(StrEnum):
     canceled = "canceled"
 
 
+class Family(StrEnum):
+    hgb = "hgb"
+    xgboost = "xgboost"
+
+
 class Kind(StrEnum):
     fit = "fit"
     predict = "predict"
@@ -51,6 +56,7 @@ class Kind(StrEnum):
 def fit(
     dataset_id: DATASET_ID, param: PARAM = None,
     target: Annotated[str | None, typer.Option(help="The column of class labels [default: y].")] = None,
+    model: Annotated[Family | None, typer.Option(help="The model family [default: hgb].")] = None,
     lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None, webhook: WEBHOOK = None,
     webhook_secret: WEBHOOK_SECRET = None, quiet: QUIET = False, url: URL = None, api_key: KEY = None,
     as_json: JSON = False,
@@ -59,8 +65,8 @@ def fit(
     with connected(url, api_key, as_json) as client:
         dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
         job = client.fit(
-            dataset_id, params=parse_params(param), lane=lane.value, target=target,
-            webhook_url=webhook, webhook_secret=webhook_secret,
+            dataset_id, params=parse_params(param), lane=lane.value, model=model.value if model else None,
+            target=target, webhook_url=webhook, webhook_secret=webhook_secret,
         )  # fmt: skip
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 

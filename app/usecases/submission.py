@@ -127,7 +127,6 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         check_webhook(svc.settings, request.webhook_url)
     features = None
     if request.kind == "fit":
-        info, rows = validate_fit(svc, tenant, request.dataset_id, request.target)
         family = choose_family("fit", request.model)
         if family.two_steps and request.target != TARGET:
             raise UserError(
@@ -136,6 +135,7 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
                 hint=f"Rename the label column to '{TARGET}', or fit the default model (hgb), which takes a target.",
                 status=422,
             )
+        info, rows = validate_fit(svc, tenant, request.dataset_id, request.target)
     else:
         assert request.model_id is not None
         info, rows = validate_predict(svc, tenant, request.dataset_id, request.model_id)

@@ -148,6 +148,7 @@ class Client(ManagingMethods):
         *,
         params: dict[str, Any] | None = None,
         lane: str = "auto",
+        model: str | None = None,
         target: str | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
@@ -158,6 +159,8 @@ class Client(ManagingMethods):
         Parameters:
             params: model parameters (``max_iter``, ``learning_rate``... see docs/api.md).
             lane: ``auto`` (by dataset size), ``small``, ``large`` or ``gpu``.
+            model: the model family, ``hgb`` (default) or ``xgboost`` (prepared on a CPU lane,
+                trained on the gpu lane).
             target: the column of class labels (default ``y``).
             webhook_url, webhook_secret: POST a signed notification to this URL when the job
                 ends (the service must have webhooks on; check it with ``tabjob.verify_webhook``).
@@ -166,7 +169,8 @@ class Client(ManagingMethods):
         The job's id is the model's id once it has finished. Bad data is refused here, as an
         ``ApiError`` naming the problem, not as a job that fails later.
         """
-        body = {"kind": "fit", "dataset_id": dataset_id, "params": params, "lane": lane, "target": target}
+        body = {"kind": "fit", "dataset_id": dataset_id, "params": params, "lane": lane}
+        body |= {"model": model, "target": target}
         return self._submit(body, idempotency_key, webhook_url, webhook_secret)
 
     def predict(
