@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Lane = Literal["small", "large", "gpu"]
 LANES: tuple[Lane, ...] = ("small", "large", "gpu")
 
+# A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
+# job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
+WORKER_STOP_MARGIN_S = 10.0
+
 # Credentials that ship in docs and examples; never acceptable in a real deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret"})
 
@@ -61,6 +65,13 @@ class Settings(BaseSettings):
     broker_heartbeat_timeout_s: float = Field(60.0, gt=0)
     # Out of a million broker commands, how many also requeue a dead worker's messages.
     broker_maintenance_chance: int = Field(20_000, ge=1, le=1_000_000)
+    broker_outage_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long a worker keeps trying to enqueue a message (a job's retry) while the broker "
+        "cannot be reached, in seconds: long enough for a restarted Valkey (pod or process) to come back, "
+        "so a job that failed because the broker went away is retried instead of lost.",
+    )
 
     # Object store (S3 API).
     s3_endpoint: str
@@ -95,6 +106,12 @@ class Settings(BaseSettings):
     # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
     single_thread_max_rows: int = Field(20_000, ge=0)
     worker_shutdown_timeout_s: float = Field(30.0, ge=0)
+    worker_warm_start: bool = Field(
+        True,
+        description="Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
+        "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
+        "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low.",
+    )
     worker_health_port: int = Field(8001, ge=0, le=65535)
     cancel_poll_s: float = Field(0.5, gt=0)
     scratch_dir: str | None = None

@@ -31,18 +31,6 @@ from ml.features import FeatureSpec
 from ml.io import Progress, fetch_to_file, read_bytes, write_file
 from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema, nan_as_null
 
-# The HistGradientBoostingClassifier parameters a user may set, with their types.
-TUNABLE_PARAMS: dict[str, type] = {
-    "learning_rate": float,
-    "max_iter": int,
-    "max_leaf_nodes": int,
-    "max_depth": int,
-    "min_samples_leaf": int,
-    "l2_regularization": float,
-    "max_bins": int,
-    "early_stopping": bool,
-    "random_state": int,
-}
 DEFAULT_RANDOM_STATE = 0
 # HistGradientBoosting's own rule and default for early stopping.
 EARLY_STOPPING_AUTO_ROWS = 10_000
@@ -97,7 +85,7 @@ def fit(
     and write the cloudpickled ModelBundle to ``model_url``.
 
     Parameters:
-      params: HistGradientBoostingClassifier parameters (keys of TUNABLE_PARAMS).
+      params: HistGradientBoostingClassifier parameters (keys of ml.params.TUNABLE_PARAMS).
       progress: called with (phase, fraction or None, message or None) as work advances.
       scratch_dir: where downloads are staged (the system temp dir when None).
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ml.model import TUNABLE_PARAMS
+from ml.params import TUNABLE_PARAMS
 
 
 def ts(value: float | None) -> datetime | None:
