@@ -26,53 +26,15 @@ import httpx
 import redis
 
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
+from app.local.supervision import Child, Restarts
 from app.settings import LANES, WORKER_STOP_MARGIN_S, available_cpus, is_loopback
 from app.waiting import wait_until
 
 log = logging.getLogger("tabjob.stack")
-RESTART_BACKOFF_MAX_S = 10.0
-# A process that ran this long before dying is restarted at once again, not after its back-off.
-RESTART_RESET_S = 60.0
 SUPERVISE_INTERVAL_S = 0.2
 MAX_SMALL_WORKERS = 4
 DEFAULT_WORKER_SHUTDOWN_TIMEOUT_S = 30.0
 SERVERS = ("valkey", "seaweedfs")
-
-
-@dataclass
-class Restarts:
-    """Back-off bookkeeping for one supervised process."""
-
-    count: int = 0
-    next_start: float = 0.0
-    started_at: float = 0.0
-
-    def due(self, name: str, code: int | None) -> bool:
-        """True when the dead process ``name`` should be started again now."""
-        now = time.monotonic()
-        if self.next_start == 0.0:
-            if now - self.started_at > RESTART_RESET_S:
-                self.count = 0
-            self.next_start = now + min(RESTART_BACKOFF_MAX_S, 0.25 * 2**self.count)
-            log.warning("%s exited with code %s; restarting", name, code)
-        if now < self.next_start:
-            return False
-        self.count += 1
-        self.next_start = 0.0
-        self.started_at = now
-        return True
-
-
-@dataclass
-class Child:
-    """A supervised Python process of ours (the API or a worker): its command and restarts."""
-
-    name: str
-    args: list[str]
-    lane: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen | None = None
-    restarts: Restarts = field(default_factory=Restarts)
 
 
 @dataclass

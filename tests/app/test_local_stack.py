@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,25 +14,26 @@ import psutil
 import pytest
 
 from app.local.servers import free_port
+from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_stack(data_dir: Path, port: int) -> subprocess.Popen:
+    """Start ``tabjob stack`` and return once it is ready (its /readyz answers 200)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "stack", "--data-dir", str(data_dir), "--port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        assert time.monotonic() < deadline, "stack did not come up"
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200,
+        what="the stack to answer /readyz",
+        timeout_s=240,
+        interval_s=0.2,
+        ignore=(httpx.HTTPError,),
+        give_up=lambda: (process.stdout.read() if process.stdout else "exited") if process.poll() is not None else None,
+    )
+    return process
 
 
 def cli(url: str, *args: str) -> tuple[int, dict]:
@@ -73,10 +73,18 @@ def stack(tmp_path_factory):
         process.wait(120)
 
 
-def test_healthz_answers_only_once_workers_of_every_lane_run(stack):
-    process, _, _ = stack
-    for what in ("worker --lane small", "worker --lane large", "worker --lane gpu", "valkey-server", "weed server"):
+def test_ready_once_the_servers_and_the_bucket_are_up_then_workers_of_every_lane_start(stack):
+    process, _, port = stack
+    # Ready means the API reaches the broker and the bucket (the stack created it).
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    for what in ("valkey-server", "weed server"):
         assert children_running(process, what), what
+    for lane in ("small", "large", "gpu"):
+        wait_until(
+            lambda lane=lane: children_running(process, f"worker --lane {lane}"),
+            what=f"a {lane} worker",
+            timeout_s=60,
+        )
 
 
 def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
@@ -114,16 +122,15 @@ def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
 
 def test_a_dead_worker_is_restarted(stack):
     process, _, _ = stack
-    before = children_running(process, "worker --lane small")
+    before = wait_until(lambda: children_running(process, "worker --lane small"), what="small workers", timeout_s=60)
     victim = before[0]
     victim.send_signal(signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def replaced() -> bool:
         workers = children_running(process, "worker --lane small")
-        if len(workers) == len(before) and victim.pid not in [w.pid for w in workers]:
-            break
-        assert time.monotonic() < deadline, "the worker was not restarted"
-        time.sleep(0.2)
+        return len(workers) == len(before) and victim.pid not in [w.pid for w in workers]
+
+    wait_until(replaced, what="the worker to be restarted", timeout_s=60, interval_s=0.2)
 
 
 def test_sigterm_stops_everything_and_a_restart_keeps_history(stack, seed_files):
