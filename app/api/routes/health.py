@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import ServicesDep
+from app.api.errors import error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -14,7 +15,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The broker and the store are reachable", responses={503: {"description": "Not ready"}})
+@router.get("/readyz", summary="The broker and the store are reachable", responses=error_responses(503))
 def readyz(svc: ServicesDep) -> dict[str, str]:
     svc.state.ping()
     svc.store.ping()

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Response
 
 from app import submission
 from app.api.deps import ServicesDep, TenantDep
+from app.api.errors import error_responses
 from app.api.schemas import LegacyStatus
 
 router = APIRouter(tags=["legacy"])
@@ -23,19 +24,31 @@ LEGACY_STATUS_FIELDS = (
 )  # fmt: skip
 
 
-@router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
+@router.get(
+    "/upload",
+    summary="Create a dataset and get a presigned PUT URL for its bytes",
+    responses=error_responses(401, 503, legacy=True),
+)
 def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     record, url, _ = submission.create_dataset(svc, tenant)
     return {"id": record["id"], "url": url}
 
 
-@router.post("/fit", summary="Train a model on an uploaded dataset")
+@router.post(
+    "/fit",
+    summary="Train a model on an uploaded dataset",
+    responses=error_responses(401, 404, 409, 413, 422, 429, 503, legacy=True),
+)
 def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
     done = submission.submit(svc, tenant, kind="fit", dataset_id=id)
     return {"id": done.job["id"], "deduplicated": done.deduplicated}
 
 
-@router.post("/predict", summary="Predict an uploaded dataset with a fitted model")
+@router.post(
+    "/predict",
+    summary="Predict an uploaded dataset with a fitted model",
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503, legacy=True),
+)
 def predict(
     svc: ServicesDep,
     tenant: TenantDep,
@@ -46,7 +59,12 @@ def predict(
     return {"id": done.job["id"]}
 
 
-@router.get("/status", response_model=LegacyStatus, summary="A job's status and times (Unix seconds)")
+@router.get(
+    "/status",
+    response_model=LegacyStatus,
+    summary="A job's status and times (Unix seconds)",
+    responses=error_responses(401, 404, 422, 503, legacy=True),
+)
 async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> Response:
     job = await svc.state.aget_job_for(tenant, id, LEGACY_STATUS_FIELDS)
     # Plain JSON values, serialised directly (no response-model pass): clients poll this route.
@@ -66,7 +84,11 @@ async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_l
     return Response(json.dumps(body), media_type="application/json")
 
 
-@router.get("/result", summary="A presigned GET URL of a finished prediction")
+@router.get(
+    "/result",
+    summary="A presigned GET URL of a finished prediction",
+    responses=error_responses(401, 404, 409, 422, 503, legacy=True),
+)
 def result(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
     url, expires_at = submission.result_download(svc, tenant, id)
     return {"url": url, "expires_at": expires_at.timestamp()}
