@@ -50,7 +50,7 @@ def tree_pss(root: psutil.Process) -> tuple[float, int, dict[str, float]]:
     for proc in [root, *root.children(recursive=True)]:
         try:
             pss = proc.memory_full_info().pss / MIB
-            kind = _kind(proc.cmdline())
+            kind = _kind(proc)
         except psutil.Error:
             continue
         total += pss
@@ -59,14 +59,17 @@ def tree_pss(root: psutil.Process) -> tuple[float, int, dict[str, float]]:
     return total, count, kinds
 
 
-def _kind(cmdline: list[str]) -> str:
-    text = " ".join(cmdline)
+def _kind(proc: psutil.Process) -> str:
+    """What ``proc`` is, for the per-kind breakdown (a job process is a forkserver's child)."""
+    text = " ".join(proc.cmdline())
+    parent = proc.parent()
+    if "forkserver" in text and parent is not None and "forkserver" in " ".join(parent.cmdline()):
+        return "job process"
     for needle, kind in (
         ("valkey-server", "valkey"),
         ("weed", "seaweedfs"),
         ("forkserver", "forkserver"),
         ("resource_tracker", "resource tracker"),
-        ("multiprocessing", "job process"),
         ("worker --lane", "worker"),
         (" api ", "api"),
         (" stack ", "stack"),

@@ -131,15 +131,17 @@ class EmbeddedStack:
         (self.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
         secrets = load_secrets(self.data_dir)
         self.valkey = Valkey(self.data_dir / "valkey", secrets["redis_password"])
-        self.valkey.start(self.logs / "valkey.log")
         self.s3 = SeaweedS3(self.data_dir / "seaweedfs", secrets["s3_access_key"], secrets["s3_secret_key"])
+        # Everything starts side by side, the slowest (SeaweedFS, about 2 s) first; the API
+        # imports meanwhile and answers /readyz once it reaches both servers.
         self.s3.launch(self.logs / "seaweedfs.log")
+        self.valkey.launch(self.logs / "valkey.log")
         self.write_env_file()
         python = [sys.executable, "-m", "app.cli"]
-        # The API imports while SeaweedFS starts; it answers /readyz once the store is up.
         api = Child("api", [*python, "api", "--host", self.host, "--port", str(self.port)])
         self.children = [api]
         self._spawn(api)
+        self.valkey.wait_ready(timeout_s)
         self.s3.wait_ready(timeout_s)
         self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"), timeout_s)
         self._wait_for_api(api, timeout_s)
