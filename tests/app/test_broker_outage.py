@@ -88,4 +88,3 @@ def test_fits_survive_a_broker_outage_longer_than_reconnect_retries(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
-
