@@ -103,6 +103,7 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
                 log.info("no job arrived in %.0f s; exiting", ONE_SHOT_IDLE_EXIT_S)
                 break
 
+    stop.set()  # ends the heartbeats too (a one-shot worker leaves the loop without a signal)
     alive.clear()
     _stop_consuming(worker, runner, settings.worker_shutdown_timeout_s)
     if health is not None:
