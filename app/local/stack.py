@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,7 @@ class EmbeddedStack:
     def start(self, *, timeout_s: float = 120.0) -> None:
         """Start everything; return once the bucket exists and the API answers /readyz (the
         workers are still starting then)."""
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness probe
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
         secrets = load_secrets(self.data_dir)
@@ -260,11 +262,22 @@ class EmbeddedStack:
 
     def run_forever(self) -> None:
         """Supervise until SIGINT/SIGTERM, then stop everything."""
+        announced = False
         try:
             while not self.stopping.wait(SUPERVISE_INTERVAL_S):
                 self.supervise_once()
+                if not announced and self._quietly(self.workers_registered):
+                    announced = True
+                    log.info("all %d workers registered", sum(c.lane is not None for c in self.children))
         finally:
             self.stop()
+
+    @staticmethod
+    def _quietly(check: Callable[[], bool]) -> bool:
+        try:
+            return check()
+        except redis.RedisError:
+            return False
 
     def stop(self) -> None:
         """Stop the API and the workers (they finish or hand back their jobs, each within its grace
