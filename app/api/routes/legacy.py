@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Response
 from app import submission
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
+from app.api.plain_bodies import LegacyDownload, LegacyFitSubmitted, LegacyPredictSubmitted, LegacyUploaded
 from app.api.schemas import LegacyStatus
 
 router = APIRouter(tags=["legacy"])
@@ -26,6 +27,7 @@ LEGACY_STATUS_FIELDS = (
 
 @router.get(
     "/upload",
+    response_model=LegacyUploaded,
     summary="Create a dataset and get a presigned PUT URL for its bytes",
     responses=error_responses(401, 503, legacy=True),
 )
@@ -36,6 +38,7 @@ def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
 
 @router.post(
     "/fit",
+    response_model=LegacyFitSubmitted,
     summary="Train a model on an uploaded dataset",
     responses=error_responses(401, 404, 409, 413, 422, 429, 503, legacy=True),
 )
@@ -46,6 +49,7 @@ def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, 
 
 @router.post(
     "/predict",
+    response_model=LegacyPredictSubmitted,
     summary="Predict an uploaded dataset with a fitted model",
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503, legacy=True),
 )
@@ -86,6 +90,7 @@ async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_l
 
 @router.get(
     "/result",
+    response_model=LegacyDownload,
     summary="A presigned GET URL of a finished prediction",
     responses=error_responses(401, 404, 409, 422, 503, legacy=True),
 )
