@@ -25,10 +25,13 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, in their own layer: it is rebuilt only when the lock changes.
-# --no-dev --no-default-groups keeps the dev and infra groups (pytest, pulumi...) out.
+# --no-dev --no-default-groups keeps the dev and infra groups (pytest, pulumi...) out, and no
+# --extra keeps the optional ones out: `local` (the laptop's Valkey and SeaweedFS binaries) and
+# `gpu` (XGBoost with its CUDA libraries, Dockerfile.gpu only).
+# Bind-mount targets are absolute: podman and buildah refuse relative ones.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/app/uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
     uv sync --frozen --no-dev --no-default-groups --no-editable --no-install-project
 
 # Then the project itself, installed as a wheel (--no-editable) so the venv does not point back

@@ -20,6 +20,8 @@ from app.errors import Unauthorized, UserError
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LOCAL_TENANT = "local"
 _KEY_PATTERN = re.compile(r"^tj_([a-f0-9]{12})_([A-Za-z0-9_-]{20,})$")
+# A revocation is remembered at least as long as any URL signed for the key can live (7 days).
+REVOCATION_MEMORY_S = 8 * 24 * 3600
 
 
 def _hash(secret: str) -> str:
@@ -62,6 +64,28 @@ class ApiKeys:
         pipe.execute()
         return f"tj_{key_id}_{secret}", record
 
+    def seed(self, tenant: str, token: str, name: str = "bootstrap") -> dict[str, Any]:
+        """Store a key the deployment generated (e.g. the smoke test's), hashed like any other.
+
+        Idempotent: seeding the same token again rewrites the same record, so every API
+        replica may seed at start-up. Raises UserError for a malformed token or tenant.
+        """
+        check_tenant(tenant)
+        match = _KEY_PATTERN.match(token)
+        if match is None:
+            raise UserError(
+                f"The bootstrap API key for tenant '{tenant}' is malformed.",
+                code="apikey.malformed",
+                hint="A key reads tj_<12 hex digits>_<20 or more of A-Z a-z 0-9 _ ->.",
+            )
+        key_id, secret = match.groups()
+        record = {"id": key_id, "tenant": tenant, "name": name, "created_at": str(time.time())}
+        pipe = self.r.pipeline()
+        pipe.hset(self._key(key_id), mapping={**record, "hash": _hash(secret)})
+        pipe.sadd(f"{self.p}:apikeys", key_id)
+        pipe.execute()
+        return record
+
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
         out = []
         for key_id in sorted(self.r.smembers(f"{self.p}:apikeys")):
@@ -76,7 +100,21 @@ class ApiKeys:
         pipe.delete(self._key(key_id))
         pipe.srem(f"{self.p}:apikeys", key_id)
         deleted, _ = pipe.execute()
+        if deleted:
+            # Upload URLs signed for its datasets outlive the key: submission checks this.
+            self.r.set(f"{self.p}:apikey-revoked:{key_id}", str(time.time()), ex=REVOCATION_MEMORY_S)
         return bool(deleted)
+
+    def revoked_at(self, key_id: str) -> float | None:
+        """When ``key_id`` was revoked (Unix seconds), or None (live, or revoked long ago)."""
+        found = self.r.get(f"{self.p}:apikey-revoked:{key_id}")
+        return float(found) if found else None
+
+    @staticmethod
+    def key_id_of(token: str) -> str | None:
+        """The key id part of a well-formed token (not a check that the key exists)."""
+        match = _KEY_PATTERN.match(token)
+        return match.group(1) if match else None
 
     def tenant_of(self, token: str) -> str:
         """The tenant a bearer token belongs to, or Unauthorized."""
@@ -91,3 +129,23 @@ class ApiKeys:
                 hint="Ask an operator for a key (tabjob admin create-key --tenant NAME).",
             )
         return record["tenant"]
+
+
+def seed_bootstrap_keys(keys: ApiKeys, spec: str) -> list[str]:
+    """Seed every ``tenant=token`` pair of ``spec`` (comma-separated); return the tenants.
+
+    The deployment passes these (``TABJOB_BOOTSTRAP_API_KEYS``) so that a key exists before
+    anyone could run ``tabjob admin create-key`` inside the cluster: the smoke test's key.
+    """
+    tenants = []
+    for pair in filter(None, (part.strip() for part in spec.split(","))):
+        tenant, sep, token = pair.partition("=")
+        if not sep:
+            raise UserError(
+                "TABJOB_BOOTSTRAP_API_KEYS must list tenant=token pairs.",
+                code="apikey.malformed",
+                hint="For example: smoke=tj_0123456789ab_<secret>.",
+            )
+        keys.seed(tenant.strip(), token.strip())
+        tenants.append(tenant.strip())
+    return tenants

@@ -9,17 +9,34 @@ Errors come back as ``ApiError`` with the server's code, message and hint.
 
 from __future__ import annotations
 
+import io
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from app.domain import is_terminal
+from app.waiting import WaitTimeout, wait_until
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 CHUNK_BYTES = 1024 * 1024
-TERMINAL = ("finished", "failed", "canceled")
+
+
+class _CountingFile(io.FileIO):
+    """A file that reports the bytes read so far (a real file, so httpx sends Content-Length)."""
+
+    def __init__(self, path: Path, size: int, on_bytes: Callable[[int, int], None] | None) -> None:
+        super().__init__(path, "rb")
+        self._size, self._on_bytes, self._done = size, on_bytes, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = super().read(size)
+        self._done += len(chunk)
+        if self._on_bytes and chunk:
+            self._on_bytes(self._done, self._size)
+        return chunk
 
 
 class ApiError(Exception):
@@ -94,7 +111,16 @@ class TabjobClient:
                         on_bytes(done, size)
                     yield chunk
 
-        response = self.storage.put(created["upload_url"], content=chunks(), headers={"content-length": str(size)})
+        form, put_url = created.get("upload_form"), created.get("upload_url")
+        response = None
+        if form:  # size-bounded by the store
+            with _CountingFile(path, size, on_bytes) as file:
+                response = self.storage.post(form["url"], data=form["fields"], files={"file": (path.name, file)})
+        # The PUT URL: older servers, or a store that refused the form for another reason than its
+        # size (one without POST policies); the size limit then holds at submission.
+        if put_url and (response is None or (response.status_code >= 300 and "EntityTooLarge" not in response.text)):
+            response = self.storage.put(put_url, content=chunks(), headers={"content-length": str(size)})
+        assert response is not None, "the server gave neither an upload form nor an upload URL"
         if response.status_code >= 300:
             raise ApiError(
                 response.status_code, "upload.failed", f"The store refused the upload: {response.text[:300]}"
@@ -147,21 +173,28 @@ class TabjobClient:
         on_update: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll until the job ends; ``on_update(job, new_events)`` sees every change."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         after = 0
-        while True:
+        last: dict[str, Any] = {}
+
+        def ended() -> dict[str, Any] | None:
+            nonlocal after
             job = self.job(job_id)
             new = self.events(job_id, after)
             after = new["next_after"]
             if on_update:
                 on_update(job, new["items"])
-            if job["status"] in TERMINAL:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise ApiError(
-                    0, "client.timeout", f"Job {job_id} did not end within {timeout_s} s (status {job['status']})."
-                )
-            time.sleep(poll_s)
+            last.update(job)
+            return job if is_terminal(job["status"]) else None
+
+        try:
+            return wait_until(
+                ended, what=f"job {job_id} to end", timeout_s=float("inf") if timeout_s is None else timeout_s,
+                interval_s=poll_s,
+            )  # fmt: skip
+        except WaitTimeout:
+            raise ApiError(
+                0, "client.timeout", f"Job {job_id} did not end within {timeout_s} s (status {last.get('status')})."
+            ) from None
 
     def download(self, job_id: str, dest: str | Path, *, on_bytes: Callable[[int, int], None] | None = None) -> Path:
         """Stream a finished prediction's Parquet file to ``dest``."""

@@ -7,7 +7,10 @@ Every error has a stable dotted ``code`` that clients may match on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.domain import ErrorInfo
 
 
 class TabjobError(Exception):
@@ -35,7 +38,7 @@ class TabjobError(Exception):
         self.hint = hint
         self.headers = headers or {}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ErrorInfo:
         """The error as stored on a job and sent in the API's error envelope."""
         return {
             "code": self.code,

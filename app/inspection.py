@@ -37,7 +37,7 @@ def check_size(info: ObjectInfo, max_bytes: int) -> None:
 
 def open_footer(store: Store, key: str, info: ObjectInfo) -> pq.ParquetFile:
     """The Parquet file behind ``key``, of which only the footer has been read so far."""
-    reader = store.open_ranged(key, info.size)
+    reader = store.open_ranged(key, info)
     try:
         return pq.ParquetFile(pa.PythonFile(reader, mode="r"))
     except TabjobError:  # the store failed or the file changed: not the file's format

@@ -7,17 +7,16 @@ from dataclasses import dataclass
 import dramatiq
 
 from app.auth import ApiKeys
-from app.jobs import actors
 from app.jobs.broker import build_broker, redis_client
 from app.settings import Settings
-from app.state import StateStore
+from app.state import State
 from app.storage import Store
 
 
 @dataclass
 class Services:
     settings: Settings
-    state: StateStore
+    state: State
     store: Store
     broker: dramatiq.Broker
     keys: ApiKeys
@@ -26,12 +25,10 @@ class Services:
     def from_settings(cls, settings: Settings) -> Services:
         client = redis_client(settings, decode=True)
         async_client = redis_client(settings, decode=True, asynchronous=True)
-        broker = build_broker(settings)
-        actors.declare(broker)
         return cls(
             settings=settings,
-            state=StateStore(client=client, async_client=async_client, retention_s=settings.job_retention_s),
+            state=State(client=client, async_client=async_client, retention_s=settings.job_retention_s),
             store=Store.from_settings(settings),
-            broker=broker,
+            broker=build_broker(settings),
             keys=ApiKeys(client=client),
         )

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Lane = Literal["small", "large", "gpu"]
-LANES: tuple[Lane, ...] = ("small", "large", "gpu")
+from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
+from app.domain import Lane
 
 # A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
 # job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
@@ -50,21 +50,41 @@ def available_cpus() -> int:
 
 
 class Settings(BaseSettings):
-    """The service's configuration. Each field is documented in the README's settings table."""
+    """The service's configuration. docs/configuration.md is generated from these field descriptions
+    (`uv run python -m app.settings_docs`)."""
 
     model_config = SettingsConfigDict(env_prefix="TABJOB_", extra="ignore")
 
-    environment: Literal["local", "dev", "staging", "production"] = "local"
-    log_level: str = "INFO"
+    environment: Literal["local", "dev", "staging", "production"] = Field(
+        "local",
+        description="Where this runs. Outside `local`, auth off and placeholder S3 credentials are refused "
+        "at start-up.",
+    )
+    log_level: str = Field("INFO", description="Python logging level of the API and worker processes.")
 
     # Broker and job state (Valkey / Redis protocol).
-    redis_url: str
-    redis_password: SecretStr | None = None
-    # PEM bundle that signs the broker's TLS certificate (rediss://), e.g. Memorystore's private CA.
-    redis_ca_file: str | None = None
-    broker_heartbeat_timeout_s: float = Field(60.0, gt=0)
-    # Out of a million broker commands, how many also requeue a dead worker's messages.
-    broker_maintenance_chance: int = Field(20_000, ge=1, le=1_000_000)
+    redis_url: str = Field(
+        description="Valkey/Redis URL of the broker and job state (`redis://` or `rediss://` for TLS); "
+        "non-cluster mode only, since Dramatiq's Lua scripts touch several keys."
+    )
+    redis_password: SecretStr | None = Field(None, description="Broker password; unset or empty means no AUTH.")
+    redis_ca_file: str | None = Field(
+        None,
+        description="PEM CA bundle that signs a `rediss://` broker's certificate (e.g. Memorystore's private CA); "
+        "the chart mounts `secrets.redisCaKey` there.",
+    )
+    broker_heartbeat_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A worker silent for this long is dead and its unacknowledged messages are requeued "
+        "(`tabjob stack` sets 5).",
+    )
+    broker_maintenance_chance: int = Field(
+        20_000,
+        ge=1,
+        le=1_000_000,
+        description="Out of a million broker commands, how many also requeue dead workers' messages.",
+    )
     broker_outage_wait_s: float = Field(
         120.0,
         ge=0,
@@ -74,47 +94,161 @@ class Settings(BaseSettings):
     )
 
     # Object store (S3 API).
-    s3_endpoint: str
-    s3_public_endpoint: str | None = None
-    s3_access_key: SecretStr
-    s3_secret_key: SecretStr
-    s3_bucket: str = "tabjob"
-    s3_region: str = "us-east-1"
-    presign_expiry_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    s3_endpoint: str = Field(
+        description="S3 endpoint the API and workers use (`http(s)://host:port`, no trailing path)."
+    )
+    s3_public_endpoint: str | None = Field(
+        None,
+        description="Endpoint presigned upload/download URLs are signed for, i.e. what users reach; "
+        "unset means `TABJOB_S3_ENDPOINT`.",
+    )
+    s3_access_key: SecretStr = Field(description="S3 access key (secret; placeholders refused outside `local`).")
+    s3_secret_key: SecretStr = Field(description="S3 secret key (secret; placeholders refused outside `local`).")
+    s3_bucket: str = Field("tabjob", description="Bucket for datasets, models, results and job manifests.")
+    s3_region: str = Field("us-east-1", description="Region the S3 requests are signed for.")
+    presign_expiry_s: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="Lifetime of presigned upload and download URLs."
+    )
 
     # API.
-    auth_enabled: bool = True
-    api_host: str = "127.0.0.1"
+    auth_enabled: bool = Field(
+        True,
+        description="Require an API key (bearer token). `false` is allowed only with `environment=local`, "
+        "and `tabjob api` then refuses a non-loopback address; every caller is tenant `local`.",
+    )
+    api_max_body_bytes: int = Field(
+        1024**2,
+        gt=0,
+        description="Largest request body the API reads (data never passes through it); a larger one is "
+        "refused with 413 before parsing.",
+    )
+    api_max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) `tabjob api` buffers; larger is refused "
+        "by the server (h11) and by the app's own check with 431.",
+    )
+    api_max_headers: int = Field(
+        100, ge=10, description="Most request headers the API accepts; more is refused with 431."
+    )
+    api_host: str = Field(
+        "127.0.0.1",
+        description="The API's listen address as the process knows it; `tabjob api --host` always sets it, "
+        "so this variable alone changes nothing.",
+    )
+    bootstrap_api_keys: SecretStr | None = Field(
+        None,
+        description=(
+            "API keys the API stores (hashed) at start-up, as comma-separated tenant=token pairs "
+            "(tokens in the tj_<key id>_<secret> form). The deployment uses it for the smoke "
+            "test's key (tenant 'smoke'), generated by Pulumi and passed from a Secret."
+        ),
+    )
 
     # Work management.
-    max_dataset_bytes: int = Field(2 * 1024**3, gt=0)
-    lane_large_min_bytes: int = Field(64 * 1024**2, gt=0)
-    lane_large_min_rows: int = Field(1_000_000, gt=0)
-    tenant_max_queued: int = Field(100, ge=1)
-    tenant_max_running: int = Field(8, ge=1)
-    time_limit_small_s: float = Field(15 * 60, gt=0)
-    time_limit_large_s: float = Field(6 * 3600, gt=0)
-    time_limit_gpu_s: float = Field(6 * 3600, gt=0)
-    max_retries: int = Field(3, ge=0, le=20)
-    retry_min_backoff_s: float = Field(2.0, gt=0)
-    retry_max_backoff_s: float = Field(120.0, gt=0)
-    job_retention_s: int = Field(30 * 24 * 3600, ge=60)
-    idempotency_ttl_s: int = Field(24 * 3600, ge=60)
+    max_dataset_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Largest dataset a job accepts; a larger one is refused with 413."
+    )
+    max_dataset_rows: int = Field(
+        50_000_000,
+        gt=0,
+        description="Most rows a dataset may have (from its Parquet footer); more is refused with 413.",
+    )
+    max_dataset_columns: int = Field(
+        10_000, gt=0, description="Most columns a dataset may have (from its Parquet footer); more is refused with 413."
+    )
+    max_footer_bytes: int = Field(
+        8 * 1024**2,
+        gt=0,
+        description="Largest Parquet footer the API parses (checked from the file's last 8 bytes first); its "
+        "memory is many times its size, so a larger one is refused with 413.",
+    )
+    target_scan_rows: int = Field(
+        1_000_000,
+        gt=0,
+        description="Rows of `y` the API reads at submission, in small batches (the footer's statistics "
+        "decide past them; the worker checks every row).",
+    )
+    max_concurrent_inspections: int = Field(
+        4,
+        ge=1,
+        description="Datasets one API process inspects at once (footer and `y` sample); more submissions wait, "
+        "so memory stays bounded under parallel submissions.",
+    )
+    upload_put_urls: bool = Field(
+        True,
+        description="Also hand out presigned PUT URLs (the seed's clients use them; S3 cannot bound a PUT's "
+        "size). `false`: only the size-bounded POST form of `POST /v1/datasets`; the legacy `/upload` is refused.",
+    )
+    lane_large_min_bytes: int = Field(
+        64 * 1024**2, gt=0, description="Datasets at least this big go to the `large` lane (lane `auto`)."
+    )
+    lane_large_min_rows: int = Field(
+        1_000_000, gt=0, description="Datasets with at least this many rows go to the `large` lane (lane `auto`)."
+    )
+    tenant_max_queued: int = Field(
+        100, ge=1, description="Queued jobs per tenant; one more is refused with 429 and `Retry-After`."
+    )
+    tenant_max_running: int = Field(
+        8, ge=1, description="Running jobs per tenant; more wait in the queue (event `waiting`)."
+    )
+    time_limit_small_s: float = Field(
+        15 * 60, gt=0, description="Wall-clock limit of one attempt on the `small` lane (`job.timeout`, not retried)."
+    )
+    time_limit_large_s: float = Field(
+        6 * 3600, gt=0, description="Wall-clock limit of one attempt on the `large` lane."
+    )
+    time_limit_gpu_s: float = Field(6 * 3600, gt=0, description="Wall-clock limit of one attempt on the `gpu` lane.")
+    max_retries: int = Field(
+        3, ge=0, le=20, description="Retries of a job after a platform error (user errors are never retried)."
+    )
+    retry_min_backoff_s: float = Field(
+        2.0, gt=0, description="Shortest back-off before a retry; Dramatiq doubles it per retry, with jitter."
+    )
+    retry_max_backoff_s: float = Field(120.0, gt=0, description="Longest back-off between two retries.")
+    job_retention_s: int = Field(
+        30 * 24 * 3600,
+        ge=60,
+        description="How long job records, events and fit deduplication keys stay in Valkey "
+        "(the job manifests stay in the store).",
+    )
+    idempotency_ttl_s: int = Field(
+        24 * 3600, ge=60, description="How long an `Idempotency-Key` of `POST /v1/jobs` returns the same job."
+    )
 
     # Workers.
-    worker_threads: int | None = Field(None, ge=1)
+    worker_threads: int | None = Field(
+        None,
+        ge=1,
+        description="OpenMP/BLAS threads of a job; unset means the cores of the cgroup quota or affinity mask.",
+    )
     # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
-    single_thread_max_rows: int = Field(20_000, ge=0)
-    worker_shutdown_timeout_s: float = Field(30.0, ge=0)
+    single_thread_max_rows: int = Field(
+        20_000,
+        ge=0,
+        description="Jobs on datasets with fewer rows run on one thread (faster, and leave cores to other jobs).",
+    )
+    worker_shutdown_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM, how long a running job may finish before it is handed back to the queue; "
+        "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not.",
+    )
     worker_warm_start: bool = Field(
         True,
         description="Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
         "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
         "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low.",
     )
-    worker_health_port: int = Field(8001, ge=0, le=65535)
-    cancel_poll_s: float = Field(0.5, gt=0)
-    scratch_dir: str | None = None
+    worker_health_port: int = Field(
+        8001, ge=0, le=65535, description="Port of the worker's `/healthz`; 0 turns it off (`tabjob stack` does)."
+    )
+    cancel_poll_s: float = Field(
+        0.5, gt=0, description="How often a worker checks whether its running job was canceled."
+    )
+    scratch_dir: str | None = Field(
+        None, description="Where jobs stage downloads; unset means the system's temporary directory."
+    )
 
     @field_validator("s3_endpoint", "s3_public_endpoint")
     @classmethod

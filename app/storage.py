@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
+from minio.datatypes import PostPolicy
 from minio.error import S3Error
 
 from app.errors import Conflict, InfraError
@@ -26,6 +27,8 @@ from app.settings import Settings
 
 # Parquet footers are read backwards in small pieces; fetch a little more to save requests.
 RANGE_READ_AHEAD_BYTES = 256 * 1024
+# Read by the readiness check; never written, so it normally answers NoSuchKey (see Store.ping).
+READY_SENTINEL_KEY = ".tabjob/readyz"
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,26 @@ class Store:
                 self.client.make_bucket(self.bucket)
 
     def ping(self) -> None:
-        """Raise InfraError unless the store answers and the bucket exists."""
-        with _infra("reach the object store"):
-            if not self.client.bucket_exists(self.bucket):
-                raise InfraError(f"The bucket '{self.bucket}' does not exist.")
+        """Raise InfraError unless the store answers, the bucket exists and the keys may read it.
+
+        A GET of a sentinel object (``READY_SENTINEL_KEY``, normally absent) needs only the
+        object-read permission the app uses anyway (``storage.objects.get`` on GCS), not
+        ``storage.buckets.get``, which the HMAC service account lacks, so ``bucket_exists``
+        (HEAD bucket) would fail there. A GET, unlike a HEAD, carries an error body, so a
+        missing object (``NoSuchKey``: store reachable, bucket there, request authorized) is
+        told apart from a missing bucket or refused credentials.
+        """
+        try:
+            with _infra("reach the object store"):
+                response = self.client.get_object(self.bucket, READY_SENTINEL_KEY)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return
+            if exc.code == "NoSuchBucket":
+                raise InfraError(f"The bucket '{self.bucket}' does not exist.") from exc
+            raise InfraError(f"The object store refused a read of bucket '{self.bucket}' ({exc.code}).") from exc
+        response.close()
+        response.release_conn()
 
     # URLs for users: signed for the public endpoint.
     def presign_upload(self, key: str) -> tuple[str, datetime]:
@@ -112,6 +131,19 @@ class Store:
         expires = timedelta(seconds=self.presign_expiry_s)
         url = self.signer.presigned_put_object(self.bucket, key, expires=expires)
         return url, datetime.now(UTC) + expires
+
+    def presign_upload_form(self, key: str, max_bytes: int) -> tuple[str, dict[str, str], datetime]:
+        """A browser-style POST upload (URL and form fields) for ``key`` only, which the store
+        refuses when the file is empty or over ``max_bytes`` (a POST policy's content-length-range;
+        a PUT URL cannot carry such a bound)."""
+        expires_at = datetime.now(UTC) + timedelta(seconds=self.presign_expiry_s)
+        policy = PostPolicy(self.bucket, expires_at)
+        policy.add_equals_condition("key", key)
+        policy.add_content_length_range_condition(1, max_bytes)
+        fields = self.signer.presigned_post_policy(policy)
+        # The form posts to the bucket on the public endpoint (path style, as the signer signs).
+        public = urlparse(self.signer.presigned_get_object(self.bucket, key, expires=timedelta(seconds=60)))
+        return f"{public.scheme}://{public.netloc}/{self.bucket}", {"key": key, **fields}, expires_at
 
     def presign_download(self, key: str, filename: str | None = None) -> tuple[str, datetime]:
         """A URL the user GETs the object from, and when it expires."""
@@ -138,11 +170,15 @@ class Store:
             raise InfraError(f"The object store refused a metadata read ({exc.code}).") from exc
         return ObjectInfo(size=int(info.size or 0), etag=(info.etag or "").strip('"'))
 
-    def read_range(self, key: str, offset: int, length: int) -> bytes:
-        """``length`` bytes of ``key`` from ``offset`` (one ranged GET)."""
+    def read_range(self, key: str, offset: int, length: int, *, etag: str | None = None) -> bytes:
+        """``length`` bytes of ``key`` from ``offset`` (one ranged GET); with ``etag``, only
+        from that version of the object (If-Match), else Conflict ``dataset.changed``."""
+        headers = {"If-Match": f'"{etag}"'} if etag else None
         try:
             with _infra("read from the object store"):
-                response = self.client.get_object(self.bucket, key, offset=offset, length=length)
+                response = self.client.get_object(
+                    self.bucket, key, offset=offset, length=length, request_headers=headers
+                )
                 try:
                     return response.read()
                 finally:
@@ -156,9 +192,10 @@ class Store:
                 hint="Wait for the upload to finish, then submit again.",
             ) from exc
 
-    def open_ranged(self, key: str, size: int) -> RangedReader:
-        """A seekable read-only file over ``key`` that fetches only the ranges read."""
-        return RangedReader(self, key, size)
+    def open_ranged(self, key: str, info: ObjectInfo) -> RangedReader:
+        """A seekable read-only file over the version of ``key`` that ``info`` describes, which
+        fetches only the ranges read."""
+        return RangedReader(self, key, info)
 
     def put_json(self, key: str, document: Any) -> None:
         data = json.dumps(document, default=str, sort_keys=True).encode()
@@ -168,11 +205,15 @@ class Store:
 
 class RangedReader(io.RawIOBase):
     """A read-only, seekable file over one object, for pyarrow to read a Parquet footer and
-    single columns without downloading the whole file. Reads ahead a little to save requests."""
+    single columns without downloading the whole file. Reads ahead a little to save requests.
 
-    def __init__(self, store: Store, key: str, size: int) -> None:
+    Kept rather than ``pyarrow.fs.S3FileSystem``: every range here is pinned to the ETag that
+    was checked (If-Match), so a file replaced mid-read is refused, which S3FileSystem cannot do.
+    """
+
+    def __init__(self, store: Store, key: str, info: ObjectInfo) -> None:
         super().__init__()
-        self._store, self._key, self._size = store, key, size
+        self._store, self._key, self._size, self._etag = store, key, info.size, info.etag
         self._pos = 0
         self._buf_start, self._buf = 0, b""
         self.requests = 0
@@ -198,7 +239,7 @@ class RangedReader(io.RawIOBase):
         end = self._pos + want
         if not (self._buf_start <= self._pos and end <= self._buf_start + len(self._buf)):
             length = min(max(want, RANGE_READ_AHEAD_BYTES), self._size - self._pos)
-            self._buf = self._store.read_range(self._key, self._pos, length)
+            self._buf = self._store.read_range(self._key, self._pos, length, etag=self._etag)
             self._buf_start = self._pos
             self.requests += 1
         start = self._pos - self._buf_start

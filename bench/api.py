@@ -13,7 +13,6 @@ import itertools
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 
 from app.local.servers import free_port
+from app.waiting import wait_until
 from bench.harness import Harness, median
 from bench.load import CONCURRENCY, LoadResult, get, post_json, run_load
 from bench.table import Figure
@@ -40,14 +40,13 @@ def ceiling_server() -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://{HOST}:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the ceiling app did not start")
-            time.sleep(0.1)
+        wait_until(
+            lambda: httpx.get(f"http://{HOST}:{port}/healthz", timeout=1).status_code == 200,
+            what="the ceiling app to answer /healthz",
+            timeout_s=30,
+            ignore=(httpx.HTTPError,),
+            give_up=lambda: None if process.poll() is None else f"the ceiling app exited ({process.returncode})",
+        )
         yield port
     finally:
         process.terminate()

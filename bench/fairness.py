@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import contextlib
-import time
 
 from app.client import ApiError
+from app.domain import JobStatus
+from app.waiting import wait_until
 from bench.harness import Harness, random_frame, write_frame
 from bench.table import Figure
 
@@ -24,11 +25,12 @@ def run(h: Harness) -> list[Figure]:
         for i in range(LARGE_FITS)
     ]
     jobs = [h.client.fit(d, params=LARGE_PARAMS, lane="large")["id"] for d in large]
-    deadline = time.monotonic() + 60
-    while h.times(jobs[0])["status"] == "queued":
-        if time.monotonic() > deadline:
-            raise RuntimeError("the first large fit did not start within 60 s")
-        time.sleep(0.02)
+    wait_until(
+        lambda: h.times(jobs[0])["status"] != JobStatus.QUEUED,
+        what="the first large fit to start",
+        timeout_s=60,
+        interval_s=0.02,
+    )
     submitted = h.client.fit(toy, params={"random_state": 7})
     record = h.wait(submitted["id"])
     states = [h.times(j)["status"] for j in jobs]

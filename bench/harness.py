@@ -20,12 +20,13 @@ import psutil
 
 from app.auth import LOCAL_TENANT
 from app.client import TabjobClient
+from app.domain import is_terminal
 from app.local.servers import free_port
 from app.local.stack import EmbeddedStack
 from app.settings import Settings
 from app.storage import Store, dataset_key
+from app.waiting import wait_until
 
-TERMINAL = ("finished", "failed", "canceled")
 POLL_S = 0.02
 # Sections submit more jobs at once than a tenant may queue by default (100).
 STACK_ENV = {"TABJOB_TENANT_MAX_QUEUED": "5000"}
@@ -82,20 +83,21 @@ class Harness:
     def wait_all(
         self, job_ids: list[str], *, timeout_s: float = 900.0, poll_s: float = POLL_S, allow_failed: bool = False
     ) -> dict[str, dict[str, Any]]:
-        deadline = time.monotonic() + timeout_s
         done: dict[str, dict[str, Any]] = {}
         pending = list(job_ids)
-        # Poll the oldest pending job until it ends, then the next: one request per poll.
-        while pending:
-            record = self.times(pending[0])
-            if record["status"] in TERMINAL:
+
+        def all_ended() -> bool:
+            # Poll the oldest pending job until it ends, then the next: one request per poll.
+            while pending:
+                record = self.times(pending[0])
+                if not is_terminal(record["status"]):
+                    return False
                 if record["status"] != "finished" and not allow_failed:
                     raise RuntimeError(f"job {pending[0]} {record['status']}: {record.get('error')}")
                 done[pending.pop(0)] = record
-                continue
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(pending)} job(s) did not end in {timeout_s} s")
-            time.sleep(poll_s)
+            return True
+
+        wait_until(all_ended, what=f"{len(job_ids)} job(s) to end", timeout_s=timeout_s, interval_s=poll_s)
         return done
 
     # ---- processes
@@ -178,6 +180,9 @@ def running_stack(*, quick: bool, timings: dict[str, float]) -> Iterator[Harness
         try:
             t0 = time.perf_counter()
             stack.start()
+            timings["stack_ready_s"] = time.perf_counter() - t0
+            # start() returns at readiness; the sections measure warm workers.
+            stack.wait_for_workers()
             timings["stack_start_s"] = time.perf_counter() - t0
             settings = settings_from_env_file(stack.data_dir / "tabjob.env").model_copy(
                 update={"scratch_dir": str(stack.data_dir / "scratch")}

@@ -24,6 +24,7 @@ import redis
 
 from app.local.servers import free_port
 from app.settings import LANES
+from app.state import lane_workers_key
 from app.waiting import wait_until
 from bench.table import Figure
 
@@ -151,7 +152,7 @@ def _all_workers_up(root: psutil.Process, data_dir: Path) -> bool:
     env = dict(line.split("=", 1) for line in (data_dir / "tabjob.env").read_text().splitlines() if "=" in line)
     client = redis.Redis.from_url(env["TABJOB_REDIS_URL"], password=env["TABJOB_REDIS_PASSWORD"], decode_responses=True)
     registered = {
-        member.rsplit("-", 1)[-1] for lane in LANES for member in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1)
+        member.rsplit("-", 1)[-1] for lane in LANES for member in client.zrange(lane_workers_key(lane), 0, -1)
     }
     workers = [p for p in root.children() if "worker --lane" in " ".join(p.cmdline())]
     return bool(workers) and all(str(p.pid) in registered for p in workers)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 # infra/app.py -> repository root -> charts/tabjob
 CHART_PATH = Path(__file__).resolve().parent.parent / "charts" / "tabjob"
@@ -17,6 +19,9 @@ API_PORT = 8000
 # The chart's API pods carry these labels (prometheus-community style selector labels plus
 # a component label); kind's host-port Service selects them.
 REDIS_CA_KEY = "redis-ca.pem"
+# The Secret key holding TABJOB_BOOTSTRAP_API_KEYS ("smoke=<token>"), seeded by the API at start.
+BOOTSTRAP_KEYS_KEY = "bootstrap-api-keys"
+SMOKE_TENANT = "smoke"
 API_POD_LABELS = {"app.kubernetes.io/instance": RELEASE_NAME, "app.kubernetes.io/component": "api"}
 
 
@@ -48,6 +53,9 @@ class Images:
     digest: str | None
     gpu_digest: str | None
     pull_policy: str = "IfNotPresent"
+    # kind: the ID (sha256:...) of the locally built image, which runs under a fixed tag; the
+    # chart puts it on the API and CPU worker pods so a rebuilt image rolls them. None elsewhere.
+    local_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,35 @@ class Placement:
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     service_account_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     ingress: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+    # The chart's gpu.resources (derived from the GPU pool's machine type) and the most GPU
+    # Jobs at once (the pool's GPU nodes times GPUs per node); None: the chart's defaults.
+    gpu_resources: dict[str, Any] | None = None
+    gpu_max_jobs: int | None = None
+
+
+def endpoint_port(url: str) -> int:
+    """The TCP port of ``url``: explicit, else 443 for https/rediss and 80/6379 otherwise."""
+    parts = urlsplit(url)
+    if parts.port:
+        return parts.port
+    return {"https": 443, "rediss": 6379, "redis": 6379}.get(parts.scheme, 80)
+
+
+def _port_of(url: pulumi.Input[str]) -> pulumi.Output[int]:
+    return pulumi.Output.from_input(url).apply(endpoint_port)
+
+
+def _gpu_values(placement: Placement) -> dict[str, Any]:
+    gpu: dict[str, Any] = {"enabled": placement.gpu_enabled}
+    if not placement.gpu_enabled:
+        return gpu
+    gpu["nodeSelector"] = placement.gpu_node_selector
+    gpu["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
+    if placement.gpu_resources is not None:
+        gpu["resources"] = placement.gpu_resources
+    if placement.gpu_max_jobs is not None:
+        gpu["maxReplicaCount"] = placement.gpu_max_jobs
+    return gpu
 
 
 def chart_values(
@@ -69,23 +106,13 @@ def chart_values(
     secret_name: pulumi.Input[str],
 ) -> dict[str, Any]:
     """Values for charts/tabjob, using only the keys of the shared values contract."""
-    gpu: dict[str, Any] = {"enabled": placement.gpu_enabled}
-    if placement.gpu_enabled:
-        gpu["nodeSelector"] = placement.gpu_node_selector
-        gpu["tolerations"] = [
-            {
-                "key": "nvidia.com/gpu",
-                "operator": "Equal",
-                "value": "present",
-                "effect": "NoSchedule",
-            }
-        ]
     return {
         "image": {
             "repository": images.repository,
             "tag": images.tag,
             "digest": images.digest or "",
             "pullPolicy": images.pull_policy,
+            "id": images.local_id or "",
         },
         "gpuImage": {
             "repository": images.gpu_repository,
@@ -112,22 +139,34 @@ def chart_values(
             "s3SecretKeyKey": "s3-secret-key",
             # The chart hands this key to KEDA's redis trigger to verify the broker's TLS.
             "redisCaKey": REDIS_CA_KEY if backends.redis_ca is not None else "",
+            "bootstrapApiKeysKey": BOOTSTRAP_KEYS_KEY,
         },
         "api": {"service": {"type": "ClusterIP", "port": API_PORT}, "ingress": placement.ingress},
-        "gpu": gpu,
+        "gpu": _gpu_values(placement),
         "keda": {"redisAddress": backends.redis_address, "redisTls": backends.redis_tls},
+        # Egress follows the configured endpoints: 443 for GCS, 8333 for SeaweedFS, ...
+        "networkPolicy": {
+            "enabled": True,
+            "brokerPort": _port_of(backends.redis_url),
+            "storagePort": _port_of(backends.s3_endpoint),
+            "extraEgressCIDRs": [],
+        },
     }
 
 
 class TabjobRelease(pulumi.ComponentResource):
-    """The app's Secret (broker and store credentials) and the tabjob chart release.
+    """The app's Secret (broker and store credentials, the smoke test's API key) and the tabjob
+    chart release.
 
     Attributes:
         secret_name: the Secret the chart reads (`secrets.existingSecret`).
+        smoke_api_key: a generated API key of tenant `smoke` (secret), seeded by the API at
+            start-up, for the deploy's smoke test (stack output `smokeApiKey`).
         release: the Helm release of charts/tabjob.
     """
 
     secret_name: pulumi.Output[str]
+    smoke_api_key: pulumi.Output[str]
     release: k8s.helm.v3.Release
 
     def __init__(
@@ -140,23 +179,15 @@ class TabjobRelease(pulumi.ComponentResource):
         backends: Backends,
         placement: Placement,
         provider: k8s.Provider,
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tabjob:app:TabjobRelease", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
-        credentials: dict[str, pulumi.Input[str]] = {
-            "redis-password": backends.redis_password,
-            "s3-access-key": backends.s3_access_key,
-            "s3-secret-key": backends.s3_secret_key,
-        }
-        if backends.redis_ca is not None:
-            credentials[REDIS_CA_KEY] = backends.redis_ca
-        secret = k8s.core.v1.Secret(
-            f"{name}-credentials",
-            metadata={"namespace": namespace},
-            string_data=credentials,
-            opts=child,
-        )
+        # On the children themselves: a component's depends_on does not reach them, and the
+        # release must wait for KEDA's CRDs, the broker and (kind) the bucket.
+        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on or [])
+        self.smoke_api_key = self._smoke_api_key(name)
+        secret = self._credentials(name, namespace, backends, child)
         self.secret_name = secret.metadata.name
         self.release = k8s.helm.v3.Release(
             name,
@@ -176,3 +207,29 @@ class TabjobRelease(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"secret_name": self.secret_name})
+
+    def _smoke_api_key(self, name: str) -> pulumi.Output[str]:
+        """tj_<12 hex>_<40 alphanumerics>: the app's key format, generated once per stack.
+
+        No key can be made with `tabjob admin` before the first smoke test (the broker is
+        reachable only inside the VPC), so the deploy brings its own.
+        """
+        plain = pulumi.ResourceOptions(parent=self)
+        key_id = random.RandomId(f"{name}-smoke-key-id", byte_length=6, opts=plain)
+        secret = random.RandomPassword(f"{name}-smoke-key-secret", length=40, special=False, opts=plain)
+        return pulumi.Output.secret(pulumi.Output.concat("tj_", key_id.hex, "_", secret.result))
+
+    def _credentials(
+        self, name: str, namespace: pulumi.Input[str], backends: Backends, child: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Secret:
+        credentials: dict[str, pulumi.Input[str]] = {
+            "redis-password": backends.redis_password,
+            "s3-access-key": backends.s3_access_key,
+            "s3-secret-key": backends.s3_secret_key,
+            BOOTSTRAP_KEYS_KEY: pulumi.Output.concat(f"{SMOKE_TENANT}=", self.smoke_api_key),
+        }
+        if backends.redis_ca is not None:
+            credentials[REDIS_CA_KEY] = backends.redis_ca
+        return k8s.core.v1.Secret(
+            f"{name}-credentials", metadata={"namespace": namespace}, string_data=credentials, opts=child
+        )

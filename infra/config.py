@@ -1,156 +1,36 @@
 """Stack configuration, read once into frozen dataclasses.
 
-Every `tabjob:` key the program reads is listed in `DEFAULTS` (with its default, or `None`
-where there is none or the default depends on other keys), so the key set, the defaults and
-Pulumi.yaml's schema can be checked against each other in tests. Invalid values raise
-`ValueError` naming what is allowed.
+Every `tabjob:` key the program reads is listed in `infra.config_keys.DEFAULTS` (with its
+default, or `None` where there is none or the default depends on other keys), so the key set,
+the defaults and Pulumi.yaml's schema can be checked against each other in tests. Invalid
+values raise `ValueError` naming what is allowed.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import pulumi
 
-ClusterKind = Literal["kind", "gke", "existing"]
+from infra.cluster import gpu_sizing
+from infra.config_env import kind_image
+from infra.config_keys import (
+    CLUSTER_KINDS,
+    DEFAULTS,
+    DIGEST_PATTERN,
+    ENVIRONMENTS,
+    GPU_DRIVER_VERSIONS,
+    KEDA_VERSION_PATTERN,
+    RELEASE_CHANNELS,
+    SECRET_KEYS,
+    VALKEY_NODE_TYPES,
+    ClusterKind,
+)
+from infra.config_reader import Reader
 
-CLUSTER_KINDS = ("kind", "gke", "existing")
-ENVIRONMENTS = ("dev", "staging", "production")
-RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE")
-GPU_DRIVER_VERSIONS = ("LATEST", "DEFAULT")
-VALKEY_NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
-DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
-# KEDA's CRDs in ../shared/crds and the chart's ScaledObjects are written against 2.20.
-KEDA_VERSION_PATTERN = re.compile(r"^2\.20\.\d+$")
-
-# The one place each default lives. None: no default, or one derived from other keys
-# (documented next to the getter that derives it).
-DEFAULTS: dict[str, Any] = {
-    # common
-    "cluster": "kind",
-    "environment": None,  # the stack name
-    "namespace": "tabjob",
-    "image": None,  # kind: "tabjob"; gke: <Artifact Registry>/tabjob; existing: required
-    "gpuImage": None,  # <image>-gpu
-    "imageTag": "dev",
-    "imageDigest": None,
-    "gpuImageDigest": None,
-    "kedaVersion": "2.20.2",
-    "installKeda": True,
-    "apiHost": None,  # required for gke
-    # kind
-    "kindClusterName": "tabjob",
-    "kindNodeImage": None,  # kind's own default node image
-    "apiHostPort": 8000,
-    "s3HostPort": 8333,
-    "valkeyImage": "valkey/valkey:9.1",
-    "seaweedfsImage": "chrislusf/seaweedfs:4.48",
-    "valkeyStorage": "1Gi",
-    "seaweedfsStorage": "10Gi",
-    # gke
-    "gcpProject": None,  # required for gke
-    "region": "us-central1",
-    "releaseChannel": "REGULAR",
-    "deletionProtection": None,  # True when environment is production, else False
-    "nodeCidr": "10.10.0.0/20",
-    "podsCidr": "10.16.0.0/14",
-    "servicesCidr": "10.20.0.0/20",
-    "cpuMachineType": "e2-standard-4",
-    "cpuMinNodes": 1,
-    "cpuMaxNodes": 6,
-    "gpuMachineType": "g2-standard-4",
-    "gpuType": "nvidia-l4",
-    "gpuCount": 1,
-    "gpuMaxNodes": 2,
-    "gpuSpot": False,
-    "gpuDriverVersion": "LATEST",
-    "valkeyNodeType": "SHARED_CORE_NANO",
-    "valkeyReplicas": 0,
-    "valkeyEngineVersion": "VALKEY_8_0",
-    "objectRetentionDays": 30,
-    "expiringPrefixes": ["datasets/", "results/"],
-    # existing cluster
-    "kubeconfig": None,  # secret; required for existing
-    "redisUrl": None,
-    "redisPassword": None,  # secret
-    "s3Endpoint": None,
-    "s3PublicEndpoint": None,  # s3Endpoint
-    "s3Bucket": None,
-    "s3Region": "us-east-1",
-    "s3AccessKey": None,  # secret
-    "s3SecretKey": None,  # secret
-    "ingressClass": "nginx",
-}
-
-SECRET_KEYS = frozenset({"kubeconfig", "redisPassword", "s3AccessKey", "s3SecretKey"})
-
-
-class _Reader:
-    """Typed getters over `pulumi.Config` that only read declared keys."""
-
-    def __init__(self, config: pulumi.Config) -> None:
-        self._config = config
-
-    def _raw(self, key: str) -> str | None:
-        if key not in DEFAULTS:
-            raise KeyError(f"tabjob:{key} is not declared in infra/config.py DEFAULTS")
-        value = self._config.get(key)
-        return None if value in (None, "") else value
-
-    def string(self, key: str) -> str | None:
-        value = self._raw(key)
-        return value if value is not None else DEFAULTS[key]
-
-    def required(self, key: str, why: str) -> str:
-        value = self.string(key)
-        if value is None:
-            raise ValueError(f"tabjob:{key} is required {why}")
-        return value
-
-    def choice(self, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
-        value = self.string(key) or default
-        if value not in allowed:
-            raise ValueError(f"tabjob:{key} must be one of {', '.join(allowed)}; got {value!r}")
-        return value
-
-    def integer(self, key: str, minimum: int = 0) -> int:
-        raw = self._raw(key)
-        try:
-            value = int(raw) if raw is not None else int(DEFAULTS[key])
-        except ValueError:
-            raise ValueError(f"tabjob:{key} must be an integer >= {minimum}; got {raw!r}") from None
-        if value < minimum:
-            raise ValueError(f"tabjob:{key} must be an integer >= {minimum}; got {value}")
-        return value
-
-    def boolean(self, key: str, default: bool | None = None) -> bool:
-        raw = self._raw(key)
-        if raw is None:
-            fallback = DEFAULTS[key] if default is None else default
-            return bool(fallback)
-        if raw.lower() in ("true", "false"):
-            return raw.lower() == "true"
-        raise ValueError(f"tabjob:{key} must be true or false; got {raw!r}")
-
-    def strings(self, key: str) -> list[str]:
-        raw = self._raw(key)
-        if raw is None:
-            return list(DEFAULTS[key])
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ValueError(f"tabjob:{key} must be a list of non-empty strings; got {raw!r}")
-        return value
-
-    def secret(self, key: str) -> pulumi.Output[str] | None:
-        if self._raw(key) is None:
-            return None
-        return self._config.require_secret(key)
+__all__ = ["DEFAULTS", "SECRET_KEYS", "StackConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +42,8 @@ class ImageSettings:
     tag: str
     digest: str | None
     gpu_digest: str | None
+    # tabjob:imageTag was set explicitly (a hand-run deploy of a tag), not left at its default.
+    tag_set: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +56,10 @@ class KindSettings:
     seaweedfs_image: str
     valkey_storage: str
     seaweedfs_storage: str
+    # The locally built image: its ID (sha256:...) keys the reload into the node and rolls the
+    # pods; the archive is what `kind load image-archive` loads.
+    image_id: str
+    image_archive: str
 
 
 @dataclass(frozen=True)
@@ -194,6 +80,8 @@ class GkeSettings:
     gpu_max_nodes: int
     gpu_spot: bool
     gpu_driver_version: str
+    gpu_zones: list[str]
+    master_cidr: str
     valkey_node_type: str
     valkey_replicas: int
     valkey_engine_version: str
@@ -226,19 +114,22 @@ class StackConfig:
     keda_version: str
     install_keda: bool
     api_host: str | None
+    # gke: no image exists yet; declare the infrastructure only (tabjob:bootstrap).
+    bootstrap: bool = False
     kind: KindSettings | None = None
     gke: GkeSettings | None = None
     existing: ExistingSettings | None = None
 
 
-def _digest(reader: _Reader, key: str) -> str | None:
+def _digest(reader: Reader, key: str) -> str | None:
     value = reader.string(key)
     if value is not None and not DIGEST_PATTERN.match(value):
         raise ValueError(f"tabjob:{key} must look like sha256:<64 hex digits>; got {value!r}")
     return value
 
 
-def _kind_settings(r: _Reader) -> KindSettings:
+def _kind_settings(r: Reader, environ: Mapping[str, str]) -> KindSettings:
+    image_id, image_archive = kind_image(environ)
     api_port = r.integer("apiHostPort", minimum=1)
     s3_port = r.integer("s3HostPort", minimum=1)
     if api_port == s3_port:
@@ -252,17 +143,27 @@ def _kind_settings(r: _Reader) -> KindSettings:
         seaweedfs_image=r.string("seaweedfsImage"),
         valkey_storage=r.string("valkeyStorage"),
         seaweedfs_storage=r.string("seaweedfsStorage"),
+        image_id=image_id,
+        image_archive=image_archive,
     )
 
 
-def _gke_settings(r: _Reader, environment: str) -> GkeSettings:
+def _gke_settings(r: Reader, environment: str) -> GkeSettings:
     cpu_min = r.integer("cpuMinNodes")
     cpu_max = r.integer("cpuMaxNodes", minimum=1)
     if cpu_min > cpu_max:
         raise ValueError("tabjob:cpuMinNodes must not exceed tabjob:cpuMaxNodes")
+    region = r.string("region")
+    gpu_machine_type = r.string("gpuMachineType")
+    gpu_type = r.string("gpuType")
+    gpu_count = r.integer("gpuCount", minimum=1)
+    # Refused here, at preview: a GPU type, count or size the machine cannot give.
+    gpu_sizing.check_accelerator(gpu_machine_type, gpu_type, gpu_count)
+    gpu_sizing.gpu_job_resources(gpu_machine_type, gpu_count)
+    configured_zones = r.strings("gpuZones") if r.string("gpuZones") is not None else None
     return GkeSettings(
         project=r.required("gcpProject", "when tabjob:cluster is gke"),
-        region=r.string("region"),
+        region=region,
         release_channel=r.choice("releaseChannel", RELEASE_CHANNELS),
         deletion_protection=r.boolean("deletionProtection", default=environment == "production"),
         node_cidr=r.string("nodeCidr"),
@@ -271,12 +172,14 @@ def _gke_settings(r: _Reader, environment: str) -> GkeSettings:
         cpu_machine_type=r.string("cpuMachineType"),
         cpu_min_nodes=cpu_min,
         cpu_max_nodes=cpu_max,
-        gpu_machine_type=r.string("gpuMachineType"),
-        gpu_type=r.string("gpuType"),
-        gpu_count=r.integer("gpuCount", minimum=1),
+        gpu_machine_type=gpu_machine_type,
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
         gpu_max_nodes=r.integer("gpuMaxNodes", minimum=1),
         gpu_spot=r.boolean("gpuSpot"),
         gpu_driver_version=r.choice("gpuDriverVersion", GPU_DRIVER_VERSIONS),
+        gpu_zones=gpu_sizing.gpu_zones(region, gpu_type, configured_zones),
+        master_cidr=r.string("masterCidr"),
         valkey_node_type=r.choice("valkeyNodeType", VALKEY_NODE_TYPES),
         valkey_replicas=r.integer("valkeyReplicas"),
         valkey_engine_version=r.string("valkeyEngineVersion"),
@@ -285,7 +188,7 @@ def _gke_settings(r: _Reader, environment: str) -> GkeSettings:
     )
 
 
-def _existing_settings(r: _Reader) -> ExistingSettings:
+def _existing_settings(r: Reader) -> ExistingSettings:
     why = "when tabjob:cluster is existing"
     kubeconfig = r.secret("kubeconfig")
     access_key = r.secret("s3AccessKey")
@@ -310,9 +213,12 @@ def _existing_settings(r: _Reader) -> ExistingSettings:
     )
 
 
-def load_config(config: pulumi.Config | None = None) -> StackConfig:
-    """Read and validate the `tabjob:` configuration of the current stack."""
-    r = _Reader(config or pulumi.Config("tabjob"))
+def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] | None = None) -> StackConfig:
+    """Read and validate the `tabjob:` configuration of the current stack.
+
+    `environ` (default: the process environment) is read only for the kind stack's image.
+    """
+    r = Reader(config or pulumi.Config("tabjob"))
     cluster = r.choice("cluster", CLUSTER_KINDS)
     environment = r.choice("environment", ENVIRONMENTS, default=pulumi.get_stack())
     keda_version = r.string("kedaVersion")
@@ -325,6 +231,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         repository=image,
         gpu_repository=r.string("gpuImage"),
         tag=r.string("imageTag"),
+        tag_set=r.is_set("imageTag"),
         digest=_digest(r, "imageDigest"),
         gpu_digest=_digest(r, "gpuImageDigest"),
     )
@@ -340,7 +247,8 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
         keda_version=keda_version,
         install_keda=r.boolean("installKeda"),
         api_host=api_host,
-        kind=_kind_settings(r) if cluster == "kind" else None,
+        bootstrap=r.boolean("bootstrap"),
+        kind=_kind_settings(r, os.environ if environ is None else environ) if cluster == "kind" else None,
         gke=_gke_settings(r, environment) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,
     )

@@ -1,9 +1,9 @@
-"""Turning Parquet columns into the matrix HistGradientBoostingClassifier learns from.
+"""Turning Parquet columns into the matrix a model family learns from.
 
-Every column becomes one float64 column of a row-major matrix, filled one Parquet column
-at a time, so peak memory is the matrix plus one column (never a DataFrame plus a copy):
-numbers as they are, booleans as 0/1, text as category codes (HistGradientBoosting's native
-categorical support), dates as seconds since the epoch; missing values as NaN.
+Every column becomes one column of a row-major matrix (float64 for HistGradientBoosting, float32
+for XGBoost), filled one Parquet column at a time, so peak memory is the matrix plus one column
+(never a DataFrame plus a copy): numbers as they are, booleans as 0/1, text as category codes
+(both families' native categorical support), dates as seconds since the epoch; missing values as NaN.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ml.matrix import fill_matrices
 from ml.schema import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
 
 # HistGradientBoosting bins categories into at most max_bins (255) bins, one kept for missing.
@@ -62,33 +63,39 @@ class FeatureSpec:
         mask = [kind == CATEGORICAL for kind in self.columns.values()]
         return mask if any(mask) else None
 
-    def matrix(self, source: pq.ParquetFile, rows: pa.ChunkedArray | None = None) -> np.ndarray:
-        """The float64 feature matrix of ``source``, optionally only the rows where ``rows`` is true."""
-        return self.matrices(source, rows)[0]
+    def matrix(
+        self, source: pq.ParquetFile, rows: pa.ChunkedArray | None = None, *, dtype: type = np.float64
+    ) -> np.ndarray:
+        """The feature matrix of ``source``, optionally only the rows where ``rows`` is true."""
+        return self.matrices(source, rows, dtype=dtype)[0]
 
     def matrices(
-        self, source: pq.ParquetFile, rows: pa.ChunkedArray | None = None, parts: list[np.ndarray] | None = None
+        self,
+        source: pq.ParquetFile,
+        rows: pa.ChunkedArray | None = None,
+        parts: list[np.ndarray] | None = None,
+        *,
+        dtype: type = np.float64,
     ) -> list[np.ndarray]:
-        """One float64 matrix per index array in ``parts`` (row positions after the ``rows``
-        filter), all filled in one pass over the columns: a train/validation split costs no copy
-        of the whole matrix. Without ``parts``, one matrix of every row."""
+        """One matrix per index array in ``parts`` (row positions after the ``rows`` filter), all
+        filled in one pass over the columns: a train/validation split costs no copy of the whole
+        matrix. Without ``parts``, one matrix of every row. ``dtype``: float64 for
+        HistGradientBoosting, float32 for XGBoost (what it stores internally anyway)."""
         n = source.metadata.num_rows if rows is None else int(pc.sum(rows).as_py() or 0)
-        sizes = [n] if parts is None else [len(p) for p in parts]
-        # Row-major: HistGradientBoosting copies a column-major matrix to row-major inside fit
-        # (measured: +1.5x the matrix at 400,000 x 50), which would double the peak.
-        outs = [np.empty((size, len(self.columns)), dtype=np.float64, order="C") for size in sizes]
-        for j, (name, kind) in enumerate(self.columns.items()):
-            column = source.read(columns=[name]).column(0)
-            if rows is not None:
-                column = column.filter(rows)
-            values = self._encode(name, kind, column)
-            del column
-            if parts is None:
-                outs[0][:, j] = values
-            else:
-                for out, part in zip(outs, parts, strict=True):
-                    out[:, j] = values[part]
-        return outs
+        values = (self.column_values(source, name, rows) for name in self.columns)
+        return fill_matrices(values, n, len(self.columns), parts, dtype)
+
+    def column_values(self, source: pq.ParquetFile, name: str, rows: pa.ChunkedArray | None = None) -> np.ndarray:
+        """One feature column of ``source`` encoded as float64 (NaN for missing), filtered by ``rows``."""
+        column = source.read(columns=[name]).column(0)
+        if rows is not None:
+            column = column.filter(rows)
+        return self._encode(name, self.columns[name], column)
+
+    @classmethod
+    def from_dict(cls, described: Mapping) -> FeatureSpec:
+        """The spec ``to_dict`` described (as a fit summary reports it under ``features``)."""
+        return cls(columns=dict(described["columns"]), categories=dict(described.get("categories", {})))
 
     def _encode(self, name: str, kind: str, column: pa.ChunkedArray) -> np.ndarray:
         if kind == CATEGORICAL:

@@ -6,6 +6,7 @@ read column by column. One HTTP client per process keeps connections alive betwe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -98,3 +99,25 @@ def write_file(url: str, path: Path, *, content_type: str = "application/octet-s
 def _chunks(body):  # an iterator, so httpx streams the upload instead of buffering it
     while chunk := body.read(CHUNK_BYTES):
         yield chunk
+
+
+def report(progress: Progress | None, phase: str, fraction: float | None = None, message: str | None = None) -> None:
+    """Call ``progress`` when the caller gave one."""
+    if progress is not None:
+        progress(phase, fraction, message)
+
+
+def file_sha256(url: str) -> str:
+    """The sha256 (hex) of the object at ``url``, read in chunks (a local path or an HTTP(S) URL)."""
+    digest = hashlib.sha256()
+    local = _local_path(url)
+    if local is not None:
+        with local.open("rb") as body:
+            while chunk := body.read(CHUNK_BYTES):
+                digest.update(chunk)
+        return digest.hexdigest()
+    with _http().stream("GET", url) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -8,7 +8,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,8 @@ import redis
 
 from app.local.servers import SeaweedS3, Valkey, die_with_parent, free_port
 from app.settings import Settings
+from app.state import lane_workers_key
+from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,11 +117,13 @@ class Workers:
         client = redis.Redis.from_url(
             env["TABJOB_REDIS_URL"], password=env["TABJOB_REDIS_PASSWORD"], decode_responses=True
         )
-        deadline = time.monotonic() + 120
-        while not any(w.endswith(f"-{process.pid}") for w in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1)):
-            assert process.poll() is None, f"worker exited with {process.returncode}"
-            assert time.monotonic() < deadline, "worker did not register"
-            time.sleep(0.05)
+        wait_until(
+            lambda: any(w.endswith(f"-{process.pid}") for w in client.zrange(lane_workers_key(lane), 0, -1)),
+            what=f"the {lane} worker {process.pid} to register",
+            timeout_s=120,
+            interval_s=0.05,
+            give_up=lambda: None if process.poll() is None else f"worker exited with {process.returncode}",
+        )
         return process
 
     def stop_all(self) -> None:
@@ -188,3 +191,17 @@ def seed_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def free_tcp_port() -> int:
     return free_port()
+
+
+# Fixtures that start worker processes, or (in tests/app) a whole embedded stack: a test using
+# one is `slow`, so `task test:fast` (-m "not slow") runs everything else in under a minute.
+# (tests/infra has a `stack` fixture too: a Pulumi stack name, which starts nothing.)
+SLOW_FIXTURES = frozenset({"workers", "small_worker"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        starts_stack = "stack" in used and item.path.is_relative_to(ROOT / "tests" / "app")
+        if SLOW_FIXTURES & used or starts_stack:
+            item.add_marker(pytest.mark.slow)

@@ -34,7 +34,10 @@ async def current_tenant(request: Request, svc: ServicesDep) -> str:
             hint="Send 'Authorization: Bearer <key>' (the CLI reads TABJOB_API_KEY).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await run_in_threadpool(svc.keys.tenant_of, token.strip())
+    tenant = await run_in_threadpool(svc.keys.tenant_of, token.strip())
+    # Datasets remember the key that got their upload URL (a revoked key's URLs are refused).
+    request.state.api_key_id = svc.keys.key_id_of(token.strip())
+    return tenant
 
 
 TenantDep = Annotated[str, Depends(current_tenant)]

@@ -36,11 +36,14 @@ class LegacyErrorEnvelope(ErrorEnvelope):
 ERROR_MEANINGS: dict[int, str] = {
     400: "The body is not JSON, or the request cannot be carried out as asked (a model_id naming a predict job).",
     401: "No API key, or an unknown, malformed or revoked one.",
+    403: "Authentication is off and the request did not arrive on a loopback address.",
     404: "No such dataset or job for this tenant.",
-    409: "The resource is not in a state that allows this (a job not finished, a dataset not uploaded).",
-    413: "The dataset is larger than the service accepts.",
+    409: "The resource is not in a state that allows this (a job not finished, a dataset not uploaded), "
+    "or the deployment hands out no PUT upload URLs.",
+    413: "The dataset (its bytes, rows, columns or footer) or the request body is larger than the service accepts.",
     422: "The request or its data is invalid; the message names what to fix.",
     429: "The tenant has as many queued jobs as allowed; retry once some have started.",
+    431: "The request has too many or too large headers.",
     503: "The broker or the object store is unavailable; retry shortly (retryable is true).",
 }
 
@@ -82,6 +85,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(redis.RedisError)
     async def broker_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+        if isinstance(exc, redis.ResponseError):
+            # The broker answered and refused the command (WRONGTYPE, a script error): a bug of
+            # ours, not an outage. A 503 would tell clients to retry, and differ from a 404.
+            log.error("%s %s: the broker refused a command (%s)", request.method, request.url.path, exc)
+            return envelope(request, 500, "internal", "An unexpected error occurred; it has been logged.")
         log.warning("%s %s: the broker failed (%s)", request.method, request.url.path, type(exc).__name__)
         return envelope(
             request, 503, "platform.unavailable", "The job broker is unavailable; try again shortly.", retryable=True

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ml.params import TUNABLE_PARAMS
-
-
-def ts(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
+from app.domain import JobKind, JobStatus
 
 
 class ErrorBody(BaseModel):
@@ -55,10 +51,21 @@ class DatasetPublic(BaseModel):
     problem: ErrorBody | None = None
 
 
-class DatasetCreated(DatasetPublic):
-    """A new dataset and the URL to PUT its Parquet bytes to."""
+class UploadForm(BaseModel):
+    """A size-bounded upload: POST ``fields`` then the file (as the last field, ``file``) as
+    multipart/form-data to ``url``; the store refuses a file over ``max_bytes``."""
 
-    upload_url: str
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+
+
+class DatasetCreated(DatasetPublic):
+    """A new dataset and where to upload its Parquet bytes: ``upload_form`` (size-bounded by the
+    store) or ``upload_url`` (a PUT; null when the deployment hands out only bounded uploads)."""
+
+    upload_url: str | None
+    upload_form: UploadForm | None = None
     upload_expires_at: datetime
 
 
@@ -68,7 +75,10 @@ class DatasetsPublic(BaseModel):
 
 
 class FitParams(BaseModel):
-    """HistGradientBoostingClassifier parameters a fit may set; all optional."""
+    """HistGradientBoostingClassifier parameters a fit may set; all optional.
+
+    The same names as ``ml.model.TUNABLE_PARAMS`` (a test keeps them in step): the API does not
+    import ``ml.model``, which loads scikit-learn."""
 
     model_config = ConfigDict(extra="forbid")
     learning_rate: float | None = Field(None, gt=0, le=10)
@@ -82,16 +92,14 @@ class FitParams(BaseModel):
     random_state: int | None = Field(None, ge=0, le=2**32 - 1)
 
     def chosen(self) -> dict[str, Any]:
-        values = self.model_dump(exclude_none=True)
-        assert set(values) <= set(TUNABLE_PARAMS)
-        return values
+        return self.model_dump(exclude_none=True)
 
 
 class JobCreate(BaseModel):
     """A fit (dataset with ``y``) or a predict (dataset plus a finished fit job as the model)."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["fit", "predict"]
+    kind: JobKind
     dataset_id: str = Field(min_length=1, max_length=100)
     model_id: str | None = Field(None, min_length=1, max_length=100)
     params: FitParams | None = None
@@ -119,7 +127,7 @@ class JobPublic(BaseModel):
 
     id: str
     kind: str
-    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    status: JobStatus
     lane: str
     phase: str | None = None
     progress: float | None = None
@@ -143,7 +151,7 @@ class LegacyStatus(BaseModel):
     """``GET /status`` as the seed's clients read it: status words and Unix-second times."""
 
     id: str
-    status: Literal["queued", "started", "finished", "failed", "canceled"]
+    status: JobStatus
     enqueued_at: float
     started_at: float | None = None
     ended_at: float | None = None
@@ -177,46 +185,3 @@ class EventsPublic(BaseModel):
 class DownloadPublic(BaseModel):
     url: str
     expires_at: datetime
-
-
-def job_public(job: dict[str, Any], *, queue: dict[str, Any] | None = None, deduplicated: bool = False) -> JobPublic:
-    result = job.get("result")
-    if result and job["kind"] == "fit":
-        result = {
-            k: result[k]
-            for k in ("classes", "rows", "iterations", "params", "notes", "features", "timings")
-            if k in result
-        }
-    return JobPublic(
-        id=job["id"],
-        kind=job["kind"],
-        status=job["status"],
-        lane=job["lane"],
-        phase=job.get("phase"),
-        progress=job.get("progress"),
-        attempts=int(job.get("attempts") or 0),
-        dataset_id=job["dataset_id"],
-        model_id=job.get("model_id"),
-        params=job.get("params") or {},
-        created_at=ts(job["created_at"]),  # type: ignore[arg-type]
-        started_at=ts(job.get("started_at")),
-        ended_at=ts(job.get("ended_at")),
-        cancel_requested=bool(job.get("cancel_requested")),
-        error=job.get("error"),
-        result=result,
-        queue=queue,
-        deduplicated=deduplicated,
-    )
-
-
-def dataset_public(record: dict[str, Any]) -> DatasetPublic:
-    return DatasetPublic(
-        id=record["id"],
-        name=record.get("name"),
-        state=record["state"],
-        created_at=ts(record["created_at"]),  # type: ignore[arg-type]
-        size_bytes=record.get("size_bytes"),
-        rows=record.get("rows"),
-        columns=record.get("columns"),
-        problem=record.get("problem"),
-    )

@@ -59,7 +59,17 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
             f"[yellow]Authentication is OFF[/]: the API listens on {host} (loopback) only "
             "and every caller is tenant 'local'."
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        # h11 bounds the request head it buffers (httptools has no such limit): 1 MB headers are
+        # refused by the server before the app sees them.
+        http="h11",
+        h11_max_incomplete_event_size=settings.api_max_header_bytes,
+    )
 
 
 @app.command()
@@ -68,8 +78,8 @@ def worker(
     max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs (KEDA ScaledJob pods use 1).")] = None,
 ) -> None:
     """Run a worker for one lane (one job at a time)."""
+    from app.domain import LANES
     from app.jobs.worker import run_worker
-    from app.settings import LANES
 
     if lane not in LANES:
         raise typer.BadParameter(f"lane must be one of {', '.join(LANES)}")
@@ -83,12 +93,15 @@ def stack(
     host: str = "127.0.0.1",
     port: int = 8000,
     data_dir: Annotated[Path, typer.Option(help="Where data, logs and credentials live.")] = Path(".tabjob"),
+    auth: Annotated[
+        bool, typer.Option("--auth", help="Require API keys on loopback too (always on elsewhere).")
+    ] = False,
 ) -> None:
     """Run Valkey, SeaweedFS, the API and workers for every lane in the foreground (Ctrl-C stops all)."""
     from app.local.stack import EmbeddedStack
 
     _logging("INFO")
-    embedded = EmbeddedStack(data_dir=data_dir.resolve(), host=host, port=port)
+    embedded = EmbeddedStack(data_dir=data_dir.resolve(), host=host, port=port, auth=auth)
     console.print(f"Starting tabjob in {embedded.data_dir} ...")
     embedded.handle_signals()
     try:

@@ -19,15 +19,19 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware, Retries
 
+from app.domain import LANES
 from app.errors import InfraError
-from app.settings import LANES, Settings
+from app.settings import Settings
 from app.waiting import wait_until
 
 NAMESPACE = "dramatiq"
 # Extra wake-up tokens only cost an empty fetch; keep a few so bursts wake several workers.
 MAX_WAKE_TOKENS = 16
 IDLE_TIMEOUT_MS = 1000
+# How often a worker retries an enqueue while the broker is unreachable.
 OUTAGE_RETRY_INTERVAL_S = 0.5
+# The one actor (app.jobs.actors): run a job by id.
+ACTOR_NAME = "run_job"
 
 
 def wake_key(queue_name: str) -> str:
@@ -164,3 +168,9 @@ def build_broker(
     for lane in LANES:
         broker.declare_queue(lane)  # declares its delay queue (where retries wait) too
     return broker
+
+
+def enqueue(broker: dramatiq.Broker, job_id: str, lane: str) -> None:
+    """Send ``job_id`` to ``lane``'s queue, for the actor (declared only in workers)."""
+    message = dramatiq.Message(queue_name=lane, actor_name=ACTOR_NAME, args=(job_id,), kwargs={}, options={})
+    broker.enqueue(message)

@@ -20,6 +20,7 @@ import httpx
 from threadpoolctl import ThreadpoolController
 
 import ml.model
+from app.jobs import pinned
 from ml.errors import DataProblem
 
 OPERATIONS = {"fit": ml.model.fit, "predict": ml.model.predict}
@@ -53,6 +54,21 @@ def warm_up() -> None:
         ml.model.predict(data, model, result, scratch_dir=tmp)
 
 
+def hold_if_asked() -> None:
+    """A test hook: with ``TABJOB_TEST_HOLD_JOBS`` set to a directory, announce each job there
+    (``<pid>.running``) and hold it until a file ``release`` appears, so a test can kill this
+    process or its worker while a job is surely running, whatever the machine's speed."""
+    folder = os.environ.get("TABJOB_TEST_HOLD_JOBS")
+    if not folder:
+        return
+    from pathlib import Path
+
+    from app.waiting import wait_until
+
+    (Path(folder) / f"{os.getpid()}.running").touch()
+    wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)
+
+
 def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
     """Run operations sent on ``conn`` until it closes.
 
@@ -74,9 +90,11 @@ def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
             operation, kwargs, job_threads = conn.recv()
         except (EOFError, OSError):
             return
+        hold_if_asked()
         try:
             with controller.limit(limits=job_threads):
-                summary: Any = OPERATIONS[operation](**kwargs, progress=progress)
+                # The dataset is downloaded pinned to the version checked at submission.
+                summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
             conn.send(("ok", summary))
         except DataProblem as exc:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))

@@ -1,38 +1,33 @@
-"""What a worker process shares between its middleware and its actor, set once at start-up."""
+"""What a worker process shares between its middleware and its actor: built once at start-up
+and passed to both (never a module global)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from app.domain import Job, JobStatus, Lane
+from app.jobs.ending import end_job
 from app.jobs.runner import JobRunner
 from app.settings import Settings
-from app.state import StateStore
+from app.state import State
 from app.storage import Store
 
 
 @dataclass
 class WorkerContext:
     settings: Settings
-    state: StateStore
+    state: State
     store: Store
     runner: JobRunner
     worker_id: str
-    lane: str
+    lane: Lane
     jobs_done: int = 0
     jobs_started: int = 0
     # A one-shot worker (KEDA ScaledJob pod) starts at most this many jobs; None: no limit.
     max_jobs: int | None = None
 
-
-_current: WorkerContext | None = None
-
-
-def set_context(context: WorkerContext | None) -> None:
-    global _current
-    _current = context
-
-
-def get_context() -> WorkerContext:
-    if _current is None:
-        raise RuntimeError("no worker context: run jobs through `tabjob worker`")
-    return _current
+    def end(self, job: Job, status: JobStatus, text: str, **fields: Any) -> bool:
+        """End ``job`` (see ``end_job``) and count it as done by this worker."""
+        self.jobs_done += 1
+        return end_job(self.state, self.store, job, status, text, **fields)

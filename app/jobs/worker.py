@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -19,13 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dramatiq
 
+from app.domain import Lane
 from app.jobs import actors
 from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, redis_client
-from app.jobs.context import WorkerContext, set_context
+from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
 from app.settings import WORKER_STOP_MARGIN_S, Settings
-from app.state import StateStore
+from app.state import State
 from app.storage import Store
 
 log = logging.getLogger("tabjob.worker")
@@ -52,31 +54,43 @@ def _health_server(port: int, alive: threading.Event) -> ThreadingHTTPServer:
     return server
 
 
-def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) -> int:
+def new_worker_id() -> str:
+    """``<host>-<random>-<pid>``: unique even where host and pid repeat (containers are pid 1,
+    pods on the host network share its name). The pid stays last: the embedded stack matches
+    its children by ``worker_id.rsplit("-", 1)[-1]``."""
+    return f"{socket.gethostname()}-{secrets.token_hex(4)}-{os.getpid()}"
+
+
+def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -> int:
     """Consume ``lane`` until SIGTERM/SIGINT (or ``max_jobs`` jobs); return the exit status."""
     # Set before the forkserver starts so OpenMP in every job process sees it: the job owns
     # these cores and must not spin on cores it does not own.
     threads = settings.threads_for_worker()
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+    worker_id = new_worker_id()
     runner = JobRunner(threads=threads)
     if settings.worker_warm_start:
         runner.start()
-    state = StateStore(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
-    store = Store.from_settings(settings)
-    context = WorkerContext(
-        settings=settings, state=state, store=store, runner=runner, worker_id=worker_id, lane=lane, max_jobs=max_jobs
+    ctx = WorkerContext(
+        settings=settings,
+        state=State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s),
+        store=Store.from_settings(settings),
+        runner=runner,
+        worker_id=worker_id,
+        lane=lane,
+        max_jobs=max_jobs,
     )
-    set_context(context)
-    broker = build_broker(settings, extra_middleware=[JobLifecycle()], outage_wait_s=settings.broker_outage_wait_s)
+    broker = build_broker(settings, extra_middleware=[JobLifecycle(ctx)], outage_wait_s=settings.broker_outage_wait_s)
     dramatiq.set_broker(broker)
-    actors.declare(broker)
+    actors.declare(broker, ctx)
 
     stop = threading.Event()
     alive = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
+    # Announce this worker before it takes a job: the reaper frees the jobs of silent workers.
+    ctx.state.lanes.heartbeat(lane, worker_id)
     worker = dramatiq.Worker(broker, queues={lane}, worker_threads=1, worker_timeout=IDLE_TIMEOUT_MS)
     worker.queue_prefetch = 1  # one job per worker: the others stay in Valkey for other pods
     worker.start()
@@ -84,62 +98,78 @@ def run_worker(settings: Settings, *, lane: str, max_jobs: int | None = None) ->
     health = _health_server(settings.worker_health_port, alive) if settings.worker_health_port else None
     log.info("worker %s consuming lane %s with %d thread(s) per job", worker_id, lane, threads)
 
-    # Heartbeats beat in their own thread: a hung broker must not keep the loop below (and so a
+    # Heartbeats beat in their own thread: a hung broker must not keep the serve loop (and so a
     # SIGTERM) waiting on a socket.
-    threading.Thread(target=_heartbeats, args=(stop, state, lane, worker_id), daemon=True, name="heartbeat").start()
+    threading.Thread(target=_heartbeats, args=(ctx, stop), daemon=True, name="heartbeat").start()
+    exit_code = _serve(ctx, worker, stop)
+    stop.set()  # ends the heartbeats too (a one-shot worker leaves the loop without a signal)
+    alive.clear()
+    _stop(ctx, worker)
+    if health is not None:
+        health.shutdown()
+    # Deregistering is a courtesy (the entry expires with its heartbeat): never wait on a broker
+    # that is down or hung for it.
+    _bounded(lambda: ctx.state.lanes.leave(lane, worker_id), DEREGISTER_TIMEOUT_S)
+    return exit_code
+
+
+def heartbeat_interval_s(settings: Settings) -> float:
+    """How often a worker says it is alive: well within the time after which it counts as gone."""
+    return min(HEARTBEAT_INTERVAL_S, settings.broker_heartbeat_timeout_s / 3)
+
+
+def _heartbeats(ctx: WorkerContext, stop: threading.Event) -> None:
+    """Beat, and reap when due, every heartbeat interval until ``stop``."""
+    timeout_s = ctx.settings.broker_heartbeat_timeout_s
+    broker_ok_since = time.monotonic()
+    while not stop.wait(heartbeat_interval_s(ctx.settings)):
+        try:
+            ctx.state.lanes.heartbeat(ctx.lane, ctx.worker_id)
+            # A worker silent for the broker's heartbeat timeout is gone (Dramatiq redelivers
+            # its messages then): free the running slots it held. Not right after the broker
+            # came back, when every worker looks silent until its next heartbeat.
+            if time.monotonic() - broker_ok_since >= timeout_s:
+                ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
+        except Exception:
+            broker_ok_since = time.monotonic()
+            log.warning("heartbeat or reaper failed", exc_info=True)
+
+
+def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -> int:
+    """Watch the worker thread until told to stop (or a one-shot worker is done); the exit status."""
+    max_jobs = ctx.max_jobs
     started_at = time.monotonic()
-    exit_code = 0
     while not stop.wait(HEARTBEAT_INTERVAL_S if max_jobs is None else 0.2):
         if not all(thread.is_alive() for thread in worker.workers):
             # Dramatiq does not restart a worker thread that died; without it this process would
             # keep fetching (and holding) messages it never runs. Exit so it is restarted.
             log.critical("the worker thread died; exiting so the worker is restarted")
-            exit_code = 1
-            break
+            return 1
         if max_jobs is not None:
-            if context.jobs_done >= max_jobs:
-                break
-            if context.jobs_done == 0 and time.monotonic() - started_at > ONE_SHOT_IDLE_EXIT_S:
+            if ctx.jobs_done >= max_jobs:
+                return 0
+            if ctx.jobs_done == 0 and time.monotonic() - started_at > ONE_SHOT_IDLE_EXIT_S:
                 log.info("no job arrived in %.0f s; exiting", ONE_SHOT_IDLE_EXIT_S)
-                break
-
-    stop.set()  # ends the heartbeats too (a one-shot worker leaves the loop without a signal)
-    alive.clear()
-    _stop_consuming(worker, runner, settings.worker_shutdown_timeout_s)
-    if health is not None:
-        health.shutdown()
-    # Deregistering is a courtesy (the entry expires with its heartbeat): never wait on a broker
-    # that is down or hung for it.
-    _bounded(lambda: state.r.zrem(state.lane_key(lane, "workers"), worker_id), DEREGISTER_TIMEOUT_S)
-    return exit_code
+                return 0
+    return 0
 
 
-def _heartbeats(stop: threading.Event, state: StateStore, lane: str, worker_id: str) -> None:
-    """Register at once, then every HEARTBEAT_INTERVAL_S until ``stop``."""
-    while True:
-        try:
-            state.worker_heartbeat(lane, worker_id)
-        except Exception as exc:
-            log.warning("heartbeat failed: %s", exc)
-        if stop.wait(HEARTBEAT_INTERVAL_S):
-            return
-
-
-def _stop_consuming(worker: dramatiq.Worker, runner: JobRunner, grace_s: float) -> None:
-    """Let the running job finish for up to ``grace_s`` seconds, then hand it back (the job
-    process is killed and the job retried); the whole takes at most ``grace_s`` plus
+def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
+    """Let the running job finish for up to the shutdown timeout, then hand it back (the job
+    process is killed and the job retried); the whole takes at most that timeout plus
     WORKER_STOP_MARGIN_S, whether or not the broker answers (Dramatiq retries an ack on a lost
     broker for ever: that message is redelivered once its lease expires)."""
+    grace_s = ctx.settings.worker_shutdown_timeout_s
     log.info("stopping: waiting up to %.0f s for the running job", grace_s)
     stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
     stopper.start()
     stopper.join(grace_s)
     if stopper.is_alive():
-        runner.abort("The worker was shut down before the job finished; it is retried on another worker.")
+        ctx.runner.abort("The worker was shut down before the job finished; it is retried on another worker.")
         stopper.join(WORKER_STOP_MARGIN_S - DEREGISTER_TIMEOUT_S)
         if stopper.is_alive():
             log.warning("the broker did not take the job back in time; it is redelivered when its lease expires")
-    runner.kill()
+    ctx.runner.kill()
 
 
 def _bounded(call: Callable[[], object], timeout_s: float) -> None:

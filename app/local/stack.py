@@ -29,6 +29,7 @@ import redis
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
 from app.settings import LANES, WORKER_STOP_MARGIN_S, available_cpus, is_loopback
+from app.state import lane_workers_key
 from app.waiting import wait_until
 
 log = logging.getLogger("tabjob.stack")
@@ -52,6 +53,8 @@ class EmbeddedStack:
     port: int = 8000
     lanes: tuple[str, ...] = LANES
     env: dict[str, str] = field(default_factory=dict)
+    # Auth on even on loopback (to try keys locally); always on for any other address.
+    auth: bool = False
     valkey: Valkey | None = None
     s3: SeaweedS3 | None = None
     children: list[Child] = field(default_factory=list)
@@ -70,7 +73,7 @@ class EmbeddedStack:
 
     @property
     def auth_enabled(self) -> bool:
-        return not is_loopback(self.host)
+        return self.auth or not is_loopback(self.host)
 
     @property
     def logs(self) -> Path:
@@ -145,6 +148,8 @@ class EmbeddedStack:
         self._spawn(api)
         self.valkey.wait_ready(timeout_s)
         self.s3.wait_ready(timeout_s)
+        # Uploads by POST form (size-bounded) need the bucket; only a PUT creates it on SeaweedFS.
+        # Readiness (a sentinel read in the bucket) needs it too.
         self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"), timeout_s)
         self._wait_for_api(api, timeout_s)
         self.ready.set()
@@ -209,7 +214,7 @@ class EmbeddedStack:
             registered = {
                 member.rsplit("-", 1)[-1]
                 for lane in self.lanes
-                for member in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1)
+                for member in client.zrange(lane_workers_key(lane), 0, -1)
             }
         finally:
             client.close()

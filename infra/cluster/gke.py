@@ -1,4 +1,7 @@
-"""A regional GKE cluster: Workload Identity, a CPU pool and a GPU pool that scales to zero."""
+"""A regional GKE cluster: Workload Identity, a CPU pool and a GPU pool that scales to zero.
+
+The component is split into named helpers (`_node_account`, `_cluster`, `_cpu_pool`,
+`_gpu_pool`, `_control_plane_firewall`), one per concern."""
 
 from __future__ import annotations
 
@@ -30,7 +33,12 @@ APIS = (
     "serviceconsumermanagement.googleapis.com",
     "iam.googleapis.com",
     "storage.googleapis.com",
+    # Project IAM bindings (the node account's roles) go through the Resource Manager API.
+    "cloudresourcemanager.googleapis.com",
 )
+# On a private cluster GKE's own firewall rule lets the control plane reach nodes on 443 and
+# 10250 only; KEDA serves the external metrics API on 6443 and its admission webhooks on 9443.
+KEDA_CONTROL_PLANE_PORTS = ("6443", "9443")
 
 
 def gke_kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
@@ -93,13 +101,14 @@ class GkeCluster(pulumi.ComponentResource):
         cluster: the GKE cluster.
         kubeconfig: its kubeconfig (secret).
         provider: the explicit Kubernetes provider every in-cluster resource must use.
-        workload_pool: PROJECT.svc.id.goog, for Workload Identity bindings.
+        workload_pool: PROJECT.svc.id.goog, read from the cluster: the pool exists only once
+            the cluster does, so a binding that uses it waits for the cluster.
     """
 
     cluster: gcp.container.Cluster
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
-    workload_pool: str
+    workload_pool: pulumi.Output[str]
 
     def __init__(
         self,
@@ -112,25 +121,48 @@ class GkeCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tabjob:cluster:GkeCluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
-        self.workload_pool = f"{settings.project}.svc.id.goog"
-        nodes = gcp.serviceaccount.Account(
-            f"{name}-nodes",
-            account_id=node_account_id,
-            display_name="tabjob GKE nodes",
-            opts=child,
+        self._name, self._settings = name, settings
+        self._child = pulumi.ResourceOptions(parent=self, provider=provider)
+        self.node_account = self._node_account(node_account_id)
+        self.cluster = self._cluster(vpc)
+        self.workload_pool = self.cluster.workload_identity_config.apply(_workload_pool_of)
+        node_config = self._common_node_config()
+        self.cpu_pool = self._cpu_pool(node_config)
+        self.gpu_pool = self._gpu_pool(node_config)
+        self.control_plane_firewall = self._control_plane_firewall(vpc)
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(self.cluster.name, self.cluster.endpoint, self.cluster.master_auth).apply(
+                lambda args: gke_kubeconfig(args[0], args[1], _ca_of(args[2]))
+            )
         )
-        self.node_account = nodes
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            # Workloads need somewhere to run, and KEDA's webhooks a way in, before anything
+            # is deployed through it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cpu_pool, self.control_plane_firewall]),
+        )
+        self.register_outputs({"kubeconfig": self.kubeconfig, "cluster": self.cluster.name})
+
+    def _node_account(self, account_id: str) -> gcp.serviceaccount.Account:
+        """The nodes' service account, with only the roles logging and metrics need."""
+        nodes = gcp.serviceaccount.Account(
+            f"{self._name}-nodes", account_id=account_id, display_name="tabjob GKE nodes", opts=self._child
+        )
         for role in NODE_ROLES:
             gcp.projects.IAMMember(
-                f"{name}-nodes-{role.split('/')[1].replace('.', '-').lower()}",
-                project=settings.project,
+                f"{self._name}-nodes-{role.split('/')[1].replace('.', '-').lower()}",
+                project=self._settings.project,
                 role=role,
                 member=nodes.member,
-                opts=child,
+                opts=self._child,
             )
-        self.cluster = gcp.container.Cluster(
-            name,
+        return nodes
+
+    def _cluster(self, vpc: Vpc) -> gcp.container.Cluster:
+        settings = self._settings
+        return gcp.container.Cluster(
+            self._name,
             location=settings.region,
             network=vpc.network.id,
             subnetwork=vpc.subnet.id,
@@ -143,25 +175,32 @@ class GkeCluster(pulumi.ComponentResource):
             remove_default_node_pool=True,
             initial_node_count=1,
             release_channel={"channel": settings.release_channel},
-            workload_identity_config={"workload_pool": self.workload_pool},
-            private_cluster_config={"enable_private_nodes": True, "enable_private_endpoint": False},
+            workload_identity_config={"workload_pool": f"{settings.project}.svc.id.goog"},
+            private_cluster_config={
+                "enable_private_nodes": True,
+                "enable_private_endpoint": False,
+                # A fixed range, so the firewall rule below can name the control plane.
+                "master_ipv4_cidr_block": settings.master_cidr,
+            },
             # NetworkPolicies in the chart are enforced by Dataplane V2.
             datapath_provider="ADVANCED_DATAPATH",
             deletion_protection=settings.deletion_protection,
-            opts=child,
+            opts=self._child,
         )
-        common_node_config = {
-            "service_account": nodes.email,
+
+    def _common_node_config(self) -> dict:
+        return {
+            "service_account": self.node_account.email,
             "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
             # Pods see the GKE metadata server, so they get Workload Identity, not node creds.
             "workload_metadata_config": {"mode": "GKE_METADATA"},
-            "shielded_instance_config": {
-                "enable_secure_boot": True,
-                "enable_integrity_monitoring": True,
-            },
+            "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
         }
-        self.cpu_pool = gcp.container.NodePool(
-            f"{name}-cpu",
+
+    def _cpu_pool(self, node_config: dict) -> gcp.container.NodePool:
+        settings = self._settings
+        return gcp.container.NodePool(
+            f"{self._name}-cpu",
             cluster=self.cluster.name,
             location=settings.region,
             initial_node_count=1,
@@ -171,53 +210,70 @@ class GkeCluster(pulumi.ComponentResource):
                 "location_policy": "BALANCED",
             },
             management={"auto_repair": True, "auto_upgrade": True},
-            node_config={
-                **common_node_config,
-                "machine_type": settings.cpu_machine_type,
-                "labels": {"tabjob.io/pool": "cpu"},
-            },
-            opts=child,
+            node_config={**node_config, "machine_type": settings.cpu_machine_type, "labels": {"tabjob.io/pool": "cpu"}},
+            opts=self._child,
         )
-        self.gpu_pool = gcp.container.NodePool(
-            f"{name}-gpu",
+
+    def _gpu_pool(self, node_config: dict) -> gcp.container.NodePool:
+        settings = self._settings
+        accelerator = {
+            "type": settings.gpu_type,
+            "count": settings.gpu_count,
+            # GKE installs the NVIDIA driver itself; no driver DaemonSet to manage.
+            "gpu_driver_installation_config": {"gpu_driver_version": settings.gpu_driver_version},
+        }
+        return gcp.container.NodePool(
+            f"{self._name}-gpu",
             cluster=self.cluster.name,
             location=settings.region,
+            # Only zones that have the accelerator: elsewhere a scale-up can never succeed.
+            node_locations=settings.gpu_zones,
             initial_node_count=0,
             autoscaling={
-                # Zero when no GPU job is queued: L4 nodes are the stack's biggest cost.
+                # Zero when no GPU job is queued: GPU nodes are the stack's biggest cost.
                 "total_min_node_count": 0,
                 "total_max_node_count": settings.gpu_max_nodes,
-                # Take a GPU wherever a zone has capacity.
+                # Take a GPU wherever one of those zones has capacity.
                 "location_policy": "ANY",
             },
             management={"auto_repair": True, "auto_upgrade": True},
             node_config={
-                **common_node_config,
+                **node_config,
                 "machine_type": settings.gpu_machine_type,
                 "spot": settings.gpu_spot,
-                "guest_accelerators": [
-                    {
-                        "type": settings.gpu_type,
-                        "count": settings.gpu_count,
-                        # GKE installs the NVIDIA driver itself; no driver DaemonSet to manage.
-                        "gpu_driver_installation_config": {"gpu_driver_version": settings.gpu_driver_version},
-                    }
-                ],
+                "guest_accelerators": [accelerator],
                 # Only pods that tolerate the GPU taint (the gpu lane's Jobs) land here.
                 "taints": [GPU_TAINT],
                 "labels": {"tabjob.io/pool": "gpu"},
             },
-            opts=child,
+            opts=self._child,
         )
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(self.cluster.name, self.cluster.endpoint, self.cluster.master_auth).apply(
-                lambda args: gke_kubeconfig(args[0], args[1], (args[2] or {}).get("cluster_ca_certificate", ""))
-            )
+
+    def _control_plane_firewall(self, vpc: Vpc) -> gcp.compute.Firewall:
+        """Let the private control plane reach KEDA's metrics API and webhooks on the nodes."""
+        return gcp.compute.Firewall(
+            f"{self._name}-control-plane-to-keda",
+            network=vpc.network.id,
+            direction="INGRESS",
+            source_ranges=[self._settings.master_cidr],
+            target_service_accounts=[self.node_account.email],
+            allows=[{"protocol": "tcp", "ports": list(KEDA_CONTROL_PLANE_PORTS)}],
+            description="GKE control plane to KEDA's metrics API server (6443) and admission webhooks (9443)",
+            opts=self._child,
         )
-        self.provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=self.kubeconfig,
-            # Workloads need somewhere to run before anything is deployed through it.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cpu_pool]),
-        )
-        self.register_outputs({"kubeconfig": self.kubeconfig, "cluster": self.cluster.name})
+
+
+def _ca_of(master_auth: object) -> str:
+    """The cluster CA from master_auth (a typed object from the provider, a dict under mocks)."""
+    if master_auth is None:
+        return ""
+    if isinstance(master_auth, dict):
+        return master_auth.get("cluster_ca_certificate") or master_auth.get("clusterCaCertificate") or ""
+    return getattr(master_auth, "cluster_ca_certificate", "") or ""
+
+
+def _workload_pool_of(config: object) -> str | None:
+    """workload_identity_config.workload_pool (a typed dict from the provider, a dict under mocks)."""
+    if not isinstance(config, dict):
+        return getattr(config, "workload_pool", None)
+    return config.get("workload_pool") or config.get("workloadPool")

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra.config import KindSettings
+from infra.config_env import KIND_IMAGE_ARCHIVE_ENV
 
 # NodePorts inside the kind node that the host ports are mapped onto. The API host Service
 # and the SeaweedFS S3 Service use exactly these.
@@ -46,12 +47,12 @@ def kind_config(settings: KindSettings) -> str:
 
 
 class KindCluster(pulumi.ComponentResource):
-    """A kind cluster, the local images loaded into it, and one Kubernetes provider for it.
+    """A kind cluster, the locally built image loaded into it, and one Kubernetes provider for it.
 
     Attributes:
         kubeconfig: the cluster's kubeconfig (secret), from `kind get kubeconfig`.
         provider: the explicit Kubernetes provider every in-cluster resource must use.
-        images_loaded: the `kind load docker-image` command; depend on it before deploying.
+        images_loaded: the `kind load image-archive` command; depend on it before deploying.
     """
 
     kubeconfig: pulumi.Output[str]
@@ -63,7 +64,6 @@ class KindCluster(pulumi.ComponentResource):
         name: str,
         *,
         settings: KindSettings,
-        images: list[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tabjob:cluster:KindCluster", name, None, opts)
@@ -88,17 +88,30 @@ class KindCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[created], additional_secret_outputs=["stdout"]),
         )
         self.kubeconfig = pulumi.Output.secret(kubeconfig_cmd.stdout)
-        refs = " ".join(shlex.quote(image) for image in images)
-        # Locally built images reach the node without a registry; a new tag reloads them.
-        self.images_loaded = command.local.Command(
-            f"{name}-load-images",
-            create=f"kind load docker-image --name {cluster} {refs}",
-            triggers=[created.id, *images],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[created]),
-        )
+        self.images_loaded = _load_image_archive(name, cluster, settings, created, parent=self)
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"kubeconfig": self.kubeconfig})
+
+
+def _load_image_archive(
+    name: str, cluster: str, settings: KindSettings, created: command.local.Command, *, parent: pulumi.Resource
+) -> command.local.Command:
+    """Load `task dev`'s `docker save` archive into the node, again whenever the image ID changes.
+
+    An archive, not `kind load docker-image`, which fails when Docker keeps images in its
+    containerd image store. Keyed on the image ID, not the tag: every build is tagged
+    tabjob:dev, so a trigger on the tag would never reload a rebuilt image. A new cluster (its
+    id) needs the image too. The path travels in the environment, so the command itself, and
+    with it the plan, stays the same from one build to the next.
+    """
+    return command.local.Command(
+        f"{name}-load-image",
+        create=f'kind load image-archive --name {cluster} "${KIND_IMAGE_ARCHIVE_ENV}"',
+        environment={KIND_IMAGE_ARCHIVE_ENV: settings.image_archive},
+        triggers=[created.id, settings.image_id],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[created]),
+    )

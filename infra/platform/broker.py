@@ -17,6 +17,19 @@ VALKEY_PORT = 6379
 VALKEY_UID = 999  # the `valkey` user of the official image
 
 
+VALKEY_LABELS = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/part-of": "tabjob"}
+
+
+def valkey_conf(password: str) -> str:
+    """valkey.conf of the in-cluster broker: password, and persistence to the volume at /data.
+
+    The append-only file (fsync every second) is what lets a restarted pod come back with its
+    queues and job records: at most about a second of writes is lost. RDB snapshots stay on
+    as Valkey's default, for a faster restart.
+    """
+    return f"requirepass {password}\nappendonly yes\nappendfsync everysec\ndir /data\nport {VALKEY_PORT}\n"
+
+
 class InClusterValkey(pulumi.ComponentResource):
     """Valkey as a one-replica StatefulSet with a persistent volume and a generated password.
 
@@ -54,78 +67,72 @@ class InClusterValkey(pulumi.ComponentResource):
         conf = k8s.core.v1.Secret(
             f"{name}-conf",
             metadata={"namespace": namespace},
-            string_data={
-                "valkey.conf": password.result.apply(
-                    lambda pw: f"requirepass {pw}\nappendonly yes\ndir /data\nport {VALKEY_PORT}\n"
-                )
-            },
+            string_data={"valkey.conf": password.result.apply(valkey_conf)},
             opts=child,
         )
-        labels = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/part-of": "tabjob"}
         service = k8s.core.v1.Service(
             name,
-            metadata={"namespace": namespace, "labels": labels},
+            metadata={"namespace": namespace, "labels": VALKEY_LABELS},
             spec={
-                "selector": labels,
+                "selector": VALKEY_LABELS,
                 "ports": [{"name": "redis", "port": VALKEY_PORT, "targetPort": "redis"}],
             },
             opts=child,
         )
         k8s.apps.v1.StatefulSet(
             name,
-            metadata={"namespace": namespace, "labels": labels},
-            spec={
-                "serviceName": service.metadata.name,
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": VALKEY_UID,
-                            "runAsGroup": VALKEY_UID,
-                            "fsGroup": VALKEY_UID,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [
-                            {
-                                "name": "valkey",
-                                "image": image,
-                                "args": ["/etc/valkey/valkey.conf"],
-                                "command": ["valkey-server"],
-                                "ports": [{"name": "redis", "containerPort": VALKEY_PORT}],
-                                "readinessProbe": {"tcpSocket": {"port": "redis"}},
-                                "livenessProbe": {
-                                    "tcpSocket": {"port": "redis"},
-                                    "initialDelaySeconds": 10,
-                                },
-                                "resources": {
-                                    "requests": {"cpu": "100m", "memory": "128Mi"},
-                                    "limits": {"memory": "512Mi"},
-                                },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                                "volumeMounts": [
-                                    {"name": "data", "mountPath": "/data"},
-                                    {"name": "conf", "mountPath": "/etc/valkey", "readOnly": True},
-                                ],
-                            }
-                        ],
-                        "volumes": [{"name": "conf", "secret": {"secretName": conf.metadata.name}}],
-                    },
-                },
-                "volumeClaimTemplates": [data_volume_claim(storage)],
-            },
+            metadata={"namespace": namespace, "labels": VALKEY_LABELS},
+            spec=_statefulset_spec(service, conf, image, storage),
             opts=child,
         )
         host = service_host(service, namespace)
         self.redis_address = pulumi.Output.concat(host, f":{VALKEY_PORT}")
         self.redis_url = pulumi.Output.concat("redis://", self.redis_address, "/0")
         self.register_outputs({"redis_url": self.redis_url})
+
+
+def _statefulset_spec(service: k8s.core.v1.Service, conf: k8s.core.v1.Secret, image: str, storage: str) -> dict:
+    """One Valkey pod reading valkey.conf from the Secret and writing its AOF to the volume."""
+    container = {
+        "name": "valkey",
+        "image": image,
+        "command": ["valkey-server"],
+        "args": ["/etc/valkey/valkey.conf"],
+        "ports": [{"name": "redis", "containerPort": VALKEY_PORT}],
+        "readinessProbe": {"tcpSocket": {"port": "redis"}},
+        "livenessProbe": {"tcpSocket": {"port": "redis"}, "initialDelaySeconds": 10},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "conf", "mountPath": "/etc/valkey", "readOnly": True},
+        ],
+    }
+    pod_security = {
+        "runAsNonRoot": True,
+        "runAsUser": VALKEY_UID,
+        "runAsGroup": VALKEY_UID,
+        "fsGroup": VALKEY_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return {
+        "serviceName": service.metadata.name,
+        "replicas": 1,
+        "selector": {"matchLabels": VALKEY_LABELS},
+        "template": {
+            "metadata": {"labels": VALKEY_LABELS},
+            "spec": {
+                "securityContext": pod_security,
+                "containers": [container],
+                "volumes": [{"name": "conf", "secret": {"secretName": conf.metadata.name}}],
+            },
+        },
+        "volumeClaimTemplates": [data_volume_claim(storage)],
+    }
 
 
 class ManagedValkey(pulumi.ComponentResource):

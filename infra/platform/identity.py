@@ -24,7 +24,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
         name: str,
         *,
         account_id: str,
-        workload_pool: str,
+        workload_pool: pulumi.Input[str],
         namespace: str,
         service_account: str,
         bucket: pulumi.Input[str],
@@ -40,7 +40,9 @@ class WorkloadIdentity(pulumi.ComponentResource):
             f"{name}-ksa",
             service_account_id=account.name,
             role="roles/iam.workloadIdentityUser",
-            member=f"serviceAccount:{workload_pool}[{namespace}/{service_account}]",
+            # An output of the cluster: the pool exists only once the cluster does, so this
+            # binding waits for it instead of racing it on a fresh project.
+            member=pulumi.Output.concat("serviceAccount:", workload_pool, f"[{namespace}/{service_account}]"),
             opts=child,
         )
         # Native GCS clients in the pods (not the S3 path, which uses the HMAC key) reach

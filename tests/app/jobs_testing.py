@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+
+from app.domain import is_terminal
+from app.waiting import wait_until
+
+T = TypeVar("T")
 
 
 def put_file(url: str, path: Path) -> None:
@@ -16,14 +20,11 @@ def put_file(url: str, path: Path) -> None:
     assert response.status_code == 200, response.text
 
 
-def wait_for(predicate: Callable[[], object], timeout_s: float = 60, interval_s: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(interval_s)
+def wait_for(predicate: Callable[[], T], timeout_s: float = 60, interval_s: float = 0.05) -> T:
+    """``app.waiting.wait_until`` with the test's defaults; the condition's source names it."""
+    return wait_until(
+        predicate, what=getattr(predicate, "__name__", "a condition"), timeout_s=timeout_s, interval_s=interval_s
+    )
 
 
 def upload(api: httpx.Client, path: Path) -> str:
@@ -39,6 +40,6 @@ def wait_job(api: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str
 
     def ended() -> dict[str, Any] | None:
         job = api.get(f"/v1/jobs/{job_id}").json()
-        return job if job["status"] in ("finished", "failed", "canceled") else None
+        return job if is_terminal(job["status"]) else None
 
-    return wait_for(ended, timeout_s, 0.1)  # type: ignore[return-value]
+    return wait_for(ended, timeout_s, 0.1)

@@ -48,7 +48,7 @@ def test_a_tenant_never_sees_another_tenants_data(settings, new_tenant, seed_fil
 def test_keys_are_stored_hashed_and_can_be_revoked(settings):
     keys = ApiKeys(client=redis_client(settings, decode=True))
     token, record = keys.create("acme", "ci")
-    stored = keys.r.hgetall(f"tabjob:apikey:{record['id']}")
+    stored = keys.r.hgetall(keys._key(record["id"]))
     assert token.split("_")[-1] not in str(stored)
     assert keys.tenant_of(token) == "acme"
     assert record["id"] in [k["id"] for k in keys.list("acme")]

@@ -8,13 +8,15 @@ import httpx
 import pandas as pd
 from jobs_testing import put_file, wait_for
 
+from app.domain import is_terminal
+
 
 def legacy_wait(api: httpx.Client, job_id: str) -> dict:
     def ended() -> dict | None:
         body = api.get("/status", params={"id": job_id}).json()
-        return body if body["status"] in ("finished", "failed", "canceled") else None
+        return body if is_terminal(body["status"]) else None
 
-    return wait_for(ended, 120, 0.1)  # type: ignore[return-value]
+    return wait_for(ended, 120, 0.1)
 
 
 def test_seed_workflow_through_legacy_routes(api, small_worker, seed_files):

@@ -6,6 +6,8 @@ import httpx
 import pandas as pd
 from jobs_testing import put_file, upload, wait_job
 
+from app.storage import manifest_key
+
 
 def test_dataset_lifecycle_shows_state_size_rows_and_columns(api, seed_files):
     created = api.post("/v1/datasets", json={"name": "train"})
@@ -84,6 +86,11 @@ def test_cancel_a_queued_job_means_it_never_starts(api, seed_files):
     assert canceled.status_code == 202 and canceled.json()["status"] == "canceled"
     again = api.post(f"/v1/jobs/{job['id']}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "job.already_ended"
+    # Ended in the API, it ends the one way jobs end: its manifest is in the store too.
+    services = api.app.state.services
+    manifest = manifest_key(services.state.jobs.get(job["id"]).tenant, job["id"])
+    document = services.store.client.get_object(services.store.bucket, manifest).json()
+    assert document["job"]["status"] == "canceled" and document["events"][-1]["type"] == "canceled"
 
 
 def test_request_errors_use_the_envelope(api):
@@ -124,7 +131,7 @@ def test_a_follower_keeps_its_place_when_old_events_are_trimmed(api, seed_files)
     state = api.app.state.services.state
     seen = api.get(f"/v1/jobs/{job['id']}/events").json()
     for i in range(MAX_EVENTS + 20):
-        state.add_event(job["id"], "progress", f"step {i}")
+        state.events.add(job["id"], "progress", f"step {i}")
     page = api.get(f"/v1/jobs/{job['id']}/events", params={"after": seen["next_after"]}).json()
     # The oldest were trimmed, but numbering goes on: the follower gets what is kept, in order.
     assert len(page["items"]) == MAX_EVENTS

@@ -17,6 +17,7 @@ import pytest
 
 from app.local.servers import SeaweedS3, Valkey, free_port
 from app.settings import WORKER_STOP_MARGIN_S
+from app.state import lane_workers_key
 from app.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ def registered(valkey: Valkey, lane: str, pid: int) -> bool:
 
     client = redis.Redis(host=valkey.host, port=valkey.port, password=valkey.password, decode_responses=True)
     with client:
-        return any(m.endswith(f"-{pid}") for m in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1))
+        return any(m.endswith(f"-{pid}") for m in client.zrange(lane_workers_key(lane), 0, -1))
 
 
 @pytest.mark.parametrize("outage", ["killed", "hung"])

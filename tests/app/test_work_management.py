@@ -3,8 +3,10 @@ idempotency, lanes and limits."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,14 +78,25 @@ def test_a_job_past_its_lane_time_limit_fails_with_job_timeout(api, workers, big
     assert ended["attempts"] == 1  # a timeout is not retried
 
 
-def test_a_lost_job_process_is_retried_and_counted(api, workers, big_file):
-    worker = workers.start("large")
-    dataset = upload(api, big_file)
+def held_job_process(worker_pid: int, hold: Path) -> psutil.Process:
+    """The worker's job process once it holds a job (``TABJOB_TEST_HOLD_JOBS``): the job is
+    surely running when the test acts, however fast or slow the fit would be."""
+    running = wait_for(lambda: sorted(hold.glob("*.running")), 120)
+    process = job_process(worker_pid)
+    assert [p.stem for p in running] == [str(process.pid)]
+    return process
+
+
+def test_a_lost_job_process_is_retried_and_counted(api, workers, seed_files, tmp_path):
+    worker = workers.start("large", TABJOB_TEST_HOLD_JOBS=str(tmp_path))
+    dataset = upload(api, seed_files["train"])
     job = api.post(
-        "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": {"max_iter": 30}, "lane": "large"}
+        "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": {"max_iter": 5}, "lane": "large"}
     ).json()
-    wait_for(lambda: training(api, job["id"]), 120)
-    job_process(worker.pid).send_signal(signal.SIGKILL)
+    # When the job process dies while it runs the job
+    held_job_process(worker.pid, tmp_path).send_signal(signal.SIGKILL)
+    (tmp_path / "release").touch()
+    # Then the job is retried on a fresh job process, and both attempts are counted
     ended = wait_job(api, job["id"], timeout_s=120)
     assert ended["status"] == "finished"
     assert ended["attempts"] == 2
@@ -91,19 +104,22 @@ def test_a_lost_job_process_is_retried_and_counted(api, workers, big_file):
     assert "retrying" in events
 
 
-def test_retries_are_bounded_and_the_final_error_blames_the_platform(api, workers, big_file):
-    worker = workers.start("large", TABJOB_MAX_RETRIES="0")
-    dataset = upload(api, big_file)
-    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": ENDLESS, "lane": "large"}).json()
-    wait_for(lambda: training(api, job["id"]), 120)
-    job_process(worker.pid).send_signal(signal.SIGKILL)
+def test_retries_are_bounded_and_the_final_error_blames_the_platform(api, workers, seed_files, tmp_path):
+    worker = workers.start("large", TABJOB_MAX_RETRIES="0", TABJOB_TEST_HOLD_JOBS=str(tmp_path))
+    dataset = upload(api, seed_files["train"])
+    job = api.post(
+        "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": {"max_iter": 5}, "lane": "large"}
+    ).json()
+    held_job_process(worker.pid, tmp_path).send_signal(signal.SIGKILL)
     ended = wait_job(api, job["id"], timeout_s=60)
+    (tmp_path / "release").touch()
     assert ended["status"] == "failed"
     assert ended["error"]["code"] == "platform.worker_lost"
     assert "platform's fault" in ended["error"]["message"]
+    assert ended["attempts"] == 1
 
 
-def test_identical_fits_are_trained_once(api, small_worker, seed_files):
+def test_identical_fits_are_trained_once(api, small_worker, seed_files, tmp_path):
     first = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"])}).json()
     # The same bytes uploaded again, and the same parameters: the existing model is returned.
     again = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"])}).json()
@@ -113,15 +129,17 @@ def test_identical_fits_are_trained_once(api, small_worker, seed_files):
         "/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "params": {"max_iter": 7}}
     ).json()
     assert other["id"] != first["id"] and other["deduplicated"] is False
-    different = api.post(
-        "/v1/jobs",
-        json={"kind": "fit", "dataset_id": upload(api, seed_files["train_without_y"].with_name("train.parquet"))},
-    ).json()
-    assert different["id"] == first["id"]  # same path, same bytes: still the same training set
+    # The same rows in another order are other bytes: a new training set, trained anew.
+    shuffled = tmp_path / "train.parquet"
+    pd.read_parquet(seed_files["train"]).sample(frac=1.0, random_state=3).to_parquet(shuffled)
+    assert shuffled.read_bytes() != seed_files["train"].read_bytes()
+    different = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, shuffled)}).json()
+    assert different["id"] not in (first["id"], other["id"]) and different["deduplicated"] is False
     assert wait_job(api, first["id"])["status"] == "finished"
     events = [e["type"] for e in api.get(f"/v1/jobs/{first['id']}/events").json()["items"]]
     assert events.count("started") == 1
     assert wait_job(api, other["id"])["status"] == "finished"
+    assert wait_job(api, different["id"])["status"] == "finished"
 
 
 def test_idempotency_key_makes_retries_safe(api, seed_files):
@@ -135,14 +153,13 @@ def test_idempotency_key_makes_retries_safe(api, seed_files):
 
 
 def test_a_retry_while_the_first_request_still_runs_is_told_to_wait(settings, new_tenant, seed_files):
-    import hashlib
 
     tenant, key = new_tenant()
     with TestClient(create_app(settings), headers={"authorization": f"Bearer {key}"}) as api:
         dataset = upload(api, seed_files["train"])
         # Given a first request with this key still between its checks and its answer
         claim = f"idem:{tenant}:{hashlib.sha256(b'slow-1').hexdigest()[:32]}"
-        api.app.state.services.state.remember(claim, "pending:job_first")
+        api.app.state.services.state.claims.remember(claim, "pending:job_first")
         body = {"kind": "fit", "dataset_id": dataset, "lane": "gpu"}
         retry = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "slow-1"})
         assert retry.status_code == 409 and retry.json()["error"]["code"] == "job.idempotency_in_progress"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import helm_python as helm
 import yaml
@@ -142,4 +143,21 @@ def gpu_job_as_batch_job(scaled_job: dict[str, Any]) -> dict[str, Any]:
             "annotations": scaled_job["metadata"].get("annotations", {}),
         },
         "spec": scaled_job["spec"]["jobTargetRef"],
+    }
+
+
+def url_port(url: str) -> int:
+    """The TCP port a URL connects to: explicit, else 443 for https, 6379 for redis(s), else 80."""
+    parts = urlsplit(url)
+    return parts.port or {"https": 443, "redis": 6379, "rediss": 6379}.get(parts.scheme, 80)
+
+
+def egress_ports(values: dict[str, Any]) -> set[int]:
+    """The ports the chart's NetworkPolicies must open for ``values`` (merged): DNS, the broker
+    and the store, each either set in networkPolicy or taken from its URL."""
+    policy, config = values["networkPolicy"], values["config"]
+    return {
+        53,
+        policy["brokerPort"] or url_port(config["redisUrl"]),
+        policy["storagePort"] or url_port(config["s3Endpoint"]),
     }

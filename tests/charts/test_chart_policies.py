@@ -17,6 +17,7 @@ from chart_render import (
     KUBERNETES_VERSION,
     by_kind,
     containers_of,
+    egress_ports,
     env_of,
     gpu_job_as_batch_job,
     merged_values,
@@ -242,9 +243,10 @@ def test_disruption_budgets_cover_the_api_and_every_lane(scenario: str) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_network_policies_isolate_every_pod(scenario: str) -> None:
     objects = _objects(scenario)
-    values = _merged(scenario)["networkPolicy"]
+    merged = _merged(scenario)
+    values = merged["networkPolicy"]
     policies = by_kind(objects, "NetworkPolicy")
-    allowed_ports = {53, values["brokerPort"], values["storagePort"]}
+    allowed_ports = egress_ports(merged)
 
     for where, template in pod_templates(objects):
         labels = template["metadata"]["labels"]
@@ -261,6 +263,22 @@ def test_network_policies_isolate_every_pod(scenario: str) -> None:
                 assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == values["extraEgressCIDRs"]
             else:
                 assert {port["port"] for port in rule["ports"]} <= allowed_ports
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "port"),
+    [
+        ("https://storage.googleapis.com", 443),
+        ("http://seaweedfs.tabjob.svc.cluster.local:8333", 8333),
+        ("https://minio.corp.example:9000", 9000),
+        ("http://[fd00::5]:7480", 7480),
+    ],
+)
+def test_egress_follows_the_store_endpoint_when_no_port_is_set(endpoint: str, port: int) -> None:
+    objects = render_objects({"config": {"s3Endpoint": endpoint, "redisUrl": "rediss://10.0.0.4:6380/0"}})
+    for policy in by_kind(objects, "NetworkPolicy"):
+        opened = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+        assert opened == {53, 6380, port}, policy["metadata"]["name"]
 
 
 def test_network_policies_can_be_turned_off() -> None:
@@ -355,3 +373,15 @@ def test_redis_ca_follows_the_ca_key(secrets: dict[str, Any]) -> None:
     core += [gpu_job_as_batch_job(obj) for obj in by_kind(objects, "ScaledJob")]
     for obj in core:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(("key", "expected"), [("", None), ("bootstrap-api-keys", "bootstrap-api-keys")])
+def test_only_the_api_gets_the_bootstrap_api_keys(key: str, expected: str | None) -> None:
+    objects = render_objects({"secrets": {"bootstrapApiKeysKey": key}, "gpu": {"enabled": True}})
+    for where, template in pod_templates(objects):
+        (container,) = template["spec"]["containers"]
+        entry = env_of(container).get("TABJOB_BOOTSTRAP_API_KEYS")
+        if template["metadata"]["labels"]["app.kubernetes.io/component"] == "api" and expected:
+            assert entry["valueFrom"]["secretKeyRef"] == {"name": "tabjob", "key": expected}, where
+        else:
+            assert entry is None, where

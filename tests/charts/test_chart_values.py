@@ -261,7 +261,7 @@ CONTRACT_KEYS = {
         "jobRetentionS",
         "logLevel",
     },
-    "secrets": {"existingSecret", "redisPasswordKey", "s3AccessKeyKey", "s3SecretKeyKey"},
+    "secrets": {"existingSecret", "redisPasswordKey", "s3AccessKeyKey", "s3SecretKeyKey", "bootstrapApiKeysKey"},
     "api": {"replicas", "resources", "service", "ingress"},
     "workers": {"small", "large"},
     "gpu": {"enabled", "maxReplicaCount", "timeLimitS", "resources", "nodeSelector", "tolerations"},

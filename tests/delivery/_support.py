@@ -83,3 +83,17 @@ def iter_run_scripts(document: dict[str, Any]) -> Iterator[str]:
     for step in steps:
         if "run" in step:
             yield step["run"]
+
+
+def fake_tools(folder: Path, tools: dict[str, str]) -> Path:
+    """Write bash scripts standing in for CLIs these machines lack (docker, kind, pulumi...).
+
+    Each script gets `$*` and the environment of its call; it can log them to $FAKE_LOG, so a
+    test reads back exactly what a workflow step or task ran, in order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in tools.items():
+        script = folder / name
+        script.write_text("#!/bin/bash\nset -u\n" + body)
+        script.chmod(0o755)
+    return folder

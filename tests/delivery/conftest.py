@@ -35,5 +35,10 @@ def smoke_action() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def deployed_images_action() -> dict[str, Any]:
+    return load_yaml(ACTIONS_DIR / "deployed-images" / "action.yml")
+
+
+@pytest.fixture(scope="session")
 def taskfile() -> dict[str, Any]:
     return load_yaml(REPO_ROOT / "Taskfile.yml")

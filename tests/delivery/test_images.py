@@ -10,77 +10,24 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import shlex
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from ._dockerfile import DOCKERFILES, parse_stages, uv_sync_commands
 from ._support import REPO_ROOT, run_tool
 
-DOCKERFILES = ["Dockerfile", "Dockerfile.gpu"]
 NON_ROOT_UID = "10001"
 # An exact version: a tag with major.minor.patch, or a digest.
 EXACT_TAG = re.compile(r"^[\w./-]+:(\d+\.\d+\.\d+[\w.-]*)(@sha256:[0-9a-f]{64})?$")
 DIGEST_ONLY = re.compile(r"^[\w./-]+@sha256:[0-9a-f]{64}$")
 
 
-@dataclass
-class Stage:
-    """One build stage: its base (FROM), its alias and its instructions (keyword, arguments)."""
-
-    base: str
-    alias: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def args_of(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
-def parse_stages(path: Path) -> list[Stage]:
-    """Split a Dockerfile into stages (continuation lines joined, comments dropped)."""
-    logical: list[str] = []
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    stages: list[Stage] = []
-    for line in logical:
-        keyword, _, args = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
-            parts = args.split()
-            alias = parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else None
-            stages.append(Stage(base=parts[0], alias=alias))
-        elif stages:
-            stages[-1].instructions.append((keyword, args.strip()))
-    return stages
-
-
 def exec_form(args: str) -> list[str]:
     value = json.loads(args)
     assert isinstance(value, list), f"{args} is not the exec (JSON array) form"
     return value
-
-
-def uv_sync_commands(stages: list[Stage]) -> list[list[str]]:
-    """The tokens of every `uv sync` run in the Dockerfile."""
-    commands = []
-    for stage in stages:
-        for run in stage.args_of("RUN"):
-            tokens = shlex.split(run)
-            for i, token in enumerate(tokens):
-                if token == "uv" and tokens[i + 1 : i + 2] == ["sync"]:
-                    end = next((j for j in range(i, len(tokens)) if tokens[j] == "&&"), None)
-                    commands.append(tokens[i:end])
-    return commands
 
 
 @pytest.fixture(params=DOCKERFILES)
@@ -125,6 +72,16 @@ def test_dependencies_come_from_the_lock_without_dev_or_infra_groups(dockerfile:
         assert "--no-editable" in command, command
         for forbidden in ("--dev", "--all-groups", "--group", "--all-extras"):
             assert forbidden not in command, command
+
+
+def test_bind_mount_targets_are_absolute(dockerfile: Path) -> None:
+    # podman and buildah refuse a relative `target=` (Docker resolves it against WORKDIR).
+    mounts = [run for stage in parse_stages(dockerfile) for run in stage.args_of("RUN") if "type=bind" in run]
+    assert mounts, f"{dockerfile.name} bind-mounts nothing: pyproject.toml and uv.lock were bound before"
+    for run in mounts:
+        for spec in re.findall(r"--mount=(type=bind\S*)", run):
+            options = dict(part.split("=", 1) for part in spec.split(","))
+            assert options["target"].startswith("/"), f"{dockerfile.name}: relative bind target in {spec}"
 
 
 def test_final_stage_runs_as_the_non_root_uid(dockerfile: Path) -> None:
@@ -195,7 +152,8 @@ def is_ignored(path: str, patterns: list[str]) -> bool:
 
 def test_dockerignore_keeps_heavy_and_secret_paths_out_of_the_context() -> None:
     patterns = dockerignore_patterns()
-    for path in (".venv", ".git", "tests", "bench", "charts", "infra", "environments", ".env"):
+    # .tabjob: the local stack's data and settings file (secrets), and `task dev`'s image archive.
+    for path in (".venv", ".git", "tests", "bench", "charts", "infra", "environments", ".env", ".tabjob"):
         assert is_ignored(path, patterns), f"{path} would be sent to the docker build"
     assert is_ignored("app/__pycache__/x.pyc", patterns)
 

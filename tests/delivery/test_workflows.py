@@ -27,7 +27,9 @@ from ._support import (
 
 DEPLOY_ACTION = "./.github/actions/deploy"
 SMOKE_ACTION = "./.github/actions/smoke"
-PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
+DEPLOYED_IMAGES_ACTION = "./.github/actions/deployed-images"
+# A third-party action is pinned by full commit SHA: a tag can be moved to other code, a SHA cannot.
+PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 SAME_DIGEST_INPUTS = {
     "image-digest": "${{ needs.build.outputs.digest }}",
     "gpu-image-digest": "${{ needs.build.outputs.gpu_digest }}",
@@ -103,7 +105,7 @@ def test_the_expected_workflows_exist() -> None:
 # --- hygiene shared by every workflow and action ----------------------------------------------
 
 
-def test_every_uses_is_local_or_pinned_to_a_major_version_or_sha() -> None:
+def test_every_uses_is_local_or_pinned_to_a_commit_sha() -> None:
     for path, document in all_documents():
         for uses in iter_uses(document):
             assert uses.startswith("./") or PINNED_USES.match(uses), f"{path.name}: {uses}"
@@ -160,12 +162,25 @@ def test_ci_previews_staging_on_pull_requests_as_a_comment(ci: dict[str, Any]) -
         "id-token": "write",
         "pull-requests": "write",
     }
-    pulumi = step_using(preview, "pulumi/actions")
-    assert pulumi["uses"] == "pulumi/actions@v6"
-    assert pulumi["with"]["command"] == "preview"
+    runs = [s for s in steps_of(preview) if s.get("with", {}).get("command") == "preview"]
+    assert len(runs) == 1
+    pulumi = runs[0]
+    assert pulumi["uses"].split("@")[0] == "pulumi/actions"
     assert pulumi["with"]["stack-name"] == "staging"
     assert pulumi["with"]["comment-on-pr"] is True
     step_using(preview, "google-github-actions/auth")
+
+
+def test_preview_keeps_the_release_staging_runs(ci: dict[str, Any]) -> None:
+    # Without digests the program plans no release: a preview must show what a deploy of this
+    # change would do to the running app, not its deletion. A staging that never had a
+    # release previews its bootstrap, chosen explicitly.
+    steps = steps_of(ci["jobs"]["preview"])
+    keep = step_using(ci["jobs"]["preview"], DEPLOYED_IMAGES_ACTION)
+    assert keep["with"] == {"stack": "staging", "when-none": "bootstrap"}
+    preview = next(s for s in steps if s.get("with", {}).get("command") == "preview")
+    installs = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions@") and "with" not in s]
+    assert installs and installs[0] < steps.index(keep) < steps.index(preview)
 
 
 # --- deploy.yml ------------------------------------------------------------------------------
@@ -243,16 +258,24 @@ def test_production_deploys_the_same_digests_as_staging(deploy: dict[str, Any]) 
 
 def test_smoke_jobs_test_the_url_their_deploy_reported(deploy: dict[str, Any]) -> None:
     jobs = deploy["jobs"]
-    for smoke, deployed in (
-        ("smoke-staging", "deploy-staging"),
-        ("smoke-production", "deploy-production"),
+    for smoke, deployed, stack in (
+        ("smoke-staging", "deploy-staging", "staging"),
+        ("smoke-production", "deploy-production", "production"),
     ):
         step = step_using(jobs[smoke], SMOKE_ACTION)
-        assert step["with"]["url"] == f"${{{{ needs.{deployed}.outputs.api_url }}}}"
-        assert step["with"]["api-key"] == "${{ secrets.TABJOB_API_KEY }}"
+        assert step["with"] == {"url": f"${{{{ needs.{deployed}.outputs.api_url }}}}", "stack": stack}
         assert jobs[deployed]["outputs"]["api_url"] == "${{ steps.deploy.outputs.api-url }}"
+        # The smoke key is the stack's secret output: the job reads it with the Pulumi token.
+        assert jobs[smoke]["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}
         # A job naming `production` waits for its reviewers again; smoke jobs must not.
         assert environment_name(jobs[smoke]) not in {"staging", "production"}
+
+
+def test_no_workflow_reads_a_hand_made_smoke_key() -> None:
+    # Keys live in a Valkey reachable only inside the VPC: a key stored in GitHub by hand could
+    # not exist before the first deploy. The deploy provides it (stack output smokeApiKey).
+    for path in workflow_paths():
+        assert "TABJOB_API_KEY" not in path.read_text(), path.name
 
 
 # --- every deploy (deploy.yml and rollback.yml) ---------------------------------------------
@@ -370,7 +393,7 @@ def test_rollback_deploys_the_given_digests_in_that_environment_then_smokes(
     assert step["with"]["gpu-image-digest"] == "${{ inputs.gpu_image_digest }}"
     assert needs_of(jobs["smoke"]) == {"deploy"}
     smoke = step_using(jobs["smoke"], SMOKE_ACTION)
-    assert smoke["with"]["url"] == "${{ needs.deploy.outputs.api_url }}"
+    assert smoke["with"] == {"url": "${{ needs.deploy.outputs.api_url }}", "stack": "${{ inputs.environment }}"}
 
 
 def test_deploy_and_rollback_share_the_environment_lock(deploy: dict[str, Any], rollback: dict[str, Any]) -> None:
@@ -379,12 +402,3 @@ def test_deploy_and_rollback_share_the_environment_lock(deploy: dict[str, Any], 
     for env in ("staging", "production"):
         rendered = group.replace("${{ inputs.environment }}", env)
         assert rendered == deploy["jobs"][f"deploy-{env}"]["concurrency"]["group"]
-
-
-def test_smoke_action_runs_tabjob_smoke_with_url_and_key(smoke_action: dict[str, Any]) -> None:
-    step = next(s for s in smoke_action["runs"]["steps"] if "tabjob smoke" in s.get("run", ""))
-    assert step["run"].strip() == "uv run --no-sync tabjob smoke"
-    assert step["env"] == {
-        "TABJOB_URL": "${{ inputs.url }}",
-        "TABJOB_API_KEY": "${{ inputs.api-key }}",
-    }

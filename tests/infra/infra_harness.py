@@ -6,18 +6,31 @@ Imported by tests/infra/conftest.py and the tests (tests/infra is on sys.path un
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ROOT / "environments"
 DIGEST = "sha256:" + "a" * 64
 GPU_DIGEST = "sha256:" + "b" * 64
 FAKE_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n"
+KIND_IMAGE_ID = "sha256:" + "c" * 64
+
+
+def kind_image_environ(image_id: str = KIND_IMAGE_ID) -> dict[str, str]:
+    """What `task dev` hands `pulumi up` on the kind stack: the built image's ID and the absolute
+    path of its `docker save` archive (an empty file here: only the load command reads it)."""
+    archive = Path(tempfile.gettempdir()) / "tabjob-infra-tests" / "image.tar"
+    archive.parent.mkdir(exist_ok=True)
+    archive.touch()
+    return {"TABJOB_KIND_IMAGE_ID": image_id, "TABJOB_KIND_IMAGE_ARCHIVE": str(archive)}
 
 
 @dataclass
@@ -35,6 +48,18 @@ class Declared:
 class StackRun:
     resources: list[Declared]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # URN of each resource to the URNs it waits for (depends_on and data dependencies alike,
+    # components expanded to their resources, as the engine receives them).
+    dependencies: dict[str, set[str]] = field(default_factory=dict)
+
+    def urn(self, typ: str, name: str) -> str:
+        found = [urn for urn in self.dependencies if urn.endswith(f"::{name}") and f"{typ}::" in urn]
+        assert len(found) == 1, f"expected one URN for {typ} {name}, got {found}"
+        return found[0]
+
+    def waits_for(self, typ: str, name: str, on_typ: str, on_name: str) -> bool:
+        """True when resource (typ, name) depends on (on_typ, on_name)."""
+        return self.urn(on_typ, on_name) in self.dependencies[self.urn(typ, name)]
 
     def of_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.typ == typ]
@@ -55,6 +80,8 @@ def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         extra["stdout"] = FAKE_KUBECONFIG if "kubeconfig" in name else ""
     elif typ == "random:index/randomPassword:RandomPassword":
         extra["result"] = f"{name}-generated"
+    elif typ == "random:index/randomId:RandomId":
+        extra["hex"] = "0123456789ab"
     elif typ == "gcp:serviceaccount/account:Account":
         email = f"{inputs['accountId']}@project.iam.gserviceaccount.com"
         extra.update(email=email, member=f"serviceAccount:{email}", name=f"projects/p/{email}")
@@ -93,6 +120,22 @@ def reveal(value: Any, found: list[bool] | None = None) -> Any:
     return value
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock engine, also recording what each resource registration depends on."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.dependencies: dict[str, set[str]] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        waits = set(request.dependencies)
+        for deps in request.propertyDependencies.values():
+            waits.update(deps.urns)
+        self.dependencies[response.urn] = waits
+        return response
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Declared] = []
@@ -129,7 +172,8 @@ def configure(stack: str, config: dict[str, Any]) -> RecordingMocks:
     from infra.config import SECRET_KEYS
 
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="tabjob", stack=stack, preview=False)
+    mocks.monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="tabjob", stack=stack, preview=False, monitor=mocks.monitor)
     pulumi.runtime.set_all_config(
         {f"tabjob:{key}": _as_engine_string(value) for key, value in config.items()},
         secret_keys=[f"tabjob:{key}" for key in SECRET_KEYS if key in config],
@@ -137,16 +181,22 @@ def configure(stack: str, config: dict[str, Any]) -> RecordingMocks:
     return mocks
 
 
-def run_program(stack: str, config: dict[str, Any]) -> StackRun:
-    """Declare the stack's resources under mocks; raises what the program raises."""
+def run_program(stack: str, config: dict[str, Any], environ: Mapping[str, str] | None = None) -> StackRun:
+    """Declare the stack's resources under mocks; raises what the program raises.
+
+    `environ` is the process environment the program sees (default: `task dev`'s kind image
+    variables, which only the kind stack reads).
+    """
     from infra.config import load_config
     from infra.program import build
 
-    run = StackRun(resources=configure(stack, config).resources)
+    mocks = configure(stack, config)
+    run = StackRun(resources=mocks.resources, dependencies=mocks.monitor.dependencies)
+    environ = kind_image_environ() if environ is None else environ
 
     @pulumi.runtime.test
     def program() -> pulumi.Output:
-        outputs = build(load_config())
+        outputs = build(load_config(environ=environ))
         return pulumi.Output.all(**outputs).apply(run.outputs.update)
 
     program()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from infra_harness import ENVIRONMENTS, EXISTING_CONFIG, ROOT, configure, stack_config
+from infra_harness import ENVIRONMENTS, EXISTING_CONFIG, ROOT, configure, kind_image_environ, stack_config
 
 from infra.config import DEFAULTS, SECRET_KEYS, load_config
 
@@ -14,10 +14,10 @@ GKE = {"cluster": "gke", "gcpProject": "p", "apiHost": "api.example.com"}
 PULUMI_TYPES = {str: "string", bool: "boolean", int: "integer", list: "array"}
 
 
-def _load(stack: str, config: dict):
-    """load_config() for `stack` with exactly `config` set."""
+def _load(stack: str, config: dict, environ: dict | None = None):
+    """load_config() for `stack` with exactly `config` set (and `task dev`'s kind image variables)."""
     configure(stack, config)
-    return load_config()
+    return load_config(environ=kind_image_environ() if environ is None else environ)
 
 
 # ---- Pulumi.yaml

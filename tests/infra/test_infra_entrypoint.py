@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 
-from infra_harness import ROOT
+from infra_harness import ROOT, kind_image_environ
 
 # Runs in a fresh interpreter with infra/ first on sys.path, as `runpy.run_path("infra")` (what
 # Pulumi's Python host does) leaves it, and with the dev stack's config under mocks.
@@ -35,6 +36,8 @@ def test_pulumi_entry_point_declares_the_stack_and_keeps_stdlib_platform():
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(tests=str(ROOT / "tests" / "infra"))],
         cwd=ROOT,
+        # What `task dev` hands `pulumi up` on the dev (kind) stack.
+        env={**os.environ, **kind_image_environ()},
         capture_output=True,
         text=True,
         timeout=120,

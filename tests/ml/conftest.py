@@ -12,8 +12,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import train_test_split
 
 WriteParquet = Callable[..., str]
+
+
+def classification_frames(rows: int = 2000, features: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seed job's shape (as app.local.demo makes it: columns col_0.., y), split 75/25 into train and test."""
+    X, y = make_classification(n_samples=rows, n_features=features, n_informative=max(2, features // 5), random_state=0)
+    frame = pd.DataFrame(X, columns=[f"col_{i}" for i in range(features)])
+    frame["y"] = y
+    return train_test_split(frame, test_size=0.25, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def seed_frames() -> Callable[..., tuple[pd.DataFrame, pd.DataFrame]]:
+    """``seed_frames(rows=2000, features=20)``: train and test frames of the seed job's shape."""
+    return classification_frames
 
 
 @pytest.fixture

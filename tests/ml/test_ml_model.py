@@ -6,32 +6,21 @@ from pathlib import Path
 
 import cloudpickle
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from sklearn.datasets import make_classification
-from sklearn.model_selection import train_test_split
 
 from ml.model import DEFAULT_RANDOM_STATE, ModelBundle, fit, predict
 
 FAST = {"max_iter": 20}
 
 
-def classification_frames(rows: int = 2000, features: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seed job's shape (as app.local.demo makes it: columns col_0.., y), split 75/25 into train and test."""
-    X, y = make_classification(n_samples=rows, n_features=features, n_informative=max(2, features // 5), random_state=0)
-    frame = pd.DataFrame(X, columns=[f"col_{i}" for i in range(features)])
-    frame["y"] = y
-    return train_test_split(frame, test_size=0.25, random_state=0)
-
-
 @pytest.fixture(scope="module")
-def seed_job(tmp_path_factory) -> dict:
+def seed_job(tmp_path_factory, seed_frames) -> dict:
     """One fit and predict of the seed shape, with everything they reported."""
     folder = tmp_path_factory.mktemp("seed")
     scratch = folder / "scratch"
     scratch.mkdir()
-    train, test = classification_frames()
+    train, test = seed_frames()
     train.to_parquet(folder / "train.parquet", index=False)
     test.drop(columns="y").to_parquet(folder / "test.parquet", index=False)
     fit_calls, predict_calls = [], []
@@ -124,9 +113,9 @@ def test_scratch_dir_is_left_empty(seed_job):
     assert list(seed_job["scratch"].iterdir()) == []
 
 
-def test_fit_is_deterministic(tmp_path, write_parquet, read_predictions):
+def test_fit_is_deterministic(tmp_path, write_parquet, read_predictions, seed_frames):
     # Given the same data and parameters, fitted twice
-    train, test = classification_frames(rows=600, features=8)
+    train, test = seed_frames(rows=600, features=8)
     data = write_parquet("train.parquet", train)
     new = write_parquet("test.parquet", test.drop(columns="y"))
     results = []
@@ -145,8 +134,8 @@ def test_fit_is_deterministic(tmp_path, write_parquet, read_predictions):
     assert np.array_equal(first_model.estimator.predict_proba(X), second_model.estimator.predict_proba(X))
 
 
-def test_params_reach_the_estimator(tmp_path, write_parquet):
-    train, _ = classification_frames(rows=400, features=4)
+def test_params_reach_the_estimator(tmp_path, write_parquet, seed_frames):
+    train, _ = seed_frames(rows=400, features=4)
     model = tmp_path / "model.pkl"
 
     summary = fit(

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from app import submission
+from app import limits
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
-from app.api.schemas import (
-    DatasetCreate,
-    DatasetCreated,
-    DatasetPublic,
-    DatasetsPublic,
-    dataset_public,
-)
+from app.api.presenters import dataset_public
+from app.api.schemas import DatasetCreate, DatasetCreated, DatasetPublic, DatasetsPublic
+from app.storage import dataset_key
+from app.usecases.datasets import create_dataset as new_dataset
+from app.usecases.datasets import dataset_view
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=error_responses(401, 422, 503))
 
@@ -21,12 +19,20 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=error_res
 @router.post(
     "",
     status_code=201,
-    summary="Create a dataset; PUT its Parquet bytes to upload_url",
-    responses=error_responses(400),
+    summary="Create a dataset; upload its Parquet bytes with upload_form (or upload_url)",
+    responses=error_responses(400, 413),
 )
-def create_dataset(svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None) -> DatasetCreated:
-    record, url, expires_at = submission.create_dataset(svc, tenant, body.name if body else None)
-    return DatasetCreated(**dataset_public(record).model_dump(), upload_url=url, upload_expires_at=expires_at)
+def create_dataset(
+    request: Request, svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None
+) -> DatasetCreated:
+    key_id = getattr(request.state, "api_key_id", None)
+    dataset, url, expires_at = new_dataset(svc, tenant, body.name if body else None, key_id=key_id)
+    return DatasetCreated(
+        **dataset_public(dataset).model_dump(),
+        upload_url=url if svc.settings.upload_put_urls else None,
+        upload_form=limits.upload_form(svc.store, dataset_key(tenant, dataset.id), svc.settings),
+        upload_expires_at=expires_at,
+    )
 
 
 @router.get(
@@ -35,7 +41,7 @@ def create_dataset(svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | No
     responses=error_responses(404),
 )
 def get_dataset(dataset_id: str, svc: ServicesDep, tenant: TenantDep) -> DatasetPublic:
-    return dataset_public(submission.dataset_view(svc, tenant, dataset_id))
+    return dataset_public(dataset_view(svc, tenant, dataset_id))
 
 
 @router.get("", summary="The tenant's datasets, newest first")
@@ -43,8 +49,8 @@ def list_datasets(
     svc: ServicesDep,
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> DatasetsPublic:
-    records = svc.state.list_datasets(tenant, limit=limit, before=cursor)
-    next_cursor = str(records[-1]["created_at"]) if len(records) == limit else None
-    return DatasetsPublic(items=[dataset_public(r) for r in records], next_cursor=next_cursor)
+    datasets = svc.state.datasets.list(tenant, limit=limit, before=cursor)
+    next_cursor = str(datasets[-1].created_at) if len(datasets) == limit else None
+    return DatasetsPublic(items=[dataset_public(d) for d in datasets], next_cursor=next_cursor)

@@ -23,6 +23,9 @@ def healthz() -> dict[str, str]:
     responses=error_responses(503),
 )
 def readyz(svc: ServicesDep) -> dict[str, str]:
+    """Ready when the app could serve a job now: the broker answers and the store lets the app's
+    own credentials read its bucket. The store check uses object permissions only (see
+    ``Store.ping``), so an HMAC key limited to objects, as on GCS, is enough."""
     svc.state.ping()
     svc.store.ping()
     return {"status": "ready"}

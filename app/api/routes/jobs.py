@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Header, Query, Response
 
-from app import submission
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
-from app.api.schemas import (
-    DownloadPublic,
-    EventsPublic,
-    JobCreate,
-    JobPublic,
-    JobsPublic,
-    job_public,
-)
+from app.api.presenters import job_public, queue_info
+from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
+from app.domain import JobKind, JobStatus
 from app.errors import UserError
+from app.usecases import jobs as job_actions
+from app.usecases.submission import JobRequest, submit
 
 router = APIRouter(
     prefix="/v1/jobs",
@@ -52,34 +46,26 @@ def create_job(
         raise UserError(
             "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
         )
-    done = submission.submit(
-        svc,
-        tenant,
-        kind=body.kind,
-        dataset_id=body.dataset_id,
-        model_id=body.model_id,
-        params=body.params.chosen() if body.params else None,
-        lane=body.lane,
-        idempotency_key=idempotency_key,
-    )
+    params = body.params.chosen() if body.params else None
+    request = JobRequest(body.kind, body.dataset_id, body.model_id, params, body.lane)
+    done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    job, waiting = svc.state.job_view(tenant, done.job["id"])
-    queue = submission.describe_wait(svc.settings, job, waiting) if waiting else None
-    return job_public(job, queue=queue, deduplicated=done.deduplicated)
+    job, waiting = svc.state.conn.run(svc.state.lanes.job_view(tenant, done.job.id))
+    return job_public(job, queue=queue_info(svc.settings, job, waiting), deduplicated=done.deduplicated)
 
 
 @router.get("", summary="The tenant's jobs, newest first")
 def list_jobs(
     svc: ServicesDep,
     tenant: TenantDep,
-    status: Literal["queued", "started", "finished", "failed", "canceled"] | None = None,
-    kind: Literal["fit", "predict"] | None = None,
+    status: JobStatus | None = None,
+    kind: JobKind | None = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> JobsPublic:
-    jobs = svc.state.list_jobs(tenant, limit=limit, before=cursor, status=status, kind=kind)
-    next_cursor = str(jobs[-1]["created_at"]) if len(jobs) == limit else None
+    jobs = svc.state.jobs.list(tenant, limit=limit, before=cursor, status=status, kind=kind)
+    next_cursor = str(jobs[-1].created_at) if len(jobs) == limit else None
     return JobsPublic(items=[job_public(j) for j in jobs], next_cursor=next_cursor)
 
 
@@ -89,16 +75,15 @@ def list_jobs(
 async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
     # The route clients poll: awaited reads (no thread-pool hop), and the model is built once and
     # serialised once instead of FastAPI validating it again against response_model.
-    job, waiting = await svc.state.ajob_view(tenant, job_id)
-    queue = submission.describe_wait(svc.settings, job, waiting) if waiting else None
-    body = job_public(job, queue=queue).model_dump_json()
+    job, waiting = await svc.state.conn.arun(svc.state.lanes.job_view(tenant, job_id))
+    body = job_public(job, queue=queue_info(svc.settings, job, waiting)).model_dump_json()
     return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}/events", summary="The job's timeline, from index `after` on")
 def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Query(0, ge=0)) -> EventsPublic:
-    svc.state.get_job_for(tenant, job_id, fields=())  # ownership: the tenant field is enough
-    items = svc.state.events(job_id, after=after)
+    svc.state.jobs.check_owner(tenant, job_id)
+    items = svc.state.events.since(job_id, after=after)
     return EventsPublic(items=items, next_after=items[-1]["seq"] + 1 if items else after)
 
 
@@ -109,7 +94,7 @@ def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Qu
     responses=error_responses(409),
 )
 def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
-    return job_public(submission.cancel(svc, tenant, job_id))
+    return job_public(job_actions.cancel(svc, tenant, job_id))
 
 
 @router.get(
@@ -118,5 +103,5 @@ def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
     responses=error_responses(409),
 )
 def job_result(job_id: str, svc: ServicesDep, tenant: TenantDep) -> DownloadPublic:
-    url, expires_at = submission.result_download(svc, tenant, job_id)
+    url, expires_at = job_actions.result_download(svc, tenant, job_id)
     return DownloadPublic(url=url, expires_at=expires_at)

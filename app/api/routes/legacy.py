@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from app import submission
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
 from app.api.plain_bodies import LegacyDownload, LegacyFitSubmitted, LegacyPredictSubmitted, LegacyUploaded
+from app.api.presenters import legacy_status
 from app.api.schemas import LegacyStatus
+from app.limits import refuse_put_uploads
+from app.usecases.datasets import create_dataset
+from app.usecases.jobs import result_download
+from app.usecases.submission import JobRequest, submit
 
 router = APIRouter(tags=["legacy"])
 # What /status shows: read just these fields of the job record (not the fit's whole result).
@@ -29,11 +33,12 @@ LEGACY_STATUS_FIELDS = (
     "/upload",
     response_model=LegacyUploaded,
     summary="Create a dataset and get a presigned PUT URL for its bytes",
-    responses=error_responses(401, 503, legacy=True),
+    responses=error_responses(401, 409, 503, legacy=True),
 )
-def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    record, url, _ = submission.create_dataset(svc, tenant)
-    return {"id": record["id"], "url": url}
+def upload(request: Request, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    refuse_put_uploads(svc.settings)
+    dataset, url, _ = create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
+    return {"id": dataset.id, "url": url}
 
 
 @router.post(
@@ -43,8 +48,8 @@ def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     responses=error_responses(401, 404, 409, 413, 422, 429, 503, legacy=True),
 )
 def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-    done = submission.submit(svc, tenant, kind="fit", dataset_id=id)
-    return {"id": done.job["id"], "deduplicated": done.deduplicated}
+    done = submit(svc, tenant, JobRequest("fit", id))
+    return {"id": done.job.id, "deduplicated": done.deduplicated}
 
 
 @router.post(
@@ -59,8 +64,8 @@ def predict(
     dataset_id: str = Query(..., min_length=1, max_length=100),
     model_id: str = Query(..., min_length=1, max_length=100),
 ) -> dict[str, Any]:
-    done = submission.submit(svc, tenant, kind="predict", dataset_id=dataset_id, model_id=model_id)
-    return {"id": done.job["id"]}
+    done = submit(svc, tenant, JobRequest("predict", dataset_id, model_id))
+    return {"id": done.job.id}
 
 
 @router.get(
@@ -70,21 +75,9 @@ def predict(
     responses=error_responses(401, 404, 422, 503, legacy=True),
 )
 async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> Response:
-    job = await svc.state.aget_job_for(tenant, id, LEGACY_STATUS_FIELDS)
+    job = await svc.state.conn.arun(svc.state.jobs.owned(tenant, id, LEGACY_STATUS_FIELDS))
     # Plain JSON values, serialised directly (no response-model pass): clients poll this route.
-    body = {
-        "id": job["id"],
-        "status": job["status"],
-        "enqueued_at": job.get("queued_at") or job["created_at"],
-        "started_at": job.get("started_at"),
-        "ended_at": job.get("ended_at"),
-        "kind": job["kind"],
-        "lane": job["lane"],
-        "phase": job.get("phase"),
-        "progress": job.get("progress"),
-        "attempts": job.get("attempts", 0),
-        "error": job.get("error"),
-    }
+    body = legacy_status(job)
     return Response(json.dumps(body), media_type="application/json")
 
 
@@ -95,5 +88,5 @@ async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_l
     responses=error_responses(401, 404, 409, 422, 503, legacy=True),
 )
 def result(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-    url, expires_at = submission.result_download(svc, tenant, id)
+    url, expires_at = result_download(svc, tenant, id)
     return {"url": url, "expires_at": expires_at.timestamp()}

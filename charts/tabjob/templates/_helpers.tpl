@@ -305,9 +305,9 @@ tabjob.egressRules: where tabjob pods may connect: DNS, the broker and object st
     - port: 53
       protocol: TCP
 - ports:
-    - port: {{ .Values.networkPolicy.brokerPort }}
+    - port: {{ include "tabjob.brokerPort" . }}
       protocol: TCP
-    - port: {{ .Values.networkPolicy.storagePort }}
+    - port: {{ include "tabjob.storagePort" . }}
       protocol: TCP
 {{- with .Values.networkPolicy.extraEgressCIDRs }}
 - to:
@@ -315,5 +315,38 @@ tabjob.egressRules: where tabjob pods may connect: DNS, the broker and object st
     - ipBlock:
         cidr: {{ . }}
     {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+tabjob.urlPort: the TCP port of a URL: its explicit port, else 443 for https, 6379 for redis
+and rediss, 80 otherwise. Call with the URL string.
+*/}}
+{{- define "tabjob.urlPort" -}}
+{{- $url := urlParse . }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- if $port }}{{ $port }}
+{{- else if eq $url.scheme "https" }}443
+{{- else if has $url.scheme (list "redis" "rediss") }}6379
+{{- else }}80
+{{- end }}
+{{- end }}
+
+{{/*
+tabjob.brokerPort: networkPolicy.brokerPort, or the port of config.redisUrl when it is 0.
+*/}}
+{{- define "tabjob.brokerPort" -}}
+{{- if .Values.networkPolicy.brokerPort }}{{ int64 .Values.networkPolicy.brokerPort }}
+{{- else }}{{ include "tabjob.urlPort" .Values.config.redisUrl }}
+{{- end }}
+{{- end }}
+
+{{/*
+tabjob.storagePort: networkPolicy.storagePort, or the port of config.s3Endpoint when it is 0
+(443 for https://storage.googleapis.com, 8333 for in-cluster SeaweedFS).
+*/}}
+{{- define "tabjob.storagePort" -}}
+{{- if .Values.networkPolicy.storagePort }}{{ int64 .Values.networkPolicy.storagePort }}
+{{- else }}{{ include "tabjob.urlPort" .Values.config.s3Endpoint }}
 {{- end }}
 {{- end }}

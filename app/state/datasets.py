@@ -1,0 +1,52 @@
+"""Dataset records: created with an upload URL, refreshed from what the store holds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from app import ids
+from app.domain import Dataset, decode_fields, encode_fields, new_id
+from app.errors import NotFound
+from app.state.connection import Conn
+from app.state.keys import Keys
+
+
+class Datasets:
+    def __init__(self, conn: Conn, keys: Keys) -> None:
+        self.conn, self.keys = conn, keys
+
+    def create(
+        self, tenant: str, name: str | None = None, *, key_id: str | None = None, upload_expires_at: float | None = None
+    ) -> Dataset:
+        dataset = Dataset(
+            id=new_id("ds"), tenant=tenant, state="awaiting_upload", created_at=time.time(), name=name,
+            key_id=key_id, upload_expires_at=upload_expires_at,
+        )  # fmt: skip
+        pipe = self.conn.r.pipeline()
+        pipe.hset(self.keys.dataset(dataset.id), mapping=encode_fields(dataset.to_fields()))
+        pipe.zadd(self.keys.tenant(tenant, "datasets"), {dataset.id: dataset.created_at})
+        pipe.execute()
+        return dataset
+
+    def get(self, tenant: str, dataset_id: str) -> Dataset:
+        """The dataset, or NotFound when it does not exist or belongs to another tenant."""
+        ids.require("ds", dataset_id)  # a malformed id never reaches a key
+        found = self._get(dataset_id)
+        if found is None or found.tenant != tenant:
+            raise NotFound(f"No dataset with id '{dataset_id}'.", code="dataset.not_found")
+        return found
+
+    def update(self, dataset_id: str, **fields: Any) -> None:
+        self.conn.r.hset(self.keys.dataset(dataset_id), mapping=encode_fields(fields))
+
+    def list(self, tenant: str, *, limit: int, before: float | None) -> list[Dataset]:
+        """The tenant's datasets, newest first, created strictly before ``before`` (Unix time)."""
+        ids = self.conn.r.zrevrangebyscore(
+            self.keys.tenant(tenant, "datasets"), f"({before}" if before else "+inf", "-inf", start=0, num=limit
+        )
+        return [d for d in (self._get(i) for i in ids) if d is not None]
+
+    def _get(self, dataset_id: str) -> Dataset | None:
+        raw = self.conn.r.hgetall(self.keys.dataset(dataset_id))
+        return Dataset.from_fields(decode_fields(raw)) if raw else None

@@ -1,0 +1,65 @@
+"""Where each record and counter lives in Valkey: the one place that spells a key.
+
+Everything is under ``tabjob:`` so admins and users read one place. The stack, the tests and
+the benchmarks call these helpers instead of writing keys by hand; the Lua scripts in
+``app.state.scripts`` build the same names from the prefix (kept in step by a test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "tabjob"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under ``prefix``."""
+
+    prefix: str = PREFIX
+
+    def job(self, job_id: str) -> str:
+        """The job's record (a hash of JSON-encoded fields)."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def events(self, job_id: str) -> str:
+        """The job's timeline (a list of JSON events, the newest last)."""
+        return f"{self.prefix}:job:{job_id}:events"
+
+    def events_total(self, job_id: str) -> str:
+        """How many events the job ever had (the trimmed ones included)."""
+        return f"{self.prefix}:job:{job_id}:events_total"
+
+    def dataset(self, dataset_id: str) -> str:
+        return f"{self.prefix}:dataset:{dataset_id}"
+
+    def tenants(self) -> str:
+        """Every tenant that ever submitted a job (the reaper walks their counters)."""
+        return f"{self.prefix}:tenants"
+
+    def tenant(self, tenant: str, what: str) -> str:
+        """A tenant's ``jobs`` / ``datasets`` (sorted by creation) or ``queued`` / ``running`` sets."""
+        return f"{self.prefix}:tenant:{tenant}:{what}"
+
+    def lane(self, lane: str, what: str) -> str:
+        """A lane's ``queued`` (sorted by queue time), ``running`` or ``workers`` (by heartbeat)."""
+        return f"{self.prefix}:lane:{lane}:{what}"
+
+    def lane_workers(self, lane: str) -> str:
+        """The lane's live workers: a sorted set of worker ids scored by their last heartbeat."""
+        return self.lane(lane, "workers")
+
+    def claim(self, name: str) -> str:
+        """A deduplication or idempotency claim (``dedup:…``, ``idem:…``)."""
+        return f"{self.prefix}:{name}"
+
+    def reaper_lock(self) -> str:
+        return f"{self.prefix}:reaper"
+
+
+KEYS = Keys()
+
+
+def lane_workers_key(lane: str) -> str:
+    """The key of ``lane``'s live workers (for the stack and tests that wait for a worker)."""
+    return KEYS.lane_workers(lane)

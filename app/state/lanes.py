@@ -1,0 +1,71 @@
+"""Lanes and tenants: live workers, load, and why a queued job waits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from app import ids
+from app.domain import Job
+from app.state.connection import Conn, Read
+from app.state.jobs import owned_job
+from app.state.keys import Keys
+
+# A worker that has not sent a heartbeat for this long is not counted as available.
+WORKER_ALIVE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why a queued job waits: its place in its lane, the lane's load, the tenant's running jobs."""
+
+    position: int | None
+    queued: int
+    running: int
+    workers: int
+    tenant_running: int
+
+
+class Lanes:
+    def __init__(self, conn: Conn, keys: Keys) -> None:
+        self.conn, self.keys = conn, keys
+
+    def job_view(self, tenant: str, job_id: str) -> Read[tuple[Job, Waiting | None]]:
+        """The read of a job and, when queued, why it waits, in one round trip (NotFound when
+        missing or another tenant's)."""
+        ids.require("job", job_id)  # a malformed id never reaches a key
+        key = self.keys.job(job_id)
+        args = [self.keys.prefix, tenant, time.time() - WORKER_ALIVE_S]
+
+        def decode(found: list) -> tuple[Job, Waiting | None]:
+            raw = found[0]
+            job = owned_job(tenant, job_id, dict(zip(raw[::2], raw[1::2], strict=True)))
+            if len(found) == 1:
+                return job, None
+            rank, queued, running, workers, tenant_running = found[1]
+            position = None if rank == -1 else rank + 1
+            return job, Waiting(position, queued, running, workers, tenant_running)
+
+        return Read(lambda side: side.scripts["job_view"](keys=[key], args=args), decode)
+
+    def heartbeat(self, lane: str, worker: str) -> None:
+        """Say ``worker`` is alive on ``lane`` (and forget workers silent for ten windows)."""
+        key = self.keys.lane_workers(lane)
+        pipe = self.conn.r.pipeline()
+        pipe.zadd(key, {worker: time.time()})
+        pipe.zremrangebyscore(key, "-inf", time.time() - 10 * WORKER_ALIVE_S)
+        pipe.execute()
+
+    def leave(self, lane: str, worker: str) -> None:
+        """``worker`` stopped: it no longer counts, and its jobs are not waited for."""
+        self.conn.r.zrem(self.keys.lane_workers(lane), worker)
+
+    def workers(self, lane: str) -> list[str]:
+        return self.conn.r.zrange(self.keys.lane_workers(lane), 0, -1)
+
+    def tenant_load(self, tenant: str) -> dict[str, int]:
+        pipe = self.conn.r.pipeline()
+        pipe.scard(self.keys.tenant(tenant, "queued"))
+        pipe.scard(self.keys.tenant(tenant, "running"))
+        queued, running = pipe.execute()
+        return {"queued": queued, "running": running}

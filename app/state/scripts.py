@@ -1,0 +1,146 @@
+"""The Lua scripts that make each change to a job one atomic step.
+
+A status change and the counters behind limits and queue positions (the tenant's queued and
+running sets, the lane's queued and running sets) move together in one script: a crash or a
+broker error can never leave one done without the other. Keys are built here from the prefix
+(ARGV[1]) the same way ``app.state.keys`` builds them.
+"""
+
+from __future__ import annotations
+
+# Shared helpers, prepended to the scripts that use them.
+# place(p, id, tenant, lane, status, now): make the job's counter memberships match its status.
+_PLACE = """
+local function place(p, id, tenant, lane, status, now)
+  local t, l = p .. ':tenant:' .. tenant, p .. ':lane:' .. lane
+  redis.call('SREM', t .. ':queued', id)
+  redis.call('SREM', t .. ':running', id)
+  redis.call('ZREM', l .. ':queued', id)
+  redis.call('SREM', l .. ':running', id)
+  if status == 'queued' then
+    redis.call('SADD', t .. ':queued', id)
+    redis.call('ZADD', l .. ':queued', now, id)
+  elseif status == 'started' then
+    redis.call('SADD', t .. ':running', id)
+    redis.call('SADD', l .. ':running', id)
+  end
+end
+"""
+
+# Move a job to status ARGV[3] when its status is one of ARGV[2] (a JSON list), set the fields
+# ARGV[8..] (name, JSON value pairs), and move its counters with it.
+# ARGV: prefix, allowed, to, now, retention_s, running_limit ('' for none), worker ('' for
+# none: the worker the job must be on, for a requeue), fields...
+# Returns the status found (JSON-decoded) when the change was made; '!<status>' when refused;
+# '#<n>' when the tenant already runs n jobs (the limit); nil when the job does not exist.
+MOVE = (
+    _PLACE
+    + """
+local p, to, now = ARGV[1], ARGV[3], tonumber(ARGV[4])
+local key = KEYS[1]
+local cur = redis.call('HGET', key, 'status')
+if not cur then return nil end
+cur = cjson.decode(cur)
+local allowed = false
+for _, s in ipairs(cjson.decode(ARGV[2])) do if s == cur then allowed = true end end
+if not allowed then return '!' .. cur end
+if ARGV[7] ~= '' and redis.call('HGET', key, 'worker') ~= cjson.encode(ARGV[7]) then return '!' .. cur end
+local id = cjson.decode(redis.call('HGET', key, 'id'))
+local tenant = cjson.decode(redis.call('HGET', key, 'tenant'))
+local lane = cjson.decode(redis.call('HGET', key, 'lane'))
+if to == 'started' and ARGV[6] ~= '' then
+  local running = p .. ':tenant:' .. tenant .. ':running'
+  local n = redis.call('SCARD', running)
+  if redis.call('SISMEMBER', running, id) == 0 and n >= tonumber(ARGV[6]) then return '#' .. n end
+end
+redis.call('HSET', key, 'status', cjson.encode(to))
+if #ARGV >= 8 then redis.call('HSET', key, unpack(ARGV, 8)) end
+redis.call('HINCRBY', key, 'version', 1)
+if to == 'started' then redis.call('HINCRBY', key, 'attempts', 1) end
+place(p, id, tenant, lane, to, now)
+if to ~= 'queued' and to ~= 'started' then
+  local retention = tonumber(ARGV[5])
+  redis.call('EXPIRE', key, retention)
+  redis.call('EXPIRE', key .. ':events', retention)
+  redis.call('EXPIRE', key .. ':events_total', retention)
+end
+return cjson.encode(cur)
+"""
+)
+
+# Repair the counters of job ARGV[2] (the reaper): an id whose job is gone or ended leaves every
+# set; a started job whose worker's last heartbeat is older than ARGV[4] (or absent) goes back
+# to queued, its running slot freed. ARGV: prefix, id, tenant ('' when unknown), stale_before,
+# now, lanes (JSON list), message, terminal statuses (JSON list). Returns 'released',
+# 'requeued' or 'ok'.
+REPAIR = (
+    _PLACE
+    + """
+local p, id, now = ARGV[1], ARGV[2], tonumber(ARGV[5])
+local key = p .. ':job:' .. id
+local raw = redis.call('HMGET', key, 'status', 'tenant', 'lane', 'worker')
+local ended = not raw[1]
+for _, s in ipairs(cjson.decode(ARGV[8])) do if raw[1] == cjson.encode(s) then ended = true end end
+if ended then
+  for _, lane in ipairs(cjson.decode(ARGV[6])) do
+    redis.call('ZREM', p .. ':lane:' .. lane .. ':queued', id)
+    redis.call('SREM', p .. ':lane:' .. lane .. ':running', id)
+  end
+  local tenant = raw[2] and cjson.decode(raw[2]) or ARGV[3]
+  if tenant ~= '' then
+    redis.call('SREM', p .. ':tenant:' .. tenant .. ':queued', id)
+    redis.call('SREM', p .. ':tenant:' .. tenant .. ':running', id)
+  end
+  return 'released'
+end
+local status, tenant, lane = cjson.decode(raw[1]), cjson.decode(raw[2]), cjson.decode(raw[3])
+if status == 'started' then
+  local seen = false
+  if raw[4] and raw[4] ~= 'null' then
+    seen = redis.call('ZSCORE', p .. ':lane:' .. lane .. ':workers', cjson.decode(raw[4]))
+  end
+  if not seen or tonumber(seen) < tonumber(ARGV[4]) then
+    redis.call('HSET', key, 'status', '"queued"', 'phase', '"queued"', 'worker', 'null',
+      'message', cjson.encode(ARGV[7]))
+    redis.call('HINCRBY', key, 'version', 1)
+    place(p, id, tenant, lane, 'queued', now)
+    return 'requeued'
+  end
+end
+place(p, id, tenant, lane, status, now)
+return 'ok'
+"""
+)
+
+# A job and, when it is queued, why it waits, in one round trip (the route clients poll).
+# KEYS[1] the job; ARGV: key prefix, tenant, "now - worker alive window".
+JOB_VIEW = """
+local raw = redis.call('HGETALL', KEYS[1])
+if #raw == 0 then return {raw} end
+local job = {}
+for i = 1, #raw, 2 do job[raw[i]] = raw[i + 1] end
+if job['status'] ~= '"queued"' or job['tenant'] ~= cjson.encode(ARGV[2]) then return {raw} end
+local lane = ARGV[1] .. ':lane:' .. cjson.decode(job['lane'])
+local id = cjson.decode(job['id'])
+return {raw, {
+  redis.call('ZRANK', lane .. ':queued', id) or -1,
+  redis.call('ZCARD', lane .. ':queued'),
+  redis.call('SCARD', lane .. ':running'),
+  redis.call('ZCOUNT', lane .. ':workers', ARGV[3], '+inf'),
+  redis.call('SCARD', ARGV[1] .. ':tenant:' .. ARGV[2] .. ':running'),
+}}
+"""
+
+FORGET_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Reserve a queued slot for a tenant: SADD only when the set is below ARGV[1].
+ADMIT = """
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[2])
+return 1
+"""
+
+SCRIPTS = {"move": MOVE, "repair": REPAIR, "job_view": JOB_VIEW, "forget_if": FORGET_IF, "admit": ADMIT}

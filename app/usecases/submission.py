@@ -1,0 +1,146 @@
+"""Submitting a fit or predict job: validate, choose its lane, deduplicate, admit, queue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from app import idempotency
+from app.domain import LANES, Job, JobKind, JobStatus, Lane, new_id
+from app.errors import InfraError, TabjobError, UserError
+from app.jobs import broker as job_broker
+from app.jobs.ending import end_job
+from app.services import Services
+from app.storage import ObjectInfo
+from app.usecases.validation import validate_fit, validate_predict
+
+
+@dataclass
+class Submitted:
+    """A job as returned to the submitter, and whether an existing job was returned instead."""
+
+    job: Job
+    deduplicated: bool = False
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What the submitter asked for."""
+
+    kind: JobKind
+    dataset_id: str
+    model_id: str | None = None
+    params: dict[str, Any] | None = None
+    lane: str | None = None
+
+
+def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
+    """Validate and queue a fit or predict job (or return the job it duplicates or replays)."""
+    job_id = new_id("job")
+    if not idempotency_key:
+        return _submit(svc, tenant, job_id, request)
+    claim = idempotency.claim_key(tenant, idempotency_key)
+    digest = idempotency.request_digest(
+        kind=request.kind,
+        dataset_id=request.dataset_id,
+        model_id=request.model_id,
+        params=dict(request.params or {}),
+        lane=request.lane,
+    )
+    earlier = idempotency.claim(svc, claim, digest, job_id)
+    if earlier is not None:
+        return Submitted(job=earlier, replayed=True)
+    try:
+        done = _submit(svc, tenant, job_id, request)
+    except BaseException:
+        svc.state.claims.forget(claim)  # ours (pending): a retry may try again
+        raise
+    idempotency.settle(svc, claim, digest, done.job.id)
+    return done
+
+
+def _claim_fit(svc: Services, claim: str, job_id: str) -> Job | None:
+    """Claim the deduplication key of a fit, or return the live job that holds it."""
+
+    def stale(held: str) -> bool:  # a failed, canceled or expired holder is not reused
+        holder = svc.state.jobs.get(held)
+        return holder is None or holder.status in (JobStatus.FAILED, JobStatus.CANCELED)
+
+    holder = svc.state.claims.claim(claim, job_id, svc.settings.job_retention_s, stale=stale)
+    return None if holder == job_id else svc.state.jobs.get(holder)
+
+
+def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None) -> Lane:
+    """The lane for a job: asked for explicitly, else ``large`` for big datasets, else ``small``."""
+    s = svc.settings
+    automatic: Lane = "large" if size_bytes >= s.lane_large_min_bytes or rows >= s.lane_large_min_rows else "small"
+    if not requested or requested == "auto":
+        return automatic
+    if requested not in LANES:
+        raise UserError(
+            f"Unknown lane '{requested}'.", code="job.invalid_lane", hint=f"Use one of {', '.join(LANES)} or auto."
+        )
+    if requested == "small" and automatic == "large":
+        # The small lane's promise is that toy jobs never wait behind big ones.
+        raise UserError(
+            f"This dataset ({size_bytes:,} bytes, {rows:,} rows) is too big for the small lane.",
+            code="job.lane_too_small",
+            hint="Leave the lane on auto, or choose large.",
+            status=422,
+        )
+    return requested  # type: ignore[return-value]
+
+
+def _fingerprint(info: ObjectInfo, params: dict[str, Any]) -> str:
+    # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
+    material = json.dumps({"etag": info.etag, "size": info.size, "params": params}, sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Submitted:
+    params = dict(request.params or {})
+    if request.kind == "fit":
+        info, rows = validate_fit(svc, tenant, request.dataset_id)
+    else:
+        assert request.model_id is not None
+        info, rows = validate_predict(svc, tenant, request.dataset_id, request.model_id)
+    lane = choose_lane(svc, info.size, rows, request.lane)
+    dedup = None
+    if request.kind == "fit":  # a fit is a pure function of the bytes and the parameters
+        dedup = f"dedup:{tenant}:{_fingerprint(info, params)}"
+        existing = _claim_fit(svc, dedup, job_id)
+        if existing is not None:
+            return Submitted(job=existing, deduplicated=True)
+    try:
+        svc.state.jobs.admit(tenant, job_id, svc.settings.tenant_max_queued)
+    except TabjobError:
+        if dedup:
+            svc.state.claims.forget(dedup)
+        raise
+    now = time.time()
+    job = Job(
+        id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
+        dataset_id=request.dataset_id, model_id=request.model_id, params=params, created_at=now, queued_at=now,
+        dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
+        time_limit_s=svc.settings.time_limit_s(lane), dedup_key=dedup,
+    )  # fmt: skip
+    svc.state.jobs.create(job)
+    _enqueue(svc, job)
+    return Submitted(job=job)
+
+
+def _enqueue(svc: Services, job: Job) -> None:
+    try:
+        job_broker.enqueue(svc.broker, job.id, job.lane)
+    except Exception as exc:
+        # No message, no job: end the record and free what it holds, so nothing waits forever
+        # and later identical submissions are not deduplicated onto it.
+        error = InfraError("The job could not be queued; the broker failed.", code="platform.unavailable")
+        end_job(svc.state, svc.store, job, JobStatus.FAILED, f"{error.code}: {error.message}", error=error.to_dict())
+        if job.dedup_key:
+            svc.state.claims.forget(job.dedup_key)
+        raise error from exc

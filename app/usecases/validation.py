@@ -1,0 +1,67 @@
+"""Refusing, at submission, a job that cannot run: from the Parquet footer and (for fits) the
+``y`` column alone, never the whole file."""
+
+from __future__ import annotations
+
+from app.domain import Job, JobStatus
+from app.errors import Conflict, UserError
+from app.inspection import data_error
+from app.limits import inspection_slot, open_bounded, scan_target
+from app.services import Services
+from app.storage import ObjectInfo, dataset_key
+from app.usecases.datasets import uploaded
+from ml.errors import DataProblem
+from ml.schema import check_predict_schema, check_training_schema
+
+
+def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int]:
+    """Refuse a training set that cannot train; return its object info and row count."""
+    info = uploaded(svc, tenant, dataset_id)
+    with inspection_slot(svc.settings):
+        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
+        try:
+            check_training_schema(source.schema_arrow, source.metadata.num_rows)
+        except DataProblem as problem:
+            raise data_error(problem) from problem
+        scan_target(source, svc.settings.target_scan_rows)  # a bounded sample, never the whole column
+    return info, source.metadata.num_rows
+
+
+def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str) -> tuple[ObjectInfo, int]:
+    """Refuse prediction data that does not fit the model; return its object info and rows."""
+    model = usable_model(svc.state.jobs.get_for(tenant, model_id))
+    info = uploaded(svc, tenant, dataset_id)
+    with inspection_slot(svc.settings):
+        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
+    try:
+        assert model.result is not None
+        check_predict_schema(source.schema_arrow, source.metadata.num_rows, model.result["features"]["columns"])
+    except DataProblem as problem:
+        raise data_error(problem) from problem
+    return info, source.metadata.num_rows
+
+
+def usable_model(model: Job) -> Job:
+    """``model`` when it is a finished fit; refused otherwise, saying what to do."""
+    if model.kind != "fit":
+        raise UserError(
+            f"Job '{model.id}' is a {model.kind} job, not a model.",
+            code="model.not_a_model",
+            hint="Pass the id of a fit job as the model.",
+        )
+    if model.status != JobStatus.FINISHED:
+        waiting = model.status.active
+        raise Conflict(
+            f"Model '{model.id}' is {'still being trained' if waiting else 'not usable'} (status {model.status}).",
+            code="model.not_ready" if waiting else "model.not_usable",
+            hint=f"Wait for it to finish (tabjob wait {model.id}), then submit again."
+            if waiting
+            else "Train a new model.",
+        )
+    if not (model.result or {}).get("model_sha256"):
+        raise Conflict(
+            f"Model '{model.id}' has no recorded digest, so it cannot be verified and is never loaded.",
+            code="model.tampered",
+            hint="Train the model again.",
+        )
+    return model

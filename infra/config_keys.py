@@ -1,0 +1,86 @@
+"""Every `tabjob:` configuration key with its default, and the values some keys allow.
+
+The one place each default lives. None: no default, or one derived from other keys
+(documented next to the getter that derives it). Pulumi.yaml's schema is checked against
+`DEFAULTS` in tests/infra.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+ClusterKind = Literal["kind", "gke", "existing"]
+
+CLUSTER_KINDS = ("kind", "gke", "existing")
+ENVIRONMENTS = ("dev", "staging", "production")
+RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE")
+GPU_DRIVER_VERSIONS = ("LATEST", "DEFAULT")
+VALKEY_NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+# KEDA's CRDs in ../shared/crds and the chart's ScaledObjects are written against 2.20.
+KEDA_VERSION_PATTERN = re.compile(r"^2\.20\.\d+$")
+
+# The one place each default lives. None: no default, or one derived from other keys
+# (documented next to the getter that derives it).
+DEFAULTS: dict[str, Any] = {
+    # common
+    "cluster": "kind",
+    "environment": None,  # the stack name
+    "namespace": "tabjob",
+    "image": None,  # kind: "tabjob"; gke: <Artifact Registry>/tabjob; existing: required
+    "gpuImage": None,  # <image>-gpu
+    "imageTag": "dev",
+    "imageDigest": None,
+    "gpuImageDigest": None,
+    "kedaVersion": "2.20.2",
+    "installKeda": True,
+    "apiHost": None,  # required for gke
+    "bootstrap": False,  # gke: a first `pulumi up` with no image yet (infrastructure only)
+    # kind
+    "kindClusterName": "tabjob",
+    "kindNodeImage": None,  # kind's own default node image
+    "apiHostPort": 8000,
+    "s3HostPort": 8333,
+    "valkeyImage": "valkey/valkey:9.1",
+    "seaweedfsImage": "chrislusf/seaweedfs:4.48",
+    "valkeyStorage": "1Gi",
+    "seaweedfsStorage": "10Gi",
+    # gke
+    "gcpProject": None,  # required for gke
+    "region": "us-central1",
+    "releaseChannel": "REGULAR",
+    "deletionProtection": None,  # True when environment is production, else False
+    "nodeCidr": "10.10.0.0/20",
+    "podsCidr": "10.16.0.0/14",
+    "servicesCidr": "10.20.0.0/20",
+    "cpuMachineType": "e2-standard-4",
+    "cpuMinNodes": 1,
+    "cpuMaxNodes": 6,
+    "gpuMachineType": "g2-standard-4",
+    "gpuType": "nvidia-l4",
+    "gpuCount": 1,
+    "gpuMaxNodes": 2,
+    "gpuSpot": False,
+    "gpuDriverVersion": "LATEST",
+    "gpuZones": None,  # the known zones of gpuType in region (infra/cluster/gpu_sizing.py)
+    "masterCidr": "172.16.0.0/28",
+    "valkeyNodeType": "SHARED_CORE_NANO",
+    "valkeyReplicas": 0,
+    "valkeyEngineVersion": "VALKEY_8_0",
+    "objectRetentionDays": 30,
+    "expiringPrefixes": ["datasets/", "results/"],
+    # existing cluster
+    "kubeconfig": None,  # secret; required for existing
+    "redisUrl": None,
+    "redisPassword": None,  # secret
+    "s3Endpoint": None,
+    "s3PublicEndpoint": None,  # s3Endpoint
+    "s3Bucket": None,
+    "s3Region": "us-east-1",
+    "s3AccessKey": None,  # secret
+    "s3SecretKey": None,  # secret
+    "ingressClass": "nginx",
+}
+
+SECRET_KEYS = frozenset({"kubeconfig", "redisPassword", "s3AccessKey", "s3SecretKey"})

@@ -1,0 +1,98 @@
+"""What a model step writes and reads: the pickled ModelBundle (checked against its digest before it
+is unpickled) and the predictions (a Parquet file with one column ``y``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.families.base import Trained
+from ml.features import FeatureSpec
+from ml.io import read_bytes, write_file
+from ml.schema import TARGET
+
+
+class ModelTampered(RuntimeError):
+    """A model's bytes changed after training: it is never unpickled."""
+
+
+@dataclass
+class ModelBundle:
+    """What a fit writes: the estimator plus everything needed to use it safely later.
+
+    ``family`` names the model family (``ml.families``) whose ``predict`` uses ``estimator``; model
+    files written before families existed unpickle with the class default, ``hgb``.
+    """
+
+    estimator: Any
+    spec: FeatureSpec
+    classes: list[Any]
+    trained_rows: int
+    params: dict[str, Any] = field(default_factory=dict)
+    family: str = "hgb"
+    device: str = "cpu"
+
+
+def save_bundle(url: str, bundle: ModelBundle, scratch_dir: str | None) -> str:
+    """Write the cloudpickled bundle to ``url``; returns the sha256 of its bytes (hex)."""
+    blob = cloudpickle.dumps(bundle)
+    write_blob(url, blob, scratch_dir)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def save_trained(
+    url: str, trained: Trained, spec: FeatureSpec, summary: dict[str, Any], scratch_dir: str | None
+) -> str:
+    """Write what a family trained, with the facts of its fit ``summary`` (``ml.training.fit_summary``),
+    as a ModelBundle to ``url``; returns the sha256 of its bytes (hex)."""
+    bundle = ModelBundle(
+        estimator=trained.estimator,
+        spec=spec,
+        classes=summary["classes"],
+        trained_rows=summary["rows"],
+        params=summary["params"],
+        family=summary["family"],
+        device=trained.device,
+    )
+    return save_bundle(url, bundle, scratch_dir)
+
+
+def load_bundle(url: str, model_sha256: str | None = None) -> ModelBundle:
+    """The bundle at ``url``. When ``model_sha256`` is given, the bytes must match it before they are
+    unpickled (unpickling runs code: only the bytes a fit wrote may be loaded).
+
+    Raises:
+      ModelTampered: the bytes do not match ``model_sha256``.
+    """
+    blob = read_bytes(url)
+    if model_sha256 is not None and not hmac.compare_digest(hashlib.sha256(blob).hexdigest(), model_sha256):
+        raise ModelTampered("The model's bytes do not match the digest recorded when it was trained.")
+    return cloudpickle.loads(blob)
+
+
+def write_labels(url: str, labels: np.ndarray, scratch_dir: str | None) -> None:
+    """Write the predicted labels to ``url`` as a Parquet file with one column ``y`` (pyarrow, no pandas)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({TARGET: pa.array(labels)}), sink)
+    write_blob(url, sink.getvalue().to_pybytes(), scratch_dir)
+
+
+def write_blob(url: str, data: bytes, scratch_dir: str | None) -> None:
+    """Upload ``data`` to ``url`` through a scratch file (removed afterwards)."""
+    fd, name = tempfile.mkstemp(prefix="tabjob-", suffix=".out", dir=scratch_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        write_file(url, Path(name))
+    finally:
+        os.unlink(name)

@@ -1,0 +1,54 @@
+"""``hgb``: scikit-learn's HistGradientBoostingClassifier, the seed's model and the default family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from ml.families.base import Family, Trained, TrainingSet
+
+# The HistGradientBoostingClassifier parameters a user may set, with their types.
+TUNABLE_PARAMS: dict[str, type] = {
+    "learning_rate": float,
+    "max_iter": int,
+    "max_leaf_nodes": int,
+    "max_depth": int,
+    "min_samples_leaf": int,
+    "l2_regularization": float,
+    "max_bins": int,
+    "early_stopping": bool,
+    "random_state": int,
+}
+DEFAULT_RANDOM_STATE = 0
+
+
+def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
+    """Fit on the CPU (``device`` is ignored); early stopping on ``data``'s validation rows when given."""
+    mask = data.categorical if any(data.categorical) else None
+    estimator = HistGradientBoostingClassifier(categorical_features=mask, **params)
+    if data.X_val is None:
+        estimator.fit(data.X, data.labels())
+    else:
+        # Early stopping on our own split, made while building the matrices: HistGradientBoosting's
+        # internal split would copy the whole matrix and hold both at once.
+        estimator.set_params(early_stopping=True)
+        estimator.fit(data.X, data.labels(), X_val=data.X_val, y_val=data.classes[data.codes_val])
+        estimator.set_params(early_stopping=params.get("early_stopping", "auto"))
+    return Trained(estimator=estimator, iterations=int(estimator.n_iter_), device="cpu")
+
+
+def predict(estimator: HistGradientBoostingClassifier, X: np.ndarray, device: str) -> np.ndarray:
+    """The predicted label of each row (on the CPU)."""
+    return estimator.predict(X)
+
+
+FAMILY = Family(
+    name="hgb",
+    tunable_params=TUNABLE_PARAMS,
+    default_params={"random_state": DEFAULT_RANDOM_STATE},
+    matrix_dtype=np.float64,
+    train=train,
+    predict=predict,
+)
