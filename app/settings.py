@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
 
+# A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
+# job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
+WORKER_STOP_MARGIN_S = 10.0
+
 # Credentials that ship in docs and examples; never acceptable in a real deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret"})
 
@@ -85,6 +89,13 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Out of a million broker commands, how many also requeue dead workers' messages.",
+    )
+    broker_outage_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long a worker keeps trying to enqueue a message (a job's retry) while the broker "
+        "cannot be reached, in seconds: long enough for a restarted Valkey (pod or process) to come back, "
+        "so a job that failed because the broker went away is retried instead of lost.",
     )
 
     # Object store (S3 API).
@@ -225,7 +236,14 @@ class Settings(BaseSettings):
     worker_shutdown_timeout_s: float = Field(
         30.0,
         ge=0,
-        description="On SIGTERM, how long a running job may finish before it is handed back to the queue.",
+        description="On SIGTERM, how long a running job may finish before it is handed back to the queue; "
+        "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not.",
+    )
+    worker_warm_start: bool = Field(
+        True,
+        description="Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
+        "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
+        "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low.",
     )
     worker_health_port: int = Field(
         8001, ge=0, le=65535, description="Port of the worker's `/healthz`; 0 turns it off (`tabjob stack` does)."
