@@ -13,10 +13,15 @@ from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
+from app.settings_userdata import UserDataSettings
+
+# A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
+# job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
+WORKER_STOP_MARGIN_S = 10.0
 
 # Credentials that ship in docs and examples; never acceptable in a real deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret"})
@@ -45,7 +50,7 @@ def available_cpus() -> int:
     return max(1, cpus or 1)
 
 
-class Settings(BaseSettings):
+class Settings(UserDataSettings):
     """The service's configuration. docs/configuration.md is generated from these field descriptions
     (`uv run python -m app.settings_docs`)."""
 
@@ -85,6 +90,13 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Out of a million broker commands, how many also requeue dead workers' messages.",
+    )
+    broker_outage_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long a worker keeps trying to enqueue a message (a job's retry) while the broker "
+        "cannot be reached, in seconds: long enough for a restarted Valkey (pod or process) to come back, "
+        "so a job that failed because the broker went away is retried instead of lost.",
     )
 
     # Object store (S3 API).
@@ -225,7 +237,14 @@ class Settings(BaseSettings):
     worker_shutdown_timeout_s: float = Field(
         30.0,
         ge=0,
-        description="On SIGTERM, how long a running job may finish before it is handed back to the queue.",
+        description="On SIGTERM, how long a running job may finish before it is handed back to the queue; "
+        "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not.",
+    )
+    worker_warm_start: bool = Field(
+        True,
+        description="Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
+        "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
+        "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low.",
     )
     worker_health_port: int = Field(
         8001, ge=0, le=65535, description="Port of the worker's `/healthz`; 0 turns it off (`tabjob stack` does)."
@@ -236,26 +255,6 @@ class Settings(BaseSettings):
     scratch_dir: str | None = Field(
         None, description="Where jobs stage downloads; unset means the system's temporary directory."
     )
-
-    data_retention_days: int | None = Field(
-        None, ge=1, description="Delete datasets, model files and predictions this many days after they were "
-        "written (a worker sweeps at most hourly, any stack and store); unset keeps them until deleted.",
-    )  # fmt: skip
-
-    # Job-end notifications (app/webhooks.py).
-    webhooks_enabled: bool = Field(
-        False,
-        description="Let a job name a `webhook` (URL and secret) notified by a signed POST when it ends. "
-        "Off by default: a job naming one is refused with 422 `webhook.disabled`.",
-    )
-    webhook_allow_private_targets: bool = Field(
-        False,
-        description="Allow webhook URLs that resolve to loopback, private or link-local addresses (tests, a "
-        "laptop). Leave it off where users are not trusted: they could make the service call internal hosts.",
-    )
-    webhook_max_attempts: int = Field(5, ge=1, le=20, description="Tries per notification (on 429, 5xx, no answer).")
-    webhook_backoff_s: float = Field(2.0, gt=0, description="Pause before a 2nd try; it doubles after each.")
-    webhook_timeout_s: float = Field(10.0, gt=0, description="How long a receiver has to answer one try.")
 
     @field_validator("s3_endpoint", "s3_public_endpoint")
     @classmethod

@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description=API_DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # What RequestGuards answers on any route, before routing.
+        responses=errors.error_responses(403, 431),
     )
     if services is not None:
         app.state.services = services

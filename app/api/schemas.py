@@ -167,7 +167,8 @@ class JobCreate(BaseModel):
     def _params_of_the_family(cls, data: Any) -> Any:
         """Check ``params`` against the family's own parameters (unknown names refused)."""
         if isinstance(data, dict) and isinstance(data.get("params"), dict):
-            family = data.get("model") if data.get("model") in PARAMS_BY_MODEL else "hgb"
+            model = data.get("model")  # any JSON value here: the field's own check refuses a bad one
+            family = model if isinstance(model, str) and model in PARAMS_BY_MODEL else "hgb"
             data = {**data, "params": PARAMS_BY_MODEL[family].model_validate(data["params"])}
         return data
 
@@ -236,14 +237,6 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
-
-
-class Health(BaseModel):
-    """``/healthz`` and ``/readyz``: ``ok`` (alive) or ``ready`` (broker and store reachable)."""
-
-    model_config = ConfigDict(json_schema_extra=ex.examples({"status": "ok"}, {"status": "ready"}))
-
-    status: str
 
 
 class LegacyStatus(BaseModel):

@@ -53,10 +53,10 @@ def test_every_operation_has_a_description_and_every_json_answer_an_example(open
 def test_the_examples_are_valid_bodies_of_their_models():
     from pydantic import BaseModel
 
-    from app.api import legacy_schemas, model_schemas, schemas
+    from app.api import model_schemas, plain_bodies, schemas
 
     checked = 0
-    for model in [*vars(schemas).values(), *vars(model_schemas).values(), *vars(legacy_schemas).values()]:
+    for model in [*vars(schemas).values(), *vars(model_schemas).values(), *vars(plain_bodies).values()]:
         if isinstance(model, type) and issubclass(model, BaseModel) and model.model_config.get("json_schema_extra"):
             for example in model.model_config["json_schema_extra"]["examples"]:
                 model.model_validate(example)

@@ -7,8 +7,9 @@ import logging
 from fastapi import APIRouter, Header, Query, Response
 
 from app.api.deps import ServicesDep, TenantDep
+from app.api.errors import error_responses
 from app.api.presenters import job_public, queue_info
-from app.api.schemas import DownloadPublic, ErrorEnvelope, EventsPublic, JobCreate, JobPublic, JobsPublic
+from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
 from app.domain import JobKind, JobStatus
 from app.errors import UserError
 from app.usecases import jobs as job_actions
@@ -19,7 +20,7 @@ log = logging.getLogger("tabjob.api")
 router = APIRouter(
     prefix="/v1/jobs",
     tags=["jobs"],
-    responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}},
+    responses=error_responses(401, 404, 422, 503),
 )
 
 
@@ -27,7 +28,7 @@ router = APIRouter(
     "",
     status_code=202,
     summary="Submit a fit or predict job",
-    responses={413: {"model": ErrorEnvelope}, 422: {"model": ErrorEnvelope}, 429: {"model": ErrorEnvelope}},
+    responses=error_responses(400, 409, 413, 429),
 )
 def create_job(
     body: JobCreate,
@@ -118,14 +119,23 @@ def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Qu
     return EventsPublic(items=items, next_after=items[-1]["seq"] + 1 if items else after)
 
 
-@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a queued or running job")
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    summary="Cancel a queued or running job",
+    responses=error_responses(409),
+)
 def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
     """A queued job is canceled at once and never starts; a running one is stopped by its worker
     within seconds (`cancel_requested` until then). 409 `job.already_ended` for an ended job."""
     return job_public(job_actions.cancel(svc, tenant, job_id))
 
 
-@router.get("/{job_id}/result", summary="A presigned URL of a finished prediction's Parquet file")
+@router.get(
+    "/{job_id}/result",
+    summary="A presigned URL of a finished prediction's Parquet file",
+    responses=error_responses(409),
+)
 def job_result(job_id: str, svc: ServicesDep, tenant: TenantDep) -> DownloadPublic:
     """Where to download a finished prediction (Parquet, one column `y`, a row per input row),
     straight from the object store, until `expires_at`. 409 while the job has not finished."""

@@ -5,21 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ServicesDep, TenantDep
+from app.api.errors import error_responses
 from app.api.model_schemas import ModelExportPublic, ModelPublic, ModelSchemaPublic, ModelsPublic
 from app.api.presenters import features, model_public
-from app.api.schemas import ErrorEnvelope
 from app.usecases import models
 
-router = APIRouter(
-    prefix="/v1/models",
-    tags=["models"],
-    responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}},
-)
-MODEL_ERRORS = {
-    409: {"model": ErrorEnvelope, "description": "The id is a fit that has not finished (`model.not_ready`)."},
-    410: {"model": ErrorEnvelope, "description": "The model was deleted (`model.deleted`)."},
-    400: {"model": ErrorEnvelope, "description": "The id is a predict job, not a model (`model.not_a_model`)."},
-}
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(401, 422, 503))
+# A model id that is another tenant's or unknown (404), a predict job (400), a fit not finished
+# (409), or a model deleted (410).
+MODEL_ERRORS = error_responses(400, 404, 409, 410)
 
 
 @router.get("", summary="The tenant's models, newest first")
