@@ -129,6 +129,10 @@ def cancel(
                 job = client.wait(job.id, timeout_s=timeout, poll_s=0.2, raise_on_failure=False)
             except tabjob.WaitTimeout as exc:
                 job = exc.job
+        if not as_json and job.status in ("finished", "failed"):
+            console.print(f"{job.id} ended ({job.status}) before its worker could stop it.")
+        elif not as_json and not job.ended:
+            console.print(f"{job.id} is still stopping; `tabjob status {job.id}` shows when it has.")
         emit(job.to_dict(), as_json, show.job_summary(job))
 
 
