@@ -8,8 +8,10 @@ refused outside ``environment=local``.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -32,17 +34,69 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def available_cpus() -> int:
-    """Cores this process may use: the cgroup CPU quota when set, else the affinity mask."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+    """The CPUs this process's cgroup may use (its CFS quota divided by the period), or None
+    when no quota is set. A container's limit (Kubernetes ``limits.cpu``) is this quota.
+
+    cgroup v2: ``cpu.max`` ("<quota> <period>" or "max <period>") of the process's own cgroup
+    and of every cgroup above it, the smallest wins. cgroup v1: ``cpu.cfs_quota_us`` (-1 for
+    none) over ``cpu.cfs_period_us`` in the cpu controller's hierarchy.
+    """
+    limits: list[float] = []
+    for folder in _cgroup_v2_folders(root, proc_cgroup):
+        try:
+            quota, period = (folder / "cpu.max").read_text().split()
+            if quota != "max":
+                limits.append(int(quota) / int(period))
+        except (OSError, ValueError):
+            continue
+    for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        try:
+            quota_us = int((root / name / "cpu.cfs_quota_us").read_text())
+            period_us = int((root / name / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        if quota_us > 0 and period_us > 0:
+            limits.append(quota_us / period_us)
+        break
+    return min(limits) if limits else None
+
+
+def _cgroup_v2_folders(root: Path, proc_cgroup: Path) -> list[Path]:
+    """The cgroup v2 folders that bound this process: its own, then each parent up to the root
+    (inside a container the namespace makes its own cgroup the root)."""
+    own = "/"
     try:
-        with open("/sys/fs/cgroup/cpu.max") as f:
-            quota, period = f.read().split()
-        if quota != "max":
-            cpus = min(cpus or 1, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
+        for line in proc_cgroup.read_text().splitlines():
+            if line.startswith("0::"):
+                own = line[3:].strip() or "/"
+    except OSError:
         pass
-    return max(1, cpus or 1)
+    folder = root / own.lstrip("/")
+    folders = [folder]
+    while folder != root and root in folder.parents:
+        folder = folder.parent
+        folders.append(folder)
+    return folders if root in folders else [*folders, root]
+
+
+def available_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """Whole cores this process may use: the affinity mask, lowered to the cgroup CPU quota
+    rounded down (a 1.5 CPU quota gives 1: a second thread would be throttled), at least 1."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = cgroup_cpu_limit(root, proc_cgroup)
+    if limit is not None:
+        cpus = min(cpus, math.floor(limit))
+    return max(1, cpus)
+
+
+def threads_per_worker(cpus: int, workers: int) -> int:
+    """OpenMP threads each of ``workers`` concurrent workers may use so that together they stay
+    within ``cpus`` cores: an equal share, rounded down, and at least one."""
+    return max(1, cpus // max(1, workers))
 
 
 class Settings(BaseSettings):
@@ -163,7 +217,9 @@ class Settings(BaseSettings):
     worker_threads: int | None = Field(
         None,
         ge=1,
-        description="OpenMP/BLAS threads of a job; unset means the cores of the cgroup quota or affinity mask.",
+        description="OpenMP/BLAS threads of a job on this worker (capped at the cores it may use); unset means the "
+        "cores of the cgroup CPU quota (a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets "
+        "each worker's share of the machine: its cores divided by the workers that can run at once.",
     )
     # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
     single_thread_max_rows: int = Field(
@@ -218,8 +274,11 @@ class Settings(BaseSettings):
         }[lane]
 
     def threads_for_worker(self) -> int:
-        """OpenMP/BLAS threads a worker's job may use: its own cores, never more."""
-        return self.worker_threads or available_cpus()
+        """OpenMP/BLAS threads a worker's job may use: ``worker_threads`` when set (the embedded
+        stack sets each worker's share of the machine), else the cores of the cgroup quota or
+        affinity mask (a pod's CPU limit); never more than those cores."""
+        cpus = available_cpus()
+        return min(self.worker_threads, cpus) if self.worker_threads else cpus
 
 
 @lru_cache

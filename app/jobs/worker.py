@@ -61,10 +61,12 @@ def new_worker_id() -> str:
 
 def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -> int:
     """Consume ``lane`` until SIGTERM/SIGINT (or ``max_jobs`` jobs); return the exit status."""
-    # Set before the forkserver starts so OpenMP in every job process sees it: the job owns
-    # these cores and must not spin on cores it does not own.
+    # Set before the forkserver starts so OpenMP (and BLAS) in every job process sees it: the
+    # job owns these cores and must not spin on cores it does not own. The job process also
+    # limits its pools with threadpoolctl per job (app.jobs.child).
     threads = settings.threads_for_worker()
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
     worker_id = new_worker_id()
     runner = JobRunner(threads=threads)
     runner.start()

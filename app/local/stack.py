@@ -22,7 +22,7 @@ import httpx
 import redis
 
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
-from app.settings import LANES, available_cpus, is_loopback
+from app.settings import LANES, available_cpus, is_loopback, threads_per_worker
 
 log = logging.getLogger("tabjob.stack")
 RESTART_BACKOFF_MAX_S = 10.0
@@ -90,6 +90,11 @@ class EmbeddedStack:
             # A dead local worker's job is picked up again within seconds, not a minute.
             "TABJOB_BROKER_HEARTBEAT_TIMEOUT_S": "5",
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
+            # The CPU budget: the machine's cores shared among the workers that can run at once,
+            # so concurrent jobs never run more OpenMP threads than there are cores.
+            "TABJOB_WORKER_THREADS": str(
+                threads_per_worker(available_cpus(), sum(self.workers_for(lane) for lane in self.lanes))
+            ),
             "PYTHONUNBUFFERED": "1",
             **self.env,
         }
