@@ -100,6 +100,11 @@ class Job:
     dataset_etag: str | None = None
     time_limit_s: float | None = None
     dedup_key: str | None = None
+    # Short jobs first: the seconds its estimated cost (rows x features) adds to its queue time
+    # when its lane orders waiting work (``queue_score``); 0 for the cheapest.
+    queue_handicap_s: float = 0.0
+    # A job waiting out a retry's back-off is not picked before this Unix time.
+    not_before: float | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Job:
@@ -116,6 +121,12 @@ class Job:
     def enqueued_at(self) -> float:
         """When the job was (last) put in its queue; the legacy routes' ``enqueued_at``."""
         return self.queued_at or self.created_at
+
+    @property
+    def queue_score(self) -> float:
+        """Its order in its lane's queue, lowest first: queue time plus cost handicap (the
+        ``place`` function of ``app.state.scripts`` computes the same)."""
+        return self.enqueued_at + self.queue_handicap_s
 
 
 @dataclass(slots=True)

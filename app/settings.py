@@ -189,6 +189,19 @@ class Settings(BaseSettings):
     tenant_max_running: int = Field(
         8, ge=1, description="Running jobs per tenant; more wait in the queue (event `waiting`)."
     )
+    queue_handicap_s_per_million_cells: float = Field(
+        2.0,
+        ge=0,
+        description="Short jobs first: a waiting job is ordered in its lane by its queue time plus this many "
+        "seconds per million cells (rows x columns) of its dataset, so a 200-row toy starts before a "
+        "75,000 x 50 fit queued up to 7.5 s earlier. 0 makes each lane first-in first-out.",
+    )
+    queue_handicap_max_s: float = Field(
+        1800.0,
+        ge=0,
+        description="The most a job's size may hold it back (aging): a job is never overtaken by jobs queued more "
+        "than this many seconds after it.",
+    )
     time_limit_small_s: float = Field(
         15 * 60, gt=0, description="Wall-clock limit of one attempt on the `small` lane (`job.timeout`, not retried)."
     )

@@ -21,7 +21,7 @@ import dramatiq
 
 from app.domain import Lane
 from app.jobs import actors
-from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, redis_client
+from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, enqueue, redis_client
 from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
@@ -128,7 +128,8 @@ def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -
             # came back, when every worker looks silent until its next heartbeat.
             timeout_s = settings.broker_heartbeat_timeout_s
             if time.monotonic() - broker_ok_since >= timeout_s:
-                ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
+                reaped = ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
+                _token_for_requeued(ctx, reaped.requeued if reaped else [])
         except Exception:
             broker_ok_since = time.monotonic()
             log.warning("heartbeat or reaper failed", exc_info=True)
@@ -139,6 +140,16 @@ def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -
                 log.info("no job arrived in %.0f s; exiting", ONE_SHOT_IDLE_EXIT_S)
                 return 0
     return 0
+
+
+def _token_for_requeued(ctx: WorkerContext, job_ids: list[str]) -> None:
+    """A job the reaper sent back to queued needs a slot token on its lane to be picked (its
+    dead worker's message may be redelivered too: a spare token is dropped when it finds
+    nothing to run)."""
+    for job_id in job_ids:
+        job = ctx.state.jobs.get(job_id)
+        if job is not None:
+            enqueue(dramatiq.get_broker(), job_id, job.lane)
 
 
 def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:

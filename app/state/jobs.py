@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobKind, JobStatus, decode_fields, encode_fields
@@ -25,6 +26,23 @@ class TenantBusy(Exception):
     def __init__(self, running: int) -> None:
         super().__init__(f"the tenant runs {running} job(s)")
         self.running = running
+
+
+# How many of a lane's first queued jobs one pick looks at before giving up (all held back by
+# their tenants' limits or a retry's back-off): bounds the script's time.
+PICK_MAX_SCAN = 500
+
+
+@dataclass(frozen=True)
+class Picked:
+    """What one pick found: the job started (None when none could start), how many queued jobs
+    were held back (their tenant's running limit, a retry's back-off), the ids newly told they
+    wait for their tenant's limit, and the earliest time a held-back retry may start."""
+
+    job: Job | None
+    held: int = 0
+    noted: list[str] = field(default_factory=list)
+    retry_at: float | None = None
 
 
 class Jobs:
@@ -113,7 +131,7 @@ class Jobs:
         pipe.hset(k.job(job.id), mapping=encode_fields(job.to_fields()))
         pipe.sadd(k.tenants(), job.tenant)
         pipe.zadd(k.tenant(job.tenant, "jobs"), {job.id: job.created_at})
-        pipe.zadd(k.lane(job.lane, "queued"), {job.id: job.created_at})
+        pipe.zadd(k.lane(job.lane, "queued"), {job.id: job.queue_score})
         pipe.rpush(k.events(job.id), json.dumps(event("queued", f"Queued on the {job.lane} lane.")))
         pipe.incr(k.events_total(job.id))
         pipe.execute()
@@ -166,9 +184,25 @@ class Jobs:
             error=None,
         )
 
-    def requeue(self, job: Job, reason: str, *, worker: str | None = None) -> bool:
+    def pick(self, lane: str, worker: str, *, running_limit: int | None, waiting_message: str) -> Picked:
+        """Start the job ``worker`` runs next on ``lane``: the cheapest (aged) queued job that
+        may start now (``app.state.scripts.PICK``). Jobs held back by their tenant's running
+        limit get ``waiting_message`` (once)."""
+        args: list[Any] = [self.keys.prefix, lane, worker, time.time(), "" if running_limit is None else running_limit]
+        args += [PICK_MAX_SCAN, waiting_message, "phase", json.dumps("starting"), "started_at", json.dumps(time.time())]
+        args += ["error", "null"]
+        picked, held, noted, retry_at = self.conn.script("pick")(args=args)
+        return Picked(
+            job=self.get(picked) if picked else None,
+            held=int(held),
+            noted=list(noted),
+            retry_at=float(retry_at) if retry_at else None,
+        )
+
+    def requeue(self, job: Job, reason: str, *, worker: str | None = None, not_before: float | None = None) -> bool:
         """started → queued, for a retry after a platform failure (nothing when it ended
-        meanwhile, or, with ``worker``, when another worker has it now)."""
+        meanwhile, or, with ``worker``, when another worker has it now). It is not picked again
+        before ``not_before`` (a Unix time: the retry's back-off)."""
         return self.move(
             job.id,
             (JobStatus.STARTED,),
@@ -178,6 +212,7 @@ class Jobs:
             queued_at=time.time(),
             worker=None,
             message=reason,
+            not_before=not_before,
         )
 
     def end(

@@ -9,8 +9,14 @@ broker error can never leave one done without the other. Keys are built here fro
 from __future__ import annotations
 
 # Shared helpers, prepended to the scripts that use them.
+# score(key, now): a queued job's order in its lane, lowest first: its queue time plus the
+# handicap of its estimated cost (short jobs first; ``Job.queue_score`` is the same formula).
 # place(p, id, tenant, lane, status, now): make the job's counter memberships match its status.
 _PLACE = """
+local function score(key, now)
+  local raw = redis.call('HMGET', key, 'queued_at', 'created_at', 'queue_handicap_s')
+  return (tonumber(raw[1]) or tonumber(raw[2]) or now) + (tonumber(raw[3]) or 0)
+end
 local function place(p, id, tenant, lane, status, now)
   local t, l = p .. ':tenant:' .. tenant, p .. ':lane:' .. lane
   redis.call('SREM', t .. ':queued', id)
@@ -19,7 +25,7 @@ local function place(p, id, tenant, lane, status, now)
   redis.call('SREM', l .. ':running', id)
   if status == 'queued' then
     redis.call('SADD', t .. ':queued', id)
-    redis.call('ZADD', l .. ':queued', now, id)
+    redis.call('ZADD', l .. ':queued', score(p .. ':job:' .. id, now), id)
   elseif status == 'started' then
     redis.call('SADD', t .. ':running', id)
     redis.call('SADD', l .. ':running', id)
@@ -68,11 +74,60 @@ return cjson.encode(cur)
 """
 )
 
+# Pick the job a worker of lane ARGV[2] runs next and start it, in one step: the first of the
+# lane's queued set (lowest score: short jobs first, aged) that is not waiting out a retry's
+# back-off and whose tenant runs fewer than its limit. A Dramatiq message is only a slot token:
+# whichever job it was sent for, the worker runs the one picked here, so the queue position a
+# job shows (its rank in the set) is the order jobs really start in.
+# ARGV: prefix, lane, worker, now, running_limit ('' for none), max_scan, the waiting message for
+# jobs held back by their tenant's limit, then fields (name, JSON value pairs) set on the picked
+# job. Returns {picked id or '', how many were held back, ids newly told they wait, the earliest
+# retry time among them or ''}.
+PICK = (
+    _PLACE
+    + """
+local p, lane, worker, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local limit, max_scan, waiting = tonumber(ARGV[5]), tonumber(ARGV[6]), cjson.encode(ARGV[7])
+local ids = redis.call('ZRANGE', p .. ':lane:' .. lane .. ':queued', 0, max_scan - 1)
+local busy, held, noted, retry_at = {}, 0, {}, nil
+if #ids == max_scan then held = 1 end  -- more wait beyond the scan: keep the token
+for _, id in ipairs(ids) do
+  local key = p .. ':job:' .. id
+  local raw = redis.call('HMGET', key, 'status', 'tenant', 'not_before', 'message')
+  if raw[1] == '"queued"' then
+    local tenant, not_before = cjson.decode(raw[2]), tonumber(raw[3])
+    if limit and busy[tenant] == nil then
+      busy[tenant] = redis.call('SCARD', p .. ':tenant:' .. tenant .. ':running') >= limit
+    end
+    if not_before and not_before > now then
+      held = held + 1
+      if not retry_at or not_before < retry_at then retry_at = not_before end
+    elseif limit and busy[tenant] then
+      held = held + 1
+      if raw[4] ~= waiting then
+        redis.call('HSET', key, 'message', waiting)
+        table.insert(noted, id)
+      end
+    else
+      redis.call('HSET', key, 'status', '"started"', 'worker', cjson.encode(worker), 'not_before', 'null')
+      if #ARGV >= 8 then redis.call('HSET', key, unpack(ARGV, 8)) end
+      redis.call('HINCRBY', key, 'version', 1)
+      redis.call('HINCRBY', key, 'attempts', 1)
+      place(p, id, tenant, lane, 'started', now)
+      return {id, held, noted, ''}
+    end
+  end
+end
+return {'', held, noted, retry_at and tostring(retry_at) or ''}
+"""
+)
+
 # Repair the counters of job ARGV[2] (the reaper): an id whose job is gone or ended leaves every
 # set; a started job whose worker's last heartbeat is older than ARGV[4] (or absent) goes back
-# to queued, its running slot freed. ARGV: prefix, id, tenant ('' when unknown), stale_before,
-# now, lanes (JSON list), message, terminal statuses (JSON list). Returns 'released',
-# 'requeued' or 'ok'.
+# to queued, its running slot freed, at its old place in the queue (it had waited already; the
+# worker that ran the reaper sends it a slot token). ARGV: prefix, id, tenant ('' when unknown),
+# stale_before, now, lanes (JSON list), message, terminal statuses (JSON list). Returns
+# 'released', 'requeued' or 'ok'.
 REPAIR = (
     _PLACE
     + """
@@ -143,4 +198,4 @@ redis.call('SADD', KEYS[1], ARGV[2])
 return 1
 """
 
-SCRIPTS = {"move": MOVE, "repair": REPAIR, "job_view": JOB_VIEW, "forget_if": FORGET_IF, "admit": ADMIT}
+SCRIPTS = {"move": MOVE, "pick": PICK, "repair": REPAIR, "job_view": JOB_VIEW, "forget_if": FORGET_IF, "admit": ADMIT}

@@ -13,6 +13,7 @@ from app.errors import Conflict, InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
 from app.services import Services
+from app.settings import Settings
 from app.storage import ObjectInfo
 from app.usecases.validation import validate_fit, validate_predict
 
@@ -111,6 +112,14 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
     return requested  # type: ignore[return-value]
 
 
+def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:
+    """Short jobs first: the seconds a job's estimated cost (rows x columns, from the Parquet
+    footer) adds to its queue time when its lane orders waiting work, capped so a big job
+    never waits behind jobs queued more than ``queue_handicap_max_s`` after it (aging)."""
+    cells = rows * max(1, columns)
+    return min(cells / 1e6 * settings.queue_handicap_s_per_million_cells, settings.queue_handicap_max_s)
+
+
 def _fingerprint(info: ObjectInfo, params: dict[str, Any]) -> str:
     # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
     material = json.dumps({"etag": info.etag, "size": info.size, "params": params}, sort_keys=True)
@@ -120,10 +129,10 @@ def _fingerprint(info: ObjectInfo, params: dict[str, Any]) -> str:
 def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Submitted:
     params = dict(request.params or {})
     if request.kind == "fit":
-        info, rows = validate_fit(svc, tenant, request.dataset_id)
+        info, rows, columns = validate_fit(svc, tenant, request.dataset_id)
     else:
         assert request.model_id is not None
-        info, rows = validate_predict(svc, tenant, request.dataset_id, request.model_id)
+        info, rows, columns = validate_predict(svc, tenant, request.dataset_id, request.model_id)
     lane = choose_lane(svc, info.size, rows, request.lane)
     dedup = None
     if request.kind == "fit":  # a fit is a pure function of the bytes and the parameters
@@ -143,6 +152,7 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         dataset_id=request.dataset_id, model_id=request.model_id, params=params, created_at=now, queued_at=now,
         dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
         time_limit_s=svc.settings.time_limit_s(lane), dedup_key=dedup,
+        queue_handicap_s=queue_handicap_s(svc.settings, rows, columns),
     )  # fmt: skip
     svc.state.jobs.create(job)
     _enqueue(svc, job)

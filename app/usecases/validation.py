@@ -13,8 +13,8 @@ from ml.errors import DataProblem
 from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema
 
 
-def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int]:
-    """Refuse a training set that cannot train; return its object info and row count."""
+def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int, int]:
+    """Refuse a training set that cannot train; return its object info, rows and columns."""
     info = uploaded(svc, tenant, dataset_id)
     source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
     try:
@@ -22,11 +22,11 @@ def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInf
         check_target(read_column(source, TARGET))
     except DataProblem as problem:
         raise data_error(problem) from problem
-    return info, source.metadata.num_rows
+    return info, source.metadata.num_rows, source.metadata.num_columns
 
 
-def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str) -> tuple[ObjectInfo, int]:
-    """Refuse prediction data that does not fit the model; return its object info and rows."""
+def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str) -> tuple[ObjectInfo, int, int]:
+    """Refuse prediction data that does not fit the model; return its object info, rows and columns."""
     model = usable_model(svc.state.jobs.get_for(tenant, model_id))
     info = uploaded(svc, tenant, dataset_id)
     source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
@@ -35,7 +35,7 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
         check_predict_schema(source.schema_arrow, source.metadata.num_rows, model.result["features"]["columns"])
     except DataProblem as problem:
         raise data_error(problem) from problem
-    return info, source.metadata.num_rows
+    return info, source.metadata.num_rows, source.metadata.num_columns
 
 
 def usable_model(model: Job) -> Job:
