@@ -9,8 +9,13 @@ from __future__ import annotations
 import secrets
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
+from jobs_testing import upload, wait_for, wait_job
 
+from app.api.main import create_app
 from app.domain import Job, JobStatus, new_id
 from app.jobs.broker import redis_client
 from app.state import Keys, State
@@ -135,3 +140,40 @@ def test_a_job_requeued_by_the_reaper_keeps_its_place(state, settings):
     assert position(state, lost) == 1 and position(state, later) == 2
     assert pick(state, worker="w-new").job.id == lost.id
     assert state.jobs.get(lost.id).attempts == 2
+
+
+def test_through_the_service_a_toy_starts_before_the_big_jobs_queued_ahead_of_it(
+    settings, new_tenant, workers, seed_files, tmp_path
+):
+    # Given a worker busy with a job it holds (TABJOB_TEST_HOLD_JOBS), and an API whose cost
+    # handicap is steep enough that no submission delay can age the big jobs past the toy
+    workers.start("large", TABJOB_TEST_HOLD_JOBS=str(tmp_path))
+    steep = settings.model_copy(update={"queue_handicap_s_per_million_cells": 1000.0})
+    _, token = new_tenant()
+    with TestClient(create_app(steep), headers={"authorization": f"Bearer {token}"}) as api:
+        toy_file = tmp_path / "toy.parquet"
+        frame = pd.DataFrame({"a": np.arange(60.0), "b": np.arange(60.0) % 7, "y": np.arange(60) % 2})
+        frame.to_parquet(toy_file)
+        big_data, toy_data = upload(api, seed_files["train"]), upload(api, toy_file)
+
+        def fit(dataset: str, seed: int) -> str:
+            params = {"max_iter": 3, "random_state": seed}
+            body = {"kind": "fit", "dataset_id": dataset, "lane": "large", "params": params}
+            response = api.post("/v1/jobs", json=body)
+            assert response.status_code == 202, response.text
+            return response.json()["id"]
+
+        blocker = fit(big_data, 0)
+        wait_for(lambda: list(tmp_path.glob("*.running")), 120)
+        # When three big fits are queued, then a toy
+        big = [fit(big_data, seed) for seed in (1, 2, 3)]
+        toy = fit(toy_data, 4)
+        # Then the toy shows it is next, and the big ones behind it in their order
+        positions = [api.get(f"/v1/jobs/{j}").json()["queue"]["position"] for j in (toy, *big)]
+        assert positions == [1, 2, 3, 4]
+        (tmp_path / "release").touch()
+        ended = {j: wait_job(api, j, timeout_s=180) for j in (blocker, *big, toy)}
+    # And it really started before every one of them, and they in their queue order
+    assert all(job["status"] == "finished" for job in ended.values()), ended
+    starts = sorted((ended[j]["started_at"], j) for j in (toy, *big))
+    assert [j for _, j in starts] == [toy, *big]
