@@ -103,6 +103,8 @@ class Job:
     # Short jobs first: the seconds its estimated cost (rows x features) adds to its queue time
     # when its lane orders waiting work (``queue_score``); 0 for the cheapest.
     queue_handicap_s: float = 0.0
+    # Its estimated cost: rows x columns of its dataset, read from the Parquet footer.
+    cost_cells: int | None = None
     # A job waiting out a retry's back-off is not picked before this Unix time.
     not_before: float | None = None
 

@@ -234,6 +234,13 @@ class Settings(BaseSettings):
         "cores of the cgroup CPU quota (a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets "
         "each worker's share of the machine: its cores divided by the workers that can run at once.",
     )
+    worker_max_cells: int | None = Field(
+        None,
+        ge=1,
+        description="Makes this worker small work's own capacity: it only starts jobs of at most this many cells "
+        "(rows x columns), so a toy never waits for the big jobs running on the lane's other workers. "
+        "`tabjob stack` runs one such worker on the small lane (1,000,000 cells, one thread).",
+    )
     # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
     single_thread_max_rows: int = Field(
         20_000,

@@ -6,6 +6,7 @@ one place, whatever raised. Jobs end through ``WorkerContext.end`` (``app.jobs.e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -17,10 +18,14 @@ from dramatiq.middleware import Middleware, SkipMessage
 from app.domain import Job, JobStatus
 from app.errors import InfraError, JobCanceled, TabjobError, UserError
 from app.jobs.context import WorkerContext
+from app.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger("tabjob.worker")
 # How long a job whose tenant is at its running limit waits before it is looked at again.
 TENANT_DEFER_S = 2.0
+# How long a worker reserved for small work, finding none, waits for some before it takes
+# another token (it has handed the one it had back).
+SMALL_WORK_WAIT_S = 1.0
 
 
 class JobLifecycle(Middleware):
@@ -44,14 +49,23 @@ class JobLifecycle(Middleware):
             # This pod has had its job; the token goes back for the pod KEDA starts for it.
             broker.enqueue(message.copy())
             raise SkipMessage()
-        limit = ctx.settings.tenant_max_running
+        limit, max_cells = ctx.settings.tenant_max_running, ctx.settings.worker_max_cells
         picked = ctx.state.jobs.pick(
-            ctx.lane, ctx.worker_id, running_limit=limit, waiting_message=tenant_waiting_message(limit)
+            ctx.lane,
+            ctx.worker_id,
+            running_limit=limit,
+            waiting_message=tenant_waiting_message(limit),
+            max_cells=max_cells,
         )
         for job_id in picked.noted:
             ctx.state.events.add(job_id, "waiting", tenant_waiting_message(limit))
         if picked.job is None:
-            if picked.held:  # jobs wait for their tenant's limit or a back-off: keep the token
+            if picked.passed and max_cells is not None:
+                # Reserved for small work and none waits: hand the token straight back for the
+                # other workers, and wait a moment for small work before taking another.
+                broker.enqueue(message.copy())
+                self._await_small_work(max_cells)
+            elif picked.held:  # jobs wait for their tenant's limit or a back-off: keep the token
                 self._defer(broker, message, picked.retry_at)
             raise SkipMessage()  # no job waits: a spare token (its job was canceled or started)
         job = picked.job
@@ -156,6 +170,17 @@ class JobLifecycle(Middleware):
             f"Platform error ({exception.code}): {exception.message} "
             f"Retry {retries} of {ctx.settings.max_retries} follows with back-off.",
         )
+
+    def _await_small_work(self, max_cells: int) -> None:
+        """Until a job of at most ``max_cells`` waits in this lane (or a while has passed)."""
+        ctx = self.ctx
+        with contextlib.suppress(WaitTimeout):
+            wait_until(
+                lambda: ctx.state.jobs.small_work_waits(ctx.lane, max_cells),
+                what="small work",
+                timeout_s=SMALL_WORK_WAIT_S,
+                interval_s=0.05,
+            )
 
     def _defer(self, broker: Broker, message: MessageProxy, retry_at: float | None) -> None:
         """Put the token back for a while: every waiting job is held back by its tenant's running

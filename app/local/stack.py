@@ -28,6 +28,10 @@ log = logging.getLogger("tabjob.stack")
 RESTART_BACKOFF_MAX_S = 10.0
 WORKER_STOP_TIMEOUT_S = 40.0
 MAX_SMALL_WORKERS = 4
+# Small work's own capacity: one more small-lane worker that only starts jobs of at most this
+# many cells (rows x columns; 20,000 x 50), on one thread, so a toy never waits for the big
+# jobs the other small workers run (ordering alone leaves it waiting for the first to end).
+RESERVED_MAX_CELLS = 1_000_000
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Child:
     name: str
     args: list[str]
     lane: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # over the stack's child_env()
     process: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -66,6 +71,10 @@ class EmbeddedStack:
         single-threaded, so they run side by side), one for the others."""
         return min(available_cpus(), MAX_SMALL_WORKERS) if lane == "small" else 1
 
+    def concurrent_workers(self) -> int:
+        """Workers that can run a job at once: every lane's, and the small lane's reserved one."""
+        return sum(self.workers_for(lane) for lane in self.lanes) + ("small" in self.lanes)
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
@@ -92,9 +101,7 @@ class EmbeddedStack:
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
             # The CPU budget: the machine's cores shared among the workers that can run at once,
             # so concurrent jobs never run more OpenMP threads than there are cores.
-            "TABJOB_WORKER_THREADS": str(
-                threads_per_worker(available_cpus(), sum(self.workers_for(lane) for lane in self.lanes))
-            ),
+            "TABJOB_WORKER_THREADS": str(threads_per_worker(available_cpus(), self.concurrent_workers())),
             "PYTHONUNBUFFERED": "1",
             **self.env,
         }
@@ -134,6 +141,10 @@ class EmbeddedStack:
             for lane in self.lanes
             for i in range(1, self.workers_for(lane) + 1)
         ]
+        if "small" in self.lanes:
+            reserved = {"TABJOB_WORKER_MAX_CELLS": str(RESERVED_MAX_CELLS), "TABJOB_WORKER_THREADS": "1"}
+            args = [*python, "worker", "--lane", "small"]
+            self.children.append(Child("worker-small-reserved", args, "small", reserved))
         for child in self.children:
             self._spawn(child)
         self._wait_for_workers(timeout_s)
@@ -146,7 +157,7 @@ class EmbeddedStack:
         log_file = open(self.data_dir / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
         child.process = subprocess.Popen(
             child.args,
-            env=self.child_env(),
+            env={**self.child_env(), **child.env},
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,

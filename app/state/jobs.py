@@ -37,12 +37,14 @@ PICK_MAX_SCAN = 500
 class Picked:
     """What one pick found: the job started (None when none could start), how many queued jobs
     were held back (their tenant's running limit, a retry's back-off), the ids newly told they
-    wait for their tenant's limit, and the earliest time a held-back retry may start."""
+    wait for their tenant's limit, the earliest time a held-back retry may start, and how many
+    a worker reserved for small work left to the others."""
 
     job: Job | None
     held: int = 0
     noted: list[str] = field(default_factory=list)
     retry_at: float | None = None
+    passed: int = 0
 
 
 class Jobs:
@@ -184,20 +186,38 @@ class Jobs:
             error=None,
         )
 
-    def pick(self, lane: str, worker: str, *, running_limit: int | None, waiting_message: str) -> Picked:
+    def pick(
+        self,
+        lane: str,
+        worker: str,
+        *,
+        running_limit: int | None,
+        waiting_message: str,
+        max_cells: int | None = None,
+    ) -> Picked:
         """Start the job ``worker`` runs next on ``lane``: the cheapest (aged) queued job that
-        may start now (``app.state.scripts.PICK``). Jobs held back by their tenant's running
-        limit get ``waiting_message`` (once)."""
+        may start now (``app.state.scripts.PICK``), of at most ``max_cells`` when given (a
+        worker reserved for small work). Jobs held back by their tenant's running limit get
+        ``waiting_message`` (once)."""
         args: list[Any] = [self.keys.prefix, lane, worker, time.time(), "" if running_limit is None else running_limit]
-        args += [PICK_MAX_SCAN, waiting_message, "phase", json.dumps("starting"), "started_at", json.dumps(time.time())]
-        args += ["error", "null"]
-        picked, held, noted, retry_at = self.conn.script("pick")(args=args)
+        args += [PICK_MAX_SCAN, waiting_message, "" if max_cells is None else max_cells]
+        args += ["phase", json.dumps("starting"), "started_at", json.dumps(time.time()), "error", "null"]
+        picked, held, noted, retry_at, passed = self.conn.script("pick")(args=args)
         return Picked(
             job=self.get(picked) if picked else None,
             held=int(held),
             noted=list(noted),
             retry_at=float(retry_at) if retry_at else None,
+            passed=int(passed),
         )
+
+    def small_work_waits(self, lane: str, max_cells: int) -> bool:
+        """Whether one of the first queued jobs of ``lane`` costs at most ``max_cells``."""
+        ids = self.conn.r.zrange(self.keys.lane(lane, "queued"), 0, PICK_MAX_SCAN - 1)
+        pipe = self.conn.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(self.keys.job(job_id), "cost_cells")
+        return any(cost not in (None, "null") and int(cost) <= max_cells for cost in pipe.execute())
 
     def requeue(self, job: Job, reason: str, *, worker: str | None = None, not_before: float | None = None) -> bool:
         """started → queued, for a retry after a platform failure (nothing when it ended

@@ -79,22 +79,26 @@ return cjson.encode(cur)
 # back-off and whose tenant runs fewer than its limit. A Dramatiq message is only a slot token:
 # whichever job it was sent for, the worker runs the one picked here, so the queue position a
 # job shows (its rank in the set) is the order jobs really start in.
+# A worker reserved for small work (max_cells) passes over costlier jobs, leaving them to others.
 # ARGV: prefix, lane, worker, now, running_limit ('' for none), max_scan, the waiting message for
-# jobs held back by their tenant's limit, then fields (name, JSON value pairs) set on the picked
-# job. Returns {picked id or '', how many were held back, ids newly told they wait, the earliest
-# retry time among them or ''}.
+# jobs held back by their tenant's limit, max_cells ('' for any), then fields (name, JSON value
+# pairs) set on the picked job. Returns {picked id or '', how many were held back, ids newly told
+# they wait, the earliest retry time among them or '', how many were left to other workers}.
 PICK = (
     _PLACE
     + """
 local p, lane, worker, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local limit, max_scan, waiting = tonumber(ARGV[5]), tonumber(ARGV[6]), cjson.encode(ARGV[7])
+local max_cells = tonumber(ARGV[8])
 local ids = redis.call('ZRANGE', p .. ':lane:' .. lane .. ':queued', 0, max_scan - 1)
-local busy, held, noted, retry_at = {}, 0, {}, nil
+local busy, held, noted, retry_at, passed = {}, 0, {}, nil, 0
 if #ids == max_scan then held = 1 end  -- more wait beyond the scan: keep the token
 for _, id in ipairs(ids) do
   local key = p .. ':job:' .. id
-  local raw = redis.call('HMGET', key, 'status', 'tenant', 'not_before', 'message')
-  if raw[1] == '"queued"' then
+  local raw = redis.call('HMGET', key, 'status', 'tenant', 'not_before', 'message', 'cost_cells')
+  if raw[1] == '"queued"' and max_cells and (tonumber(raw[5]) or math.huge) > max_cells then
+    passed = passed + 1
+  elseif raw[1] == '"queued"' then
     local tenant, not_before = cjson.decode(raw[2]), tonumber(raw[3])
     if limit and busy[tenant] == nil then
       busy[tenant] = redis.call('SCARD', p .. ':tenant:' .. tenant .. ':running') >= limit
@@ -110,15 +114,15 @@ for _, id in ipairs(ids) do
       end
     else
       redis.call('HSET', key, 'status', '"started"', 'worker', cjson.encode(worker), 'not_before', 'null')
-      if #ARGV >= 8 then redis.call('HSET', key, unpack(ARGV, 8)) end
+      if #ARGV >= 9 then redis.call('HSET', key, unpack(ARGV, 9)) end
       redis.call('HINCRBY', key, 'version', 1)
       redis.call('HINCRBY', key, 'attempts', 1)
       place(p, id, tenant, lane, 'started', now)
-      return {id, held, noted, ''}
+      return {id, held, noted, '', passed}
     end
   end
 end
-return {'', held, noted, retry_at and tostring(retry_at) or ''}
+return {'', held, noted, retry_at and tostring(retry_at) or '', passed}
 """
 )
 

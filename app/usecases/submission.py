@@ -152,7 +152,7 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         dataset_id=request.dataset_id, model_id=request.model_id, params=params, created_at=now, queued_at=now,
         dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
         time_limit_s=svc.settings.time_limit_s(lane), dedup_key=dedup,
-        queue_handicap_s=queue_handicap_s(svc.settings, rows, columns),
+        queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
     svc.state.jobs.create(job)
     _enqueue(svc, job)

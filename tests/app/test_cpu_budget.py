@@ -101,26 +101,26 @@ def test_small_jobs_run_on_one_thread_and_others_on_the_worker_budget(monkeypatc
 
 
 def test_the_stack_gives_every_worker_an_equal_share_of_the_cores(monkeypatch, tmp_path):
-    # Given a machine of 8 cores and a stack of every lane (4 small workers, 1 large, 1 gpu)
+    # Given a machine of 8 cores and a stack of every lane
     monkeypatch.setattr("app.local.stack.available_cpus", lambda: 8)
     stack = EmbeddedStack(data_dir=tmp_path)
     stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
     stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]
-    workers = sum(stack.workers_for(lane) for lane in stack.lanes)
-    # Then each worker's jobs may use 8 // 6 = 1 thread, so all together never exceed 8
+    workers = stack.concurrent_workers()
+    # Then each worker's jobs may use 8 // 7 = 1 thread, so all together never exceed 8
     threads = int(stack.child_env()["TABJOB_WORKER_THREADS"])
-    assert workers == 6
+    assert workers == 7  # 4 small, 1 reserved for small work, 1 large, 1 gpu
     assert threads == 1
     assert threads * workers <= 8
 
 
-@pytest.mark.parametrize("cores, expected", [(16, 3), (2, 1)])
+@pytest.mark.parametrize("cores, expected", [(16, 2), (2, 1)])
 def test_the_stack_share_follows_the_cores(monkeypatch, tmp_path, cores, expected):
     monkeypatch.setattr("app.local.stack.available_cpus", lambda: cores)
     stack = EmbeddedStack(data_dir=tmp_path, lanes=("small", "large"))
     stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
     stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]
-    workers = sum(stack.workers_for(lane) for lane in stack.lanes)
+    workers = stack.concurrent_workers()
     threads = int(stack.child_env()["TABJOB_WORKER_THREADS"])
     assert threads == expected
     assert threads * workers <= cores or threads == 1

@@ -35,6 +35,7 @@ def queue(state: State, *, rows: int, columns: int = 50, tenant: str = "t", at: 
     job = Job(
         id=new_id("job"), tenant=tenant, kind="fit", lane="small", status=JobStatus.QUEUED, created_at=now,
         queued_at=now, dataset_rows=rows, queue_handicap_s=queue_handicap_s(settings, rows, columns),
+        cost_cells=rows * columns,
     )  # fmt: skip
     state.jobs.admit(tenant, job.id, 1000)
     return state.jobs.create(job)
@@ -65,6 +66,23 @@ def test_a_toy_queued_after_big_jobs_starts_before_them(state, settings):
     # A spare token finds nothing to run and holds nothing back
     nothing = pick(state)
     assert nothing.job is None and nothing.held == 0
+
+
+def test_a_worker_reserved_for_small_work_leaves_big_jobs_to_the_others(state, settings):
+    # Given big fits waiting (aged past any toy, so first in line) and no small work
+    old = time.time() - 3600
+    big = [queue(state, rows=75_000, at=old + i, settings=settings) for i in range(2)]
+    reserved = {"running_limit": None, "waiting_message": WAITING, "max_cells": 1_000_000}
+    # Then the reserved worker starts none of them, and says it left them to the others
+    nothing = state.jobs.pick("small", "w-reserved", **reserved)
+    assert nothing.job is None and nothing.passed == 2 and nothing.held == 0
+    assert not state.jobs.small_work_waits("small", 1_000_000)
+    # When a toy arrives behind them, the reserved worker starts it at once
+    toy = queue(state, rows=200, columns=5, settings=settings)
+    assert state.jobs.small_work_waits("small", 1_000_000)
+    assert state.jobs.pick("small", "w-reserved", **reserved).job.id == toy.id
+    # and an ordinary worker still takes the big ones in their order
+    assert [pick(state).job.id for _ in big] == [b.id for b in big]
 
 
 def test_a_big_job_is_not_starved_by_later_small_ones(state, settings):
