@@ -20,6 +20,8 @@ from app.errors import Unauthorized, UserError
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LOCAL_TENANT = "local"
 _KEY_PATTERN = re.compile(r"^tj_([a-f0-9]{12})_([A-Za-z0-9_-]{20,})$")
+# A revocation is remembered at least as long as any URL signed for the key can live (7 days).
+REVOCATION_MEMORY_S = 8 * 24 * 3600
 
 
 def _hash(secret: str) -> str:
@@ -50,12 +52,13 @@ class ApiKeys:
     def _key(self, key_id: str) -> str:
         return f"{self.p}:apikey:{key_id}"
 
-    def create(self, tenant: str, name: str = "") -> tuple[str, dict[str, Any]]:
-        """A new key for ``tenant``: the token (shown once) and its public record."""
+    def create(self, tenant: str, name: str = "", *, admin: bool = False) -> tuple[str, dict[str, Any]]:
+        """A new key for ``tenant``: the token (shown once) and its public record. An admin key
+        also sees every tenant's jobs on the dashboard and in ``tabjob top`` (read-only)."""
         check_tenant(tenant)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        record = {"id": key_id, "tenant": tenant, "name": name, "created_at": str(time.time())}
+        record = {"id": key_id, "tenant": tenant, "name": name, "created_at": str(time.time()), "admin": str(admin)}
         pipe = self.r.pipeline()
         pipe.hset(self._key(key_id), mapping={**record, "hash": _hash(secret)})
         pipe.sadd(f"{self.p}:apikeys", key_id)
@@ -98,10 +101,32 @@ class ApiKeys:
         pipe.delete(self._key(key_id))
         pipe.srem(f"{self.p}:apikeys", key_id)
         deleted, _ = pipe.execute()
+        if deleted:
+            # Upload URLs signed for its datasets outlive the key: submission checks this.
+            self.r.set(f"{self.p}:apikey-revoked:{key_id}", str(time.time()), ex=REVOCATION_MEMORY_S)
         return bool(deleted)
+
+    def revoked_at(self, key_id: str) -> float | None:
+        """When ``key_id`` was revoked (Unix seconds), or None (live, or revoked long ago)."""
+        found = self.r.get(f"{self.p}:apikey-revoked:{key_id}")
+        return float(found) if found else None
+
+    @staticmethod
+    def key_id_of(token: str) -> str | None:
+        """The key id part of a well-formed token (not a check that the key exists)."""
+        match = _KEY_PATTERN.match(token)
+        return match.group(1) if match else None
 
     def tenant_of(self, token: str) -> str:
         """The tenant a bearer token belongs to, or Unauthorized."""
+        return self._record_of(token)["tenant"]
+
+    def caller_of(self, token: str) -> tuple[str, bool]:
+        """The tenant a bearer token belongs to and whether it is an admin key, or Unauthorized."""
+        record = self._record_of(token)
+        return record["tenant"], record.get("admin") == "True"
+
+    def _record_of(self, token: str) -> dict[str, str]:
         match = _KEY_PATTERN.match(token)
         if match is None:
             raise Unauthorized("The API key is malformed.", hint="Send 'Authorization: Bearer tj_…'.")
@@ -112,7 +137,7 @@ class ApiKeys:
                 "The API key is unknown or revoked.",
                 hint="Ask an operator for a key (tabjob admin create-key --tenant NAME).",
             )
-        return record["tenant"]
+        return record
 
 
 def seed_bootstrap_keys(keys: ApiKeys, spec: str) -> list[str]:

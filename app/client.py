@@ -9,6 +9,7 @@ Errors come back as ``ApiError`` with the server's code, message and hint.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,21 @@ from app.waiting import WaitTimeout, wait_until
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 CHUNK_BYTES = 1024 * 1024
+
+
+class _CountingFile(io.FileIO):
+    """A file that reports the bytes read so far (a real file, so httpx sends Content-Length)."""
+
+    def __init__(self, path: Path, size: int, on_bytes: Callable[[int, int], None] | None) -> None:
+        super().__init__(path, "rb")
+        self._size, self._on_bytes, self._done = size, on_bytes, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = super().read(size)
+        self._done += len(chunk)
+        if self._on_bytes and chunk:
+            self._on_bytes(self._done, self._size)
+        return chunk
 
 
 class ApiError(Exception):
@@ -95,7 +111,16 @@ class TabjobClient:
                         on_bytes(done, size)
                     yield chunk
 
-        response = self.storage.put(created["upload_url"], content=chunks(), headers={"content-length": str(size)})
+        form, put_url = created.get("upload_form"), created.get("upload_url")
+        response = None
+        if form:  # size-bounded by the store
+            with _CountingFile(path, size, on_bytes) as file:
+                response = self.storage.post(form["url"], data=form["fields"], files={"file": (path.name, file)})
+        # The PUT URL: older servers, or a store that refused the form for another reason than its
+        # size (one without POST policies); the size limit then holds at submission.
+        if put_url and (response is None or (response.status_code >= 300 and "EntityTooLarge" not in response.text)):
+            response = self.storage.put(put_url, content=chunks(), headers={"content-length": str(size)})
+        assert response is not None, "the server gave neither an upload form nor an upload URL"
         if response.status_code >= 300:
             raise ApiError(
                 response.status_code, "upload.failed", f"The store refused the upload: {response.text[:300]}"
@@ -191,6 +216,10 @@ class TabjobClient:
                     if on_bytes:
                         on_bytes(done, total)
         return dest
+
+    def overview(self) -> dict[str, Any]:
+        """Lanes, running and waiting jobs, recent failures and workers (all tenants' for an admin key)."""
+        return self._call("GET", "/v1/overview")
 
     def ready(self) -> bool:
         try:

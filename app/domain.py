@@ -146,6 +146,9 @@ class Dataset:
     columns: list[dict[str, str]] | None = None
     has_target: bool | None = None
     problem: ErrorInfo | None = None
+    # The API key that got the upload URL, and when that URL expires (app/revocation.py).
+    key_id: str | None = None
+    upload_expires_at: float | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Dataset:

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         "at start-up.",
     )
     log_level: str = Field("INFO", description="Python logging level of the API and worker processes.")
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one JSON object per line with `job_id`, `tenant`, `lane` and `step` on every line "
+        "about a job (what `tabjob logs` and log collectors read); `text`: plain lines for a terminal.",
+    )
 
     # Broker and job state (Valkey / Redis protocol).
     redis_url: str = Field(
@@ -159,6 +164,21 @@ class Settings(BaseSettings):
         description="Require an API key (bearer token). `false` is allowed only with `environment=local`, "
         "and `tabjob api` then refuses a non-loopback address; every caller is tenant `local`.",
     )
+    api_max_body_bytes: int = Field(
+        1024**2,
+        gt=0,
+        description="Largest request body the API reads (data never passes through it); a larger one is "
+        "refused with 413 before parsing.",
+    )
+    api_max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) `tabjob api` buffers; larger is refused "
+        "by the server (h11) and by the app's own check with 431.",
+    )
+    api_max_headers: int = Field(
+        100, ge=10, description="Most request headers the API accepts; more is refused with 431."
+    )
     api_host: str = Field(
         "127.0.0.1",
         description="The API's listen address as the process knows it; `tabjob api --host` always sets it, "
@@ -176,6 +196,37 @@ class Settings(BaseSettings):
     # Work management.
     max_dataset_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest dataset a job accepts; a larger one is refused with 413."
+    )
+    max_dataset_rows: int = Field(
+        50_000_000,
+        gt=0,
+        description="Most rows a dataset may have (from its Parquet footer); more is refused with 413.",
+    )
+    max_dataset_columns: int = Field(
+        10_000, gt=0, description="Most columns a dataset may have (from its Parquet footer); more is refused with 413."
+    )
+    max_footer_bytes: int = Field(
+        8 * 1024**2,
+        gt=0,
+        description="Largest Parquet footer the API parses (checked from the file's last 8 bytes first); its "
+        "memory is many times its size, so a larger one is refused with 413.",
+    )
+    target_scan_rows: int = Field(
+        1_000_000,
+        gt=0,
+        description="Rows of `y` the API reads at submission, in small batches (the footer's statistics "
+        "decide past them; the worker checks every row).",
+    )
+    max_concurrent_inspections: int = Field(
+        4,
+        ge=1,
+        description="Datasets one API process inspects at once (footer and `y` sample); more submissions wait, "
+        "so memory stays bounded under parallel submissions.",
+    )
+    upload_put_urls: bool = Field(
+        True,
+        description="Also hand out presigned PUT URLs (the seed's clients use them; S3 cannot bound a PUT's "
+        "size). `false`: only the size-bounded POST form of `POST /v1/datasets`; the legacy `/upload` is refused.",
     )
     lane_large_min_bytes: int = Field(
         64 * 1024**2, gt=0, description="Datasets at least this big go to the `large` lane (lane `auto`)."

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
+from minio.datatypes import PostPolicy
 from minio.error import S3Error
 
 from app.errors import Conflict, InfraError
@@ -130,6 +131,19 @@ class Store:
         expires = timedelta(seconds=self.presign_expiry_s)
         url = self.signer.presigned_put_object(self.bucket, key, expires=expires)
         return url, datetime.now(UTC) + expires
+
+    def presign_upload_form(self, key: str, max_bytes: int) -> tuple[str, dict[str, str], datetime]:
+        """A browser-style POST upload (URL and form fields) for ``key`` only, which the store
+        refuses when the file is empty or over ``max_bytes`` (a POST policy's content-length-range;
+        a PUT URL cannot carry such a bound)."""
+        expires_at = datetime.now(UTC) + timedelta(seconds=self.presign_expiry_s)
+        policy = PostPolicy(self.bucket, expires_at)
+        policy.add_equals_condition("key", key)
+        policy.add_content_length_range_condition(1, max_bytes)
+        fields = self.signer.presigned_post_policy(policy)
+        # The form posts to the bucket on the public endpoint (path style, as the signer signs).
+        public = urlparse(self.signer.presigned_get_object(self.bucket, key, expires=timedelta(seconds=60)))
+        return f"{public.scheme}://{public.netloc}/{self.bucket}", {"key": key, **fields}, expires_at
 
     def presign_download(self, key: str, filename: str | None = None) -> tuple[str, datetime]:
         """A URL the user GETs the object from, and when it expires."""

@@ -104,8 +104,10 @@ def chart_values(
     backends: Backends,
     placement: Placement,
     secret_name: pulumi.Input[str],
+    monitoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Values for charts/tabjob, using only the keys of the shared values contract."""
+    """Values for charts/tabjob, using only the keys of the shared values contract (plus the
+    `monitoring` section when the stack installs kube-prometheus-stack)."""
     return {
         "image": {
             "repository": images.repository,
@@ -151,7 +153,7 @@ def chart_values(
             "storagePort": _port_of(backends.s3_endpoint),
             "extraEgressCIDRs": [],
         },
-    }
+    } | ({"monitoring": monitoring} if monitoring else {})
 
 
 class TabjobRelease(pulumi.ComponentResource):
@@ -179,6 +181,7 @@ class TabjobRelease(pulumi.ComponentResource):
         backends: Backends,
         placement: Placement,
         provider: k8s.Provider,
+        monitoring: dict[str, Any] | None = None,
         depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -201,6 +204,7 @@ class TabjobRelease(pulumi.ComponentResource):
                 backends=backends,
                 placement=placement,
                 secret_name=secret.metadata.name,
+                monitoring=monitoring,
             ),
             atomic=True,
             cleanup_on_fail=True,

@@ -17,6 +17,7 @@ import pulumi
 from infra.cluster import gpu_sizing
 from infra.config_env import kind_image
 from infra.config_keys import (
+    CHART_VERSION_PATTERN,
     CLUSTER_KINDS,
     DEFAULTS,
     DIGEST_PATTERN,
@@ -119,6 +120,8 @@ class StackConfig:
     kind: KindSettings | None = None
     gke: GkeSettings | None = None
     existing: ExistingSettings | None = None
+    # kube-prometheus-stack's chart version when the stack installs it (tabjob:monitoring), else None.
+    monitoring_version: str | None = None
 
 
 def _digest(reader: Reader, key: str) -> str | None:
@@ -239,6 +242,11 @@ def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] 
     if cluster == "gke" and api_host is None:
         # The API takes API keys: on GKE it is served over HTTPS only, which needs a name.
         raise ValueError("tabjob:apiHost (the API's DNS name) is required when tabjob:cluster is gke")
+    monitoring_version = r.string("kubePrometheusStackVersion") if r.boolean("monitoring") else None
+    if monitoring_version is not None and not CHART_VERSION_PATTERN.match(monitoring_version):
+        raise ValueError(
+            f"tabjob:kubePrometheusStackVersion must be a chart version like 91.5.0; got {monitoring_version!r}"
+        )
     return StackConfig(
         cluster=cluster,  # type: ignore[arg-type]  # validated by choice()
         environment=environment,
@@ -251,4 +259,5 @@ def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] 
         kind=_kind_settings(r, os.environ if environ is None else environ) if cluster == "kind" else None,
         gke=_gke_settings(r, environment) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,
+        monitoring_version=monitoring_version,
     )

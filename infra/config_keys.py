@@ -18,6 +18,7 @@ RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE")
 GPU_DRIVER_VERSIONS = ("LATEST", "DEFAULT")
 VALKEY_NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+CHART_VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 # KEDA's CRDs in ../shared/crds and the chart's ScaledObjects are written against 2.20.
 KEDA_VERSION_PATTERN = re.compile(r"^2\.20\.\d+$")
 
@@ -35,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "gpuImageDigest": None,
     "kedaVersion": "2.20.2",
     "installKeda": True,
+    # observability (infra/platform/monitoring.py)
+    "monitoring": False,
+    "kubePrometheusStackVersion": "91.5.0",
     "apiHost": None,  # required for gke
     "bootstrap": False,  # gke: a first `pulumi up` with no image yet (infrastructure only)
     # kind

@@ -194,7 +194,8 @@ def free_tcp_port() -> int:
 
 
 # Fixtures that start worker processes, or (in tests/app) a whole embedded stack: a test using
-# one is `slow`, so `task test:fast` (-m "not slow") runs everything else in under a minute.
+# one is `slow`, and so is a test marked @pytest.mark.slow because it starts server processes of
+# its own; `task test:fast` (-m "not slow") runs everything else in under a minute.
 # (tests/infra has a `stack` fixture too: a Pulumi stack name, which starts nothing.)
 SLOW_FIXTURES = frozenset({"workers", "small_worker"})
 

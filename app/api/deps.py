@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from app import logging_setup
 from app.auth import LOCAL_TENANT
 from app.errors import Unauthorized
+from app.observability.overview import Viewer
 from app.services import Services
 
 
@@ -25,7 +27,27 @@ async def current_tenant(request: Request, svc: ServicesDep) -> str:
     # async, so the common no-I/O path costs no thread-pool hop; the key lookup (Redis) runs
     # in the pool.
     if not svc.settings.auth_enabled:
+        logging_setup.bind(tenant=LOCAL_TENANT)
         return LOCAL_TENANT
+    token = _bearer(request)
+    tenant = await run_in_threadpool(svc.keys.tenant_of, token)
+    # Datasets remember the key that got their upload URL (a revoked key's URLs are refused).
+    request.state.api_key_id = svc.keys.key_id_of(token)
+    logging_setup.bind(tenant=tenant)  # every line logged for this request names its tenant
+    return tenant
+
+
+async def current_viewer(request: Request, svc: ServicesDep) -> Viewer:
+    """The caller as the overview sees it: its tenant, and whether its key is an admin key.
+    With auth off (one user on a loopback address) the caller sees everything."""
+    if not svc.settings.auth_enabled:
+        return Viewer(tenant=LOCAL_TENANT, admin=True)
+    tenant, admin = await run_in_threadpool(svc.keys.caller_of, _bearer(request))
+    logging_setup.bind(tenant=tenant)
+    return Viewer(tenant=tenant, admin=admin)
+
+
+def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -34,7 +56,8 @@ async def current_tenant(request: Request, svc: ServicesDep) -> str:
             hint="Send 'Authorization: Bearer <key>' (the CLI reads TABJOB_API_KEY).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await run_in_threadpool(svc.keys.tenant_of, token.strip())
+    return token.strip()
 
 
 TenantDep = Annotated[str, Depends(current_tenant)]
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]

@@ -49,6 +49,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(redis.RedisError)
     async def broker_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+        if isinstance(exc, redis.ResponseError):
+            # The broker answered and refused the command (WRONGTYPE, a script error): a bug of
+            # ours, not an outage. A 503 would tell clients to retry, and differ from a 404.
+            log.error("%s %s: the broker refused a command (%s)", request.method, request.url.path, exc)
+            return envelope(request, 500, "internal", "An unexpected error occurred; it has been logged.")
         log.warning("%s %s: the broker failed (%s)", request.method, request.url.path, type(exc).__name__)
         return envelope(
             request, 503, "platform.unavailable", "The job broker is unavailable; try again shortly.", retryable=True

@@ -9,16 +9,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import errors
-from app.api.routes import datasets, health, jobs, legacy
+from app.api.middleware import RequestGuards
+from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, overview
 from app.auth import seed_bootstrap_keys
+from app.observability.http import RequestMetrics
+from app.observability.queues import QueueCollector
 from app.services import Services
-from app.settings import Settings, get_settings
+from app.settings import LANES, Settings, get_settings
 
 log = logging.getLogger("tabjob.api")
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The API. Services are built at start-up from ``settings`` unless given (tests)."""
+def create_app(settings: Settings | None = None, services: Services | None = None, *, observe: bool = True) -> FastAPI:
+    """The API. Services are built at start-up from ``settings`` unless given (tests).
+    ``observe=False`` leaves out the request metrics middleware (to measure its cost)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,7 +33,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             tenants = seed_bootstrap_keys(app.state.services.keys, bootstrap.get_secret_value())
             log.info("bootstrap API keys seeded for tenant(s) %s", ", ".join(tenants))
         if not app.state.services.settings.auth_enabled:
-            log.warning("authentication is OFF: every request acts as tenant 'local' (loopback only)")
+            log.warning(
+                "authentication is OFF: every request acts as tenant 'local'; requests arriving on a "
+                "non-loopback address are refused (403)"
+            )
+        app.state.queue_collector = QueueCollector(client=app.state.services.state.conn.r, lanes=LANES)
         yield
 
     app = FastAPI(
@@ -41,8 +49,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     errors.install(app)
+    app.add_middleware(RequestGuards)  # auth-off loopback rule, header and body bounds
+    if observe:  # added last, so outermost: it times and labels the guards' refusals too
+        app.add_middleware(RequestMetrics)
     app.include_router(health.router)
     app.include_router(legacy.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(overview.router)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.router)
     return app

@@ -51,10 +51,21 @@ class DatasetPublic(BaseModel):
     problem: ErrorBody | None = None
 
 
-class DatasetCreated(DatasetPublic):
-    """A new dataset and the URL to PUT its Parquet bytes to."""
+class UploadForm(BaseModel):
+    """A size-bounded upload: POST ``fields`` then the file (as the last field, ``file``) as
+    multipart/form-data to ``url``; the store refuses a file over ``max_bytes``."""
 
-    upload_url: str
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+
+
+class DatasetCreated(DatasetPublic):
+    """A new dataset and where to upload its Parquet bytes: ``upload_form`` (size-bounded by the
+    store) or ``upload_url`` (a PUT; null when the deployment hands out only bounded uploads)."""
+
+    upload_url: str | None
+    upload_form: UploadForm | None = None
     upload_expires_at: datetime
 
 

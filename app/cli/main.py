@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from app.cli import jobs
+from app.cli import jobs, logs, top
 from app.cli.output import console
+from app.logging_setup import setup_logging
 
 app = typer.Typer(
     help="tabjob: tabular fit and predict jobs as a service.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -19,6 +20,8 @@ app = typer.Typer(
 admin = typer.Typer(help="Manage API keys (needs the broker's settings: TABJOB_REDIS_URL, ...).", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 jobs.register(app)
+top.register(app)
+logs.register(app)
 
 
 def _settings(env_file: Path | None = None):
@@ -47,7 +50,7 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     from app.settings import is_loopback
 
     settings = _settings().model_copy(update={"api_host": host})
-    _logging(settings.log_level)
+    setup_logging(settings.log_level, fmt=settings.log_format, process="api")
     if not settings.auth_enabled and not is_loopback(host):
         console.print(
             f"[bold red]Refusing to start[/]: authentication is off but {host} is not a loopback address. "
@@ -59,7 +62,17 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
             f"[yellow]Authentication is OFF[/]: the API listens on {host} (loopback) only "
             "and every caller is tenant 'local'."
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        # h11 bounds the request head it buffers (httptools has no such limit): 1 MB headers are
+        # refused by the server before the app sees them.
+        http="h11",
+        h11_max_incomplete_event_size=settings.api_max_header_bytes,
+    )
 
 
 @app.command()
@@ -74,7 +87,7 @@ def worker(
     if lane not in LANES:
         raise typer.BadParameter(f"lane must be one of {', '.join(LANES)}")
     settings = _settings()
-    _logging(settings.log_level)
+    setup_logging(settings.log_level, fmt=settings.log_format, process=f"worker-{lane}")
     raise SystemExit(run_worker(settings, lane=lane, max_jobs=max_jobs))
 
 
@@ -83,12 +96,15 @@ def stack(
     host: str = "127.0.0.1",
     port: int = 8000,
     data_dir: Annotated[Path, typer.Option(help="Where data, logs and credentials live.")] = Path(".tabjob"),
+    auth: Annotated[
+        bool, typer.Option("--auth", help="Require API keys on loopback too (always on elsewhere).")
+    ] = False,
 ) -> None:
     """Run Valkey, SeaweedFS, the API and workers for every lane in the foreground (Ctrl-C stops all)."""
     from app.local.stack import EmbeddedStack
 
     _logging("INFO")
-    embedded = EmbeddedStack(data_dir=data_dir.resolve(), host=host, port=port)
+    embedded = EmbeddedStack(data_dir=data_dir.resolve(), host=host, port=port, auth=auth)
     console.print(f"Starting tabjob in {embedded.data_dir} ...")
     embedded.handle_signals()
     try:
@@ -142,6 +158,7 @@ def smoke(
 ENV_FILE = Annotated[
     Path | None, typer.Option("--env-file", help="Settings file, e.g. .tabjob/tabjob.env of a local stack.")
 ]
+ADMIN = Annotated[bool, typer.Option("--admin", help="The key also sees every tenant's jobs (dashboard, top).")]
 
 
 def _keys(env_file: Path | None):
@@ -153,10 +170,13 @@ def _keys(env_file: Path | None):
 
 @admin.command("create-key")
 def create_key(
-    tenant: Annotated[str, typer.Option(help="Tenant the key acts as.")], name: str = "", env_file: ENV_FILE = None
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts as.")],
+    name: str = "",
+    env_file: ENV_FILE = None,
+    admin: ADMIN = False,
 ) -> None:
     """Create an API key for a tenant; the key is shown once."""
-    token, record = _keys(env_file).create(tenant, name)
+    token, record = _keys(env_file).create(tenant, name, admin=admin)
     console.print(f"API key for tenant [bold]{tenant}[/] (id {record['id']}); store it now, it is not shown again:")
     typer.echo(token)
 

@@ -46,18 +46,28 @@ def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, 
     expires_s = int(min(time_limit_s, 6 * 24 * 3600)) + URL_MARGIN_S
     _refuse_changed_dataset(store, job)
     data_url = store.internal_get_url(dataset_key(tenant, job.dataset_id), expires_s)
+    # The job process downloads only this version and size of the dataset (app/jobs/pinned.py).
+    pin = {"data_etag": job.dataset_etag, "data_bytes": job.dataset_bytes}
     if job.kind == "fit":
         model_url = store.internal_put_url(model_key(tenant, job.id), expires_s)
-        return "fit", {"data_url": data_url, "model_url": model_url, "params": job.params}
+        return "fit", {"data_url": data_url, "model_url": model_url, "params": job.params, **pin}
     assert job.model_id is not None
     model = ctx.state.jobs.get(job.model_id)
     if model is None or store.stat(model_key(tenant, job.model_id)) is None:
         raise Conflict(f"The model '{job.model_id}' is no longer available.", code="model.not_found")
+    digest = (model.result or {}).get("model_sha256")
+    if not digest:  # unpickling runs code: a model whose bytes cannot be verified is never loaded
+        raise Conflict(
+            f"The model '{job.model_id}' has no recorded digest, so it cannot be verified.",
+            code="model.tampered",
+            hint="Train the model again.",
+        )
     return "predict", {
         "data_url": data_url,
         "model_url": store.internal_get_url(model_key(tenant, job.model_id), expires_s),
         "result_url": store.internal_put_url(result_key(tenant, job.id), expires_s),
-        "model_sha256": (model.result or {}).get("model_sha256"),
+        "model_sha256": digest,
+        **pin,
     }
 
 

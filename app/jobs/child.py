@@ -20,6 +20,7 @@ import httpx
 from threadpoolctl import ThreadpoolController
 
 import ml.model
+from app.jobs import pinned
 from ml.errors import DataProblem
 
 OPERATIONS = {"fit": ml.model.fit, "predict": ml.model.predict}
@@ -92,7 +93,8 @@ def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
         hold_if_asked()
         try:
             with controller.limit(limits=job_threads):
-                summary: Any = OPERATIONS[operation](**kwargs, progress=progress)
+                # The dataset is downloaded pinned to the version checked at submission.
+                summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
             conn.send(("ok", summary))
         except DataProblem as exc:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))

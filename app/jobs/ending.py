@@ -12,6 +12,7 @@ from typing import Any
 
 from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobStatus
 from app.errors import InfraError
+from app.observability.endings import record_end
 from app.state import State
 from app.storage import Store, manifest_key
 
@@ -35,6 +36,7 @@ def end_job(
         return False
     extra = {"error": error} if error else {}
     state.events.add(job.id, status.value, text, **extra)
+    record_end(state, job.id)  # metrics, the failures index, a log line
     write_manifest(state, store, job.id)
     return True
 

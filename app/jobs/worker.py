@@ -25,6 +25,8 @@ from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, enqueue, redis_client
 from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
+from app.observability import exposition
+from app.observability.worker import JobObserver
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
@@ -38,6 +40,13 @@ ONE_SHOT_IDLE_EXIT_S = 60.0
 def _health_server(port: int, alive: threading.Event) -> ThreadingHTTPServer:
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/metrics":  # this worker's job metrics, recorded in this process
+                body, content_type = exposition.render()
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.end_headers()
+                self.wfile.write(body)
+                return
             ok = self.path == "/healthz" and alive.is_set()
             self.send_response(200 if ok else 503)
             self.send_header("content-type", "application/json")
@@ -79,7 +88,10 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
         lane=lane,
         max_jobs=max_jobs,
     )
-    broker = build_broker(settings, extra_middleware=[JobLifecycle(ctx)])
+    # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
+    # changes, and (start_hook) the start itself.
+    observer = JobObserver(state=ctx.state, lane=lane, worker_id=worker_id, picked=lambda: ctx.current)
+    broker = build_broker(settings, extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook])
     dramatiq.set_broker(broker)
     actors.declare(broker, ctx)
 

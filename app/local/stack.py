@@ -22,7 +22,8 @@ import httpx
 import redis
 
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
-from app.settings import LANES, available_cpus, is_loopback, threads_per_worker
+from app.settings import LANES, Settings, available_cpus, is_loopback, threads_per_worker
+from app.storage import Store
 
 log = logging.getLogger("tabjob.stack")
 RESTART_BACKOFF_MAX_S = 10.0
@@ -61,6 +62,8 @@ class EmbeddedStack:
     port: int = 8000
     lanes: tuple[str, ...] = LANES
     env: dict[str, str] = field(default_factory=dict)
+    # Auth on even on loopback (to try keys locally); always on for any other address.
+    auth: bool = False
     valkey: Valkey | None = None
     s3: SeaweedS3 | None = None
     children: list[Child] = field(default_factory=list)
@@ -81,7 +84,7 @@ class EmbeddedStack:
 
     @property
     def auth_enabled(self) -> bool:
-        return not is_loopback(self.host)
+        return self.auth or not is_loopback(self.host)
 
     def child_env(self) -> dict[str, str]:
         assert self.valkey and self.s3
@@ -135,6 +138,9 @@ class EmbeddedStack:
         self.s3 = SeaweedS3(self.data_dir / "seaweedfs", secrets["s3_access_key"], secrets["s3_secret_key"])
         self.s3.start(logs / "seaweedfs.log")
         self.write_env_file()
+        # Uploads by POST form (size-bounded) need the bucket; only a PUT creates it on SeaweedFS.
+        env = {k.removeprefix("TABJOB_").lower(): v for k, v in self.child_env().items() if k.startswith("TABJOB_")}
+        Store.from_settings(Settings(**env)).ensure_bucket()
         python = [sys.executable, "-m", "app.cli"]
         self.children = [
             Child(f"worker-{lane}-{i}", [*python, "worker", "--lane", lane], lane=lane)

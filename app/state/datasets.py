@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app import ids
 from app.domain import Dataset, decode_fields, encode_fields, new_id
 from app.errors import NotFound
 from app.state.connection import Conn
@@ -15,8 +16,13 @@ class Datasets:
     def __init__(self, conn: Conn, keys: Keys) -> None:
         self.conn, self.keys = conn, keys
 
-    def create(self, tenant: str, name: str | None = None) -> Dataset:
-        dataset = Dataset(id=new_id("ds"), tenant=tenant, state="awaiting_upload", created_at=time.time(), name=name)
+    def create(
+        self, tenant: str, name: str | None = None, *, key_id: str | None = None, upload_expires_at: float | None = None
+    ) -> Dataset:
+        dataset = Dataset(
+            id=new_id("ds"), tenant=tenant, state="awaiting_upload", created_at=time.time(), name=name,
+            key_id=key_id, upload_expires_at=upload_expires_at,
+        )  # fmt: skip
         pipe = self.conn.r.pipeline()
         pipe.hset(self.keys.dataset(dataset.id), mapping=encode_fields(dataset.to_fields()))
         pipe.zadd(self.keys.tenant(tenant, "datasets"), {dataset.id: dataset.created_at})
@@ -25,6 +31,7 @@ class Datasets:
 
     def get(self, tenant: str, dataset_id: str) -> Dataset:
         """The dataset, or NotFound when it does not exist or belongs to another tenant."""
+        ids.require("ds", dataset_id)  # a malformed id never reaches a key
         found = self._get(dataset_id)
         if found is None or found.tenant != tenant:
             raise NotFound(f"No dataset with id '{dataset_id}'.", code="dataset.not_found")

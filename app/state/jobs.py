@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import ids
 from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobKind, JobStatus, decode_fields, encode_fields
 from app.errors import NotFound, TooManyJobs
 from app.state.connection import Conn, Read
@@ -65,6 +66,7 @@ class Jobs:
     def owned(self, tenant: str, job_id: str, fields: tuple[str, ...] | None = None) -> Read[Job]:
         """The read of a tenant's job (only ``fields`` of it, when given); decoding raises
         NotFound when it does not exist or belongs to another tenant."""
+        ids.require("job", job_id)  # a malformed id never reaches a key
         key = self.keys.job(job_id)
         if fields is None:
             return Read(lambda side: side.client.hgetall(key), lambda raw: owned_job(tenant, job_id, raw))
@@ -109,6 +111,7 @@ class Jobs:
 
     def check_owner(self, tenant: str, job_id: str) -> None:
         """NotFound unless the job exists and belongs to ``tenant`` (reads the tenant field only)."""
+        ids.require("job", job_id)
         if self.conn.r.hget(self.keys.job(job_id), "tenant") != json.dumps(tenant):
             raise NotFound(f"No job with id '{job_id}'.", code="job.not_found")
 
@@ -134,6 +137,7 @@ class Jobs:
         pipe.sadd(k.tenants(), job.tenant)
         pipe.zadd(k.tenant(job.tenant, "jobs"), {job.id: job.created_at})
         pipe.zadd(k.lane(job.lane, "queued"), {job.id: job.queue_score})
+        pipe.zadd(k.lane(job.lane, "since"), {job.id: job.enqueued_at})
         pipe.rpush(k.events(job.id), json.dumps(event("queued", f"Queued on the {job.lane} lane.")))
         pipe.incr(k.events_total(job.id))
         pipe.execute()

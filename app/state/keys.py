@@ -42,12 +42,18 @@ class Keys:
         return f"{self.prefix}:tenant:{tenant}:{what}"
 
     def lane(self, lane: str, what: str) -> str:
-        """A lane's ``queued`` (sorted by queue time), ``running`` or ``workers`` (by heartbeat)."""
+        """A lane's ``queued`` (sorted by pick order: queue time plus cost handicap), ``since``
+        (the same jobs by queue time), ``running`` or ``workers`` (by heartbeat)."""
         return f"{self.prefix}:lane:{lane}:{what}"
 
     def lane_workers(self, lane: str) -> str:
         """The lane's live workers: a sorted set of worker ids scored by their last heartbeat."""
         return self.lane(lane, "workers")
+
+    def failures(self, tenant: str | None = None) -> str:
+        """Recent failures (a capped list of JSON summaries, newest first): everyone's, or a
+        tenant's (``app.observability.failures``)."""
+        return f"{self.prefix}:failures" if tenant is None else self.tenant(tenant, "failures")
 
     def claim(self, name: str) -> str:
         """A deduplication or idempotency claim (``dedup:…``, ``idem:…``)."""

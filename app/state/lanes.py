@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from app import ids
 from app.domain import Job
 from app.state.connection import Conn, Read
 from app.state.jobs import owned_job
@@ -32,6 +33,7 @@ class Lanes:
     def job_view(self, tenant: str, job_id: str) -> Read[tuple[Job, Waiting | None]]:
         """The read of a job and, when queued, why it waits, in one round trip (NotFound when
         missing or another tenant's)."""
+        ids.require("job", job_id)  # a malformed id never reaches a key
         key = self.keys.job(job_id)
         args = [self.keys.prefix, tenant, time.time() - WORKER_ALIVE_S]
 

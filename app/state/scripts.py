@@ -12,6 +12,8 @@ from __future__ import annotations
 # score(key, now): a queued job's order in its lane, lowest first: its queue time plus the
 # handicap of its estimated cost (short jobs first; ``Job.queue_score`` is the same formula).
 # place(p, id, tenant, lane, status, now): make the job's counter memberships match its status.
+# A job that stays queued keeps its place (its score follows from its record) and its time in the
+# queue (the lane's `since` set, for the oldest queued job's age): both survive a repair.
 _PLACE = """
 local function score(key, now)
   local raw = redis.call('HMGET', key, 'queued_at', 'created_at', 'queue_handicap_s')
@@ -19,13 +21,16 @@ local function score(key, now)
 end
 local function place(p, id, tenant, lane, status, now)
   local t, l = p .. ':tenant:' .. tenant, p .. ':lane:' .. lane
+  local since = redis.call('ZSCORE', l .. ':since', id)
   redis.call('SREM', t .. ':queued', id)
   redis.call('SREM', t .. ':running', id)
   redis.call('ZREM', l .. ':queued', id)
+  redis.call('ZREM', l .. ':since', id)
   redis.call('SREM', l .. ':running', id)
   if status == 'queued' then
     redis.call('SADD', t .. ':queued', id)
     redis.call('ZADD', l .. ':queued', score(p .. ':job:' .. id, now), id)
+    redis.call('ZADD', l .. ':since', since or now, id)
   elseif status == 'started' then
     redis.call('SADD', t .. ':running', id)
     redis.call('SADD', l .. ':running', id)
@@ -143,6 +148,7 @@ for _, s in ipairs(cjson.decode(ARGV[8])) do if raw[1] == cjson.encode(s) then e
 if ended then
   for _, lane in ipairs(cjson.decode(ARGV[6])) do
     redis.call('ZREM', p .. ':lane:' .. lane .. ':queued', id)
+    redis.call('ZREM', p .. ':lane:' .. lane .. ':since', id)
     redis.call('SREM', p .. ':lane:' .. lane .. ':running', id)
   end
   local tenant = raw[2] and cjson.decode(raw[2]) or ARGV[3]

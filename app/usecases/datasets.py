@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from app.domain import Dataset
 from app.errors import Conflict, TabjobError
-from app.inspection import check_size, describe, open_footer
+from app.inspection import check_size, describe
+from app.limits import inspection_slot, open_bounded
+from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
 
 
-def create_dataset(svc: Services, tenant: str, name: str | None = None) -> tuple[Dataset, str, datetime]:
-    """A new dataset record and the presigned URL to PUT its bytes to (with its expiry)."""
-    dataset = svc.state.datasets.create(tenant, name=name)
+def create_dataset(
+    svc: Services, tenant: str, name: str | None = None, *, key_id: str | None = None
+) -> tuple[Dataset, str, datetime]:
+    """A new dataset record and the presigned URL to PUT its bytes to (with its expiry).
+
+    ``key_id`` is the API key asking: if it is revoked while the URL lives, the data is refused."""
+    upload_expires_at = time.time() + svc.store.presign_expiry_s
+    dataset = svc.state.datasets.create(tenant, name=name, key_id=key_id, upload_expires_at=upload_expires_at)
     url, expires_at = svc.store.presign_upload(dataset_key(tenant, dataset.id))
     return dataset, url, expires_at
 
@@ -29,8 +37,8 @@ def dataset_view(svc: Services, tenant: str, dataset_id: str) -> Dataset:
     if dataset.etag != info.etag:
         fields: dict[str, Any] = {"state": "uploaded", "size_bytes": info.size, "etag": info.etag}
         try:
-            check_size(info, svc.settings.max_dataset_bytes)
-            fields.update(describe(open_footer(svc.store, dataset_key(tenant, dataset_id), info)))
+            with inspection_slot(svc.settings):
+                fields.update(describe(open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)))
             fields["problem"] = None
         except TabjobError as exc:
             if exc.retryable:
@@ -43,7 +51,8 @@ def dataset_view(svc: Services, tenant: str, dataset_id: str) -> Dataset:
 
 def uploaded(svc: Services, tenant: str, dataset_id: str) -> ObjectInfo:
     """The uploaded dataset's object info; refused when missing, not uploaded or too large."""
-    svc.state.datasets.get(tenant, dataset_id)  # 404 for unknown ids and other tenants' ids
+    dataset = svc.state.datasets.get(tenant, dataset_id)  # 404 for unknown ids and other tenants' ids
+    refuse_revoked_upload(svc, dataset)  # a revoked key's upload URLs may have written it
     info = svc.store.stat(dataset_key(tenant, dataset_id))
     if info is None:
         raise Conflict(

@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app import idempotency
 from app.domain import LANES, Job, JobKind, JobStatus, Lane, new_id
-from app.errors import Conflict, InfraError, TabjobError, UserError
+from app.errors import InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
 from app.services import Services
@@ -43,8 +44,15 @@ def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: 
     job_id = new_id("job")
     if not idempotency_key:
         return _submit(svc, tenant, job_id, request)
-    claim = f"idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
-    earlier = _claim_idempotency(svc, claim, job_id)
+    claim = idempotency.claim_key(tenant, idempotency_key)
+    digest = idempotency.request_digest(
+        kind=request.kind,
+        dataset_id=request.dataset_id,
+        model_id=request.model_id,
+        params=dict(request.params or {}),
+        lane=request.lane,
+    )
+    earlier = idempotency.claim(svc, claim, digest, job_id)
     if earlier is not None:
         return Submitted(job=earlier, replayed=True)
     try:
@@ -52,32 +60,8 @@ def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: 
     except BaseException:
         svc.state.claims.forget(claim)  # ours (pending): a retry may try again
         raise
-    svc.state.claims.assign(claim, done.job.id, svc.settings.idempotency_ttl_s)
+    idempotency.settle(svc, claim, digest, done.job.id)
     return done
-
-
-def _claim_idempotency(svc: Services, claim: str, job_id: str) -> Job | None:
-    """Claim an Idempotency-Key for this request, or return the job an earlier request made.
-
-    Raises Conflict (409, Retry-After) while an earlier request with the key is still running."""
-    pending = f"pending:{job_id}"
-    # A holder whose job has expired is replaced: this request takes the key.
-    holder = svc.state.claims.claim(
-        claim,
-        pending,
-        svc.settings.idempotency_ttl_s,
-        stale=lambda held: not held.startswith("pending:") and svc.state.jobs.get(held) is None,
-    )
-    if holder == pending:
-        return None
-    if holder.startswith("pending:"):
-        raise Conflict(
-            "A request with this Idempotency-Key is still being processed.",
-            code="job.idempotency_in_progress",
-            hint="Retry in a moment: it returns the same job.",
-            headers={"Retry-After": "1"},
-        )
-    return svc.state.jobs.get(holder)
 
 
 def _claim_fit(svc: Services, claim: str, job_id: str) -> Job | None:

@@ -5,23 +5,25 @@ from __future__ import annotations
 
 from app.domain import Job, JobStatus
 from app.errors import Conflict, UserError
-from app.inspection import data_error, open_footer, read_column
+from app.inspection import data_error
+from app.limits import inspection_slot, open_bounded, scan_target
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
 from app.usecases.datasets import uploaded
 from ml.errors import DataProblem
-from ml.schema import TARGET, check_predict_schema, check_target, check_training_schema
+from ml.schema import check_predict_schema, check_training_schema
 
 
 def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int, int]:
     """Refuse a training set that cannot train; return its object info, rows and columns."""
     info = uploaded(svc, tenant, dataset_id)
-    source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
-    try:
-        check_training_schema(source.schema_arrow, source.metadata.num_rows)
-        check_target(read_column(source, TARGET))
-    except DataProblem as problem:
-        raise data_error(problem) from problem
+    with inspection_slot(svc.settings):
+        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
+        try:
+            check_training_schema(source.schema_arrow, source.metadata.num_rows)
+        except DataProblem as problem:
+            raise data_error(problem) from problem
+        scan_target(source, svc.settings.target_scan_rows)  # a bounded sample, never the whole column
     return info, source.metadata.num_rows, source.metadata.num_columns
 
 
@@ -29,7 +31,8 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
     """Refuse prediction data that does not fit the model; return its object info, rows and columns."""
     model = usable_model(svc.state.jobs.get_for(tenant, model_id))
     info = uploaded(svc, tenant, dataset_id)
-    source = open_footer(svc.store, dataset_key(tenant, dataset_id), info)
+    with inspection_slot(svc.settings):
+        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
     try:
         assert model.result is not None
         check_predict_schema(source.schema_arrow, source.metadata.num_rows, model.result["features"]["columns"])
@@ -54,5 +57,11 @@ def usable_model(model: Job) -> Job:
             hint=f"Wait for it to finish (tabjob wait {model.id}), then submit again."
             if waiting
             else "Train a new model.",
+        )
+    if not (model.result or {}).get("model_sha256"):
+        raise Conflict(
+            f"Model '{model.id}' has no recorded digest, so it cannot be verified and is never loaded.",
+            code="model.tampered",
+            hint="Train the model again.",
         )
     return model

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from infra.app import Backends, Images, Placement, TabjobRelease
 from infra.config import StackConfig
 from infra.platform.keda import Keda
+from infra.platform.monitoring import KubePrometheusStack, tabjob_monitoring_values
 
 
 def release_images(cfg: StackConfig, default_repository: pulumi.Input[str]) -> Images | None:
@@ -84,6 +85,10 @@ def app_layer(
     waits = list(depends_on)
     if cfg.install_keda:
         waits.append(Keda("keda", version=cfg.keda_version, provider=provider).release)
+    monitoring = None
+    if cfg.monitoring_version is not None:  # its CRDs must exist before the chart's monitors
+        waits.append(KubePrometheusStack("monitoring", version=cfg.monitoring_version, provider=provider).release)
+        monitoring = tabjob_monitoring_values()
     if images is None:
         return None
     return TabjobRelease(
@@ -93,6 +98,7 @@ def app_layer(
         images=images,
         backends=backends,
         placement=placement,
+        monitoring=monitoring,
         provider=provider,
         depends_on=waits,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from fastapi.testclient import TestClient
 from jobs_testing import upload
 
@@ -59,6 +60,7 @@ def test_keys_are_stored_hashed_and_can_be_revoked(settings):
         assert client.get("/v1/jobs").status_code == 401
 
 
+@pytest.mark.slow  # starts its own server processes
 def test_admin_cli_creates_lists_and_revokes_keys(base_env):
     env = {**base_env, "PATH": ""}
 
@@ -79,6 +81,7 @@ def test_admin_cli_creates_lists_and_revokes_keys(base_env):
     assert run("revoke-key", key_id).returncode == 1
 
 
+@pytest.mark.slow  # starts its own server processes
 def test_auth_off_is_refused_off_loopback(base_env):
     env = {**base_env, "TABJOB_AUTH_ENABLED": "false"}
     done = subprocess.run(

@@ -46,6 +46,7 @@ def test_a_model_is_only_unpickled_if_it_is_the_one_trained(tmp_path):
         )
 
 
+@pytest.mark.slow  # starts its own server processes
 def test_a_job_process_left_mid_job_never_answers_the_next_job(tmp_path):
     rng = np.random.default_rng(0)
     big = pd.DataFrame(rng.normal(size=(20_000, 5)), columns=list("abcde"))

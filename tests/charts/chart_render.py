@@ -26,6 +26,8 @@ RELEASE = "tabjob"
 NAMESPACE = "tabjob"
 KUBERNETES_VERSION = "1.33"
 KEDA_KINDS = frozenset({"ScaledObject", "ScaledJob", "TriggerAuthentication"})
+# Prometheus Operator kinds: their CRDs are not vendored; test_chart_observability checks them.
+MONITORING_KINDS = frozenset({"ServiceMonitor", "PodMonitor", "PrometheusRule"})
 CPU_LANES = ("small", "large")
 
 

@@ -245,7 +245,13 @@ def test_network_policies_isolate_every_pod(scenario: str) -> None:
     objects = _objects(scenario)
     merged = _merged(scenario)
     values = merged["networkPolicy"]
-    policies = by_kind(objects, "NetworkPolicy")
+    # The monitoring policy only adds Prometheus's scrape of the workers' health port
+    # (test_chart_observability checks it).
+    policies = [
+        p
+        for p in by_kind(objects, "NetworkPolicy")
+        if p["metadata"]["labels"]["app.kubernetes.io/component"] != "monitoring"
+    ]
     allowed_ports = egress_ports(merged)
 
     for where, template in pod_templates(objects):

@@ -23,6 +23,7 @@ from chart_render import (
     CRD_DIR,
     KEDA_KINDS,
     KUBERNETES_VERSION,
+    MONITORING_KINDS,
     by_kind,
     gpu_job_as_batch_job,
     objects_of,
@@ -91,7 +92,7 @@ def test_scenario_renders_the_expected_objects(scenario: str) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_core_objects_are_valid_kubernetes_1_33(scenario: str) -> None:
     objects = objects_of(scenario_files(scenario))
-    core = [obj for obj in objects if obj["kind"] not in KEDA_KINDS]
+    core = [obj for obj in objects if obj["kind"] not in KEDA_KINDS | MONITORING_KINDS]
     # The Jobs the GPU ScaledJob will create are core objects too.
     core += [gpu_job_as_batch_job(obj) for obj in by_kind(objects, "ScaledJob")]
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from app import limits
 from app.api.deps import ServicesDep, TenantDep
 from app.api.presenters import dataset_public
 from app.api.schemas import DatasetCreate, DatasetCreated, DatasetPublic, DatasetsPublic, ErrorEnvelope
+from app.storage import dataset_key
 from app.usecases.datasets import create_dataset as new_dataset
 from app.usecases.datasets import dataset_view
 
@@ -15,10 +17,18 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201, summary="Create a dataset; PUT its Parquet bytes to upload_url")
-def create_dataset(svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None) -> DatasetCreated:
-    dataset, url, expires_at = new_dataset(svc, tenant, body.name if body else None)
-    return DatasetCreated(**dataset_public(dataset).model_dump(), upload_url=url, upload_expires_at=expires_at)
+@router.post("", status_code=201, summary="Create a dataset; upload its Parquet bytes with upload_form (or upload_url)")
+def create_dataset(
+    request: Request, svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None
+) -> DatasetCreated:
+    key_id = getattr(request.state, "api_key_id", None)
+    dataset, url, expires_at = new_dataset(svc, tenant, body.name if body else None, key_id=key_id)
+    return DatasetCreated(
+        **dataset_public(dataset).model_dump(),
+        upload_url=url if svc.settings.upload_put_urls else None,
+        upload_form=limits.upload_form(svc.store, dataset_key(tenant, dataset.id), svc.settings),
+        upload_expires_at=expires_at,
+    )
 
 
 @router.get("/{dataset_id}", summary="A dataset: state, size, rows, columns and their types")
@@ -31,7 +41,7 @@ def list_datasets(
     svc: ServicesDep,
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> DatasetsPublic:
     datasets = svc.state.datasets.list(tenant, limit=limit, before=cursor)
     next_cursor = str(datasets[-1].created_at) if len(datasets) == limit else None

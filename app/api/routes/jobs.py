@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Header, Query, Response
 
 from app.api.deps import ServicesDep, TenantDep
@@ -12,6 +14,7 @@ from app.errors import UserError
 from app.usecases import jobs as job_actions
 from app.usecases.submission import JobRequest, submit
 
+log = logging.getLogger("tabjob.api")
 router = APIRouter(
     prefix="/v1/jobs",
     tags=["jobs"],
@@ -50,6 +53,9 @@ def create_job(
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    elif not done.deduplicated:
+        fields = {"job_id": done.job.id, "lane": done.job.lane, "step": done.job.kind}
+        log.info("%s job queued on the %s lane", done.job.kind, done.job.lane, extra=fields)
     job, waiting = svc.state.conn.run(svc.state.lanes.job_view(tenant, done.job.id))
     return job_public(job, queue=queue_info(svc.settings, job, waiting), deduplicated=done.deduplicated)
 
@@ -61,7 +67,7 @@ def list_jobs(
     status: JobStatus | None = None,
     kind: JobKind | None = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> JobsPublic:
     jobs = svc.state.jobs.list(tenant, limit=limit, before=cursor, status=status, kind=kind)
     next_cursor = str(jobs[-1].created_at) if len(jobs) == limit else None

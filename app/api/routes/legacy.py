@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import ServicesDep, TenantDep
 from app.api.presenters import legacy_status
 from app.api.schemas import LegacyStatus
+from app.limits import refuse_put_uploads
 from app.usecases.datasets import create_dataset
 from app.usecases.jobs import result_download
 from app.usecases.submission import JobRequest, submit
@@ -27,8 +28,9 @@ LEGACY_STATUS_FIELDS = (
 
 
 @router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
-def upload(svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    dataset, url, _ = create_dataset(svc, tenant)
+def upload(request: Request, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    refuse_put_uploads(svc.settings)
+    dataset, url, _ = create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
     return {"id": dataset.id, "url": url}
 
 

@@ -1,0 +1,21 @@
+"""``GET /v1/overview``: what runs, what waits and why, what failed, and the workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import ServicesDep, ViewerDep
+from app.api.schemas import ErrorEnvelope
+from app.domain import LANES
+from app.observability.overview import build_overview
+
+router = APIRouter(prefix="/v1", tags=["observability"], responses={401: {"model": ErrorEnvelope}})
+
+
+@router.get("/overview", summary="Lanes, running and waiting jobs, recent failures by code, workers")
+async def overview(svc: ServicesDep, viewer: ViewerDep) -> dict[str, Any]:
+    """A tenant sees its own jobs and failures (and the lanes' load); an admin key sees all."""
+    return await run_in_threadpool(build_overview, svc.state.conn.r, svc.settings, viewer, LANES)

@@ -1,0 +1,143 @@
+// The tabjob dashboard: polls GET /v1/overview and renders it. No framework, no build step,
+// nothing loaded from anywhere but this API. Data is written with textContent only, so job
+// messages can never inject markup. The API key (if the API needs one) is kept in
+// sessionStorage: typed into the form, or passed once as #key=... in the URL, which is never
+// sent to the server and is removed from the address bar at once.
+"use strict";
+
+const POLL_MS = 2000;
+const KEY_STORE = "tabjob.apiKey";
+
+function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
+
+function takeKeyFromHash() {
+  const match = location.hash.match(/key=([^&]+)/);
+  if (match) {
+    sessionStorage.setItem(KEY_STORE, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const s = Math.round(seconds);
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+  return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+}
+
+function progressCell(progress) {
+  const td = el("td");
+  if (progress === null || progress === undefined) return td;
+  const bar = el("span", null, "bar");
+  const fill = el("span");
+  fill.style.width = Math.round(progress * 100) + "%";
+  bar.appendChild(fill);
+  td.appendChild(bar);
+  td.appendChild(document.createTextNode(Math.round(progress * 100) + "%"));
+  return td;
+}
+
+function fillTable(id, rows, emptyText, makeRow) {
+  const body = document.querySelector("#" + id + " tbody");
+  const columns = document.querySelectorAll("#" + id + " thead th").length;
+  body.replaceChildren();
+  if (rows.length === 0) {
+    const tr = el("tr", null, "empty");
+    const td = el("td", emptyText);
+    td.colSpan = columns;
+    tr.appendChild(td);
+    body.appendChild(tr);
+    return;
+  }
+  for (const row of rows) body.appendChild(makeRow(row));
+}
+
+function row(cells, attrs) {
+  const tr = el("tr");
+  for (const [name, value] of Object.entries(attrs || {})) tr.setAttribute(name, value);
+  for (const cell of cells) tr.appendChild(cell instanceof Node ? cell : el("td", cell));
+  return tr;
+}
+
+function num(value) { return el("td", value, "num"); }
+function admin(value) { return el("td", value, "admin"); }
+
+function render(view) {
+  document.body.classList.toggle("admin", view.viewer.admin);
+  document.getElementById("scope").textContent =
+    view.viewer.admin ? "all tenants (admin)" : "tenant " + view.viewer.tenant;
+  document.getElementById("updated").textContent =
+    "updated " + new Date(view.generated_at * 1000).toLocaleTimeString();
+  document.getElementById("running-count").textContent = "(" + view.running.length + ")";
+  document.getElementById("waiting-count").textContent = "(" + view.waiting.length + ")";
+  document.getElementById("failure-window").textContent =
+    "(last " + duration(view.failure_window_s) + ", by error code)";
+
+  fillTable("lanes", view.lanes, "no lanes", (l) => row(
+    [el("td", l.lane, "code"), num(l.queued), num(l.running), num(l.messages), num(l.delayed_messages),
+     num(duration(l.oldest_queued_age_s)), num(l.busy_workers + " / " + l.workers)],
+    { "data-lane": l.lane }));
+  fillTable("running", view.running, "nothing runs", (j) => row(
+    [el("td", j.id, "code"), el("td", j.kind), el("td", j.lane), el("td", j.step), el("td", j.phase),
+     progressCell(j.progress), num(duration(j.for_s)), num(j.attempts), el("td", j.worker, "code"),
+     admin(j.tenant)],
+    { "data-job-id": j.id }));
+  fillTable("waiting", view.waiting, "nothing waits", (j) => row(
+    [el("td", j.id, "code"), el("td", j.kind), el("td", j.lane), num(j.queue ? j.queue.position : ""),
+     num(duration(j.for_s)), el("td", j.queue ? j.queue.reason : ""), admin(j.tenant)],
+    { "data-job-id": j.id }));
+  fillTable("failures", view.failures, "no failures", (f) => row(
+    [el("td", f.code, "code"), num(f.count), el("td", new Date(f.last_at * 1000).toLocaleString()),
+     el("td", f.lanes.join(", ")), el("td", f.message), el("td", f.hint || ""),
+     el("td", f.job_ids.join(" "), "code")],
+    { "data-code": f.code }));
+  fillTable("workers", view.workers, "no live worker", (w) => row(
+    [el("td", w.id, "code"), el("td", w.lane), el("td", w.busy ? "busy" : "idle", w.busy ? "busy" : "idle"),
+     el("td", w.busy ? (w.job_id || "another tenant's job") : "", "code"), num(duration(w.heartbeat_age_s) + " ago")],
+    { "data-worker": w.id }));
+}
+
+function showProblem(text) {
+  const problem = document.getElementById("problem");
+  problem.textContent = text;
+  problem.hidden = !text;
+}
+
+async function refresh() {
+  const headers = apiKey() ? { Authorization: "Bearer " + apiKey() } : {};
+  try {
+    const response = await fetch("/v1/overview", { headers, cache: "no-store" });
+    const body = await response.json();
+    if (!response.ok) {
+      const error = body.error || {};
+      showProblem((error.message || response.statusText) + (error.hint ? " " + error.hint : "") +
+        (response.status === 401 ? " Enter an API key above." : ""));
+    } else {
+      showProblem("");
+      render(body);
+    }
+  } catch (err) {
+    showProblem("Cannot reach the API: " + err);
+  }
+  setTimeout(refresh, POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  takeKeyFromHash();
+  document.getElementById("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = document.getElementById("key-input");
+    if (input.value.trim()) sessionStorage.setItem(KEY_STORE, input.value.trim());
+    input.value = "";
+  });
+  document.getElementById("key-forget").addEventListener("click", () => sessionStorage.removeItem(KEY_STORE));
+  refresh();
+});

@@ -1,0 +1,105 @@
+"""``tabjob top``: the dashboard in a terminal, refreshed live (the same ``/v1/overview``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from app.cli.jobs import KEY, URL
+from app.cli.output import console, fail
+from app.client import ApiError, TabjobClient
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {(s % 3600) // 60} min"
+
+
+def _progress(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def render(view: dict[str, Any]) -> Group:
+    """The overview as rich tables: lanes, running, waiting, failures, workers."""
+    admin = view["viewer"]["admin"]
+    scope = "all tenants (admin)" if admin else f"tenant {view['viewer']['tenant']}"
+    stamp = datetime.fromtimestamp(view["generated_at"]).strftime("%H:%M:%S")
+    lanes = Table("lane", "queued", "running", "messages", "delayed", "oldest wait", "workers busy/live", title="Lanes")
+    for lane in view["lanes"]:
+        lanes.add_row(
+            lane["lane"], str(lane["queued"]), str(lane["running"]), str(lane["messages"]),
+            str(lane["delayed_messages"]), _duration(lane["oldest_queued_age_s"]),
+            f"{lane['busy_workers']}/{lane['workers']}",
+        )  # fmt: skip
+    tenant_col = ("tenant",) if admin else ()
+    running = Table(
+        "job", "kind", "lane", "phase", "progress", "for", "attempt", "worker", *tenant_col, title="Running"
+    )
+    for job in view["running"]:
+        running.add_row(
+            job["id"], job["kind"], job["lane"], job.get("phase") or "", _progress(job.get("progress")),
+            _duration(job["for_s"]), str(job["attempts"]), job.get("worker") or "",
+            *((job.get("tenant") or "",) if admin else ()),
+        )  # fmt: skip
+    waiting = Table("job", "kind", "lane", "pos", "for", "why it waits", *tenant_col, title="Waiting")
+    for job in view["waiting"]:
+        queue = job.get("queue") or {}
+        waiting.add_row(
+            job["id"], job["kind"], job["lane"], str(queue.get("position") or ""), _duration(job["for_s"]),
+            escape(queue.get("reason", "")), *((job.get("tenant") or "",) if admin else ()),
+        )  # fmt: skip
+    window = _duration(view.get("failure_window_s"))
+    failures = Table("code", "count", "lanes", "latest message", "what to do", title=f"Failures (last {window})")
+    for group in view["failures"]:
+        failures.add_row(
+            f"[red]{group['code']}[/]", str(group["count"]), ", ".join(name or "" for name in group["lanes"]),
+            escape(group.get("message") or ""), escape(group.get("hint") or ""),
+        )  # fmt: skip
+    workers = Table("worker", "lane", "state", "running", "heartbeat", title="Workers")
+    for w in view["workers"]:
+        state = "[green]busy[/]" if w["busy"] else "[dim]idle[/]"
+        job = (w.get("job_id") or "another tenant's job") if w["busy"] else ""
+        workers.add_row(w["id"], w["lane"], state, job, f"{_duration(w['heartbeat_age_s'])} ago")
+    header = Text(f"tabjob top - {scope} - {stamp}", style="bold")
+    return Group(header, lanes, running, waiting, failures, workers)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def top(
+        url: URL = None,
+        api_key: KEY = None,
+        interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.2)] = 2.0,
+        once: Annotated[bool, typer.Option("--once", help="Print the picture once and exit.")] = False,
+    ) -> None:
+        """Live view of lanes, running and waiting jobs (and why they wait), failures and workers."""
+        import time
+
+        from rich.console import Console
+
+        with TabjobClient(url, api_key) as client:
+            try:
+                if once:
+                    Console().print(render(client.overview()))
+                    return
+                with Live(render(client.overview()), console=Console(), screen=False, auto_refresh=False) as live:
+                    while True:
+                        time.sleep(interval)
+                        live.update(render(client.overview()), refresh=True)
+            except ApiError as exc:
+                fail(exc, as_json=False)
+            except KeyboardInterrupt:
+                console.print("Stopped.")
