@@ -11,10 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from app import settings as settings_module
+from app.cpu import available_cpus, cgroup_cpu_limit, threads_per_worker
 from app.domain import Job, JobStatus
 from app.jobs.actors import threads_for
 from app.local.stack import EmbeddedStack
-from app.settings import Settings, available_cpus, cgroup_cpu_limit, threads_per_worker
+from app.settings import Settings
 
 AFFINITY = len(os.sched_getaffinity(0))
 
