@@ -61,6 +61,24 @@ class ErrorInfo(TypedDict):
     retryable: bool
 
 
+StepName = Literal["prepare", "model"]
+
+
+class Step(TypedDict):
+    """One step of a two-step job, as kept in its record (``app.steps`` changes them).
+
+    ``status``: pending (an earlier step runs first), queued, started, finished, skipped (the
+    prepared matrix was already in the store), failed, canceled. Times are Unix seconds."""
+
+    name: StepName
+    lane: Lane
+    status: str
+    device: str | None
+    started_at: float | None
+    ended_at: float | None
+    attempts: int
+
+
 def new_id(prefix: str) -> str:
     """A short random id with a readable prefix (``ds_…``, ``job_…``)."""
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
@@ -100,6 +118,12 @@ class Job:
     dataset_etag: str | None = None
     time_limit_s: float | None = None
     dedup_key: str | None = None
+    # The model family (``hgb``, ``xgboost``); a predict's is its model's.
+    model: str = "hgb"
+    # A two-step job's steps (``app.steps``), in order; empty for a one-call job.
+    steps: list[Step] = field(default_factory=list)
+    # Where a two-step job's prepared matrix lives in the store (its cache key, under the tenant).
+    prepared_key: str | None = None
     # Short jobs first: the seconds its estimated cost (rows x features) adds to its queue time
     # when its lane orders waiting work (``queue_score``); 0 for the cheapest.
     queue_handicap_s: float = 0.0
@@ -118,6 +142,11 @@ class Job:
     def to_fields(self) -> dict[str, Any]:
         """The record's fields as plain JSON values."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @property
+    def step(self) -> str | None:
+        """The step a two-step job is in (logs and metrics tag with it); None for a one-call job."""
+        return next((s["name"] for s in self.steps if s["status"] not in ("finished", "skipped")), None)
 
     @property
     def enqueued_at(self) -> float:

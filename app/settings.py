@@ -19,6 +19,10 @@ from app.cpu import threads_per_worker as threads_per_worker  # re-exported for 
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
 
+# A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
+# job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
+WORKER_STOP_MARGIN_S = 10.0
+
 # Credentials that ship in docs and examples; never acceptable in a real deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret"})
 
@@ -73,6 +77,13 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Out of a million broker commands, how many also requeue dead workers' messages.",
+    )
+    broker_outage_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long a worker keeps trying to enqueue a message (a job's retry) while the broker "
+        "cannot be reached, in seconds: long enough for a restarted Valkey (pod or process) to come back, "
+        "so a job that failed because the broker went away is retried instead of lost.",
     )
 
     # Object store (S3 API).
@@ -174,19 +185,13 @@ class Settings(BaseSettings):
     tenant_max_running: int = Field(
         8, ge=1, description="Running jobs per tenant; more wait in the queue (event `waiting`)."
     )
-    queue_handicap_s_per_million_cells: float = Field(
-        2.0,
-        ge=0,
-        description="Short jobs first: a waiting job is ordered in its lane by its queue time plus this many "
-        "seconds per million cells (rows x columns) of its dataset, so a 200-row toy starts before a "
-        "75,000 x 50 fit queued up to 7.5 s earlier. 0 makes each lane first-in first-out.",
-    )
-    queue_handicap_max_s: float = Field(
-        1800.0,
-        ge=0,
-        description="The most a job's size may hold it back (aging): a job is never overtaken by jobs queued more "
-        "than this many seconds after it.",
-    )
+    queue_handicap_s_per_million_cells: float = Field(2.0, ge=0, description=(
+        "Short jobs first: waiting jobs start in order of queue time plus this many seconds per million cells "
+        "(rows x columns), so a toy goes before a 75,000 x 50 fit queued up to 7.5 s earlier; 0: first in, first out."
+    ))  # fmt: skip
+    queue_handicap_max_s: float = Field(1800.0, ge=0, description=(
+        "Aging: a job is never overtaken by jobs queued more than this many seconds after it."
+    ))  # fmt: skip
     time_limit_small_s: float = Field(
         15 * 60, gt=0, description="Wall-clock limit of one attempt on the `small` lane (`job.timeout`, not retried)."
     )
@@ -212,20 +217,14 @@ class Settings(BaseSettings):
     )
 
     # Workers.
-    worker_threads: int | None = Field(
-        None,
-        ge=1,
-        description="OpenMP/BLAS threads of a job on this worker (capped at the cores it may use); unset means the "
-        "cores of the cgroup CPU quota (a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets "
-        "each worker's share of the machine: its cores divided by the workers that can run at once.",
-    )
-    worker_max_cells: int | None = Field(
-        None,
-        ge=1,
-        description="Makes this worker small work's own capacity: it only starts jobs of at most this many cells "
-        "(rows x columns), so a toy never waits for the big jobs running on the lane's other workers. "
-        "`tabjob stack` runs one such worker on the small lane (1,000,000 cells, one thread).",
-    )
+    worker_threads: int | None = Field(None, ge=1, description=(
+        "OpenMP/BLAS threads of a job on this worker, capped at the cores it may use; unset: the cgroup CPU quota "
+        "(a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets its cores / concurrent workers."
+    ))  # fmt: skip
+    worker_max_cells: int | None = Field(None, ge=1, description=(
+        "Reserves this worker for small work: it starts only jobs of at most this many cells (rows x columns). "
+        "`tabjob stack` runs one on the small lane (1,000,000 cells, one thread)."
+    ))  # fmt: skip
     # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
     single_thread_max_rows: int = Field(
         20_000,
@@ -235,7 +234,14 @@ class Settings(BaseSettings):
     worker_shutdown_timeout_s: float = Field(
         30.0,
         ge=0,
-        description="On SIGTERM, how long a running job may finish before it is handed back to the queue.",
+        description="On SIGTERM, how long a running job may finish before it is handed back to the queue; "
+        "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not.",
+    )
+    worker_warm_start: bool = Field(
+        True,
+        description="Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
+        "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
+        "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low.",
     )
     worker_health_port: int = Field(
         8001, ge=0, le=65535, description="Port of the worker's `/healthz`; 0 turns it off (`tabjob stack` does)."

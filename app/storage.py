@@ -51,6 +51,11 @@ def result_key(tenant: str, job_id: str) -> str:
     return f"tenants/{tenant}/results/{job_id}.parquet"
 
 
+def prepared_key(tenant: str, cache_key: str) -> str:
+    """A prepared matrix (``ml.prepared``), named by its cache key (``app.usecases.prepared``)."""
+    return f"tenants/{tenant}/prepared/{cache_key}.arrow"
+
+
 def manifest_key(tenant: str, job_id: str) -> str:
     return f"tenants/{tenant}/jobs/{job_id}.json"
 

@@ -1,4 +1,4 @@
-"""Figure 7: a burst of medium fits (75,000 x 50) submitted at once through the stack, against
+"""Figure 8: a burst of medium fits (75,000 x 50) submitted at once through the stack, against
 the same fits in a plain loop in this process, with a toy fit submitted right after the burst:
 how long the toy waits to start. Both sides run in this one section, interleaved, so they see
 the same load; the load average is recorded beside them."""
@@ -70,8 +70,8 @@ def run(h: Harness) -> list[Figure]:
     threads = h.stack.child_env().get("TABJOB_WORKER_THREADS")
     details = {"rounds": samples, "cpus": os.cpu_count(), "worker_threads": threads}
     return [
-        Figure("7 burst", f"makespan, {shape} at once vs a plain loop", "s", makespan, loop,
+        Figure("8 burst", f"makespan, {shape} at once vs a plain loop", "s", makespan, loop,
                f"<= {MAKESPAN_TARGET_X:g}x loop", makespan <= MAKESPAN_TARGET_X * loop, details),
-        Figure("7 burst", "toy fit wait to start, behind the burst (worst round)", "s", toy_wait, None,
+        Figure("8 burst", "toy fit wait to start, behind the burst (worst round)", "s", toy_wait, None,
                f"< {TOY_WAIT_TARGET_S:g} s", toy_wait < TOY_WAIT_TARGET_S),
     ]  # fmt: skip

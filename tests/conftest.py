@@ -145,6 +145,14 @@ def workers(base_env: dict[str, str]) -> Iterator[Workers]:
     pool.stop_all()
 
 
+@pytest.fixture(scope="module")
+def module_workers(base_env: dict[str, str]) -> Iterator[Workers]:
+    """Workers a module's tests share (``module_workers.start(lane)``), stopped after its last test."""
+    pool = Workers(base_env)
+    yield pool
+    pool.stop_all()
+
+
 @pytest.fixture(scope="session")
 def small_worker(base_env: dict[str, str]) -> Iterator[subprocess.Popen]:
     """One worker on the small lane shared by the tests that only need jobs to run."""
@@ -197,7 +205,7 @@ def free_tcp_port() -> int:
 # one is `slow`, and so is a test marked @pytest.mark.slow because it starts server processes of
 # its own; `task test:fast` (-m "not slow") runs everything else in under a minute.
 # (tests/infra has a `stack` fixture too: a Pulumi stack name, which starts nothing.)
-SLOW_FIXTURES = frozenset({"workers", "small_worker"})
+SLOW_FIXTURES = frozenset({"workers", "small_worker", "module_workers"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

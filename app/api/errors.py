@@ -7,17 +7,53 @@ error bodies read. No error ever leaves as HTML or as a bare 500 without a body.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.schemas import ErrorEnvelope
 from app.errors import TabjobError
 
 log = logging.getLogger("tabjob.api")
 LEGACY_PATHS = ("/upload", "/fit", "/predict", "/status", "/result")
+
+
+class LegacyErrorEnvelope(ErrorEnvelope):
+    """Every error of the seed's routes: the common envelope plus ``detail``."""
+
+    detail: str = Field(
+        description="The error's message as a string (as the seed's clients read it; not FastAPI's list "
+        "of validation errors, a 422 included)."
+    )
+
+
+# What each error status means on this API; the body is always the envelope.
+ERROR_MEANINGS: dict[int, str] = {
+    400: "The body is not JSON, or the request cannot be carried out as asked (a model_id naming a predict job).",
+    401: "No API key, or an unknown, malformed or revoked one.",
+    403: "Authentication is off and the request did not arrive on a loopback address.",
+    404: "No such dataset or job for this tenant.",
+    409: "The resource is not in a state that allows this (a job not finished, a dataset not uploaded), "
+    "or the deployment hands out no PUT upload URLs.",
+    413: "The dataset (its bytes, rows, columns or footer) or the request body is larger than the service accepts.",
+    422: "The request or its data is invalid; the message names what to fix.",
+    429: "The tenant has as many queued jobs as allowed; retry once some have started.",
+    431: "The request has too many or too large headers.",
+    503: "The broker or the object store is unavailable; retry shortly (retryable is true).",
+}
+
+
+def error_responses(*statuses: int, legacy: bool = False) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that can answer ``statuses``: each with its meaning and the
+    envelope (the legacy one, with ``detail``, on the seed's routes). Declaring 422 replaces
+    FastAPI's default validation-error schema, which this API never sends."""
+    model = LegacyErrorEnvelope if legacy else ErrorEnvelope
+    return {status: {"model": model, "description": ERROR_MEANINGS[status]} for status in statuses}
 
 
 def envelope(

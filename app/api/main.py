@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="1.0",
         summary="Tabular training and prediction jobs: upload Parquet, fit, predict, download.",
         lifespan=lifespan,
+        # What RequestGuards answers on any route, before routing.
+        responses=errors.error_responses(403, 431),
     )
     if services is not None:
         app.state.services = services

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.api.schemas import DatasetPublic, JobPublic, QueueInfo
+from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, StepPublic
 from app.domain import Dataset, Job
 from app.settings import Settings
 from app.state import Waiting
+from app.steps import shown
 
 # What a fit's result shows its owner (the model's digest and paths stay internal).
-FIT_RESULT_FIELDS = ("classes", "rows", "iterations", "params", "notes", "features", "timings")
+FIT_RESULT_FIELDS = ("classes", "rows", "iterations", "params", "notes", "features", "timings", "device")
 
 
 def ts(value: float | None) -> datetime | None:
@@ -26,6 +27,8 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         id=job.id,
         kind=job.kind,
         status=job.status,
+        model=job.model,
+        steps=[step_public(step) for step in shown(job)],
         lane=job.lane,
         phase=job.phase,
         progress=job.progress,
@@ -42,6 +45,11 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         queue=queue,
         deduplicated=deduplicated,
     )
+
+
+def step_public(step: dict[str, Any]) -> StepPublic:
+    times = {"started_at": ts(step.get("started_at")), "ended_at": ts(step.get("ended_at"))}
+    return StepPublic(**{**step, **times})
 
 
 def dataset_public(dataset: Dataset) -> DatasetPublic:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.domain import JobKind, JobStatus
 
@@ -95,6 +95,35 @@ class FitParams(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class XGBoostParams(BaseModel):
+    """XGBClassifier parameters a ``xgboost`` fit may set; all optional (unset: XGBoost's defaults).
+
+    The same names as ``ml.families.xgb.TUNABLE_PARAMS`` (a test keeps them in step)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n_estimators: int | None = Field(None, ge=1, le=10_000)
+    learning_rate: float | None = Field(None, gt=0, le=10)
+    max_depth: int | None = Field(None, ge=0, le=100)
+    max_leaves: int | None = Field(None, ge=0, le=1_000_000)
+    min_child_weight: float | None = Field(None, ge=0)
+    reg_lambda: float | None = Field(None, ge=0)
+    reg_alpha: float | None = Field(None, ge=0)
+    subsample: float | None = Field(None, gt=0, le=1)
+    colsample_bytree: float | None = Field(None, gt=0, le=1)
+    max_bin: int | None = Field(None, ge=2, le=65_536)
+    max_cat_to_onehot: int | None = Field(None, ge=1)
+    early_stopping: bool | None = None
+    random_state: int | None = Field(None, ge=0, le=2**32 - 1)
+
+    def chosen(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+# The parameters each model family takes (app.usecases.families lists the families).
+PARAMS_BY_MODEL: dict[str, type[FitParams] | type[XGBoostParams]] = {"hgb": FitParams, "xgboost": XGBoostParams}
+ModelName = Literal["hgb", "xgboost"]
+
+
 class JobCreate(BaseModel):
     """A fit (dataset with ``y``) or a predict (dataset plus a finished fit job as the model)."""
 
@@ -102,8 +131,22 @@ class JobCreate(BaseModel):
     kind: JobKind
     dataset_id: str = Field(min_length=1, max_length=100)
     model_id: str | None = Field(None, min_length=1, max_length=100)
-    params: FitParams | None = None
+    model: ModelName | None = Field(
+        None,
+        description="The model family of a fit: hgb (default; one step on a CPU lane) or xgboost (prepare on a "
+        "CPU lane, then the model on the gpu lane). A predict uses its model's family.",
+    )
+    params: FitParams | XGBoostParams | None = Field(None, description="The model family's parameters.")
     lane: Literal["auto", "small", "large", "gpu"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_of_the_family(cls, data: Any) -> Any:
+        """Check ``params`` against the family's own parameters (unknown names refused)."""
+        if isinstance(data, dict) and isinstance(data.get("params"), dict):
+            family = data.get("model") if data.get("model") in PARAMS_BY_MODEL else "hgb"
+            data = {**data, "params": PARAMS_BY_MODEL[family].model_validate(data["params"])}
+        return data
 
     @field_validator("model_id")
     @classmethod
@@ -122,12 +165,27 @@ class QueueInfo(BaseModel):
     reason: str
 
 
+class StepPublic(BaseModel):
+    """One step of a two-step job (``prepare`` on a CPU lane, ``model`` on the gpu lane)."""
+
+    name: str
+    lane: str
+    status: str = Field(description="pending, queued, started, finished, skipped (prepared matrix reused), failed, "
+                        "canceled")  # fmt: skip
+    device: str | None = Field(None, description="Where the step ran: cpu or cuda.")
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    attempts: int = 0
+
+
 class JobPublic(BaseModel):
     """A job as its owner sees it."""
 
     id: str
     kind: str
     status: JobStatus
+    model: str = Field("hgb", description="The model family.")
+    steps: list[StepPublic] = Field([], description="A two-step job's steps, in order; empty for one-step jobs.")
     lane: str
     phase: str | None = None
     progress: float | None = None
@@ -175,6 +233,7 @@ class EventPublic(BaseModel):
     message: str | None = None
     phase: str | None = None
     progress: float | None = None
+    step: str | None = Field(None, description="The step of a two-step job the event belongs to.")
 
 
 class EventsPublic(BaseModel):

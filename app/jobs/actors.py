@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
@@ -14,6 +16,7 @@ from app.errors import Conflict, UserError
 from app.jobs.broker import ACTOR_NAME
 from app.jobs.context import WorkerContext
 from app.settings import Settings
+from app.steps import step_tag
 from app.storage import Store, dataset_key, model_key, result_key
 
 # Progress events are rate-limited per phase so a fast download does not flood the timeline.
@@ -23,28 +26,46 @@ URL_MARGIN_S = 3600
 
 
 def run_job(ctx: WorkerContext, job_id: str) -> None:
-    """Run the fit or predict job ``job_id`` (already marked started by the middleware)."""
+    """Run the fit or predict job ``job_id`` (already marked started by the middleware): in one
+    call, or the step it is in for a two-step job (``app.jobs.stepping``)."""
     job = ctx.state.jobs.get(job_id)
     assert job is not None
+    if job.steps:
+        from app.jobs import stepping  # it uses this module's helpers
+
+        stepping.run_step(ctx, job)
+        return
     # The worker's own lane limit rules (it may have changed since submission).
     time_limit_s = min(job.time_limit_s or float("inf"), ctx.settings.time_limit_s(job.lane))
     operation, kwargs = _operation(ctx, job, time_limit_s)
-    # A scratch directory per job, removed whatever happens: a killed job process cannot clean up.
+    with scratch_dir(ctx, job_id) as scratch:
+        kwargs["scratch_dir"] = scratch
+        summary = run_operation(ctx, job, operation, kwargs, time_limit_s)
+    ctx.end(job, JobStatus.FINISHED, finished_message(operation, summary), result=summary, progress=1.0)
+
+
+@contextmanager
+def scratch_dir(ctx: WorkerContext, job_id: str) -> Iterator[str]:
+    """A scratch directory for one job, removed whatever happens (a killed job process cannot
+    clean up after itself)."""
     scratch = tempfile.mkdtemp(prefix=f"{job_id}-", dir=ctx.settings.scratch_dir)
-    kwargs["scratch_dir"] = scratch
     try:
-        summary = _run(ctx, job, operation, kwargs, time_limit_s)
+        yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    ctx.end(job, JobStatus.FINISHED, _finished_message(operation, summary), result=summary, progress=1.0)
+
+
+def url_expiry_s(time_limit_s: float) -> int:
+    """How long the presigned URLs handed to a job process stay valid: past the job, no longer."""
+    return int(min(time_limit_s, 6 * 24 * 3600)) + URL_MARGIN_S
 
 
 def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, dict[str, Any]]:
     """The ``ml`` operation to run and its arguments: presigned URLs that outlive the job, and
     nothing longer."""
     store, tenant = ctx.store, job.tenant
-    expires_s = int(min(time_limit_s, 6 * 24 * 3600)) + URL_MARGIN_S
-    _refuse_changed_dataset(store, job)
+    expires_s = url_expiry_s(time_limit_s)
+    refuse_changed_dataset(store, job)
     data_url = store.internal_get_url(dataset_key(tenant, job.dataset_id), expires_s)
     # The job process downloads only this version and size of the dataset (app/jobs/pinned.py).
     pin = {"data_etag": job.dataset_etag, "data_bytes": job.dataset_bytes}
@@ -71,7 +92,7 @@ def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, 
     }
 
 
-def _refuse_changed_dataset(store: Store, job: Job) -> None:
+def refuse_changed_dataset(store: Store, job: Job) -> None:
     """The dataset must still be the bytes checked at submission (its upload URL may still be
     valid, and a replaced file would skip the checks and the size limit)."""
     info = store.stat(dataset_key(job.tenant, job.dataset_id))
@@ -84,7 +105,10 @@ def _refuse_changed_dataset(store: Store, job: Job) -> None:
         )
 
 
-def _run(ctx: WorkerContext, job: Job, operation: str, kwargs: dict[str, Any], time_limit_s: float) -> dict[str, Any]:
+def run_operation(
+    ctx: WorkerContext, job: Job, operation: str, kwargs: dict[str, Any], time_limit_s: float
+) -> dict[str, Any]:
+    """Run ``operation`` in the worker's job process, relaying progress and watching for a cancel."""
     job_id = job.id
     last: dict[str, float] = {}
 
@@ -94,7 +118,7 @@ def _run(ctx: WorkerContext, job: Job, operation: str, kwargs: dict[str, Any], t
         ctx.state.jobs.update(job_id, **fields)
         if message or phase not in last or now - last[phase] >= PROGRESS_EVENT_INTERVAL_S:
             last[phase] = now
-            ctx.state.events.add(job_id, "progress", message, phase=phase, progress=fraction)
+            ctx.state.events.add(job_id, "progress", message, phase=phase, progress=fraction, **step_tag(job))
 
     return ctx.runner.run(
         operation,
@@ -116,7 +140,7 @@ def threads_for(job: Job, settings: Settings) -> int:
     return settings.threads_for_worker()
 
 
-def _finished_message(operation: str, summary: dict[str, Any]) -> str:
+def finished_message(operation: str, summary: dict[str, Any]) -> str:
     seconds = sum(summary.get("timings", {}).values())
     if operation == "fit":
         return (

@@ -22,11 +22,14 @@ from dramatiq.middleware import Middleware, Retries
 from app.domain import LANES
 from app.errors import InfraError
 from app.settings import Settings
+from app.waiting import wait_until
 
 NAMESPACE = "dramatiq"
 # Extra wake-up tokens only cost an empty fetch; keep a few so bursts wake several workers.
 MAX_WAKE_TOKENS = 16
 IDLE_TIMEOUT_MS = 1000
+# How often a worker retries an enqueue while the broker is unreachable.
+OUTAGE_RETRY_INTERVAL_S = 0.5
 # The one actor (app.jobs.actors): run a job by id.
 ACTOR_NAME = "run_job"
 
@@ -78,13 +81,35 @@ class WakingConsumer(_RedisConsumer):
 
 
 class TabjobBroker(RedisBroker):
-    """RedisBroker with wake-up tokens on enqueue and the waking consumer."""
+    """RedisBroker with wake-up tokens on enqueue and the waking consumer.
+
+    Parameters:
+      outage_wait_s: how long ``enqueue`` keeps trying while the broker cannot be reached, in
+        seconds (0: fail at once). Workers wait: the retry of a job that failed because the
+        broker went away is enqueued once it is back, instead of being dropped while Dramatiq
+        acks the failed attempt. The API does not: a client gets a 503 and retries.
+    """
+
+    def __init__(self, *args: Any, outage_wait_s: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outage_wait_s = outage_wait_s
 
     @property
     def consumer_class(self) -> type[WakingConsumer]:
         return WakingConsumer
 
     def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        if self.outage_wait_s <= 0:
+            return self._enqueue_once(message, delay)
+        return wait_until(
+            lambda: self._enqueue_once(message, delay),
+            what=f"the broker to take message {message.message_id}",
+            timeout_s=self.outage_wait_s,
+            interval_s=OUTAGE_RETRY_INTERVAL_S,
+            ignore=(redis.ConnectionError, redis.TimeoutError),
+        )
+
+    def _enqueue_once(self, message: dramatiq.Message, delay: int | None) -> dramatiq.Message:
         message = super().enqueue(message, delay=delay)
         if delay is None:
             key = wake_key(message.queue_name)
@@ -119,8 +144,11 @@ def is_platform_error(retries: int, exc: BaseException, *, max_retries: int) -> 
     return isinstance(exc, InfraError | redis.RedisError) and retries < max_retries
 
 
-def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | None = None) -> TabjobBroker:
-    """The broker with our middleware; every lane's queue declared."""
+def build_broker(
+    settings: Settings, *, extra_middleware: list[Middleware] | None = None, outage_wait_s: float = 0.0
+) -> TabjobBroker:
+    """The broker with our middleware; every lane's queue declared. ``outage_wait_s``: see
+    TabjobBroker (workers pass settings.broker_outage_wait_s)."""
     retries = Retries(
         max_retries=settings.max_retries,
         min_backoff=int(settings.retry_min_backoff_s * 1000),
@@ -135,6 +163,7 @@ def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | Non
         middleware=[*(extra_middleware or []), retries],
         heartbeat_timeout=int(settings.broker_heartbeat_timeout_s * 1000),
         maintenance_chance=settings.broker_maintenance_chance,
+        outage_wait_s=outage_wait_s,
     )
     for lane in LANES:
         broker.declare_queue(lane)  # declares its delay queue (where retries wait) too

@@ -20,10 +20,23 @@ import httpx
 from threadpoolctl import ThreadpoolController
 
 import ml.model
+import ml.model_step
+import ml.prepare_step
+import ml.prepared
 from app.jobs import pinned
 from ml.errors import DataProblem
 
-OPERATIONS = {"fit": ml.model.fit, "predict": ml.model.predict}
+# What a job process runs: the one-call jobs, and the two steps of the others.
+OPERATIONS = {
+    "fit": ml.model.fit,
+    "predict": ml.model.predict,
+    "prepare": ml.prepare_step.prepare,
+    "train_prepared": ml.model_step.train_prepared,
+    "predict_prepared": ml.model_step.predict_prepared,
+}
+# How a job process warms up: the CPU lanes read Parquet and fit HistGradientBoosting; the gpu
+# lane runs model steps only (no Parquet), so it loads XGBoost and opens its device instead.
+WARM_CPU, WARM_MODEL = "cpu", "model"
 
 
 def _exit_when_worker_dies(lifeline: Connection) -> None:
@@ -54,6 +67,26 @@ def warm_up() -> None:
         ml.model.predict(data, model, result, scratch_dir=tmp)
 
 
+def warm_up_model_step() -> None:
+    """Load XGBoost and train once on a tiny matrix on this process's device: on a GPU this
+    creates the CUDA context here, in the job process (forked from a forkserver that never
+    touched CUDA, which does not survive a fork), and the process keeps it for every later job."""
+    import numpy as np
+
+    from ml.device import choose_device
+    from ml.families import FAMILIES, TrainingSet
+
+    family = FAMILIES["xgboost"]
+    try:
+        import xgboost  # noqa: F401
+    except ImportError:  # an image without XGBoost (the CPU image) runs no model step; nothing to warm
+        return
+    X = np.arange(128, dtype=np.float32).reshape(64, 2)
+    data = TrainingSet(X=X, codes=(np.arange(64) % 2).astype(np.int32), classes=np.array([0, 1]),
+                       categorical=[False, False])  # fmt: skip
+    family.train(data, {**family.default_params, "n_estimators": 2}, choose_device(None))
+
+
 def hold_if_asked() -> None:
     """A test hook: with ``TABJOB_TEST_HOLD_JOBS`` set to a directory, announce each job there
     (``<pid>.running``) and hold it until a file ``release`` appears, so a test can kill this
@@ -69,7 +102,7 @@ def hold_if_asked() -> None:
     wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)
 
 
-def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
+def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM_CPU) -> None:
     """Run operations sent on ``conn`` until it closes.
 
     Messages in: ``(operation, kwargs, threads)``. Messages out: ``("progress", phase, fraction,
@@ -80,7 +113,7 @@ def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
     controller = ThreadpoolController()
     controller.limit(limits=threads)
-    warm_up()
+    warm_up_model_step() if warm == WARM_MODEL else warm_up()
 
     def progress(phase: str, fraction: float | None, message: str | None) -> None:
         conn.send(("progress", phase, fraction, message))
@@ -100,6 +133,8 @@ def serve(conn: Connection, lifeline: Connection, threads: int) -> None:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))
         except httpx.HTTPError as exc:
             conn.send(("error", "transport", "platform.store_unavailable", describe_transport_error(exc), None))
+        except ml.prepared.PreparedMismatch as exc:
+            conn.send(("error", "internal", "step.prepared_mismatch", str(exc), None))
         except ml.model.ModelTampered as exc:
             conn.send(("error", "internal", "model.tampered", str(exc), None))
         except MemoryError:

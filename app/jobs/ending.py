@@ -14,6 +14,7 @@ from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobStatus
 from app.errors import InfraError
 from app.observability.endings import record_end
 from app.state import State
+from app.steps import closed
 from app.storage import Store, manifest_key
 
 log = logging.getLogger("tabjob.jobs")
@@ -31,7 +32,10 @@ def end_job(
     **fields: Any,
 ) -> bool:
     """End ``job`` with ``status`` if its status is one of ``allowed``; record the event
-    (``text``) and write its manifest. False when it had ended or moved on meanwhile."""
+    (``text``) and write its manifest. False when it had ended or moved on meanwhile.
+    A two-step job's steps end with it (``app.steps.closed``) unless ``fields`` sets them."""
+    if job.steps and "steps" not in fields:
+        fields["steps"] = closed(job.steps, status)
     if not state.jobs.end(job, status, allowed=allowed, error=error, **fields):
         return False
     extra = {"error": error} if error else {}

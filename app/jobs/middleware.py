@@ -18,6 +18,8 @@ from dramatiq.middleware import Middleware, SkipMessage
 from app.domain import Job, JobStatus
 from app.errors import InfraError, JobCanceled, TabjobError, UserError
 from app.jobs.context import WorkerContext
+from app.steps import current, requeued
+from app.steps import started as started_step
 from app.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger("tabjob.worker")
@@ -72,12 +74,18 @@ class JobLifecycle(Middleware):
         if not self._may_run(job):
             raise SkipMessage()
         ctx.jobs_started += 1
+        step = current(job.steps)
+        if step:  # a two-step job: the step it is in starts too (so a failure closes it)
+            job.steps = started_step(job.steps, step["name"])
+            ctx.state.jobs.update(job.id, steps=job.steps)
         waited = time.time() - job.enqueued_at
+        what = f"Step {step['name']} started" if step else "Started"
         ctx.state.events.add(
             job.id,
             "started",
-            f"Started on worker {ctx.worker_id} (attempt {job.attempts}) after {waited:.2f} s in the queue.",
+            f"{what} on worker {ctx.worker_id} (attempt {job.attempts}) after {waited:.2f} s in the queue.",
             attempt=job.attempts,
+            **({"step": step["name"]} if step else {}),
         )
         self._running[message.message_id] = job
         ctx.current = job
@@ -161,8 +169,10 @@ class JobLifecycle(Middleware):
         # Not picked before the shortest back-off Retries may have chosen for this retry's token
         # (jitter makes it 1x to 2x min_backoff * 2**(retries - 1), or half the maximum at least).
         backoff_s = min(ctx.settings.retry_min_backoff_s * 2 ** (retries - 1), ctx.settings.retry_max_backoff_s / 2)
+        step = current(job.steps)
+        fields = {"steps": requeued(job.steps, step["name"])} if step else {}
         ctx.state.jobs.requeue(
-            job, f"Retrying after a platform error: {exception.message}", not_before=time.time() + backoff_s
+            job, f"Retrying after a platform error: {exception.message}", not_before=time.time() + backoff_s, **fields
         )
         ctx.state.events.add(
             job.id,

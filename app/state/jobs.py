@@ -176,9 +176,10 @@ class Jobs:
             raise TenantBusy(int(found[1:]))
         return found is not None and not found.startswith("!")
 
-    def start(self, job: Job, worker: str, *, running_limit: int) -> bool:
+    def start(self, job: Job, worker: str, *, running_limit: int, **fields: Any) -> bool:
         """queued → started on ``worker`` (or started → started when redelivered after its worker
-        died); False when it is no longer queued (canceled). Raises TenantBusy at the limit."""
+        died); False when it is no longer queued (canceled). Raises TenantBusy at the limit.
+        ``fields`` are set with the change (a two-step job's steps)."""
         return self.move(
             job.id,
             ACTIVE_STATUSES,
@@ -188,6 +189,7 @@ class Jobs:
             started_at=time.time(),
             worker=worker,
             error=None,
+            **fields,
         )
 
     def pick(
@@ -223,7 +225,9 @@ class Jobs:
             pipe.hget(self.keys.job(job_id), "cost_cells")
         return any(cost not in (None, "null") and int(cost) <= max_cells for cost in pipe.execute())
 
-    def requeue(self, job: Job, reason: str, *, worker: str | None = None, not_before: float | None = None) -> bool:
+    def requeue(
+        self, job: Job, reason: str, *, worker: str | None = None, not_before: float | None = None, **fields: Any
+    ) -> bool:
         """started → queued, for a retry after a platform failure (nothing when it ended
         meanwhile, or, with ``worker``, when another worker has it now). It is not picked again
         before ``not_before`` (a Unix time: the retry's back-off)."""
@@ -237,6 +241,7 @@ class Jobs:
             worker=None,
             message=reason,
             not_before=not_before,
+            **fields,
         )
 
     def end(

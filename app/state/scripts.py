@@ -39,7 +39,8 @@ end
 """
 
 # Move a job to status ARGV[3] when its status is one of ARGV[2] (a JSON list), set the fields
-# ARGV[8..] (name, JSON value pairs), and move its counters with it.
+# ARGV[8..] (name, JSON value pairs), and move its counters with it. A ``lane`` among the fields
+# moves the job to that lane's counters (a two-step job going on to its next step's lane).
 # ARGV: prefix, allowed, to, now, retention_s, running_limit ('' for none), worker ('' for
 # none: the worker the job must be on, for a requeue), fields...
 # Returns the status found (JSON-decoded) when the change was made; '!<status>' when refused;
@@ -66,6 +67,13 @@ if to == 'started' and ARGV[6] ~= '' then
 end
 redis.call('HSET', key, 'status', cjson.encode(to))
 if #ARGV >= 8 then redis.call('HSET', key, unpack(ARGV, 8)) end
+local moved_to = cjson.decode(redis.call('HGET', key, 'lane'))
+if moved_to ~= lane then
+  redis.call('ZREM', p .. ':lane:' .. lane .. ':queued', id)
+  redis.call('ZREM', p .. ':lane:' .. lane .. ':since', id)
+  redis.call('SREM', p .. ':lane:' .. lane .. ':running', id)
+  lane = moved_to
+end
 redis.call('HINCRBY', key, 'version', 1)
 if to == 'started' then redis.call('HINCRBY', key, 'attempts', 1) end
 place(p, id, tenant, lane, to, now)

@@ -15,7 +15,10 @@ from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
 from app.services import Services
 from app.settings import Settings
-from app.storage import ObjectInfo
+from app.steps import GPU_LANE, plan
+from app.storage import ObjectInfo, prepared_key
+from app.usecases.families import ModelFamily, check_params, choose_family
+from app.usecases.prepared import cache_key, content_digest
 from app.usecases.validation import validate_fit, validate_predict
 
 
@@ -37,6 +40,8 @@ class JobRequest:
     model_id: str | None = None
     params: dict[str, Any] | None = None
     lane: str | None = None
+    # The model family of a fit (default hgb); a predict's is its model's.
+    model: str | None = None
 
 
 def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
@@ -96,31 +101,35 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
     return requested  # type: ignore[return-value]
 
 
-def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:
-    """Short jobs first: the seconds a job's estimated cost (rows x columns, from the Parquet
-    footer) adds to its queue time when its lane orders waiting work, capped so a big job
-    never waits behind jobs queued more than ``queue_handicap_max_s`` after it (aging)."""
-    cells = rows * max(1, columns)
-    return min(cells / 1e6 * settings.queue_handicap_s_per_million_cells, settings.queue_handicap_max_s)
-
-
-def _fingerprint(info: ObjectInfo, params: dict[str, Any]) -> str:
+def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str) -> str:
     # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
-    material = json.dumps({"etag": info.etag, "size": info.size, "params": params}, sort_keys=True)
+    what: dict[str, Any] = {"etag": info.etag, "size": info.size, "params": params}
+    if family != "hgb":  # hgb fits keep the fingerprints they had before families existed
+        what["model"] = family
+    material = json.dumps(what, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Submitted:
     params = dict(request.params or {})
+    features = None
     if request.kind == "fit":
         info, rows, columns = validate_fit(svc, tenant, request.dataset_id)
+        family = choose_family("fit", request.model)
     else:
         assert request.model_id is not None
         info, rows, columns = validate_predict(svc, tenant, request.dataset_id, request.model_id)
+        model = svc.state.jobs.get_for(tenant, request.model_id)
+        family = choose_family("predict", request.model, model.model)
+        features = (model.result or {}).get("features")
+    check_params(family, params)
     lane = choose_lane(svc, info.size, rows, request.lane)
+    job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
+    if family.two_steps:
+        _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
-    if request.kind == "fit":  # a fit is a pure function of the bytes and the parameters
-        dedup = f"dedup:{tenant}:{_fingerprint(info, params)}"
+    if request.kind == "fit":  # a fit is a pure function of the bytes, the family and the parameters
+        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name)}"
         existing = _claim_fit(svc, dedup, job_id)
         if existing is not None:
             return Submitted(job=existing, deduplicated=True)
@@ -130,17 +139,57 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         if dedup:
             svc.state.claims.forget(dedup)
         raise
-    now = time.time()
-    job = Job(
-        id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
-        dataset_id=request.dataset_id, model_id=request.model_id, params=params, created_at=now, queued_at=now,
-        dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
-        time_limit_s=svc.settings.time_limit_s(lane), dedup_key=dedup,
-        queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
-    )  # fmt: skip
+    job.dedup_key = dedup
     svc.state.jobs.create(job)
+    if job.steps and job.steps[0]["status"] == "skipped":
+        text = "Step prepare skipped: the prepared matrix of these bytes is already in the store."
+        svc.state.events.add(job.id, "step_skipped", text, step="prepare")
     _enqueue(svc, job)
     return Submitted(job=job)
+
+
+def _new_job(
+    svc: Services, tenant: str, job_id: str, request: JobRequest, family: ModelFamily, lane: Lane,
+    info: ObjectInfo, shape: tuple[int, int],
+) -> Job:  # fmt: skip
+    now, (rows, columns) = time.time(), shape
+    return Job(
+        id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
+        dataset_id=request.dataset_id, model_id=request.model_id, params=dict(request.params or {}),
+        created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
+        time_limit_s=svc.settings.time_limit_s(lane), model=family.name,
+        queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
+    )  # fmt: skip
+
+
+def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:
+    """Short jobs first: the seconds a job's estimated cost (rows x columns, from the Parquet
+    footer) adds to its queue time when its lane orders waiting work, capped so a big job
+    never waits behind jobs queued more than ``queue_handicap_max_s`` after it (aging)."""
+    cells = rows * max(1, columns)
+    return min(cells / 1e6 * settings.queue_handicap_s_per_million_cells, settings.queue_handicap_max_s)
+
+
+def _plan_steps(
+    svc: Services, job: Job, info: ObjectInfo, features: dict[str, Any] | None, *, requested_lane: str | None
+) -> None:
+    """Make ``job`` a two-step job: ``prepare`` on its CPU lane (skipped when the prepared
+    matrix of these bytes is already in the store), then ``model`` on the gpu lane. Its time
+    limit, the gpu lane's, counts both steps."""
+    if requested_lane == GPU_LANE:
+        raise UserError(
+            f"A '{job.model}' job prepares its data on a CPU lane, then runs its model on the gpu lane by itself.",
+            code="job.invalid_lane",
+            hint="Leave the lane on auto, or choose small or large for the prepare step.",
+            status=422,
+        )
+    key = cache_key(content_digest(info), kind=job.kind, feature_schema=features if job.kind == "predict" else None)
+    job.prepared_key = prepared_key(job.tenant, key)
+    prepared = svc.store.stat(job.prepared_key) is not None
+    job.steps = plan(job.lane, prepared=prepared)
+    if prepared:
+        job.lane = GPU_LANE
+    job.time_limit_s = svc.settings.time_limit_s(GPU_LANE)
 
 
 def _enqueue(svc: Services, job: Job) -> None:

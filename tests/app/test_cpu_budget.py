@@ -103,7 +103,7 @@ def test_small_jobs_run_on_one_thread_and_others_on_the_worker_budget(monkeypatc
 
 def test_the_stack_gives_every_worker_an_equal_share_of_the_cores(monkeypatch, tmp_path):
     # Given a machine of 8 cores and a stack of every lane
-    monkeypatch.setattr("app.local.stack.available_cpus", lambda: 8)
+    monkeypatch.setattr("app.local.workers.available_cpus", lambda: 8)
     stack = EmbeddedStack(data_dir=tmp_path)
     stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
     stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]
@@ -117,7 +117,7 @@ def test_the_stack_gives_every_worker_an_equal_share_of_the_cores(monkeypatch, t
 
 @pytest.mark.parametrize("cores, expected", [(16, 2), (2, 1)])
 def test_the_stack_share_follows_the_cores(monkeypatch, tmp_path, cores, expected):
-    monkeypatch.setattr("app.local.stack.available_cpus", lambda: cores)
+    monkeypatch.setattr("app.local.workers.available_cpus", lambda: cores)
     stack = EmbeddedStack(data_dir=tmp_path, lanes=("small", "large"))
     stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
     stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from app.api.main import create_app
 from app.domain import new_id
+from app.state import KEYS
 
 
 def _malformed(job_id: str) -> list[str]:
@@ -71,13 +72,13 @@ def test_malformed_ids_are_refused_before_any_broker_call(base_env, settings_fro
 
 def test_a_broker_type_error_is_not_a_retryable_503(api, broker_db):
     job_id = new_id("job")
-    broker_db.set(f"tabjob:job:{job_id}", "not a hash")  # a key of the wrong type
+    broker_db.set(KEYS.job(job_id), "not a hash")  # a key of the wrong type
     try:
         answer = api.get(f"/status?id={job_id}")
         assert answer.status_code == 500, answer.text
         assert answer.json()["error"]["code"] == "internal"
     finally:
-        broker_db.delete(f"tabjob:job:{job_id}")
+        broker_db.delete(KEYS.job(job_id))
 
 
 @pytest.mark.parametrize("cursor", ["nan", "NaN", "inf", "-inf", "Infinity"])

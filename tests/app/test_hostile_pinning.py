@@ -19,6 +19,7 @@ import pytest
 from jobs_testing import put_file, wait_job
 
 from app.jobs.pinned import fetch_pinned
+from app.state import KEYS
 from app.storage import Store
 from ml.errors import DataProblem
 
@@ -104,7 +105,7 @@ def test_the_worker_never_trains_on_a_replacement_racing_its_download(api, small
         finally:
             stop.set()
             hammer.join(30)
-        checked = files[json.loads(broker_db.hget(f"tabjob:job:{ended['id']}", "dataset_etag"))]
+        checked = files[json.loads(broker_db.hget(KEYS.job(ended["id"]), "dataset_etag"))]
         if ended["status"] == "finished":
             outcomes["trained on the checked version"] += 1
             assert (ended["result"]["rows"], list(ended["result"]["features"]["columns"])) == rows[checked]

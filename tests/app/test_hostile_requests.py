@@ -11,6 +11,7 @@ from jobs_testing import put_file, upload
 
 from app.api.main import create_app
 from app.jobs.pinned import prepare
+from app.state import KEYS
 from ml.errors import DataProblem
 
 
@@ -42,7 +43,7 @@ def test_a_model_record_without_its_digest_is_never_used(api, broker_db, seed_fi
     model = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"}).json()["id"]
     api.post(f"/v1/jobs/{model}/cancel")
     result = {"model_sha256": None, "features": {"columns": {"col_0": "numeric"}}}
-    broker_db.hset(f"tabjob:job:{model}", mapping={"status": '"finished"', "result": json.dumps(result)})
+    broker_db.hset(KEYS.job(model), mapping={"status": '"finished"', "result": json.dumps(result)})
     # Then a predict with it is refused at submission,
     refused = api.post("/v1/jobs", json={"kind": "predict", "dataset_id": dataset, "model_id": model})
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "model.tampered", refused.text

@@ -7,33 +7,38 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from app.jobs.broker import redis_client
 from app.local.servers import free_port
+from app.local.stack import EmbeddedStack
+from app.settings import LANES, Settings
+from app.state import lane_workers_key
+from app.storage import Store
+from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_stack(data_dir: Path, port: int) -> subprocess.Popen:
+    """Start ``tabjob stack`` and return once it is ready (its /readyz answers 200)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "stack", "--data-dir", str(data_dir), "--port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        assert time.monotonic() < deadline, "stack did not come up"
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200,
+        what="the stack to answer /readyz",
+        timeout_s=240,
+        interval_s=0.2,
+        ignore=(httpx.HTTPError,),
+        give_up=lambda: (process.stdout.read() if process.stdout else "exited") if process.poll() is not None else None,
+    )
+    return process
 
 
 def cli(url: str, *args: str) -> tuple[int, dict]:
@@ -73,10 +78,52 @@ def stack(tmp_path_factory):
         process.wait(120)
 
 
-def test_healthz_answers_only_once_workers_of_every_lane_run(stack):
-    process, _, _ = stack
-    for what in ("worker --lane small", "worker --lane large", "worker --lane gpu", "valkey-server", "weed server"):
-        assert children_running(process, what), what
+def stack_settings(data_dir: Path) -> Settings:
+    """The settings the stack hands its children, from its ``tabjob.env``."""
+    values = {}
+    for line in (data_dir / "tabjob.env").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("TABJOB_"):
+            values[key.removeprefix("TABJOB_").lower()] = value
+    return Settings(**values)
+
+
+def worker_pids_registered(settings: Settings) -> set[int]:
+    """Pids of the workers that registered with the broker (a worker id ends in its pid)."""
+    client = redis_client(settings, decode=True)
+    try:
+        return {
+            int(member.rsplit("-", 1)[-1]) for lane in LANES for member in client.zrange(lane_workers_key(lane), 0, -1)
+        }
+    finally:
+        client.close()
+
+
+def wait_for_workers(process: subprocess.Popen, data_dir: Path) -> list[psutil.Process]:
+    """Every worker of every lane once each has registered with the broker (the stack starts
+    them after it is ready)."""
+    settings = stack_settings(data_dir)
+    expected = EmbeddedStack(data_dir=data_dir).concurrent_workers()  # the reserved one included
+
+    def registered() -> list[psutil.Process] | None:
+        workers = children_running(process, "worker --lane")
+        pids = worker_pids_registered(settings)
+        return workers if len(workers) == expected and all(w.pid in pids for w in workers) else None
+
+    return wait_until(registered, what="every worker to register", timeout_s=60, interval_s=0.2)
+
+
+def test_ready_once_the_servers_and_the_bucket_answer_then_every_worker_registers(stack):
+    process, data_dir, port = stack
+    settings = stack_settings(data_dir)
+    # Ready means the API reaches the broker and the bucket (the stack created it); each server
+    # answers its own protocol with the credentials the stack generated.
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
+    assert redis_client(settings, decode=True).ping() is True
+    Store.from_settings(settings).ping()  # raises unless the bucket exists and the keys may read it
+    # Every worker process of every lane registers with the broker (its first heartbeat).
+    workers = wait_for_workers(process, data_dir)
+    assert {w.cmdline()[-1] for w in workers} == set(LANES)
 
 
 def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
@@ -113,29 +160,35 @@ def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
 
 
 def test_a_dead_worker_is_restarted(stack):
-    process, _, _ = stack
+    process, data_dir, _ = stack
+    wait_for_workers(process, data_dir)
     before = children_running(process, "worker --lane small")
     victim = before[0]
     victim.send_signal(signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def replaced() -> bool:
         workers = children_running(process, "worker --lane small")
-        if len(workers) == len(before) and victim.pid not in [w.pid for w in workers]:
-            break
-        assert time.monotonic() < deadline, "the worker was not restarted"
-        time.sleep(0.2)
+        return len(workers) == len(before) and victim.pid not in [w.pid for w in workers]
+
+    wait_until(replaced, what="the worker to be restarted", timeout_s=60, interval_s=0.2)
 
 
-def test_sigterm_stops_everything_and_a_restart_keeps_history(stack, seed_files):
-    process, data_dir, port = stack
+@pytest.mark.slow  # starts its own stack (no `stack` fixture to mark it)
+def test_sigterm_stops_everything_and_a_restart_keeps_history(seed_files, tmp_path):
+    # Its own stack: stopping the module's would break whichever test ran after this one.
+    data_dir, port = tmp_path / "stack", free_port()
+    process = start_stack(data_dir, port)
     url = f"http://127.0.0.1:{port}"
-    _, dataset = cli(url, "upload", str(seed_files["train"]))
-    _, fit = cli(url, "fit", dataset["id"], "--param", "max_iter=11", "--wait")
-    children = psutil.Process(process.pid).children(recursive=True)
-    assert children
-
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(120) == 0
+    try:
+        _, dataset = cli(url, "upload", str(seed_files["train"]))
+        _, fit = cli(url, "fit", dataset["id"], "--param", "max_iter=11", "--wait")
+        wait_for_workers(process, data_dir)
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
     _gone, alive = psutil.wait_procs(children, timeout=30)
     assert alive == [], [p.cmdline() for p in alive]
 

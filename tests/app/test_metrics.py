@@ -99,7 +99,7 @@ def test_the_three_jobs_ended_as_planned(observed):
 
 def test_worker_counts_jobs_by_final_status_and_failures_by_code(observed):
     before, after = observed["worker_before"], observed["worker_after"]
-    labels = {"kind": "fit", "lane": LANE, "model": "hist_gradient_boosting"}
+    labels = {"kind": "fit", "lane": LANE, "model": "hgb"}
     for status in ("finished", "failed", "canceled"):
         assert value(before, "tabjob_jobs_total", status=status, **labels) == 0
         assert value(after, "tabjob_jobs_total", status=status, **labels) == 1, status

@@ -26,10 +26,10 @@ def test_label_values_are_bounded():
 
 
 def test_model_family_defaults_to_the_seed_model():
-    def job(**params: object) -> Job:
-        return Job(id="job_1", tenant="t", kind="fit", lane="small", status=JobStatus.FINISHED, params=params)
+    def job(**fields: object) -> Job:
+        return Job(id="job_1", tenant="t", kind="fit", lane="small", status=JobStatus.FINISHED, **fields)
 
-    assert model_of(job()) == DEFAULT_MODEL
+    assert model_of(job()) == DEFAULT_MODEL == "hgb"
     assert model_of(job(model="xgboost")) == "xgboost"
     assert model_of(job(model="Robert'); DROP")) == "other"
 

@@ -86,8 +86,10 @@ def test_checkov_scanned_every_scenario(checkov_report: dict[str, Any]) -> None:
 
     assert scanned == set(SCENARIOS)
     assert not results["parsing_errors"]
-    # The GPU Job (derived from the ScaledJob) was scanned too.
-    assert any(r["resource"].startswith("Job.") for r in results["passed_checks"])
+    # The GPU lane's pods were scanned too (a Deployment; a Job derived from a ScaledJob).
+    assert any(
+        r["resource"].startswith(("Job.", "Deployment.tabjob.tabjob-worker-gpu")) for r in results["passed_checks"]
+    )
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -111,7 +111,10 @@ def test_every_cpu_lane_is_scaled_by_keda_on_its_message_hash(scenario: str) -> 
         "key": values["secrets"]["redisPasswordKey"],
     } in (auth["spec"]["secretTargetRef"])
     workers = [
-        d for d in by_kind(objects, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+        d
+        for d in by_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+        and d["metadata"]["labels"]["tabjob.io/lane"] != "gpu"  # its own test
     ]
     assert workers
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in by_kind(objects, "ScaledObject")}
@@ -165,39 +168,61 @@ def test_grace_period_outlasts_the_lane_time_limit(scenario: str) -> None:
     assert checked >= 1
 
 
-def test_gpu_lane_is_a_scaled_job_on_gpu_nodes() -> None:
-    objects = _objects("gke")
-    values = _merged("gke")
-    job = named(objects, "ScaledJob", "tabjob-worker-gpu")
-    spec = job["spec"]
-    pod = spec["jobTargetRef"]["template"]["spec"]
+def _assert_gpu_pod(pod: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     [worker] = pod["containers"]
-
-    [trigger] = spec["triggers"]
-    assert trigger["metadata"]["listName"] == "dramatiq:gpu.msgs"
-    assert trigger["metadata"]["listLength"] == "1"
-    assert spec["maxReplicaCount"] == values["gpu"]["maxReplicaCount"]
-    assert worker["command"] + worker["args"] == [
-        "tabjob",
-        "worker",
-        "--lane",
-        "gpu",
-        "--max-jobs",
-        "1",
-    ]
     assert worker["image"].startswith(values["gpuImage"]["repository"] + "@sha256:")
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert worker["resources"]["requests"]["nvidia.com/gpu"] == 1
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    return worker
+
+
+def test_gpu_lane_is_a_warm_deployment_scaled_from_zero_on_gpu_nodes() -> None:
+    objects = _objects("gke")
+    values = _merged("gke")
+    assert values["gpu"]["scaling"] == "deployment" and not by_kind(objects, "ScaledJob")
+    deployment = named(objects, "Deployment", "tabjob-worker-gpu")
+    worker = _assert_gpu_pod(deployment["spec"]["template"]["spec"], values)
+    # A long-lived worker: no --max-jobs, so its job process and CUDA context serve every step.
+    assert worker["command"] + worker["args"] == ["tabjob", "worker", "--lane", "gpu"]
+    assert "replicas" not in deployment["spec"]
+    scaled = named(objects, "ScaledObject", "tabjob-worker-gpu")["spec"]
+    assert scaled["scaleTargetRef"]["name"] == "tabjob-worker-gpu"
+    # Back to zero pods (so the GPU pool to zero nodes) after the cooldown.
+    assert scaled["minReplicaCount"] == 0
+    assert scaled["maxReplicaCount"] == values["gpu"]["maxReplicaCount"]
+    assert scaled["cooldownPeriod"] == values["keda"]["cooldownPeriodS"]
+    [trigger] = scaled["triggers"]
+    assert (trigger["metadata"]["listName"], trigger["metadata"]["listLength"]) == ("dramatiq:gpu.msgs", "1")
+
+
+def test_gpu_lane_can_still_be_a_scaled_job() -> None:
+    values = {"gpu": {"enabled": True, "scaling": "scaledjob"}}
+    objects = render_objects(values)
+    merged = merged_values(values)
+    assert not [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "tabjob-worker-gpu"]
+    spec = named(objects, "ScaledJob", "tabjob-worker-gpu")["spec"]
+    pod = spec["jobTargetRef"]["template"]["spec"]
+    [worker] = pod["containers"]
+    assert worker["args"] == ["worker", "--lane", "gpu", "--max-jobs", "1"]
+    [trigger] = spec["triggers"]
+    assert trigger["metadata"]["listName"] == "dramatiq:gpu.msgs"
+    assert spec["maxReplicaCount"] == merged["gpu"]["maxReplicaCount"]
     # One pod per Job, not retried by the Job: Dramatiq redelivers the message instead.
     assert pod["restartPolicy"] == "Never"
     assert spec["jobTargetRef"]["backoffLimit"] == 0
-    assert spec["jobTargetRef"]["activeDeadlineSeconds"] > values["gpu"]["timeLimitS"]
+    assert spec["jobTargetRef"]["activeDeadlineSeconds"] > merged["gpu"]["timeLimitS"]
+    for obj in [o for o in objects if o["kind"] not in KEDA_KINDS] + [
+        gpu_job_as_batch_job(named(objects, "ScaledJob", "tabjob-worker-gpu"))
+    ]:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
 def test_gpu_lane_is_off_by_default() -> None:
-    assert not by_kind(_objects("default"), "ScaledJob")
+    objects = _objects("default")
+    assert not by_kind(objects, "ScaledJob")
+    assert not [o for o in objects if o["metadata"]["name"] == "tabjob-worker-gpu"]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -356,7 +381,7 @@ def test_gke_scenario_mounts_the_redis_ca() -> None:
     # the scenarios see the CA volume and mounts.
     assert scenario_values()["gke"]["secrets"]["redisCaKey"]
     templates = dict(pod_templates(_objects("gke")))
-    assert {"ScaledJob/tabjob-worker-gpu", "Deployment/tabjob-api"} <= set(templates)
+    assert {"Deployment/tabjob-worker-gpu", "Deployment/tabjob-api"} <= set(templates)
 
 
 @pytest.mark.parametrize(

@@ -78,9 +78,11 @@ def test_scenario_renders_the_expected_objects(scenario: str) -> None:
 
     assert {"ConfigMap", "Deployment", "Service", "TriggerAuthentication"} <= kinds
     lanes_on = [lane for lane in ("small", "large") if values.get("workers", {}).get(lane, {}).get("enabled", True)]
-    assert len(by_kind(objects, "Deployment")) == 1 + len(lanes_on)
-    assert len(by_kind(objects, "ScaledObject")) == len(lanes_on)
-    assert len(by_kind(objects, "ScaledJob")) == (1 if values.get("gpu", {}).get("enabled") else 0)
+    gpu_on = values.get("gpu", {}).get("enabled", False)
+    gpu_deployment = gpu_on and values.get("gpu", {}).get("scaling", "deployment") == "deployment"
+    assert len(by_kind(objects, "Deployment")) == 1 + len(lanes_on) + gpu_deployment
+    assert len(by_kind(objects, "ScaledObject")) == len(lanes_on) + gpu_deployment
+    assert len(by_kind(objects, "ScaledJob")) == (1 if gpu_on and not gpu_deployment else 0)
     ingress_on = values.get("api", {}).get("ingress", {}).get("enabled", False)
     assert len(by_kind(objects, "Ingress")) == (1 if ingress_on else 0)
     # The chart never creates a Secret: credentials live in the existing one.

@@ -62,7 +62,9 @@ def test_gke_values_annotate_the_workload_identity_service_account(deployed_stac
     (account,) = _find(objects, "ServiceAccount")
     assert account["metadata"]["name"] == "tabjob", "the name Workload Identity binds"
     assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
-    assert _find(objects, "ScaledJob"), "the GPU lane runs on GKE"
+    assert [d for d in _find(objects, "Deployment") if d["metadata"]["name"].endswith("worker-gpu")], (
+        "the GPU lane runs on GKE"
+    )
 
 
 def test_existing_cluster_values_render_the_chart():

@@ -49,8 +49,8 @@ def _memory_mi(quantity: str) -> int:
 
 
 def _gpu_worker(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    (job,) = [o for o in objects if o["kind"] == "ScaledJob"]
-    (container,) = job["spec"]["jobTargetRef"]["template"]["spec"]["containers"]
+    (lane,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("worker-gpu")]
+    (container,) = lane["spec"]["template"]["spec"]["containers"]
     return container
 
 
@@ -151,8 +151,10 @@ def test_gpu_jobs_never_outnumber_the_pools_gpus(deployed_stacks, stack):
     nodes = stack_config(stack)["gpuMaxNodes"]
     assert _values(deployed_stacks[stack])["gpu"]["maxReplicaCount"] == nodes
     run = _deployed(stack, gpuMachineType="g2-standard-24", gpuCount=2)
-    (scaled_job,) = [o for o in _render(_values(run)) if o["kind"] == "ScaledJob"]
-    assert scaled_job["spec"]["maxReplicaCount"] == 2 * nodes
+    (scaled,) = [
+        o for o in _render(_values(run)) if o["kind"] == "ScaledObject" and o["metadata"]["name"].endswith("gpu")
+    ]
+    assert scaled["spec"]["maxReplicaCount"] == 2 * nodes
 
 
 # ---- 4. Workload Identity waits for the cluster

@@ -6,18 +6,22 @@ from fastapi import APIRouter, Query, Request
 
 from app import limits
 from app.api.deps import ServicesDep, TenantDep
+from app.api.errors import error_responses
 from app.api.presenters import dataset_public
-from app.api.schemas import DatasetCreate, DatasetCreated, DatasetPublic, DatasetsPublic, ErrorEnvelope
+from app.api.schemas import DatasetCreate, DatasetCreated, DatasetPublic, DatasetsPublic
 from app.storage import dataset_key
 from app.usecases.datasets import create_dataset as new_dataset
 from app.usecases.datasets import dataset_view
 
-router = APIRouter(
-    prefix="/v1/datasets", tags=["datasets"], responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}}
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=error_responses(401, 422, 503))
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a dataset; upload its Parquet bytes with upload_form (or upload_url)",
+    responses=error_responses(400, 413),
 )
-
-
-@router.post("", status_code=201, summary="Create a dataset; upload its Parquet bytes with upload_form (or upload_url)")
 def create_dataset(
     request: Request, svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None
 ) -> DatasetCreated:
@@ -31,7 +35,11 @@ def create_dataset(
     )
 
 
-@router.get("/{dataset_id}", summary="A dataset: state, size, rows, columns and their types")
+@router.get(
+    "/{dataset_id}",
+    summary="A dataset: state, size, rows, columns and their types",
+    responses=error_responses(404),
+)
 def get_dataset(dataset_id: str, svc: ServicesDep, tenant: TenantDep) -> DatasetPublic:
     return dataset_public(dataset_view(svc, tenant, dataset_id))
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import ServicesDep
+from app.api.errors import error_responses
+from app.api.plain_bodies import HealthStatus
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", response_model=HealthStatus, summary="The process is alive")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The broker and the store are reachable", responses={503: {"description": "Not ready"}})
+@router.get(
+    "/readyz",
+    response_model=HealthStatus,
+    summary="The broker and the store are reachable",
+    responses=error_responses(503),
+)
 def readyz(svc: ServicesDep) -> dict[str, str]:
     """Ready when the app could serve a job now: the broker answers and the store lets the app's
     own credentials read its bucket. The store check uses object permissions only (see

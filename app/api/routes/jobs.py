@@ -7,8 +7,9 @@ import logging
 from fastapi import APIRouter, Header, Query, Response
 
 from app.api.deps import ServicesDep, TenantDep
+from app.api.errors import error_responses
 from app.api.presenters import job_public, queue_info
-from app.api.schemas import DownloadPublic, ErrorEnvelope, EventsPublic, JobCreate, JobPublic, JobsPublic
+from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
 from app.domain import JobKind, JobStatus
 from app.errors import UserError
 from app.usecases import jobs as job_actions
@@ -18,7 +19,7 @@ log = logging.getLogger("tabjob.api")
 router = APIRouter(
     prefix="/v1/jobs",
     tags=["jobs"],
-    responses={401: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}},
+    responses=error_responses(401, 404, 422, 503),
 )
 
 
@@ -26,7 +27,7 @@ router = APIRouter(
     "",
     status_code=202,
     summary="Submit a fit or predict job",
-    responses={413: {"model": ErrorEnvelope}, 422: {"model": ErrorEnvelope}, 429: {"model": ErrorEnvelope}},
+    responses=error_responses(400, 409, 413, 429),
 )
 def create_job(
     body: JobCreate,
@@ -49,7 +50,7 @@ def create_job(
             "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
         )
     params = body.params.chosen() if body.params else None
-    request = JobRequest(body.kind, body.dataset_id, body.model_id, params, body.lane)
+    request = JobRequest(body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model)
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -92,12 +93,21 @@ def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Qu
     return EventsPublic(items=items, next_after=items[-1]["seq"] + 1 if items else after)
 
 
-@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a queued or running job")
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    summary="Cancel a queued or running job",
+    responses=error_responses(409),
+)
 def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
     return job_public(job_actions.cancel(svc, tenant, job_id))
 
 
-@router.get("/{job_id}/result", summary="A presigned URL of a finished prediction's Parquet file")
+@router.get(
+    "/{job_id}/result",
+    summary="A presigned URL of a finished prediction's Parquet file",
+    responses=error_responses(409),
+)
 def job_result(job_id: str, svc: ServicesDep, tenant: TenantDep) -> DownloadPublic:
     url, expires_at = job_actions.result_download(svc, tenant, job_id)
     return DownloadPublic(url=url, expires_at=expires_at)

@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import ServicesDep, TenantDep
+from app.api.errors import error_responses
+from app.api.plain_bodies import LegacyDownload, LegacyFitSubmitted, LegacyPredictSubmitted, LegacyUploaded
 from app.api.presenters import legacy_status
 from app.api.schemas import LegacyStatus
 from app.limits import refuse_put_uploads
@@ -27,20 +29,35 @@ LEGACY_STATUS_FIELDS = (
 )  # fmt: skip
 
 
-@router.get("/upload", summary="Create a dataset and get a presigned PUT URL for its bytes")
+@router.get(
+    "/upload",
+    response_model=LegacyUploaded,
+    summary="Create a dataset and get a presigned PUT URL for its bytes",
+    responses=error_responses(401, 409, 503, legacy=True),
+)
 def upload(request: Request, svc: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     refuse_put_uploads(svc.settings)
     dataset, url, _ = create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
     return {"id": dataset.id, "url": url}
 
 
-@router.post("/fit", summary="Train a model on an uploaded dataset")
+@router.post(
+    "/fit",
+    response_model=LegacyFitSubmitted,
+    summary="Train a model on an uploaded dataset",
+    responses=error_responses(401, 404, 409, 413, 422, 429, 503, legacy=True),
+)
 def fit(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
     done = submit(svc, tenant, JobRequest("fit", id))
     return {"id": done.job.id, "deduplicated": done.deduplicated}
 
 
-@router.post("/predict", summary="Predict an uploaded dataset with a fitted model")
+@router.post(
+    "/predict",
+    response_model=LegacyPredictSubmitted,
+    summary="Predict an uploaded dataset with a fitted model",
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503, legacy=True),
+)
 def predict(
     svc: ServicesDep,
     tenant: TenantDep,
@@ -51,7 +68,12 @@ def predict(
     return {"id": done.job.id}
 
 
-@router.get("/status", response_model=LegacyStatus, summary="A job's status and times (Unix seconds)")
+@router.get(
+    "/status",
+    response_model=LegacyStatus,
+    summary="A job's status and times (Unix seconds)",
+    responses=error_responses(401, 404, 422, 503, legacy=True),
+)
 async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> Response:
     job = await svc.state.conn.arun(svc.state.jobs.owned(tenant, id, LEGACY_STATUS_FIELDS))
     # Plain JSON values, serialised directly (no response-model pass): clients poll this route.
@@ -59,7 +81,12 @@ async def status(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_l
     return Response(json.dumps(body), media_type="application/json")
 
 
-@router.get("/result", summary="A presigned GET URL of a finished prediction")
+@router.get(
+    "/result",
+    response_model=LegacyDownload,
+    summary="A presigned GET URL of a finished prediction",
+    responses=error_responses(401, 404, 409, 422, 503, legacy=True),
+)
 def result(svc: ServicesDep, tenant: TenantDep, id: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
     url, expires_at = result_download(svc, tenant, id)
     return {"url": url, "expires_at": expires_at.timestamp()}
