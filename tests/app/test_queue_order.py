@@ -195,3 +195,16 @@ def test_through_the_service_a_toy_starts_before_the_big_jobs_queued_ahead_of_it
     assert all(job["status"] == "finished" for job in ended.values()), ended
     starts = sorted((ended[j]["started_at"], j) for j in (toy, *big))
     assert [j for _, j in starts] == [toy, *big]
+
+
+def test_a_queued_job_whose_token_was_lost_still_runs(api, broker_db, workers, seed_files):
+    # Given a job queued on the large lane whose slot token is gone, as a crash between a job's
+    # move and its enqueue would leave it (no worker runs on the lane yet)
+    dataset = upload(api, seed_files["train"])
+    body = {"kind": "fit", "dataset_id": dataset, "lane": "large", "params": {"max_iter": 3}}
+    job = api.post("/v1/jobs", json=body).json()
+    broker_db.delete("dramatiq:large", "dramatiq:large.msgs", "dramatiq:large.DQ", "dramatiq:large.DQ.msgs")
+    # When a worker of the lane runs (its reaper pass tops the lane up to one token per job)
+    workers.start("large")
+    # Then the job runs to the end
+    assert wait_job(api, job["id"], timeout_s=120)["status"] == "finished"
