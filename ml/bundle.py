@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml import families
 from ml.families.base import Trained
 from ml.features import FeatureSpec
-from ml.io import read_bytes, write_file
+from ml.io import read_bytes, report, write_file
 from ml.schema import TARGET
 
 
@@ -78,6 +80,32 @@ def load_bundle(url: str, model_sha256: str | None = None) -> ModelBundle:
     if model_sha256 is not None and not hmac.compare_digest(hashlib.sha256(blob).hexdigest(), model_sha256):
         raise ModelTampered("The model's bytes do not match the digest recorded when it was trained.")
     return cloudpickle.loads(blob)
+
+
+def predict_to_result(
+    bundle: ModelBundle,
+    X: np.ndarray,
+    device: str,
+    result_url: str,
+    *,
+    timings: dict[str, float],
+    progress: Any,
+    scratch_dir: str | None,
+) -> dict[str, Any]:
+    """The end both predict paths share: predict ``X`` with the bundle's family on ``device``,
+    upload the labels to ``result_url``, and return the predict summary (``timings`` gains
+    ``predict_s`` and ``upload_s``, in seconds)."""
+    chosen = families.family(bundle.family)
+    report(progress, "predicting", None, f"Predicting {X.shape[0]:,} rows.")
+    t0 = time.perf_counter()
+    labels = chosen.predict(bundle.estimator, X, device)
+    timings["predict_s"] = time.perf_counter() - t0
+
+    report(progress, "uploading")
+    t0 = time.perf_counter()
+    write_labels(result_url, labels, scratch_dir)
+    timings["upload_s"] = time.perf_counter() - t0
+    return {"rows": len(labels), "family": chosen.name, "device": device, "timings": timings}
 
 
 def write_labels(url: str, labels: np.ndarray, scratch_dir: str | None) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ml import families
-from ml.bundle import ModelBundle, ModelTampered, load_bundle, save_trained, write_labels
+from ml.bundle import ModelBundle, ModelTampered, load_bundle, predict_to_result, save_trained
 from ml.dataset import open_parquet, read_predict, read_training
 from ml.device import choose_device
 from ml.families.hgb import DEFAULT_RANDOM_STATE, TUNABLE_PARAMS
@@ -124,13 +124,6 @@ def predict(
         if temporary:
             os.unlink(path)
 
-    report(progress, "predicting", None, f"Predicting {X.shape[0]:,} rows.")
-    t0 = time.perf_counter()
-    labels = chosen.predict(bundle.estimator, X, used_device)
-    timings["predict_s"] = time.perf_counter() - t0
-
-    report(progress, "uploading")
-    t0 = time.perf_counter()
-    write_labels(result_url, labels, scratch_dir)
-    timings["upload_s"] = time.perf_counter() - t0
-    return {"rows": len(labels), "family": chosen.name, "device": used_device, "timings": timings}
+    return predict_to_result(
+        bundle, X, used_device, result_url, timings=timings, progress=progress, scratch_dir=scratch_dir
+    )
