@@ -26,6 +26,9 @@ class WorkerContext:
     jobs_started: int = 0
     # A one-shot worker (KEDA ScaledJob pod) starts at most this many jobs; None: no limit.
     max_jobs: int | None = None
+    # The job the middleware picked for the message in progress (a message is only a slot
+    # token of its lane; one consumer thread per worker, so one at a time).
+    current: Job | None = None
 
     def end(self, job: Job, status: JobStatus, text: str, **fields: Any) -> bool:
         """End ``job`` (see ``end_job``) and count it as done by this worker."""

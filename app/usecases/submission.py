@@ -14,6 +14,7 @@ from app.errors import InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
 from app.services import Services
+from app.settings import Settings
 from app.steps import GPU_LANE, plan
 from app.storage import ObjectInfo, prepared_key
 from app.usecases.families import ModelFamily, check_params, choose_family
@@ -113,17 +114,17 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     params = dict(request.params or {})
     features = None
     if request.kind == "fit":
-        info, rows = validate_fit(svc, tenant, request.dataset_id)
+        info, rows, columns = validate_fit(svc, tenant, request.dataset_id)
         family = choose_family("fit", request.model)
     else:
         assert request.model_id is not None
-        info, rows = validate_predict(svc, tenant, request.dataset_id, request.model_id)
+        info, rows, columns = validate_predict(svc, tenant, request.dataset_id, request.model_id)
         model = svc.state.jobs.get_for(tenant, request.model_id)
         family = choose_family("predict", request.model, model.model)
         features = (model.result or {}).get("features")
     check_params(family, params)
     lane = choose_lane(svc, info.size, rows, request.lane)
-    job = _new_job(svc, tenant, job_id, request, family, lane, info, rows)
+    job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
     if family.two_steps:
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
@@ -149,15 +150,24 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
 
 def _new_job(
     svc: Services, tenant: str, job_id: str, request: JobRequest, family: ModelFamily, lane: Lane,
-    info: ObjectInfo, rows: int,
+    info: ObjectInfo, shape: tuple[int, int],
 ) -> Job:  # fmt: skip
-    now = time.time()
+    now, (rows, columns) = time.time(), shape
     return Job(
         id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
         dataset_id=request.dataset_id, model_id=request.model_id, params=dict(request.params or {}),
         created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
         time_limit_s=svc.settings.time_limit_s(lane), model=family.name,
+        queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
+
+
+def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:
+    """Short jobs first: the seconds a job's estimated cost (rows x columns, from the Parquet
+    footer) adds to its queue time when its lane orders waiting work, capped so a big job
+    never waits behind jobs queued more than ``queue_handicap_max_s`` after it (aging)."""
+    cells = rows * max(1, columns)
+    return min(cells / 1e6 * settings.queue_handicap_s_per_million_cells, settings.queue_handicap_max_s)
 
 
 def _plan_steps(
