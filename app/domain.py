@@ -124,6 +124,13 @@ class Job:
     steps: list[Step] = field(default_factory=list)
     # Where a two-step job's prepared matrix lives in the store (its cache key, under the tenant).
     prepared_key: str | None = None
+    # Short jobs first: the seconds its estimated cost (rows x features) adds to its queue time
+    # when its lane orders waiting work (``queue_score``); 0 for the cheapest.
+    queue_handicap_s: float = 0.0
+    # Its estimated cost: rows x columns of its dataset, read from the Parquet footer.
+    cost_cells: int | None = None
+    # A job waiting out a retry's back-off is not picked before this Unix time.
+    not_before: float | None = None
     # The column a fit learns (the legacy routes always use ``y``).
     target: str = "y"
     # When the fit's model file was deleted (the record stays, for the history); None: it exists.
@@ -153,6 +160,12 @@ class Job:
     def enqueued_at(self) -> float:
         """When the job was (last) put in its queue; the legacy routes' ``enqueued_at``."""
         return self.queued_at or self.created_at
+
+    @property
+    def queue_score(self) -> float:
+        """Its order in its lane's queue, lowest first: queue time plus cost handicap (the
+        ``place`` function of ``app.state.scripts`` computes the same)."""
+        return self.enqueued_at + self.queue_handicap_s
 
 
 @dataclass(slots=True)

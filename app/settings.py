@@ -8,13 +8,14 @@ refused outside ``environment=local``.
 from __future__ import annotations
 
 import ipaddress
-import os
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from app.cpu import available_cpus
+from app.cpu import threads_per_worker as threads_per_worker  # re-exported for app.local.stack
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
 from app.settings_userdata import UserDataSettings
@@ -35,19 +36,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def available_cpus() -> int:
-    """Cores this process may use: the cgroup CPU quota when set, else the affinity mask."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        with open("/sys/fs/cgroup/cpu.max") as f:
-            quota, period = f.read().split()
-        if quota != "max":
-            cpus = min(cpus or 1, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cpus or 1)
 
 
 class Settings(UserDataSettings):
@@ -198,6 +186,13 @@ class Settings(UserDataSettings):
     tenant_max_running: int = Field(
         8, ge=1, description="Running jobs per tenant; more wait in the queue (event `waiting`)."
     )
+    queue_handicap_s_per_million_cells: float = Field(2.0, ge=0, description=(
+        "Short jobs first: waiting jobs start in order of queue time plus this many seconds per million cells "
+        "(rows x columns), so a toy goes before a 75,000 x 50 fit queued up to 7.5 s earlier; 0: first in, first out."
+    ))  # fmt: skip
+    queue_handicap_max_s: float = Field(1800.0, ge=0, description=(
+        "Aging: a job is never overtaken by jobs queued more than this many seconds after it."
+    ))  # fmt: skip
     time_limit_small_s: float = Field(
         15 * 60, gt=0, description="Wall-clock limit of one attempt on the `small` lane (`job.timeout`, not retried)."
     )
@@ -223,11 +218,14 @@ class Settings(UserDataSettings):
     )
 
     # Workers.
-    worker_threads: int | None = Field(
-        None,
-        ge=1,
-        description="OpenMP/BLAS threads of a job; unset means the cores of the cgroup quota or affinity mask.",
-    )
+    worker_threads: int | None = Field(None, ge=1, description=(
+        "OpenMP/BLAS threads of a job on this worker, capped at the cores it may use; unset: the cgroup CPU quota "
+        "(a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets its cores / concurrent workers."
+    ))  # fmt: skip
+    worker_max_cells: int | None = Field(None, ge=1, description=(
+        "Reserves this worker for small work: it starts only jobs of at most this many cells (rows x columns). "
+        "`tabjob stack` runs one on the small lane (1,000,000 cells, one thread)."
+    ))  # fmt: skip
     # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
     single_thread_max_rows: int = Field(
         20_000,
@@ -288,8 +286,11 @@ class Settings(UserDataSettings):
         }[lane]
 
     def threads_for_worker(self) -> int:
-        """OpenMP/BLAS threads a worker's job may use: its own cores, never more."""
-        return self.worker_threads or available_cpus()
+        """OpenMP/BLAS threads a worker's job may use: ``worker_threads`` when set (the embedded
+        stack sets each worker's share of the machine), else the cores of the cgroup quota or
+        affinity mask (a pod's CPU limit); never more than those cores."""
+        cpus = available_cpus()
+        return min(self.worker_threads, cpus) if self.worker_threads else cpus
 
 
 @lru_cache

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import api, dispatch, fairness, memory, overhead, stack_start, throughput
+from bench import api, burst, dispatch, fairness, memory, overhead, stack_start, throughput
 from bench.harness import Harness, cpu_info, running_stack
 from bench.table import Figure, render, write_json
 
@@ -27,6 +27,7 @@ SECTIONS: dict[str, Callable[[Harness], list[Figure]]] = {
     "api": api.run,
     "memory": memory.run,
     "throughput": throughput.run,
+    "burst": burst.run,
     "stack": stack_start.run,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"

@@ -172,7 +172,10 @@ def declare(broker: dramatiq.Broker, ctx: WorkerContext) -> dramatiq.Actor:
     """Register the actor on a worker's ``broker``, running jobs with ``ctx`` (no retries of its
     own: the Retries middleware decides)."""
 
-    def run(job_id: str) -> None:
-        run_job(ctx, job_id)
+    def run(token_for: str) -> None:
+        # The message names the job it was sent for, but it is only a slot token: the middleware
+        # picked the job the lane's order says is next (``WorkerContext.current``).
+        assert ctx.current is not None, f"no job picked for the message sent for {token_for}"
+        run_job(ctx, ctx.current.id)
 
     return dramatiq.actor(run, broker=broker, actor_name=ACTOR_NAME, queue_name="small")

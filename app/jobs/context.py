@@ -27,6 +27,9 @@ class WorkerContext:
     jobs_started: int = 0
     # A one-shot worker (KEDA ScaledJob pod) starts at most this many jobs; None: no limit.
     max_jobs: int | None = None
+    # The job the middleware picked for the message in progress (a message is only a slot
+    # token of its lane; one consumer thread per worker, so one at a time).
+    current: Job | None = None
     # Notifies the webhooks of jobs it ends; None when webhooks are off.
     notifier: Notifier | None = None
 

@@ -6,6 +6,7 @@ one place, whatever raised. Jobs end through ``WorkerContext.end`` (``app.jobs.e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -16,15 +17,17 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from app.domain import Job, JobStatus
 from app.errors import InfraError, JobCanceled, TabjobError, UserError
-from app.jobs.broker import enqueue
 from app.jobs.context import WorkerContext
-from app.state import TenantBusy
 from app.steps import current, requeued
 from app.steps import started as started_step
+from app.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger("tabjob.worker")
 # How long a job whose tenant is at its running limit waits before it is looked at again.
 TENANT_DEFER_S = 2.0
+# How long a worker reserved for small work, finding none, waits for some before it takes
+# another token (it has handed the one it had back).
+SMALL_WORK_WAIT_S = 1.0
 
 
 class JobLifecycle(Middleware):
@@ -41,60 +44,63 @@ class JobLifecycle(Middleware):
         self._running: dict[str, Job] = {}
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        """A message is a slot token for its lane: start the job the lane's order says is next
+        (short jobs first, aged), whichever job the message was sent for."""
         ctx = self.ctx
-        job = ctx.state.jobs.get(message.args[0])
-        if job is None:
-            log.warning("message %s names unknown or expired job %s; dropped", message.message_id, message.args[0])
-            raise SkipMessage()
-        if job.steps and job.lane != ctx.lane:
-            # A two-step job's message left on its previous step's lane (its worker died between
-            # queueing the next step and acknowledging): send it where the job now waits.
-            if job.status == JobStatus.QUEUED:
-                enqueue(broker, job.id, job.lane)
-            raise SkipMessage()
-        if not self._may_start(job):
-            raise SkipMessage()
         if ctx.max_jobs is not None and ctx.jobs_started >= ctx.max_jobs:
-            # This pod has had its job; the message goes back for the pod KEDA starts for it.
+            # This pod has had its job; the token goes back for the pod KEDA starts for it.
             broker.enqueue(message.copy())
             raise SkipMessage()
-        step = current(job.steps)
-        fields = {"steps": started_step(job.steps, step["name"])} if step else {}
-        try:
-            started = ctx.state.jobs.start(job, ctx.worker_id, running_limit=ctx.settings.tenant_max_running, **fields)
-        except TenantBusy:
-            self._defer(broker, message, job)
-            raise SkipMessage() from None
-        if not started:  # canceled or ended meanwhile
+        limit, max_cells = ctx.settings.tenant_max_running, ctx.settings.worker_max_cells
+        picked = ctx.state.jobs.pick(
+            ctx.lane,
+            ctx.worker_id,
+            running_limit=limit,
+            waiting_message=tenant_waiting_message(limit),
+            max_cells=max_cells,
+        )
+        for job_id in picked.noted:
+            ctx.state.events.add(job_id, "waiting", tenant_waiting_message(limit))
+        if picked.job is None:
+            if picked.passed and max_cells is not None:
+                # Reserved for small work and none waits: hand the token straight back for the
+                # other workers, and wait a moment for small work before taking another.
+                broker.enqueue(message.copy())
+                self._await_small_work(max_cells)
+            elif picked.held:  # jobs wait for their tenant's limit or a back-off: keep the token
+                self._defer(broker, message, picked.retry_at)
+            raise SkipMessage()  # no job waits: a spare token (its job was canceled or started)
+        job = picked.job
+        if not self._may_run(job):
             raise SkipMessage()
         ctx.jobs_started += 1
-        attempt = job.attempts + 1
+        step = current(job.steps)
+        if step:  # a two-step job: the step it is in starts too (so a failure closes it)
+            job.steps = started_step(job.steps, step["name"])
+            ctx.state.jobs.update(job.id, steps=job.steps)
         waited = time.time() - job.enqueued_at
         what = f"Step {step['name']} started" if step else "Started"
         ctx.state.events.add(
             job.id,
             "started",
-            f"{what} on worker {ctx.worker_id} (attempt {attempt}) after {waited:.2f} s in the queue.",
-            attempt=attempt,
+            f"{what} on worker {ctx.worker_id} (attempt {job.attempts}) after {waited:.2f} s in the queue.",
+            attempt=job.attempts,
             **({"step": step["name"]} if step else {}),
         )
-        if step:
-            job.steps = fields["steps"]  # so a failure closes the step with its start time
         self._running[message.message_id] = job
+        ctx.current = job
         pause_after_start(job.id)
 
-    def _may_start(self, job: Job) -> bool:
-        """False (after ending it where needed) for a job that must not run."""
-        if job.status.terminal:  # a redelivery after the job already ended (its worker died after)
-            return False
+    def _may_run(self, job: Job) -> bool:
+        """False (after ending it) for a picked job that must not run."""
         if job.cancel_requested:
             self.ctx.end(job, JobStatus.CANCELED, "Canceled before it started.")
             return False
-        if job.attempts > self.ctx.settings.max_retries:
+        if job.attempts - 1 > self.ctx.settings.max_retries:
             # Started again and again and never ended: its worker died each time (a job that kills
             # its worker, say by exhausting the pod's memory). Stop instead of looping forever.
             error = InfraError(
-                f"The job's worker was lost {job.attempts} times while running it. This was the "
+                f"The job's worker was lost {job.attempts - 1} times while running it. This was the "
                 "platform's fault or the job needs more memory than a worker has; it will not be "
                 "retried again.",
                 code="platform.worker_lost",
@@ -115,6 +121,7 @@ class JobLifecycle(Middleware):
         # An exception escaping here would end Dramatiq's only worker thread and leave the
         # worker fetching messages nobody runs: log it, and let the worker's watchdog decide.
         job = self._running.pop(message.message_id, None)
+        self.ctx.current = None
         if job is None or exception is None:
             return
         try:
@@ -124,6 +131,7 @@ class JobLifecycle(Middleware):
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self._running.pop(message.message_id, None)
+        self.ctx.current = None
 
     def _record_failure(self, message: MessageProxy, job: Job, exception: BaseException) -> None:
         if isinstance(exception, redis.RedisError):  # retried by Retries, like any platform error
@@ -158,9 +166,14 @@ class JobLifecycle(Middleware):
         """Back to queued for the retry Dramatiq's Retries middleware has scheduled."""
         ctx = self.ctx
         retries = message.options.get("retries", 1)
+        # Not picked before the shortest back-off Retries may have chosen for this retry's token
+        # (jitter makes it 1x to 2x min_backoff * 2**(retries - 1), or half the maximum at least).
+        backoff_s = min(ctx.settings.retry_min_backoff_s * 2 ** (retries - 1), ctx.settings.retry_max_backoff_s / 2)
         step = current(job.steps)
         fields = {"steps": requeued(job.steps, step["name"])} if step else {}
-        ctx.state.jobs.requeue(job, f"Retrying after a platform error: {exception.message}", **fields)
+        ctx.state.jobs.requeue(
+            job, f"Retrying after a platform error: {exception.message}", not_before=time.time() + backoff_s, **fields
+        )
         ctx.state.events.add(
             job.id,
             "retrying",
@@ -168,17 +181,30 @@ class JobLifecycle(Middleware):
             f"Retry {retries} of {ctx.settings.max_retries} follows with back-off.",
         )
 
-    def _defer(self, broker: Broker, message: MessageProxy, job: Job) -> None:
-        """Put the job back for a while: its tenant already runs as many jobs as allowed."""
-        limit = self.ctx.settings.tenant_max_running
-        broker.enqueue(message.copy(), delay=int(TENANT_DEFER_S * 1000))
-        reason = f"Waiting: your account already runs {limit} job(s), the most allowed at once."
-        if job.message != reason:  # one event, not one per retry of the check
-            self.ctx.state.jobs.update(job.id, message=reason)
-            self.ctx.state.events.add(job.id, "waiting", reason)
+    def _await_small_work(self, max_cells: int) -> None:
+        """Until a job of at most ``max_cells`` waits in this lane (or a while has passed)."""
+        ctx = self.ctx
+        with contextlib.suppress(WaitTimeout):
+            wait_until(
+                lambda: ctx.state.jobs.small_work_waits(ctx.lane, max_cells),
+                what="small work",
+                timeout_s=SMALL_WORK_WAIT_S,
+                interval_s=0.05,
+            )
+
+    def _defer(self, broker: Broker, message: MessageProxy, retry_at: float | None) -> None:
+        """Put the token back for a while: every waiting job is held back by its tenant's running
+        limit or a retry's back-off (until ``retry_at``)."""
+        delay_s = TENANT_DEFER_S if retry_at is None else min(TENANT_DEFER_S, max(0.05, retry_at - time.time()))
+        broker.enqueue(message.copy(), delay=int(delay_s * 1000))
 
     def _fail(self, job: Job, error: TabjobError) -> None:
         self.ctx.end(job, JobStatus.FAILED, f"{error.code}: {error.message}", error=error.to_dict())
+
+
+def tenant_waiting_message(limit: int) -> str:
+    """Why a job of a tenant at its running limit waits (its record's message, once an event)."""
+    return f"Waiting: your account already runs {limit} job(s), the most allowed at once."
 
 
 def pause_after_start(job_id: str) -> None:

@@ -96,8 +96,8 @@ def _to_model_step(ctx: WorkerContext, job: Job, *, skipped: bool, text: str) ->
     if not moved:
         return
     ctx.state.events.add(job.id, "step_skipped" if skipped else "step_finished", text, step=PREPARE)
-    # After the move: a crash in between leaves the job queued on the gpu lane and this CPU
-    # message unacknowledged; redelivered here, the middleware forwards it to the gpu lane.
+    # A slot token for the gpu lane (a message starts whichever job is next there). A crash
+    # between the move and this leaves the lane a token short: the reaper's top-up sends it.
     enqueue(dramatiq.get_broker(), job.id, GPU_LANE)
 
 

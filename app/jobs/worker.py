@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dramatiq
 
-from app.domain import Lane
+from app.domain import LANES, Lane
 from app.jobs import actors
-from app.jobs.broker import IDLE_TIMEOUT_MS, build_broker, redis_client
+from app.jobs.broker import IDLE_TIMEOUT_MS, NAMESPACE, build_broker, enqueue, redis_client
 from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
@@ -76,10 +76,12 @@ def new_worker_id() -> str:
 
 def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -> int:
     """Consume ``lane`` until SIGTERM/SIGINT (or ``max_jobs`` jobs); return the exit status."""
-    # Set before the forkserver starts so OpenMP in every job process sees it: the job owns
-    # these cores and must not spin on cores it does not own.
+    # Set before the forkserver starts so OpenMP (and BLAS) in every job process sees it: the
+    # job owns these cores and must not spin on cores it does not own. The job process also
+    # limits its pools with threadpoolctl per job (app.jobs.child).
     threads = settings.threads_for_worker()
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
     worker_id = new_worker_id()
     # The gpu lane runs model steps: its job process loads XGBoost and opens the device once.
     runner = JobRunner(threads=threads, warm="model" if lane == "gpu" else "cpu")
@@ -98,7 +100,7 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     )
     # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
     # changes, and (start_hook) the start itself.
-    observer = JobObserver(state=ctx.state, lane=lane, worker_id=worker_id)
+    observer = JobObserver(state=ctx.state, lane=lane, worker_id=worker_id, picked=lambda: ctx.current)
     broker = build_broker(
         settings,
         extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook],
@@ -131,8 +133,6 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     # Deregistering is a courtesy (the entry expires with its heartbeat): never wait on a broker
     # that is down or hung for it.
     _bounded(lambda: ctx.state.lanes.leave(lane, worker_id), DEREGISTER_TIMEOUT_S)
-    if ctx.notifier is not None:  # a one-shot pod exits: deliveries still in flight get a moment
-        ctx.notifier.drain(settings.webhook_timeout_s)
     return exit_code
 
 
@@ -161,7 +161,9 @@ def _heartbeats(ctx: WorkerContext, stop: threading.Event) -> None:
             # its messages then): free the running slots it held. Not right after the broker
             # came back, when every worker looks silent until its next heartbeat.
             if time.monotonic() - broker_ok_since >= timeout_s:
-                ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
+                reaped = ctx.state.reaper.reap_if_due(stale_after_s=timeout_s, every_s=timeout_s)
+                if reaped is not None:
+                    _restore_tokens(ctx, reaped.requeued)
         except Exception:
             broker_ok_since = time.monotonic()
             log.warning("heartbeat or reaper failed", exc_info=True)
@@ -196,11 +198,36 @@ def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -
     return 0
 
 
+def _restore_tokens(ctx: WorkerContext, requeued: list[str]) -> None:
+    """Every queued or running job needs a slot token on its lane (``app.state.scripts.PICK``):
+    send one for each job the reaper sent back to queued, then top each lane up to as many
+    tokens (pending, in progress or delayed messages) as it has queued and running jobs. That
+    also repairs a token lost to a crash between a job's move and its enqueue (a two-step job
+    changing lanes, a submission). A spare token costs one empty pick."""
+    broker = dramatiq.get_broker()
+    for job_id in requeued:
+        job = ctx.state.jobs.get(job_id)
+        if job is not None:
+            enqueue(broker, job_id, job.lane)
+    r, keys = ctx.state.conn.r, ctx.state.keys
+    for lane in LANES:
+        pipe = r.pipeline(transaction=False)
+        pipe.hlen(f"{NAMESPACE}:{lane}.msgs")
+        pipe.hlen(f"{NAMESPACE}:{lane}.DQ.msgs")
+        pipe.zcard(keys.lane(lane, "queued"))
+        pipe.scard(keys.lane(lane, "running"))
+        pending, delayed, queued, running = pipe.execute()
+        for _ in range(queued + running - pending - delayed):
+            log.warning("the %s lane had fewer slot tokens than jobs; one more sent", lane)
+            enqueue(broker, "", lane)
+
+
 def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
     """Let the running job finish for up to the shutdown timeout, then hand it back (the job
     process is killed and the job retried); the whole takes at most that timeout plus
     WORKER_STOP_MARGIN_S, whether or not the broker answers (Dramatiq retries an ack on a lost
-    broker for ever: that message is redelivered once its lease expires)."""
+    broker for ever: that message is redelivered once its lease expires), plus at most
+    ``webhook_timeout_s`` for a webhook delivery in flight when webhooks are on."""
     grace_s = ctx.settings.worker_shutdown_timeout_s
     log.info("stopping: waiting up to %.0f s for the running job", grace_s)
     stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
@@ -212,6 +239,8 @@ def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
         if stopper.is_alive():
             log.warning("the broker did not take the job back in time; it is redelivered when its lease expires")
     ctx.runner.kill()
+    if ctx.notifier is not None:  # the process exits: webhook deliveries in flight get a moment
+        ctx.notifier.drain(ctx.settings.webhook_timeout_s)
 
 
 def _bounded(call: Callable[[], object], timeout_s: float) -> None:

@@ -28,13 +28,13 @@ import redis
 
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
-from app.settings import LANES, WORKER_STOP_MARGIN_S, available_cpus, is_loopback
+from app.local.workers import concurrent_workers, worker_children, worker_threads, workers_for
+from app.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
 from app.state import lane_workers_key
 from app.waiting import wait_until
 
 log = logging.getLogger("tabjob.stack")
 SUPERVISE_INTERVAL_S = 0.2
-MAX_SMALL_WORKERS = 4
 DEFAULT_WORKER_SHUTDOWN_TIMEOUT_S = 30.0
 SERVERS = ("valkey", "seaweedfs")
 
@@ -44,7 +44,8 @@ class EmbeddedStack:
     """Parameters:
     data_dir: where Valkey's AOF, SeaweedFS's volumes, logs and credentials live.
     host, port: where the API listens. Auth is off only on a loopback host.
-    lanes: the lanes to run workers for (the small lane gets one per core, up to 4; others one).
+    lanes: the lanes to run workers for (``app.local.workers``: one per core up to 4 on the
+    small lane plus one reserved for small work; one on the others).
     env: extra TABJOB_* settings for the API and the workers.
     """
 
@@ -63,9 +64,12 @@ class EmbeddedStack:
     ready: threading.Event = field(default_factory=threading.Event)
 
     def workers_for(self, lane: str) -> int:
-        """Worker processes on ``lane``: one per core for the small lane (toy jobs run
-        single-threaded, so they run side by side), one for the others."""
-        return min(available_cpus(), MAX_SMALL_WORKERS) if lane == "small" else 1
+        """Ordinary worker processes on ``lane`` (``app.local.workers``)."""
+        return workers_for(lane)
+
+    def concurrent_workers(self) -> int:
+        """Workers that can run a job at once, the small lane's reserved one included."""
+        return concurrent_workers(self.lanes)
 
     @property
     def url(self) -> str:
@@ -106,6 +110,7 @@ class EmbeddedStack:
             # A dead local worker's job is picked up again within seconds, not a minute.
             "TABJOB_BROKER_HEARTBEAT_TIMEOUT_S": "5",
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
+            "TABJOB_WORKER_THREADS": str(worker_threads(self.lanes)),  # the CPU budget
             "PYTHONUNBUFFERED": "1",
             **self.env,
         }
@@ -153,14 +158,9 @@ class EmbeddedStack:
         self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"), timeout_s)
         self._wait_for_api(api, timeout_s)
         self.ready.set()
-        for lane in self.lanes:
-            for i in range(1, self.workers_for(lane) + 1):
-                # Large and gpu jobs run minutes to hours: their workers' job processes start
-                # with the first job (seconds), which keeps ~160 MiB each off the idle stack.
-                warm = {} if lane == "small" else {"TABJOB_WORKER_WARM_START": "false"}
-                worker = Child(f"worker-{lane}-{i}", [*python, "worker", "--lane", lane], lane=lane, env=warm)
-                self.children.append(worker)
-                self._spawn(worker)
+        for worker in worker_children(python, self.lanes):
+            self.children.append(worker)
+            self._spawn(worker)
 
     def _spawn(self, child: Child) -> None:
         log_file = open(self.logs / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it

@@ -37,7 +37,7 @@ def lane_snapshot(r: redis.Redis, lane: str, *, keys: Keys = KEYS) -> dict[str, 
     pipe.hlen(f"{queue}.DQ.msgs")
     pipe.zcard(f"{queue}.XQ")
     pipe.zcard(keys.lane(lane, "queued"))
-    pipe.zrange(keys.lane(lane, "queued"), 0, 0, withscores=True)
+    pipe.zrange(keys.lane(lane, "since"), 0, 0, withscores=True)  # by queue time, not pick order
     pipe.smembers(keys.lane(lane, "running"))
     pipe.zrangebyscore(keys.lane_workers(lane), now - WORKER_ALIVE_S, "+inf", withscores=True)
     pending, messages, delayed, dead, queued, oldest, running, workers = pipe.execute()

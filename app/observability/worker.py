@@ -2,17 +2,19 @@
 gauge, and the metrics of starts and retries (ends are recorded by ``end_job`` itself, see
 ``app.observability.endings``).
 
-It reads the job record before and after the lifecycle middleware acts rather than hooking into
-its branches: the record says what really happened. It wraps the lifecycle middleware: listed
-before it, its ``before_*`` hook runs first and its ``after_*`` hooks last (Dramatiq runs those
-in reverse); its ``start_hook`` is listed after it, to see a start the moment it happens (the
-job then runs for minutes or hours). The job runs in a forked child process, but all of this is
+A message is only a slot token of its lane: the lifecycle middleware picks the job it starts
+(``WorkerContext.current``), so this reads the job record right after that start and again after
+the attempt, rather than hooking into the lifecycle's branches: the record says what really
+happened. It wraps the lifecycle middleware: listed before it, its ``after_*`` hooks run last
+(Dramatiq runs those in reverse); its ``start_hook`` is listed after it, to see a start the
+moment it happens (the job then runs for minutes or hours). The job runs in a forked child process, but all of this is
 recorded here, in the worker process, whose registry the health port exports.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -33,36 +35,29 @@ class JobObserver(Middleware):
     Parameters:
       state: the worker's state store.
       lane, worker_id: this worker, for the log lines and the busy gauge.
+      picked: the job the lifecycle middleware started for the message in progress, if any.
     """
 
-    def __init__(self, *, state: State, lane: str, worker_id: str) -> None:
+    def __init__(self, *, state: State, lane: str, worker_id: str, picked: Callable[[], Job | None]) -> None:
         self.state = state
         self.lane = lane
         self.worker_id = worker_id
-        # message id -> the record as it was before the message was processed (one thread runs
-        # messages here, but keep it per message, as Dramatiq's own Prometheus middleware does).
-        self.before: dict[str, Job] = {}
+        self.picked = picked
+        # message id -> the record as it was when its job started (one thread runs messages
+        # here, but keep it per message, as Dramatiq's own Prometheus middleware does).
+        self.started: dict[str, Job] = {}
         self.start_hook = _StartObserver(self)
 
     def read(self, job_id: Any) -> Job | None:
         return self.state.jobs.get(job_id) if isinstance(job_id, str) else None
 
-    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        job = self.read(message.args[0] if message.args else None)
-        if job is None:
-            return
-        self.before[message.message_id] = job
-        step = getattr(job, "step", None) or job.kind
-        logging_setup.bind(job_id=job.id, tenant=job.tenant, lane=job.lane, step=step, worker=self.worker_id)
-        metrics.WORKER_BUSY.labels(self.lane).set(1)
-
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
         try:
-            before = self.before.pop(message.message_id, None)
-            if before is not None and exception is not None:
-                self._observe_retry(before, exception)
+            started = self.started.pop(message.message_id, None)
+            if started is not None and exception is not None:
+                self._observe_retry(started, exception)
         except Exception:  # never let bookkeeping end Dramatiq's worker thread
             log.warning("could not record metrics for message %s", message.message_id, exc_info=True)
         finally:
@@ -72,10 +67,10 @@ class JobObserver(Middleware):
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self.after_process_message(broker, message)
 
-    def _observe_retry(self, before: Job, exception: BaseException) -> None:
+    def _observe_retry(self, started: Job, exception: BaseException) -> None:
         """The attempt ran and failed on a platform error, and the lifecycle queued it again."""
-        after = self.read(before.id)
-        if after is not None and after.status == JobStatus.QUEUED and after.attempts > before.attempts:
+        after = self.read(started.id)
+        if after is not None and after.status == JobStatus.QUEUED and after.attempts == started.attempts:
             metrics.record_retry(after, _code_of(exception))
             log.warning("job attempt failed on a platform error and is retried: %s", exception)
 
@@ -88,13 +83,15 @@ class _StartObserver(Middleware):
         self.observer = observer
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        before = self.observer.before.get(message.message_id)
-        if before is None:
+        observer = self.observer
+        job = observer.picked()
+        if job is None:
             return
+        observer.started[message.message_id] = job
+        step = getattr(job, "step", None) or job.kind
+        logging_setup.bind(job_id=job.id, tenant=job.tenant, lane=job.lane, step=step, worker=observer.worker_id)
+        metrics.WORKER_BUSY.labels(observer.lane).set(1)
         try:
-            job = self.observer.read(before.id)
-            if job is None or job.attempts <= before.attempts:
-                return
             metrics.record_started(job)
             waited = (job.started_at or 0.0) - job.enqueued_at
             log.info("job started (attempt %s) after %.2f s in the queue", job.attempts, waited)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from app import ids
@@ -26,6 +27,25 @@ class TenantBusy(Exception):
     def __init__(self, running: int) -> None:
         super().__init__(f"the tenant runs {running} job(s)")
         self.running = running
+
+
+# How many of a lane's first queued jobs one pick looks at before giving up (all held back by
+# their tenants' limits or a retry's back-off): bounds the script's time.
+PICK_MAX_SCAN = 500
+
+
+@dataclass(frozen=True)
+class Picked:
+    """What one pick found: the job started (None when none could start), how many queued jobs
+    were held back (their tenant's running limit, a retry's back-off), the ids newly told they
+    wait for their tenant's limit, the earliest time a held-back retry may start, and how many
+    a worker reserved for small work left to the others."""
+
+    job: Job | None
+    held: int = 0
+    noted: list[str] = field(default_factory=list)
+    retry_at: float | None = None
+    passed: int = 0
 
 
 class Jobs:
@@ -116,7 +136,8 @@ class Jobs:
         pipe.hset(k.job(job.id), mapping=encode_fields(job.to_fields()))
         pipe.sadd(k.tenants(), job.tenant)
         pipe.zadd(k.tenant(job.tenant, "jobs"), {job.id: job.created_at})
-        pipe.zadd(k.lane(job.lane, "queued"), {job.id: job.created_at})
+        pipe.zadd(k.lane(job.lane, "queued"), {job.id: job.queue_score})
+        pipe.zadd(k.lane(job.lane, "since"), {job.id: job.enqueued_at})
         pipe.rpush(k.events(job.id), json.dumps(event("queued", f"Queued on the {job.lane} lane.")))
         pipe.incr(k.events_total(job.id))
         pipe.execute()
@@ -171,9 +192,45 @@ class Jobs:
             **fields,
         )
 
-    def requeue(self, job: Job, reason: str, *, worker: str | None = None, **fields: Any) -> bool:
+    def pick(
+        self,
+        lane: str,
+        worker: str,
+        *,
+        running_limit: int | None,
+        waiting_message: str,
+        max_cells: int | None = None,
+    ) -> Picked:
+        """Start the job ``worker`` runs next on ``lane``: the cheapest (aged) queued job that
+        may start now (``app.state.scripts.PICK``), of at most ``max_cells`` when given (a
+        worker reserved for small work). Jobs held back by their tenant's running limit get
+        ``waiting_message`` (once)."""
+        args: list[Any] = [self.keys.prefix, lane, worker, time.time(), "" if running_limit is None else running_limit]
+        args += [PICK_MAX_SCAN, waiting_message, "" if max_cells is None else max_cells]
+        args += ["phase", json.dumps("starting"), "started_at", json.dumps(time.time()), "error", "null"]
+        picked, held, noted, retry_at, passed = self.conn.script("pick")(args=args)
+        return Picked(
+            job=self.get(picked) if picked else None,
+            held=int(held),
+            noted=list(noted),
+            retry_at=float(retry_at) if retry_at else None,
+            passed=int(passed),
+        )
+
+    def small_work_waits(self, lane: str, max_cells: int) -> bool:
+        """Whether one of the first queued jobs of ``lane`` costs at most ``max_cells``."""
+        ids = self.conn.r.zrange(self.keys.lane(lane, "queued"), 0, PICK_MAX_SCAN - 1)
+        pipe = self.conn.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(self.keys.job(job_id), "cost_cells")
+        return any(cost not in (None, "null") and int(cost) <= max_cells for cost in pipe.execute())
+
+    def requeue(
+        self, job: Job, reason: str, *, worker: str | None = None, not_before: float | None = None, **fields: Any
+    ) -> bool:
         """started → queued, for a retry after a platform failure (nothing when it ended
-        meanwhile, or, with ``worker``, when another worker has it now)."""
+        meanwhile, or, with ``worker``, when another worker has it now). It is not picked again
+        before ``not_before`` (a Unix time: the retry's back-off)."""
         return self.move(
             job.id,
             (JobStatus.STARTED,),
@@ -183,6 +240,7 @@ class Jobs:
             queued_at=time.time(),
             worker=None,
             message=reason,
+            not_before=not_before,
             **fields,
         )
 

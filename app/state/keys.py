@@ -42,7 +42,8 @@ class Keys:
         return f"{self.prefix}:tenant:{tenant}:{what}"
 
     def lane(self, lane: str, what: str) -> str:
-        """A lane's ``queued`` (sorted by queue time), ``running`` or ``workers`` (by heartbeat)."""
+        """A lane's ``queued`` (sorted by pick order: queue time plus cost handicap), ``since``
+        (the same jobs by queue time), ``running`` or ``workers`` (by heartbeat)."""
         return f"{self.prefix}:lane:{lane}:{what}"
 
     def lane_workers(self, lane: str) -> str:

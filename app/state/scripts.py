@@ -9,20 +9,28 @@ broker error can never leave one done without the other. Keys are built here fro
 from __future__ import annotations
 
 # Shared helpers, prepended to the scripts that use them.
+# score(key, now): a queued job's order in its lane, lowest first: its queue time plus the
+# handicap of its estimated cost (short jobs first; ``Job.queue_score`` is the same formula).
 # place(p, id, tenant, lane, status, now): make the job's counter memberships match its status.
-# A job that stays queued keeps its place (its score): queue positions and the oldest queued
-# job's age must survive a repair.
+# A job that stays queued keeps its place (its score follows from its record) and its time in the
+# queue (the lane's `since` set, for the oldest queued job's age): both survive a repair.
 _PLACE = """
+local function score(key, now)
+  local raw = redis.call('HMGET', key, 'queued_at', 'created_at', 'queue_handicap_s')
+  return (tonumber(raw[1]) or tonumber(raw[2]) or now) + (tonumber(raw[3]) or 0)
+end
 local function place(p, id, tenant, lane, status, now)
   local t, l = p .. ':tenant:' .. tenant, p .. ':lane:' .. lane
-  local since = redis.call('ZSCORE', l .. ':queued', id)
+  local since = redis.call('ZSCORE', l .. ':since', id)
   redis.call('SREM', t .. ':queued', id)
   redis.call('SREM', t .. ':running', id)
   redis.call('ZREM', l .. ':queued', id)
+  redis.call('ZREM', l .. ':since', id)
   redis.call('SREM', l .. ':running', id)
   if status == 'queued' then
     redis.call('SADD', t .. ':queued', id)
-    redis.call('ZADD', l .. ':queued', since or now, id)
+    redis.call('ZADD', l .. ':queued', score(p .. ':job:' .. id, now), id)
+    redis.call('ZADD', l .. ':since', since or now, id)
   elseif status == 'started' then
     redis.call('SADD', t .. ':running', id)
     redis.call('SADD', l .. ':running', id)
@@ -62,6 +70,7 @@ if #ARGV >= 8 then redis.call('HSET', key, unpack(ARGV, 8)) end
 local moved_to = cjson.decode(redis.call('HGET', key, 'lane'))
 if moved_to ~= lane then
   redis.call('ZREM', p .. ':lane:' .. lane .. ':queued', id)
+  redis.call('ZREM', p .. ':lane:' .. lane .. ':since', id)
   redis.call('SREM', p .. ':lane:' .. lane .. ':running', id)
   lane = moved_to
 end
@@ -78,11 +87,64 @@ return cjson.encode(cur)
 """
 )
 
+# Pick the job a worker of lane ARGV[2] runs next and start it, in one step: the first of the
+# lane's queued set (lowest score: short jobs first, aged) that is not waiting out a retry's
+# back-off and whose tenant runs fewer than its limit. A Dramatiq message is only a slot token:
+# whichever job it was sent for, the worker runs the one picked here, so the queue position a
+# job shows (its rank in the set) is the order jobs really start in.
+# A worker reserved for small work (max_cells) passes over costlier jobs, leaving them to others.
+# ARGV: prefix, lane, worker, now, running_limit ('' for none), max_scan, the waiting message for
+# jobs held back by their tenant's limit, max_cells ('' for any), then fields (name, JSON value
+# pairs) set on the picked job. Returns {picked id or '', how many were held back, ids newly told
+# they wait, the earliest retry time among them or '', how many were left to other workers}.
+PICK = (
+    _PLACE
+    + """
+local p, lane, worker, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local limit, max_scan, waiting = tonumber(ARGV[5]), tonumber(ARGV[6]), cjson.encode(ARGV[7])
+local max_cells = tonumber(ARGV[8])
+local ids = redis.call('ZRANGE', p .. ':lane:' .. lane .. ':queued', 0, max_scan - 1)
+local busy, held, noted, retry_at, passed = {}, 0, {}, nil, 0
+if #ids == max_scan then held = 1 end  -- more wait beyond the scan: keep the token
+for _, id in ipairs(ids) do
+  local key = p .. ':job:' .. id
+  local raw = redis.call('HMGET', key, 'status', 'tenant', 'not_before', 'message', 'cost_cells')
+  if raw[1] == '"queued"' and max_cells and (tonumber(raw[5]) or math.huge) > max_cells then
+    passed = passed + 1
+  elseif raw[1] == '"queued"' then
+    local tenant, not_before = cjson.decode(raw[2]), tonumber(raw[3])
+    if limit and busy[tenant] == nil then
+      busy[tenant] = redis.call('SCARD', p .. ':tenant:' .. tenant .. ':running') >= limit
+    end
+    if not_before and not_before > now then
+      held = held + 1
+      if not retry_at or not_before < retry_at then retry_at = not_before end
+    elseif limit and busy[tenant] then
+      held = held + 1
+      if raw[4] ~= waiting then
+        redis.call('HSET', key, 'message', waiting)
+        table.insert(noted, id)
+      end
+    else
+      redis.call('HSET', key, 'status', '"started"', 'worker', cjson.encode(worker), 'not_before', 'null')
+      if #ARGV >= 9 then redis.call('HSET', key, unpack(ARGV, 9)) end
+      redis.call('HINCRBY', key, 'version', 1)
+      redis.call('HINCRBY', key, 'attempts', 1)
+      place(p, id, tenant, lane, 'started', now)
+      return {id, held, noted, '', passed}
+    end
+  end
+end
+return {'', held, noted, retry_at and tostring(retry_at) or '', passed}
+"""
+)
+
 # Repair the counters of job ARGV[2] (the reaper): an id whose job is gone or ended leaves every
 # set; a started job whose worker's last heartbeat is older than ARGV[4] (or absent) goes back
-# to queued, its running slot freed. ARGV: prefix, id, tenant ('' when unknown), stale_before,
-# now, lanes (JSON list), message, terminal statuses (JSON list). Returns 'released',
-# 'requeued' or 'ok'.
+# to queued, its running slot freed, at its old place in the queue (it had waited already; the
+# worker that ran the reaper sends it a slot token). ARGV: prefix, id, tenant ('' when unknown),
+# stale_before, now, lanes (JSON list), message, terminal statuses (JSON list). Returns
+# 'released', 'requeued' or 'ok'.
 REPAIR = (
     _PLACE
     + """
@@ -94,6 +156,7 @@ for _, s in ipairs(cjson.decode(ARGV[8])) do if raw[1] == cjson.encode(s) then e
 if ended then
   for _, lane in ipairs(cjson.decode(ARGV[6])) do
     redis.call('ZREM', p .. ':lane:' .. lane .. ':queued', id)
+    redis.call('ZREM', p .. ':lane:' .. lane .. ':since', id)
     redis.call('SREM', p .. ':lane:' .. lane .. ':running', id)
   end
   local tenant = raw[2] and cjson.decode(raw[2]) or ARGV[3]
@@ -153,4 +216,4 @@ redis.call('SADD', KEYS[1], ARGV[2])
 return 1
 """
 
-SCRIPTS = {"move": MOVE, "repair": REPAIR, "job_view": JOB_VIEW, "forget_if": FORGET_IF, "admit": ADMIT}
+SCRIPTS = {"move": MOVE, "pick": PICK, "repair": REPAIR, "job_view": JOB_VIEW, "forget_if": FORGET_IF, "admit": ADMIT}

@@ -135,16 +135,16 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
                 hint=f"Rename the label column to '{TARGET}', or fit the default model (hgb), which takes a target.",
                 status=422,
             )
-        info, rows = validate_fit(svc, tenant, request.dataset_id, request.target)
+        info, rows, columns = validate_fit(svc, tenant, request.dataset_id, request.target)
     else:
         assert request.model_id is not None
-        info, rows = validate_predict(svc, tenant, request.dataset_id, request.model_id)
+        info, rows, columns = validate_predict(svc, tenant, request.dataset_id, request.model_id)
         model = svc.state.jobs.get_for(tenant, request.model_id)
         family = choose_family("predict", request.model, model.model)
         features = (model.result or {}).get("features")
     check_params(family, params)
     lane = choose_lane(svc, info.size, rows, request.lane)
-    job = _new_job(svc, tenant, job_id, request, family, lane, info, rows)
+    job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
     if family.two_steps:
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
@@ -182,16 +182,25 @@ def check_webhook(settings: Settings, url: str) -> None:
 
 def _new_job(
     svc: Services, tenant: str, job_id: str, request: JobRequest, family: ModelFamily, lane: Lane,
-    info: ObjectInfo, rows: int,
+    info: ObjectInfo, shape: tuple[int, int],
 ) -> Job:  # fmt: skip
-    now = time.time()
+    now, (rows, columns) = time.time(), shape
     return Job(
         id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
         dataset_id=request.dataset_id, model_id=request.model_id, params=dict(request.params or {}),
         created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
         time_limit_s=svc.settings.time_limit_s(lane), model=family.name, target=request.target,
         webhook_url=request.webhook_url, webhook_secret=request.webhook_secret,
+        queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
+
+
+def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:
+    """Short jobs first: the seconds a job's estimated cost (rows x columns, from the Parquet
+    footer) adds to its queue time when its lane orders waiting work, capped so a big job
+    never waits behind jobs queued more than ``queue_handicap_max_s`` after it (aging)."""
+    cells = rows * max(1, columns)
+    return min(cells / 1e6 * settings.queue_handicap_s_per_million_cells, settings.queue_handicap_max_s)
 
 
 def _plan_steps(

@@ -14,8 +14,8 @@ from ml.errors import DataProblem
 from ml.schema import TARGET, check_predict_schema, check_training_schema
 
 
-def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int]:
-    """Refuse a training set that cannot train on ``target``; return its object info and row count."""
+def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int, int]:
+    """Refuse a training set that cannot train on ``target``; return its object info, rows and columns."""
     info = uploaded(svc, tenant, dataset_id)
     with inspection_slot(svc.settings):
         source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
@@ -24,11 +24,11 @@ def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARG
         except DataProblem as problem:
             raise data_error(problem) from problem
         scan_target(source, svc.settings.target_scan_rows, target)  # a bounded sample, never the whole column
-    return info, source.metadata.num_rows
+    return info, source.metadata.num_rows, source.metadata.num_columns
 
 
-def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str) -> tuple[ObjectInfo, int]:
-    """Refuse prediction data that does not fit the model; return its object info and rows."""
+def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str) -> tuple[ObjectInfo, int, int]:
+    """Refuse prediction data that does not fit the model; return its object info, rows and columns."""
     model = usable_model(svc.state.jobs.get_for(tenant, model_id))
     info = uploaded(svc, tenant, dataset_id)
     with inspection_slot(svc.settings):
@@ -39,7 +39,7 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
         check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, model.target)
     except DataProblem as problem:
         raise data_error(problem) from problem
-    return info, source.metadata.num_rows
+    return info, source.metadata.num_rows, source.metadata.num_columns
 
 
 def deleted_model(model_id: str) -> UserError:

@@ -103,7 +103,7 @@ def wait_for_workers(process: subprocess.Popen, data_dir: Path) -> list[psutil.P
     """Every worker of every lane once each has registered with the broker (the stack starts
     them after it is ready)."""
     settings = stack_settings(data_dir)
-    expected = sum(EmbeddedStack(data_dir=data_dir).workers_for(lane) for lane in LANES)
+    expected = EmbeddedStack(data_dir=data_dir).concurrent_workers()  # the reserved one included
 
     def registered() -> list[psutil.Process] | None:
         workers = children_running(process, "worker --lane")

@@ -34,5 +34,6 @@ def test_a_reap_keeps_queued_jobs_in_their_place(settings, broker_db):
     finally:
         for job in (old, new):
             broker_db.zrem(key, job.id)
+            broker_db.zrem(state.keys.lane("gpu", "since"), job.id)
             broker_db.srem(state.keys.tenant("t-reap", "queued"), job.id)
             broker_db.delete(state.keys.job(job.id))

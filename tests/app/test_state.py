@@ -10,12 +10,14 @@ import pytest
 
 from app.domain import Job, JobStatus, new_id
 from app.jobs.broker import redis_client
-from app.state import State, TenantBusy
+from app.state import Keys, State, TenantBusy
 
 
 @pytest.fixture
 def state(settings) -> State:
-    return State(client=redis_client(settings, decode=True), retention_s=3600)
+    # A private key prefix: a queued job here has no slot token, and in the shared lanes a
+    # worker of another test would pick it (a lane's message starts whichever job is next).
+    return State(client=redis_client(settings, decode=True), retention_s=3600, keys=Keys(f"s{secrets.token_hex(4)}"))
 
 
 def queued_job(state: State, tenant: str, lane: str = "large") -> Job:
@@ -118,6 +120,7 @@ def test_the_async_and_blocking_reads_are_one_read(settings, state):
         client=redis_client(settings, decode=True),
         async_client=redis_client(settings, decode=True, asynchronous=True),
         retention_s=3600,
+        keys=state.keys,
     )
     job = queued_job(state, "t-" + secrets.token_hex(4))
     read = both.lanes.job_view(job.tenant, job.id)

@@ -249,14 +249,18 @@ containers:
         value: {{ int64 $lane.timeLimitS | quote }}
       - name: TABJOB_WORKER_HEALTH_PORT
         value: "8001"
-      # One OpenMP thread per CPU the container may use (limits.cpu rounded up), so fits do
-      # not oversubscribe the node.
-      - name: OMP_NUM_THREADS
+      # The CPU budget: one thread per CPU of the container's limit (a whole number of CPUs,
+      # equal to the request: checked by tabjob.workerCpus), for the worker's jobs
+      # (TABJOB_WORKER_THREADS) and for OpenMP/BLAS in every process before any fork.
+      {{- $_ := include "tabjob.workerCpus" (dict "lane" .lane "resources" .resources) }}
+      {{- range $name := list "TABJOB_WORKER_THREADS" "OMP_NUM_THREADS" "OPENBLAS_NUM_THREADS" }}
+      - name: {{ $name }}
         valueFrom:
           resourceFieldRef:
             containerName: worker
             resource: limits.cpu
             divisor: "1"
+      {{- end }}
     resources:
       {{- toYaml .resources | nindent 6 }}
     # A fit holds the CPU for minutes, so the health endpoint gets two minutes of patience
@@ -292,6 +296,37 @@ volumes:
   {{- with include "tabjob.redisCaVolume" $root }}
   {{- . | nindent 2 }}
   {{- end }}
+{{- end }}
+
+{{/*
+tabjob.workerCpus: the whole CPUs of a worker container, from its resources. A worker runs one
+job at a time with one thread per CPU of its limit, so the limit must be a whole number of CPUs
+(a fraction would be throttled: 1500m gives 1 thread and wastes the half) and the request must
+equal it (the scheduler then reserves what the threads use; a lower request would oversubscribe
+the node). Anything else fails the render with a message. Call with (dict "lane" L "resources" R).
+*/}}
+{{- define "tabjob.workerCpus" -}}
+{{- $limits := .resources.limits | default dict }}
+{{- $requests := .resources.requests | default dict }}
+{{- $limit := include "tabjob.millicpu" (required (printf "workers.%s: resources.limits.cpu is required (the thread count follows it)" .lane) $limits.cpu) | int }}
+{{- $request := include "tabjob.millicpu" ($requests.cpu | default $limits.cpu) | int }}
+{{- if or (lt $limit 1000) (ne (mod $limit 1000) 0) }}
+{{- fail (printf "%s worker: resources.limits.cpu must be a whole number of CPUs (one job thread per CPU), got %v" .lane $limits.cpu) }}
+{{- end }}
+{{- if ne $request $limit }}
+{{- fail (printf "%s worker: resources.requests.cpu (%v) must equal limits.cpu (%v): its job runs one thread per CPU of the limit" .lane $requests.cpu $limits.cpu) }}
+{{- end }}
+{{- div $limit 1000 }}
+{{- end }}
+
+{{/*
+tabjob.millicpu: a CPU quantity ("2", 2, "1.5", "500m") in millicores.
+*/}}
+{{- define "tabjob.millicpu" -}}
+{{- $q := toString . }}
+{{- if hasSuffix "m" $q }}{{ trimSuffix "m" $q | int }}
+{{- else }}{{ mulf (float64 $q) 1000 | int }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -1,0 +1,127 @@
+"""The CPU budget: how many OpenMP threads a job may run, from the cgroup quota (a pod's CPU
+limit), the affinity mask, the worker's configured share, and the embedded stack's split of the
+machine among its workers. Fake cgroup trees stand in for /sys/fs/cgroup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from app import settings as settings_module
+from app.cpu import available_cpus, cgroup_cpu_limit, threads_per_worker
+from app.domain import Job, JobStatus
+from app.jobs.actors import threads_for
+from app.local.stack import EmbeddedStack
+from app.settings import Settings
+
+AFFINITY = len(os.sched_getaffinity(0))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings that start nothing (these tests compute, they do not connect)."""
+    return Settings(
+        redis_url="redis://127.0.0.1:1", s3_endpoint="http://127.0.0.1:1", s3_access_key="a", s3_secret_key="b"
+    )
+
+
+def cgroup_v2(tmp_path: Path, limits: dict[str, str], own: str = "/") -> tuple[Path, Path]:
+    """A fake cgroup v2 tree (``cpu.max`` per folder) and a /proc/self/cgroup naming ``own``."""
+    root = tmp_path / "cgroup"
+    for folder, cpu_max in limits.items():
+        (root / folder.strip("/")).mkdir(parents=True, exist_ok=True)
+        (root / folder.strip("/") / "cpu.max").write_text(cpu_max + "\n")
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(f"0::{own}\n")
+    return root, proc
+
+
+def test_a_v2_quota_of_the_process_cgroup_is_its_cpu_limit(tmp_path):
+    root, proc = cgroup_v2(tmp_path, {"/": "max 100000", "/kubepods/pod1": "200000 100000"}, own="/kubepods/pod1")
+    assert cgroup_cpu_limit(root, proc) == 2.0
+    assert available_cpus(root, proc) == min(2, AFFINITY)
+
+
+def test_the_smallest_quota_on_the_way_to_the_root_wins(tmp_path):
+    # A parent (the pod) limits more than the container's own cgroup.
+    root, proc = cgroup_v2(tmp_path, {"/pod": "150000 100000", "/pod/container": "400000 100000"}, own="/pod/container")
+    assert cgroup_cpu_limit(root, proc) == 1.5
+    # A fractional quota rounds down: a second thread would only be throttled.
+    assert available_cpus(root, proc) == 1
+
+
+def test_no_quota_means_the_affinity_mask(tmp_path):
+    root, proc = cgroup_v2(tmp_path, {"/": "max 100000"})
+    assert cgroup_cpu_limit(root, proc) is None
+    assert available_cpus(root, proc) == AFFINITY
+
+
+def test_a_quota_under_one_cpu_still_gives_one_thread(tmp_path):
+    root, proc = cgroup_v2(tmp_path, {"/": "50000 100000"})
+    assert available_cpus(root, proc) == 1
+
+
+def test_a_v1_cfs_quota_is_read_too(tmp_path):
+    root = tmp_path / "cgroup"
+    (root / "cpu,cpuacct").mkdir(parents=True)
+    (root / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("100000\n")
+    (root / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
+    missing = tmp_path / "no-proc-file"
+    assert cgroup_cpu_limit(root, missing) == 1.0
+    assert available_cpus(root, missing) == 1
+    (root / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")  # v1's "no quota"
+    assert cgroup_cpu_limit(root, missing) is None
+
+
+def test_workers_share_the_cores_and_each_gets_at_least_one_thread():
+    assert threads_per_worker(8, 2) == 4
+    assert threads_per_worker(8, 3) == 2
+    assert threads_per_worker(2, 4) == 1
+    assert threads_per_worker(1, 1) == 1
+
+
+def test_the_configured_thread_count_never_exceeds_the_quota(monkeypatch, settings):
+    monkeypatch.setattr(settings_module, "available_cpus", lambda: 2)
+    assert settings.model_copy(update={"worker_threads": 8}).threads_for_worker() == 2
+    assert settings.model_copy(update={"worker_threads": 1}).threads_for_worker() == 1
+    assert settings.model_copy(update={"worker_threads": None}).threads_for_worker() == 2
+
+
+def test_small_jobs_run_on_one_thread_and_others_on_the_worker_budget(monkeypatch, settings):
+    monkeypatch.setattr(settings_module, "available_cpus", lambda: 4)
+    tuned = settings.model_copy(update={"worker_threads": 4, "single_thread_max_rows": 20_000})
+
+    def job(rows: int) -> Job:
+        return Job(id="job_x", tenant="t", kind="fit", lane="small", status=JobStatus.QUEUED, dataset_rows=rows)
+
+    assert threads_for(job(200), tuned) == 1
+    assert threads_for(job(75_000), tuned) == 4
+
+
+def test_the_stack_gives_every_worker_an_equal_share_of_the_cores(monkeypatch, tmp_path):
+    # Given a machine of 8 cores and a stack of every lane
+    monkeypatch.setattr("app.local.workers.available_cpus", lambda: 8)
+    stack = EmbeddedStack(data_dir=tmp_path)
+    stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
+    stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]
+    workers = stack.concurrent_workers()
+    # Then each worker's jobs may use 8 // 7 = 1 thread, so all together never exceed 8
+    threads = int(stack.child_env()["TABJOB_WORKER_THREADS"])
+    assert workers == 7  # 4 small, 1 reserved for small work, 1 large, 1 gpu
+    assert threads == 1
+    assert threads * workers <= 8
+
+
+@pytest.mark.parametrize("cores, expected", [(16, 2), (2, 1)])
+def test_the_stack_share_follows_the_cores(monkeypatch, tmp_path, cores, expected):
+    monkeypatch.setattr("app.local.workers.available_cpus", lambda: cores)
+    stack = EmbeddedStack(data_dir=tmp_path, lanes=("small", "large"))
+    stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
+    stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]
+    workers = stack.concurrent_workers()
+    threads = int(stack.child_env()["TABJOB_WORKER_THREADS"])
+    assert threads == expected
+    assert threads * workers <= cores or threads == 1
