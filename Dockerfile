@@ -29,16 +29,18 @@ WORKDIR /app
 # --extra keeps the optional ones out: `local` (the laptop's Valkey and SeaweedFS binaries) and
 # `gpu` (XGBoost with its CUDA libraries, Dockerfile.gpu only).
 # Bind-mount targets are absolute: podman and buildah refuse relative ones.
+# --no-install-workspace: the server and client/ (a workspace member) come in the next step.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=/app/uv.lock \
     --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
-    uv sync --frozen --no-dev --no-default-groups --no-editable --no-install-project
+    uv sync --frozen --no-dev --no-default-groups --no-editable --no-install-workspace
 
 # Then the project itself, installed as a wheel (--no-editable) so the venv does not point back
 # at /app's sources.
 COPY pyproject.toml uv.lock README.md ./
 COPY app ./app
 COPY ml ./ml
+COPY client ./client
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-default-groups --no-editable
 

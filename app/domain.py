@@ -131,6 +131,14 @@ class Job:
     cost_cells: int | None = None
     # A job waiting out a retry's back-off is not picked before this Unix time.
     not_before: float | None = None
+    # The column a fit learns (the legacy routes always use ``y``).
+    target: str = "y"
+    # When the fit's model file was deleted (the record stays, for the history); None: it exists.
+    model_deleted_at: float | None = None
+    # Where to POST when the job ends, signed with the secret (never shown); see app/webhooks.py.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_outcome: str | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Job:

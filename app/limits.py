@@ -100,15 +100,15 @@ def _check_footer_length(store: Store, key: str, info: ObjectInfo, max_footer_by
         )
 
 
-def scan_target(source: pq.ParquetFile, max_rows: int) -> None:
-    """Refuse a target that cannot train (all missing, one class, too many classes), reading at
-    most ``max_rows`` of it in batches of TARGET_BATCH_ROWS.
+def scan_target(source: pq.ParquetFile, max_rows: int, target: str = TARGET) -> None:
+    """Refuse a target (the column ``target``) that cannot train (all missing, one class, too many
+    classes), reading at most ``max_rows`` of it in batches of TARGET_BATCH_ROWS.
 
     Raises UserError (422) for the data problems ``ml.schema.check_target`` names.
     """
     seen, scanned = None, 0
     try:
-        for batch in source.iter_batches(batch_size=TARGET_BATCH_ROWS, columns=[TARGET]):
+        for batch in source.iter_batches(batch_size=TARGET_BATCH_ROWS, columns=[target]):
             values = batch.column(0)
             if pa.types.is_dictionary(values.type):
                 values = values.cast(values.type.value_type)
@@ -119,26 +119,27 @@ def scan_target(source: pq.ParquetFile, max_rows: int) -> None:
                 break
     except (pa.ArrowException, OSError) as exc:
         raise UserError(
-            f"The column '{TARGET}' could not be read ({exc}); the file is damaged or truncated.",
+            f"The column '{target}' could not be read ({exc}); the file is damaged or truncated.",
             code="dataset.corrupt",
             hint="Write and upload the file again.",
             status=422,
         ) from exc
     seen = seen if seen is not None else pa.array([], type=pa.null())
     complete = scanned >= source.metadata.num_rows
-    if not complete and len(seen) <= MAX_CLASSES and (len(seen) >= 2 or not _statistics_show_one_value(source)):
+    one_value = _statistics_show_one_value(source, target)
+    if not complete and len(seen) <= MAX_CLASSES and (len(seen) >= 2 or not one_value):
         return  # the sample cannot refuse it and the statistics do not: the worker reads every row
     try:
-        check_target(seen)
+        check_target(seen, target)
     except DataProblem as problem:
         raise data_error(problem) from problem
 
 
-def _statistics_show_one_value(source: pq.ParquetFile) -> bool:
+def _statistics_show_one_value(source: pq.ParquetFile, target: str) -> bool:
     """True when every row group's statistics say the target holds one value and no nulls (so a
     partial scan of one class may be refused as a whole)."""
     metadata = source.metadata
-    index = next((j for j in range(metadata.num_columns) if metadata.schema.column(j).path == TARGET), None)
+    index = next((j for j in range(metadata.num_columns) if metadata.schema.column(j).path == target), None)
     if index is None:
         return False
     values = set()

@@ -11,6 +11,7 @@ from app.jobs.broker import build_broker, redis_client
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
+from app.webhooks import Notifier, notifier_for
 
 
 @dataclass
@@ -20,15 +21,19 @@ class Services:
     store: Store
     broker: dramatiq.Broker
     keys: ApiKeys
+    # Notifies the webhooks of jobs the API ends (a queued job canceled); None when webhooks are off.
+    notifier: Notifier | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         client = redis_client(settings, decode=True)
         async_client = redis_client(settings, decode=True, asynchronous=True)
+        state = State(client=client, async_client=async_client, retention_s=settings.job_retention_s)
         return cls(
             settings=settings,
-            state=State(client=client, async_client=async_client, retention_s=settings.job_retention_s),
+            state=state,
             store=Store.from_settings(settings),
             broker=build_broker(settings),
             keys=ApiKeys(client=client),
+            notifier=notifier_for(settings, state),
         )

@@ -12,12 +12,13 @@ from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from app.cpu import available_cpus
 from app.cpu import threads_per_worker as threads_per_worker  # re-exported for app.local.stack
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
+from app.settings_userdata import UserDataSettings
 
 # A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
 # job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
@@ -37,7 +38,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(BaseSettings):
+class Settings(UserDataSettings):
     """The service's configuration. docs/configuration.md is generated from these field descriptions
     (`uv run python -m app.settings_docs`)."""
 

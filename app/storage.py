@@ -202,6 +202,18 @@ class Store:
         fetches only the ranges read."""
         return RangedReader(self, key, info)
 
+    def written_before(self, prefix: str, before: float) -> Iterator[str]:
+        """Keys under ``prefix`` last written before ``before`` (Unix seconds), listed page by page."""
+        with _infra("list objects"):
+            for item in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                if item.last_modified is not None and item.last_modified.timestamp() < before:
+                    yield item.object_name
+
+    def remove(self, key: str) -> None:
+        """Delete the object at ``key`` (no error when it is already gone)."""
+        with _infra("delete an object"):
+            self.client.remove_object(self.bucket, key)
+
     def put_json(self, key: str, document: Any) -> None:
         data = json.dumps(document, default=str, sort_keys=True).encode()
         with _infra("write to the object store"):

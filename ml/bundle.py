@@ -43,6 +43,8 @@ class ModelBundle:
     params: dict[str, Any] = field(default_factory=dict)
     family: str = "hgb"
     device: str = "cpu"
+    # The column the model learned; files written before fits could name it unpickle with ``y``.
+    target: str = TARGET
 
 
 def save_bundle(url: str, bundle: ModelBundle, scratch_dir: str | None) -> str:
@@ -65,6 +67,7 @@ def save_trained(
         params=summary["params"],
         family=summary["family"],
         device=trained.device,
+        target=summary.get("target", TARGET),
     )
     return save_bundle(url, bundle, scratch_dir)
 

@@ -64,21 +64,23 @@ def open_parquet(path: Path) -> pq.ParquetFile:
         ) from exc
 
 
-def read_training(path: Path, progress: Progress | None = None) -> TrainingSource:
+def read_training(path: Path, progress: Progress | None = None, target: str = TARGET) -> TrainingSource:
     """Check a training file and learn its encoding; rows without a target are left out (and reported).
+
+    ``target`` names the column of class labels.
 
     Raises:
       DataProblem: the file cannot train (see ``ml.schema``).
     """
     source = open_parquet(path)
-    kinds = check_training_schema(source.schema_arrow, source.metadata.num_rows)
-    y = nan_as_null(source.read(columns=[TARGET]).column(0))
-    check_target(y)
+    kinds = check_training_schema(source.schema_arrow, source.metadata.num_rows, target)
+    y = nan_as_null(source.read(columns=[target]).column(0))
+    check_target(y, target)
     rows = None
     if y.null_count:
         rows = pc.is_valid(y)
         y = y.filter(rows)
-        message = f"{source.metadata.num_rows - len(y):,} row(s) without '{TARGET}' are left out."
+        message = f"{source.metadata.num_rows - len(y):,} row(s) without '{target}' are left out."
         report(progress, "validating", None, message)
     spec = FeatureSpec.learn(source, kinds)
     for message in spec.notes:
@@ -87,14 +89,14 @@ def read_training(path: Path, progress: Progress | None = None) -> TrainingSourc
     return TrainingSource(source=source, spec=spec, rows=rows, classes=classes, codes=codes)
 
 
-def read_predict(path: Path, spec: FeatureSpec) -> pq.ParquetFile:
-    """Open a prediction file and check it against the model's feature columns.
+def read_predict(path: Path, spec: FeatureSpec, target: str = TARGET) -> pq.ParquetFile:
+    """Open a prediction file and check it against the model's feature columns (a ``target`` column is ignored).
 
     Raises:
       DataProblem: unreadable, no rows, or columns that do not match ``spec``.
     """
     source = open_parquet(path)
-    check_predict_schema(source.schema_arrow, source.metadata.num_rows, spec.columns)
+    check_predict_schema(source.schema_arrow, source.metadata.num_rows, spec.columns, target)
     return source
 
 

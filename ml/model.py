@@ -19,6 +19,7 @@ from ml.dataset import open_parquet, read_predict, read_training
 from ml.device import choose_device
 from ml.families.hgb import DEFAULT_RANDOM_STATE, TUNABLE_PARAMS
 from ml.io import Progress, fetch_to_file, report
+from ml.schema import TARGET
 from ml.training import EARLY_STOPPING_AUTO_ROWS, VALIDATION_FRACTION, fit_summary, train_family
 
 __all__ = [
@@ -43,9 +44,10 @@ def fit(
     scratch_dir: str | None = None,
     family: str = families.DEFAULT_FAMILY,
     device: str | None = None,
+    target: str = TARGET,
 ) -> dict[str, Any]:
-    """Train a classifier on the Parquet at ``data_url`` (target column ``y``) and write the
-    cloudpickled ModelBundle to ``model_url``.
+    """Train a classifier on the Parquet at ``data_url`` (target column ``target``, ``y`` by
+    default) and write the cloudpickled ModelBundle to ``model_url``.
 
     Parameters:
       params: the family's parameters (its ``tunable_params``; TUNABLE_PARAMS for ``hgb``).
@@ -67,7 +69,7 @@ def fit(
     try:
         timings["download_s"] = time.perf_counter() - started
         report(progress, "validating")
-        training = read_training(path, progress)
+        training = read_training(path, progress, target)
         data = training.training_set(chosen_params, chosen.matrix_dtype)
         timings["prepare_s"] = time.perf_counter() - started - timings["download_s"]
     finally:
@@ -78,7 +80,7 @@ def fit(
     n_rows = len(training.codes)
     report(progress, "training", None, f"Training on {n_rows:,} rows x {data.X.shape[1]} features.")
     trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device)
-    summary = fit_summary(chosen, trained, data, chosen_params)
+    summary = fit_summary(chosen, trained, data, chosen_params, target)
     del data, training
 
     report(progress, "uploading")
@@ -119,7 +121,7 @@ def predict(
     try:
         timings["download_s"] = time.perf_counter() - started
         report(progress, "validating")
-        X = bundle.spec.matrix(read_predict(path, bundle.spec), dtype=chosen.matrix_dtype)
+        X = bundle.spec.matrix(read_predict(path, bundle.spec, bundle.target), dtype=chosen.matrix_dtype)
     finally:
         if temporary:
             os.unlink(path)

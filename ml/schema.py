@@ -59,12 +59,12 @@ def describe_type(dtype: pa.DataType) -> str:
     return str(dtype)
 
 
-def feature_schema(schema: pa.Schema) -> dict[str, str]:
-    """Feature columns and their kinds, in file order; ``y`` and unusable columns left out."""
+def feature_schema(schema: pa.Schema, target: str = TARGET) -> dict[str, str]:
+    """Feature columns and their kinds, in file order; the target and unusable columns left out."""
     kinds = {}
     for field in schema:
         kind = column_kind(field.type)
-        if field.name != TARGET and kind is not None:
+        if field.name != target and kind is not None:
             kinds[field.name] = kind
     return kinds
 
@@ -81,12 +81,14 @@ def check_unique_columns(schema: pa.Schema) -> None:
         )
 
 
-def check_training_schema(schema: pa.Schema, num_rows: int) -> dict[str, str]:
+def check_training_schema(schema: pa.Schema, num_rows: int, target: str = TARGET) -> dict[str, str]:
     """Refuse a training file that cannot train; return its feature kinds.
 
+    ``target`` names the column of class labels (``y`` unless the fit names another).
+
     Raises:
-      DataProblem: no rows, no ``y``, no usable feature, columns named twice, or columns of
-        unusable types.
+      DataProblem: no rows, no target column, no usable feature, columns named twice, or columns
+        of unusable types.
     """
     check_unique_columns(schema)
     if num_rows == 0:
@@ -95,32 +97,34 @@ def check_training_schema(schema: pa.Schema, num_rows: int) -> dict[str, str]:
             "The dataset has no rows.",
             "Upload a Parquet file with at least two rows of training data.",
         )
-    if TARGET not in schema.names:
+    if target not in schema.names:
         raise DataProblem(
             "dataset.missing_target",
-            f"The training data has no column named '{TARGET}' (the target). Columns found: {_preview(schema.names)}.",
-            f"Add the labels as a column named '{TARGET}', or rename your label column to '{TARGET}'.",
+            f"The training data has no column named '{target}' (the target). Columns found: {_preview(schema.names)}.",
+            f"Add the labels as a column named '{target}', or pass your label column's name as the fit's target.",
         )
-    target_type = schema.field(TARGET).type
+    target_type = schema.field(target).type
     if column_kind(target_type) is None:
         raise DataProblem(
             "dataset.unsupported_target_type",
-            f"The target column '{TARGET}' has type {describe_type(target_type)}, which cannot hold class labels.",
+            f"The target column '{target}' has type {describe_type(target_type)}, which cannot hold class labels.",
             "Store class labels as integers, strings or booleans.",
         )
-    _refuse_unusable_columns(schema)
-    features = feature_schema(schema)
+    _refuse_unusable_columns(schema, target)
+    features = feature_schema(schema, target)
     if not features:
         raise DataProblem(
             "dataset.no_features",
-            f"The training data has no feature columns besides '{TARGET}'.",
+            f"The training data has no feature columns besides '{target}'.",
             "Add at least one column to learn from.",
         )
     return features
 
 
-def check_target(y: pa.ChunkedArray | pa.Array) -> int:
+def check_target(y: pa.ChunkedArray | pa.Array, target: str = TARGET) -> int:
     """Refuse a target the classifier cannot learn; return the number of classes.
+
+    ``target`` is the column's name, for the messages.
 
     Raises:
       DataProblem: every value missing, a single class, or too many classes.
@@ -129,21 +133,21 @@ def check_target(y: pa.ChunkedArray | pa.Array) -> int:
     if len(present) == 0:
         raise DataProblem(
             "dataset.target_all_missing",
-            f"Every value of the target column '{TARGET}' is missing.",
-            f"Fill in '{TARGET}' with the class of each row.",
+            f"Every value of the target column '{target}' is missing.",
+            f"Fill in '{target}' with the class of each row.",
         )
     classes = len(pc.unique(present))
     if classes < 2:
         only = present[0].as_py()
         raise DataProblem(
             "dataset.single_class",
-            f"The target column '{TARGET}' has only one class ({only!r}); a classifier needs at least two.",
+            f"The target column '{target}' has only one class ({only!r}); a classifier needs at least two.",
             "Include rows of every class you want the model to predict.",
         )
     if classes > MAX_CLASSES:
         raise DataProblem(
             "dataset.too_many_classes",
-            f"The target column '{TARGET}' has {classes:,} distinct values; a classifier "
+            f"The target column '{target}' has {classes:,} distinct values; a classifier "
             f"supports at most {MAX_CLASSES:,} classes.",
             "This looks like a regression target: bin it into classes, or use class labels.",
         )
@@ -157,13 +161,14 @@ def nan_as_null(y: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return y
 
 
-def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str, str]) -> None:
+def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str, str], target: str = TARGET) -> None:
     """Refuse prediction data that does not match the model's training columns.
 
     Parameters:
-      schema: the prediction file's schema. A ``y`` column, if present, is ignored.
+      schema: the prediction file's schema. The target column, if present, is ignored.
       num_rows: rows in the prediction file.
       trained: the model's feature columns and kinds, as saved at fit time.
+      target: the column the model learned (``y`` unless its fit named another).
 
     Raises:
       DataProblem: no rows, missing or unexpected columns, or types that cannot be cast.
@@ -175,7 +180,7 @@ def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str,
             "The dataset has no rows.",
             "Upload a Parquet file with at least one row to predict.",
         )
-    names = [n for n in schema.names if n != TARGET]
+    names = [n for n in schema.names if n != target]
     missing = [c for c in trained if c not in names]
     if missing:
         raise DataProblem(
@@ -203,8 +208,8 @@ def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str,
         )
 
 
-def _refuse_unusable_columns(schema: pa.Schema) -> None:
-    bad = [f"'{f.name}' ({describe_type(f.type)})" for f in schema if f.name != TARGET and column_kind(f.type) is None]
+def _refuse_unusable_columns(schema: pa.Schema, target: str) -> None:
+    bad = [f"'{f.name}' ({describe_type(f.type)})" for f in schema if f.name != target and column_kind(f.type) is None]
     if bad:
         raise DataProblem(
             "dataset.unsupported_types",

@@ -12,6 +12,7 @@ import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
 from ml.families import Family, Trained, TrainingSet
+from ml.schema import TARGET
 
 # HistGradientBoosting's own rule and default for early stopping.
 EARLY_STOPPING_AUTO_ROWS = 10_000
@@ -64,9 +65,12 @@ def validation_score(family: Family, trained: Trained, data: TrainingSet) -> flo
     return float(np.mean(predicted == data.classes[data.codes_val]))
 
 
-def fit_summary(family: Family, trained: Trained, data: TrainingSet, params: dict[str, Any]) -> dict[str, Any]:
+def fit_summary(
+    family: Family, trained: Trained, data: TrainingSet, params: dict[str, Any], target: str = TARGET
+) -> dict[str, Any]:
     """The facts about a training every path reports (the caller adds features, notes, digest, timings)."""
     return {
+        "target": target,
         "family": family.name,
         "device": trained.device,
         "classes": [plain(c) for c in data.classes],
@@ -74,6 +78,7 @@ def fit_summary(family: Family, trained: Trained, data: TrainingSet, params: dic
         "iterations": trained.iterations,
         "best_iteration": trained.best_iteration,
         "validation_score": validation_score(family, trained, data),
+        "validation_rows": 0 if data.codes_val is None else len(data.codes_val),
         "params": params,
     }
 

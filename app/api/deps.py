@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from app import logging_setup
@@ -22,7 +23,22 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def current_tenant(request: Request, svc: ServicesDep) -> str:
+# Declares the bearer scheme in the OpenAPI document (the Authorize button of /docs); checking
+# the token stays ours (auto_error=False), so a missing or malformed key gets the API's envelope.
+bearer = HTTPBearer(
+    scheme_name="ApiKey",
+    bearerFormat="tj_<key id>_<secret>",
+    description="An API key from `tabjob admin create-key`, sent as `Authorization: Bearer <key>`. "
+    "A local stack with auth off needs none.",
+    auto_error=False,
+)
+
+
+# Only declares the scheme for the OpenAPI document; ``_bearer`` reads the header itself.
+DeclaredBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def current_tenant(request: Request, svc: ServicesDep, _declared: DeclaredBearer) -> str:
     """The tenant of the bearer token; the local tenant when auth is off (loopback only)."""
     # async, so the common no-I/O path costs no thread-pool hop; the key lookup (Redis) runs
     # in the pool.
@@ -37,7 +53,7 @@ async def current_tenant(request: Request, svc: ServicesDep) -> str:
     return tenant
 
 
-async def current_viewer(request: Request, svc: ServicesDep) -> Viewer:
+async def current_viewer(request: Request, svc: ServicesDep, _declared: DeclaredBearer) -> Viewer:
     """The caller as the overview sees it: its tenant, and whether its key is an admin key.
     With auth off (one user on a loopback address) the caller sees everything."""
     if not svc.settings.auth_enabled:

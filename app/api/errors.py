@@ -40,6 +40,7 @@ ERROR_MEANINGS: dict[int, str] = {
     404: "No such dataset or job for this tenant.",
     409: "The resource is not in a state that allows this (a job not finished, a dataset not uploaded), "
     "or the deployment hands out no PUT upload URLs.",
+    410: "The model was deleted (`model.deleted`): train a new one.",
     413: "The dataset (its bytes, rows, columns or footer) or the request body is larger than the service accepts.",
     422: "The request or its data is invalid; the message names what to fix.",
     429: "The tenant has as many queued jobs as allowed; retry once some have started.",

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.api import errors
 from app.api.middleware import RequestGuards
-from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, overview
+from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview
 from app.auth import seed_bootstrap_keys
 from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
@@ -18,6 +18,22 @@ from app.services import Services
 from app.settings import LANES, Settings, get_settings
 
 log = logging.getLogger("tabjob.api")
+
+
+API_DESCRIPTION = """Upload a Parquet file (`POST /v1/datasets`, then PUT the bytes to the presigned URL),
+train a model on it (`POST /v1/jobs` with `kind: fit`), predict new data with it (`kind: predict`) and
+download the predictions (`GET /v1/jobs/{id}/result`). Jobs run on workers: poll `GET /v1/jobs/{id}` or
+follow its events. Every error is `{"error": {"code", "message", "hint", "retryable"}}`.
+
+Authorize with an API key (`Authorization: Bearer <key>`; a local stack with auth off needs none).
+The Python client is `pip install ./client` (`import tabjob`); the CLI is `tabjob --help`."""
+TAGS = [
+    {"name": "datasets", "description": "Upload Parquet data, see what the store holds, delete it."},
+    {"name": "jobs", "description": "Fits and predicts: submit, follow, cancel, download the result."},
+    {"name": "models", "description": "Finished fits: list, inspect, export with their schema, delete."},
+    {"name": "health", "description": "Liveness and readiness probes (no API key)."},
+    {"name": "legacy", "description": "The seed's five routes, unchanged for existing clients. Deprecated: use /v1."},
+]
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None, *, observe: bool = True) -> FastAPI:
@@ -44,6 +60,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         title="tabjob",
         version="1.0",
         summary="Tabular training and prediction jobs: upload Parquet, fit, predict, download.",
+        description=API_DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         # What RequestGuards answers on any route, before routing.
         responses=errors.error_responses(403, 431),
@@ -58,6 +76,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(legacy.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
     app.include_router(overview.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)

@@ -5,24 +5,58 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, StepPublic
+from app.api.model_schemas import FeaturePublic, ModelPublic, ValidationPublic
+from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, StepPublic, WebhookPublic
 from app.domain import Dataset, Job
 from app.settings import Settings
 from app.state import Waiting
 from app.steps import shown
 
 # What a fit's result shows its owner (the model's digest and paths stay internal).
-FIT_RESULT_FIELDS = ("classes", "rows", "iterations", "params", "notes", "features", "timings", "device")
+FIT_RESULT_FIELDS = (
+    "classes", "rows", "iterations", "params", "notes", "features", "timings", "target", "family", "device",
+)  # fmt: skip
+NO_HELD_OUT_ROWS = (
+    "early stopping was off (it is on by default above 10,000 rows): no rows were held out; "
+    "fit with early_stopping=true to hold out 10% and get a score"
+)
 
 
 def ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
+def validation(result: dict[str, Any]) -> ValidationPublic:
+    """The validation score of a fit's result, saying which rows it was measured on."""
+    score = result.get("validation_score")
+    if score is None:
+        return ValidationPublic(score=None, split="none", note=NO_HELD_OUT_ROWS)
+    return ValidationPublic(score=score, split="early_stopping", rows=result.get("validation_rows") or 0)
+
+
+def duration_s(job: Job) -> float | None:
+    """How long the job ran (its last attempt), in seconds."""
+    return round(job.ended_at - job.started_at, 3) if job.ended_at and job.started_at else None
+
+
+def fit_result(job: Job) -> dict[str, Any]:
+    """A finished fit's result as its owner sees it: the facts, the validation score, duration, size."""
+    result = job.result or {}
+    shown = {k: result[k] for k in FIT_RESULT_FIELDS if k in result}
+    shown.setdefault("target", job.target)
+    shown.update(
+        validation=validation(result).model_dump(), duration_s=duration_s(job), model_bytes=result.get("model_bytes")
+    )
+    if job.model_deleted_at is not None:
+        shown["model_deleted_at"] = ts(job.model_deleted_at)
+    return shown
+
+
 def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool = False) -> JobPublic:
     result = job.result
     if result and job.kind == "fit":
-        result = {k: result[k] for k in FIT_RESULT_FIELDS if k in result}
+        result = fit_result(job)
+    webhook = WebhookPublic(url=job.webhook_url, outcome=job.webhook_outcome) if job.webhook_url else None
     return JobPublic(
         id=job.id,
         kind=job.kind,
@@ -44,6 +78,37 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         result=result,
         queue=queue,
         deduplicated=deduplicated,
+        webhook=webhook,
+    )
+
+
+def features(job: Job) -> list[FeaturePublic]:
+    """A model's feature columns in training order, with the categories of categorical ones."""
+    spec = (job.result or {}).get("features") or {}
+    categories = spec.get("categories") or {}
+    return [
+        FeaturePublic(name=name, kind=kind, categories=categories.get(name))
+        for name, kind in (spec.get("columns") or {}).items()
+    ]
+
+
+def model_public(job: Job) -> ModelPublic:
+    result = job.result or {}
+    return ModelPublic(
+        id=job.id,
+        dataset_id=job.dataset_id,
+        created_at=ts(job.created_at),  # type: ignore[arg-type]
+        trained_at=ts(job.ended_at),
+        target=result.get("target") or job.target,
+        classes=result.get("classes") or [],
+        features=features(job),
+        rows=result.get("rows"),
+        iterations=result.get("iterations"),
+        family=result.get("family"),
+        validation=validation(result),
+        duration_s=duration_s(job),
+        size_bytes=result.get("model_bytes"),
+        params=result.get("params") or job.params,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.api import examples as ex
 from app.domain import JobKind, JobStatus
 
 
@@ -21,6 +22,8 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     """Every error response of every route."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.ERROR))
 
     error: ErrorBody
 
@@ -40,6 +43,8 @@ class ColumnPublic(BaseModel):
 
 class DatasetPublic(BaseModel):
     """A dataset: where it is in its life (awaiting_upload, uploaded, invalid) and what it holds."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.DATASET))
 
     id: str
     name: str | None = None
@@ -64,12 +69,16 @@ class DatasetCreated(DatasetPublic):
     """A new dataset and where to upload its Parquet bytes: ``upload_form`` (size-bounded by the
     store) or ``upload_url`` (a PUT; null when the deployment hands out only bounded uploads)."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.DATASET_CREATED))
+
     upload_url: str | None
     upload_form: UploadForm | None = None
     upload_expires_at: datetime
 
 
 class DatasetsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.listing(ex.DATASET)))
+
     items: list[DatasetPublic]
     next_cursor: str | None = None
 
@@ -124,10 +133,20 @@ PARAMS_BY_MODEL: dict[str, type[FitParams] | type[XGBoostParams]] = {"hgb": FitP
 ModelName = Literal["hgb", "xgboost"]
 
 
-class JobCreate(BaseModel):
-    """A fit (dataset with ``y``) or a predict (dataset plus a finished fit job as the model)."""
+class WebhookCreate(BaseModel):
+    """Where to POST when the job ends, and the secret its signature is made with (never shown)."""
 
     model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2000, examples=["https://example.com/hooks/tabjob"])
+    secret: str = Field(
+        min_length=16, max_length=200, description="Signs each notification (HMAC-SHA256); keep it to verify them."
+    )
+
+
+class JobCreate(BaseModel):
+    """A fit (dataset with a target column) or a predict (dataset plus a finished fit job as the model)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ex.examples(ex.FIT_REQUEST, ex.PREDICT_REQUEST))
     kind: JobKind
     dataset_id: str = Field(min_length=1, max_length=100)
     model_id: str | None = Field(None, min_length=1, max_length=100)
@@ -138,13 +157,18 @@ class JobCreate(BaseModel):
     )
     params: FitParams | XGBoostParams | None = Field(None, description="The model family's parameters.")
     lane: Literal["auto", "small", "large", "gpu"] = "auto"
+    target: str | None = Field(
+        None, min_length=1, max_length=200, description="A fit's column of class labels (default `y`)."
+    )
+    webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
 
     @model_validator(mode="before")
     @classmethod
     def _params_of_the_family(cls, data: Any) -> Any:
         """Check ``params`` against the family's own parameters (unknown names refused)."""
         if isinstance(data, dict) and isinstance(data.get("params"), dict):
-            family = data.get("model") if data.get("model") in PARAMS_BY_MODEL else "hgb"
+            model = data.get("model")  # any JSON value here: the field's own check refuses a bad one
+            family = model if isinstance(model, str) and model in PARAMS_BY_MODEL else "hgb"
             data = {**data, "params": PARAMS_BY_MODEL[family].model_validate(data["params"])}
         return data
 
@@ -165,6 +189,13 @@ class QueueInfo(BaseModel):
     reason: str
 
 
+class WebhookPublic(BaseModel):
+    """The job's webhook: where it is sent, and how the last delivery went (None until it ends)."""
+
+    url: str
+    outcome: str | None = None
+
+
 class StepPublic(BaseModel):
     """One step of a two-step job (``prepare`` on a CPU lane, ``model`` on the gpu lane)."""
 
@@ -180,6 +211,8 @@ class StepPublic(BaseModel):
 
 class JobPublic(BaseModel):
     """A job as its owner sees it."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.JOB))
 
     id: str
     kind: str
@@ -203,10 +236,13 @@ class JobPublic(BaseModel):
     deduplicated: bool = Field(
         False, description="True when an identical earlier fit was returned instead of training again."
     )
+    webhook: WebhookPublic | None = None
 
 
 class LegacyStatus(BaseModel):
     """``GET /status`` as the seed's clients read it: status words and Unix-second times."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.LEGACY_STATUS))
 
     id: str
     status: JobStatus
@@ -222,6 +258,8 @@ class LegacyStatus(BaseModel):
 
 
 class JobsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.listing(ex.JOB)))
+
     items: list[JobPublic]
     next_cursor: str | None = None
 
@@ -237,10 +275,14 @@ class EventPublic(BaseModel):
 
 
 class EventsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.EVENTS))
+
     items: list[EventPublic]
     next_after: int
 
 
 class DownloadPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.DOWNLOAD))
+
     url: str
     expires_at: datetime

@@ -1,219 +1,176 @@
-"""User commands: upload, fit, predict, status, wait, download, cancel, jobs."""
+"""User commands for jobs: fit, predict, status, wait, cancel, jobs, download."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from app.cli.output import console, emit, fail, transfer_progress
-from app.client import ApiError, TabjobClient
-from app.domain import JobStatus
+import tabjob
+from app.cli import show
+from app.cli.common import JSON, KEY, LANE, LIMIT, QUIET, URL, WAIT, Lane, connected, expect_id, parse_params
+from app.cli.live import follow
+from app.cli.output import EXIT_FAILED, console, emit, plain, transfer_progress
 
-URL = Annotated[str | None, typer.Option("--url", envvar="TABJOB_URL", help="API base URL.")]
-KEY = Annotated[
-    str | None, typer.Option("--api-key", envvar="TABJOB_API_KEY", help="Bearer API key.", show_default=False)
+PARAM = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="NAME=VALUE",
+        help="A model parameter, e.g. -p max_iter=200 (repeatable).",
+    ),
 ]
-JSON = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-STATUS_STYLE = {
-    JobStatus.QUEUED: "yellow",
-    JobStatus.STARTED: "cyan",
-    JobStatus.FINISHED: "green",
-    JobStatus.FAILED: "red",
-    JobStatus.CANCELED: "magenta",
-}
+WEBHOOK = Annotated[
+    str | None, typer.Option(help="POST a signed notification to this URL when the job ends (if the service allows).")
+]
+WEBHOOK_SECRET = Annotated[
+    str | None,
+    typer.Option(envvar="TABJOB_WEBHOOK_SECRET", help="The notification's signing secret (16+ characters)."),
+]
+TIMEOUT = Annotated[float | None, typer.Option(help="Stop waiting after this many seconds (the job goes on).")]
+JOB_ID = Annotated[str, typer.Argument(help="The job's id (job_…).", show_default=False)]
+DATASET_ID = Annotated[str, typer.Argument(help="The data's id (ds_…), from `tabjob upload`.", show_default=False)]
 
 
-def _client(url: str | None, key: str | None) -> TabjobClient:
-    return TabjobClient(url, key)
+class Status(StrEnum):
+    queued = "queued"
+    started = "started"
+    finished = "finished"
+    failed = "failed"
+    canceled = "canceled"
 
 
-def _params(pairs: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"'{pair}' is not NAME=VALUE")
-        try:
-            params[name] = json.loads(value)
-        except json.JSONDecodeError:
-            params[name] = value
-    return params
+class Family(StrEnum):
+    hgb = "hgb"
+    xgboost = "xgboost"
 
 
-def _summary(job: dict[str, Any]) -> str:
-    style = STATUS_STYLE.get(job["status"], "white")
-    line = f"[bold]{job['id']}[/] {job['kind']} [{style}]{job['status']}[/] lane={job['lane']} phase={job.get('phase')}"
-    if job.get("deduplicated"):
-        line += (
-            "\n[dim]An identical fit (same bytes, same parameters) exists: returning it instead of training again.[/]"
-        )
-    if job.get("queue"):
-        line += f"\n[dim]{job['queue']['reason']}[/]"
-    if job.get("error"):
-        line += f"\n[red]{job['error']['code']}[/]: {job['error']['message']}"
-        if job["error"].get("hint"):
-            line += f"\n[yellow]Hint:[/] {job['error']['hint']}"
-    return line
-
-
-def upload(path: Path, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
-    """Upload a Parquet file as a new dataset; prints its id."""
-    with _client(url, api_key) as client:
-        progress, update = transfer_progress(f"upload {path.name}", not as_json)
-        try:
-            with progress:
-                created = client.upload(path, on_bytes=update)
-        except ApiError as exc:
-            fail(exc, as_json)
-        emit(
-            {"id": created["id"], "name": created.get("name")},
-            as_json,
-            f"dataset [bold]{created['id']}[/] uploaded",
-        )
+class Kind(StrEnum):
+    fit = "fit"
+    predict = "predict"
 
 
 def fit(
-    dataset_id: str,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Model parameter NAME=VALUE, e.g. max_iter=200.")
-    ] = None,
-    lane: Annotated[str, typer.Option(help="auto, small, large or gpu.")] = "auto",
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end.")] = False,
-    url: URL = None, api_key: KEY = None, as_json: JSON = False,
+    dataset_id: DATASET_ID, param: PARAM = None,
+    target: Annotated[str | None, typer.Option(help="The column of class labels [default: y].")] = None,
+    model: Annotated[Family | None, typer.Option(help="The model family [default: hgb].")] = None,
+    lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None, webhook: WEBHOOK = None,
+    webhook_secret: WEBHOOK_SECRET = None, quiet: QUIET = False, url: URL = None, api_key: KEY = None,
+    as_json: JSON = False,
 ) -> None:  # fmt: skip
-    """Train a model on a dataset (target column y); prints the job id, which is the model id."""
-    params = _params(param) or None
-    _show_job(url, api_key, as_json, lambda c: c.fit(dataset_id, params=params, lane=lane), wait=wait)
+    """Train a model on a dataset. The job's id is the model's id once it has finished."""
+    with connected(url, api_key, as_json) as client:
+        dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
+        job = client.fit(
+            dataset_id, params=parse_params(param), lane=lane.value, model=model.value if model else None,
+            target=target, webhook_url=webhook, webhook_secret=webhook_secret,
+        )  # fmt: skip
+        _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 
 
 def predict(
-    dataset_id: str, model_id: str,
-    lane: Annotated[str, typer.Option(help="auto, small, large or gpu.")] = "auto",
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end.")] = False,
+    dataset_id: DATASET_ID,
+    model_id: Annotated[str, typer.Argument(help="A finished fit job's id (job_…).", show_default=False)],
+    lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None,
+    quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
+) -> None:  # fmt: skip
+    """Predict a dataset with a model (a finished fit job's id); `tabjob download` fetches the result."""
+    with connected(url, api_key, as_json) as client:
+        dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
+        job = client.predict(dataset_id, expect_id(model_id, "model", "MODEL_ID"), lane=lane.value)
+        _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
+
+
+def _submitted(
+    client: tabjob.Client, job: tabjob.Job, *, wait: bool, timeout: float | None, quiet: bool, as_json: bool
+) -> None:
+    """Print the new job (its id alone with -q), follow it with --wait, exit 1 if it then did not finish."""
+    if quiet:
+        plain(job.id)
+    if wait:
+        job = follow(client, job.id, show=not (quiet or as_json), timeout_s=timeout)
+    if not quiet:
+        emit(job.to_dict(), as_json, show.job_summary(job))
+    if wait and job.status != "finished":
+        raise SystemExit(EXIT_FAILED)
+
+
+def status(job_id: JOB_ID, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
+    """Show a job: status, phase, progress, result or error, and why it waits."""
+    with connected(url, api_key, as_json) as client:
+        job = client.job(expect_id(job_id, "job", "JOB_ID"))
+        emit(job.to_dict(), as_json, show.job_summary(job))
+
+
+def wait(job_id: JOB_ID, timeout: TIMEOUT = None, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
+    """Follow a job live until it ends; exit 1 unless it finished. Ctrl-C stops waiting, not the job."""
+    with connected(url, api_key, as_json) as client:
+        job = follow(client, expect_id(job_id, "job", "JOB_ID"), show=not as_json, timeout_s=timeout)
+        emit(job.to_dict(), as_json, show.job_summary(job))
+        if job.status != "finished":
+            raise SystemExit(EXIT_FAILED)
+
+
+def cancel(
+    job_id: JOB_ID,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a running job to stop (0: do not wait).")] = 30,
     url: URL = None, api_key: KEY = None, as_json: JSON = False,
 ) -> None:  # fmt: skip
-    """Predict a dataset with a fitted model (a finished fit job's id)."""
-    _show_job(url, api_key, as_json, lambda c: c.predict(dataset_id, model_id, lane=lane), wait=wait)
-
-
-def status(job_id: str, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
-    """Show a job: status, phase, progress, error, and why it waits."""
-    _show_job(url, api_key, as_json, lambda c: c.job(job_id))
-
-
-def wait(
-    job_id: str,
-    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
-    url: URL = None, api_key: KEY = None, as_json: JSON = False,
-) -> None:  # fmt: skip
-    """Follow a job live (phase, progress, events) until it ends; exit 1 unless it finished."""
-    with _client(url, api_key) as client:
-        try:
-            job = _wait(client, job_id, as_json, timeout)
-        except ApiError as exc:
-            fail(exc, as_json)
-        emit(job, as_json, _summary(job))
-        if job["status"] != JobStatus.FINISHED:
-            raise SystemExit(1)
-
-
-def download(job_id: str, dest: Path, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
-    """Download a finished prediction (Parquet, one column y) to DEST."""
-    with _client(url, api_key) as client:
-        progress, update = transfer_progress(f"download {job_id}", not as_json)
-        try:
-            with progress:
-                client.download(job_id, dest, on_bytes=update)
-        except ApiError as exc:
-            fail(exc, as_json)
-        emit({"id": job_id, "path": str(dest)}, as_json, f"saved [bold]{dest}[/]")
-
-
-def cancel(job_id: str, url: URL = None, api_key: KEY = None, as_json: JSON = False) -> None:
-    """Cancel a queued or running job."""
-    _show_job(url, api_key, as_json, lambda c: c.cancel(job_id))
+    """Cancel a queued or running job and show its state after the cancel."""
+    with connected(url, api_key, as_json) as client:
+        job = client.cancel(expect_id(job_id, "job", "JOB_ID"))
+        if not job.ended and timeout > 0:
+            if not as_json:
+                console.print(f"Cancel requested; waiting for the worker to stop {job.id} ...")
+            try:
+                job = client.wait(job.id, timeout_s=timeout, poll_s=0.2, raise_on_failure=False)
+            except tabjob.WaitTimeout as exc:
+                job = exc.job
+        if not as_json and job.status in ("finished", "failed"):
+            console.print(f"{job.id} ended ({job.status}) before its worker could stop it.")
+        elif not as_json and not job.ended:
+            console.print(f"{job.id} is still stopping; `tabjob status {job.id}` shows when it has.")
+        emit(job.to_dict(), as_json, show.job_summary(job))
 
 
 def jobs(
-    status: Annotated[str | None, typer.Option(help=f"One of: {', '.join(JobStatus)}.")] = None,
-    kind: Annotated[str | None, typer.Option(help="fit or predict.")] = None,
-    limit: int = 20, url: URL = None, api_key: KEY = None, as_json: JSON = False,
+    status: Annotated[Status | None, typer.Option(help="Only jobs with this status.")] = None,
+    kind: Annotated[Kind | None, typer.Option(help="Only fit or only predict jobs.")] = None,
+    limit: LIMIT = 20, quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
 ) -> None:  # fmt: skip
-    """List your jobs, newest first."""
-    with _client(url, api_key) as client:
-        try:
-            page = client.jobs(status=status, kind=kind, limit=limit)
-        except ApiError as exc:
-            fail(exc, as_json)
-        if as_json:
-            emit(page, True)
+    """List your jobs, newest first (whole ids; -q for ids alone)."""
+    with connected(url, api_key, as_json) as client:
+        page = client.jobs(status=status.value if status else None, kind=kind.value if kind else None, limit=limit)
+        if quiet:
+            for job in page:
+                plain(job.id)
             return
-        table = Table("id", "kind", "status", "lane", "phase", "created", "error")
-        for job in page["items"]:
-            style = STATUS_STYLE.get(job["status"], "white")
-            error = job["error"]["code"] if job.get("error") else ""
-            table.add_row(
-                job["id"],
-                job["kind"],
-                f"[{style}]{job['status']}[/]",
-                job["lane"],
-                job.get("phase") or "",
-                job["created_at"][:19],
-                error,
-            )
-        console.print(table)
+        body = {"items": [j.to_dict() for j in page], "next_cursor": page.next_cursor}
+        emit(body, as_json, show.jobs_table(page.items) if page.items else "No jobs yet.")
+
+
+def download(
+    job_id: JOB_ID,
+    dest: Annotated[
+        Path, typer.Argument(help="A file to write, or a folder to write <job id>.parquet into.")
+    ] = Path("."),
+    quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
+) -> None:  # fmt: skip
+    """Download a finished prediction (Parquet, one column y); prints where it was saved."""
+    with connected(url, api_key, as_json) as client:
+        job_id = expect_id(job_id, "job", "JOB_ID")
+        progress, update = transfer_progress(f"download {job_id}", not (quiet or as_json))
+        with progress:
+            saved = client.download(job_id, dest, on_bytes=update)
+        if quiet:
+            plain(str(saved))
+        else:
+            emit({"id": job_id, "path": str(saved)}, as_json, f"saved [bold]{saved}[/]")
 
 
 def register(app: typer.Typer) -> None:
-    for command in (upload, fit, predict, status, wait, download, cancel, jobs):
+    for command in (fit, predict, status, wait, cancel, jobs, download):
         app.command()(command)
-
-
-def _show_job(
-    url: str | None,
-    api_key: str | None,
-    as_json: bool,
-    call: Callable[[TabjobClient], dict[str, Any]],
-    *,
-    wait: bool = False,
-) -> None:
-    """Run one job call (optionally waiting for the job to end) and show the job or the error."""
-    with _client(url, api_key) as client:
-        try:
-            job = call(client)
-            job = _wait(client, job["id"], as_json) if wait else job
-        except ApiError as exc:
-            fail(exc, as_json)
-        emit(job, as_json, _summary(job))
-
-
-def _wait(client: TabjobClient, job_id: str, as_json: bool, timeout: float | None = None) -> dict[str, Any]:
-    """Wait with a live phase/progress bar and the job's events printed as they come."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[phase]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-    )
-    task = progress.add_task(job_id, total=None, phase="")
-
-    def update(job: dict[str, Any], events: list[dict[str, Any]]) -> None:
-        for event in events:
-            if event.get("message"):
-                progress.console.print(f"[dim]{event['at'][11:19]}[/] {event['type']}: {event['message']}")
-        fraction = job.get("progress")
-        phase = job.get("phase") or job["status"]
-        if job["status"] == JobStatus.QUEUED and job.get("queue"):
-            phase = f"queued (position {job['queue']['position']})"
-        progress.update(task, total=1.0 if fraction is not None else None, completed=fraction or 0, phase=phase)
-
-    with progress:
-        return client.wait(job_id, timeout_s=timeout, on_update=update)

@@ -10,18 +10,53 @@ from typing import Annotated
 
 import typer
 
-from app.cli import jobs, logs, top
-from app.cli.output import console
+from app.cli import common, data, jobs, logs, models, top
+from app.cli.output import Invocation, console
 from app.logging_setup import setup_logging
 
+# Plain (click) help: typer's rich help shows every flag as `--json <bool>`.
 app = typer.Typer(
-    help="tabjob: tabular fit and predict jobs as a service.", no_args_is_help=True, pretty_exceptions_enable=False
+    help="tabjob: tabular fit and predict jobs as a service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-admin = typer.Typer(help="Manage API keys (needs the broker's settings: TABJOB_REDIS_URL, ...).", no_args_is_help=True)
+admin = typer.Typer(
+    help="Manage API keys (needs the broker's settings: TABJOB_REDIS_URL, ...).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(admin, name="admin")
+data.register(app)
 jobs.register(app)
+models.register(app)
 top.register(app)
 logs.register(app)
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        import tabjob
+
+        typer.echo(f"tabjob {version('tabjob')} (client tabjob-client {tabjob.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    context: typer.Context,
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """tabjob: tabular fit and predict jobs as a service.
+
+    Exit codes of the user commands: 0 done, 2 a mistake or a refusal (the message says what to
+    fix), 1 a job that did not finish or a service that failed, 130 Ctrl-C.
+    """
+    Invocation.command = f"tabjob {context.invoked_subcommand}"
 
 
 def _settings(env_file: Path | None = None):
@@ -144,8 +179,8 @@ def demo(
 
 @app.command()
 def smoke(
-    url: jobs.URL = None,
-    api_key: jobs.KEY = None,
+    url: common.URL = None,
+    api_key: common.KEY = None,
     rows: int = 4000,
     min_accuracy: float = 0.8,
 ) -> None:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from app.cli.jobs import KEY, URL
+from app.cli.common import KEY, URL
 from app.cli.output import console, fail
 from app.client import ApiError, TabjobClient
 

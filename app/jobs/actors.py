@@ -17,7 +17,8 @@ from app.jobs.broker import ACTOR_NAME
 from app.jobs.context import WorkerContext
 from app.settings import Settings
 from app.steps import step_tag
-from app.storage import Store, dataset_key, model_key, result_key
+from app.storage import dataset_key, model_key, result_key
+from app.usecases.validation import deleted_model
 
 # Progress events are rate-limited per phase so a fast download does not flood the timeline.
 PROGRESS_EVENT_INTERVAL_S = 1.0
@@ -41,7 +42,15 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
     with scratch_dir(ctx, job_id) as scratch:
         kwargs["scratch_dir"] = scratch
         summary = run_operation(ctx, job, operation, kwargs, time_limit_s)
+    if job.kind == "fit":
+        record_model_size(ctx, job, summary)
     ctx.end(job, JobStatus.FINISHED, finished_message(operation, summary), result=summary, progress=1.0)
+
+
+def record_model_size(ctx: WorkerContext, job: Job, summary: dict[str, Any]) -> None:
+    """Add the model file's size to a fit's summary, for its owner (GET /v1/models)."""
+    written = ctx.store.stat(model_key(job.tenant, job.id))
+    summary["model_bytes"] = written.size if written else None
 
 
 @contextmanager
@@ -65,15 +74,17 @@ def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, 
     nothing longer."""
     store, tenant = ctx.store, job.tenant
     expires_s = url_expiry_s(time_limit_s)
-    refuse_changed_dataset(store, job)
+    refuse_changed_dataset(ctx, job)
     data_url = store.internal_get_url(dataset_key(tenant, job.dataset_id), expires_s)
     # The job process downloads only this version and size of the dataset (app/jobs/pinned.py).
     pin = {"data_etag": job.dataset_etag, "data_bytes": job.dataset_bytes}
     if job.kind == "fit":
         model_url = store.internal_put_url(model_key(tenant, job.id), expires_s)
-        return "fit", {"data_url": data_url, "model_url": model_url, "params": job.params, **pin}
+        return "fit", {"data_url": data_url, "model_url": model_url, "params": job.params, "target": job.target, **pin}
     assert job.model_id is not None
     model = ctx.state.jobs.get(job.model_id)
+    if model is not None and model.model_deleted_at is not None:
+        raise deleted_model(job.model_id)
     if model is None or store.stat(model_key(tenant, job.model_id)) is None:
         raise Conflict(f"The model '{job.model_id}' is no longer available.", code="model.not_found")
     digest = (model.result or {}).get("model_sha256")
@@ -92,10 +103,17 @@ def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, 
     }
 
 
-def refuse_changed_dataset(store: Store, job: Job) -> None:
+def refuse_changed_dataset(ctx: WorkerContext, job: Job) -> None:
     """The dataset must still be the bytes checked at submission (its upload URL may still be
-    valid, and a replaced file would skip the checks and the size limit)."""
-    info = store.stat(dataset_key(job.tenant, job.dataset_id))
+    valid, and a replaced file would skip the checks and the size limit), and not deleted."""
+    if not ctx.state.datasets.exists(job.dataset_id):
+        raise UserError(
+            f"Dataset '{job.dataset_id}' was deleted after the job was submitted.",
+            code="dataset.deleted",
+            hint="Upload the data again and submit the job again.",
+            status=409,
+        )
+    info = ctx.store.stat(dataset_key(job.tenant, job.dataset_id))
     if info is None or (job.dataset_etag and info.etag != job.dataset_etag):
         raise UserError(
             f"Dataset '{job.dataset_id}' was replaced or deleted after the job was submitted.",

@@ -12,6 +12,7 @@ from app.jobs.runner import JobRunner
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
+from app.webhooks import Notifier
 
 
 @dataclass
@@ -29,8 +30,10 @@ class WorkerContext:
     # The job the middleware picked for the message in progress (a message is only a slot
     # token of its lane; one consumer thread per worker, so one at a time).
     current: Job | None = None
+    # Notifies the webhooks of jobs it ends; None when webhooks are off.
+    notifier: Notifier | None = None
 
     def end(self, job: Job, status: JobStatus, text: str, **fields: Any) -> bool:
         """End ``job`` (see ``end_job``) and count it as done by this worker."""
         self.jobs_done += 1
-        return end_job(self.state, self.store, job, status, text, **fields)
+        return end_job(self.state, self.store, job, status, text, notifier=self.notifier, **fields)

@@ -16,6 +16,7 @@ from app.observability.endings import record_end
 from app.state import State
 from app.steps import closed
 from app.storage import Store, manifest_key
+from app.webhooks import Notifier
 
 log = logging.getLogger("tabjob.jobs")
 
@@ -29,11 +30,13 @@ def end_job(
     *,
     allowed: tuple[JobStatus, ...] = ACTIVE_STATUSES,
     error: ErrorInfo | None = None,
+    notifier: Notifier | None = None,
     **fields: Any,
 ) -> bool:
     """End ``job`` with ``status`` if its status is one of ``allowed``; record the event
-    (``text``) and write its manifest. False when it had ended or moved on meanwhile.
-    A two-step job's steps end with it (``app.steps.closed``) unless ``fields`` sets them."""
+    (``text``), write its manifest, and notify its webhook (through ``notifier``, when the job
+    named one). False when it had ended or moved on meanwhile. A two-step job's steps end with it
+    (``app.steps.closed``) unless ``fields`` sets them."""
     if job.steps and "steps" not in fields:
         fields["steps"] = closed(job.steps, status)
     if not state.jobs.end(job, status, allowed=allowed, error=error, **fields):
@@ -41,16 +44,21 @@ def end_job(
     extra = {"error": error} if error else {}
     state.events.add(job.id, status.value, text, **extra)
     record_end(state, job.id)  # metrics, the failures index, a log line
-    write_manifest(state, store, job.id)
+    ended = write_manifest(state, store, job.id)
+    if notifier is not None and ended is not None and ended.webhook_url and ended.webhook_secret:
+        notifier.notify(ended.to_fields(), ended.webhook_url, ended.webhook_secret)
     return True
 
 
-def write_manifest(state: State, store: Store, job_id: str) -> None:
-    """Write the ended job's record and events to the store, so history outlives the broker."""
+def write_manifest(state: State, store: Store, job_id: str) -> Job | None:
+    """Write the ended job's record and events to the store, so history outlives the broker;
+    returns the job as ended (None when its record is gone)."""
     job = state.jobs.get(job_id)
     if job is None:
-        return
+        return None
     try:
-        store.put_json(manifest_key(job.tenant, job_id), {"job": job.to_fields(), "events": state.events.since(job_id)})
+        record = {**job.to_fields(), "webhook_secret": None}  # the manifest never holds the secret
+        store.put_json(manifest_key(job.tenant, job_id), {"job": record, "events": state.events.since(job_id)})
     except InfraError:
         log.warning("could not write the manifest of job %s", job_id, exc_info=True)
+    return job

@@ -18,7 +18,14 @@ import dramatiq
 
 from app.domain import Job, JobStatus
 from app.errors import Conflict, JobTimeout
-from app.jobs.actors import finished_message, refuse_changed_dataset, run_operation, scratch_dir, url_expiry_s
+from app.jobs.actors import (
+    finished_message,
+    record_model_size,
+    refuse_changed_dataset,
+    run_operation,
+    scratch_dir,
+    url_expiry_s,
+)
 from app.jobs.broker import enqueue
 from app.jobs.context import WorkerContext
 from app.steps import GPU_LANE, MODEL, PREPARE, advanced, closed, current, plan, spent_s
@@ -56,7 +63,7 @@ def _prepare(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     if store.stat(job.prepared_key) is not None:  # another job on the same bytes prepared it meanwhile
         _to_model_step(ctx, job, skipped=True, text="Step prepare skipped: another job prepared these bytes.")
         return
-    refuse_changed_dataset(store, job)
+    refuse_changed_dataset(ctx, job)
     kwargs: dict[str, Any] = {
         "data_url": store.internal_get_url(dataset_key(job.tenant, job.dataset_id), expires_s),
         "prepared_url": store.internal_put_url(job.prepared_key, expires_s),
@@ -115,6 +122,8 @@ def _model(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
         }
     with scratch_dir(ctx, job.id) as scratch:
         summary = run_operation(ctx, job, operation, {**kwargs, "scratch_dir": scratch}, time_limit_s)
+    if job.kind == "fit":
+        record_model_size(ctx, job, summary)
     steps = closed(job.steps, JobStatus.FINISHED, summary.get("device"))
     text = f"Step model finished on {summary.get('device', 'cpu')}. " + finished_message(job.kind, summary)
     ctx.end(job, JobStatus.FINISHED, text, result=summary, progress=1.0, steps=steps)

@@ -28,10 +28,14 @@ from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
 from app.observability import exposition
 from app.observability.worker import JobObserver
+from app.retention import sweep_if_due
 from app.settings import WORKER_STOP_MARGIN_S, Settings
 from app.state import State
 from app.storage import Store
+from app.webhooks import notifier_for
 
+# How often a worker checks whether a retention sweep is due (one worker an hour sweeps).
+RETENTION_CHECK_S = 60.0
 log = logging.getLogger("tabjob.worker")
 HEARTBEAT_INTERVAL_S = 5.0
 # A one-shot worker (a KEDA ScaledJob pod) gives up if no message reaches it in this time.
@@ -83,14 +87,16 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     runner = JobRunner(threads=threads, warm="model" if lane == "gpu" else "cpu")
     if settings.worker_warm_start:
         runner.start()
+    state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
     ctx = WorkerContext(
         settings=settings,
-        state=State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s),
+        state=state,
         store=Store.from_settings(settings),
         runner=runner,
         worker_id=worker_id,
         lane=lane,
         max_jobs=max_jobs,
+        notifier=notifier_for(settings, state),
     )
     # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
     # changes, and (start_hook) the start itself.
@@ -117,9 +123,7 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     health = _health_server(settings.worker_health_port, alive) if settings.worker_health_port else None
     log.info("worker %s consuming lane %s with %d thread(s) per job", worker_id, lane, threads)
 
-    # Heartbeats beat in their own thread: a hung broker must not keep the serve loop (and so a
-    # SIGTERM) waiting on a socket.
-    threading.Thread(target=_heartbeats, args=(ctx, stop), daemon=True, name="heartbeat").start()
+    _start_background(ctx, stop)
     exit_code = _serve(ctx, worker, stop)
     stop.set()  # ends the heartbeats too (a one-shot worker leaves the loop without a signal)
     alive.clear()
@@ -130,6 +134,15 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     # that is down or hung for it.
     _bounded(lambda: ctx.state.lanes.leave(lane, worker_id), DEREGISTER_TIMEOUT_S)
     return exit_code
+
+
+def _start_background(ctx: WorkerContext, stop: threading.Event) -> None:
+    """Heartbeats (and reaping), and retention sweeps when retention is set, each in its own
+    thread until ``stop``: a hung broker must not keep the serve loop (and so a SIGTERM) waiting
+    on a socket, and a long store listing must never delay a heartbeat."""
+    threading.Thread(target=_heartbeats, args=(ctx, stop), daemon=True, name="heartbeat").start()
+    if ctx.settings.data_retention_days is not None:
+        threading.Thread(target=_retention_sweeps, args=(ctx, stop), daemon=True, name="retention").start()
 
 
 def heartbeat_interval_s(settings: Settings) -> float:
@@ -154,6 +167,16 @@ def _heartbeats(ctx: WorkerContext, stop: threading.Event) -> None:
         except Exception:
             broker_ok_since = time.monotonic()
             log.warning("heartbeat or reaper failed", exc_info=True)
+
+
+def _retention_sweeps(ctx: WorkerContext, stop: threading.Event) -> None:
+    """Sweep old data when due (``app.retention``), in its own thread: a long listing of the store
+    must never delay a heartbeat."""
+    while not stop.wait(RETENTION_CHECK_S):
+        try:
+            sweep_if_due(ctx.settings, ctx.state, ctx.store, ctx.worker_id)
+        except Exception:  # the store may be down: the next due sweep tries again
+            log.warning("retention sweep failed", exc_info=True)
 
 
 def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -> int:
@@ -203,7 +226,8 @@ def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
     """Let the running job finish for up to the shutdown timeout, then hand it back (the job
     process is killed and the job retried); the whole takes at most that timeout plus
     WORKER_STOP_MARGIN_S, whether or not the broker answers (Dramatiq retries an ack on a lost
-    broker for ever: that message is redelivered once its lease expires)."""
+    broker for ever: that message is redelivered once its lease expires), plus at most
+    ``webhook_timeout_s`` for a webhook delivery in flight when webhooks are on."""
     grace_s = ctx.settings.worker_shutdown_timeout_s
     log.info("stopping: waiting up to %.0f s for the running job", grace_s)
     stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
@@ -215,6 +239,8 @@ def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
         if stopper.is_alive():
             log.warning("the broker did not take the job back in time; it is redelivered when its lease expires")
     ctx.runner.kill()
+    if ctx.notifier is not None:  # the process exits: webhook deliveries in flight get a moment
+        ctx.notifier.drain(ctx.settings.webhook_timeout_s)
 
 
 def _bounded(call: Callable[[], object], timeout_s: float) -> None:

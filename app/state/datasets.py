@@ -40,6 +40,16 @@ class Datasets:
     def update(self, dataset_id: str, **fields: Any) -> None:
         self.conn.r.hset(self.keys.dataset(dataset_id), mapping=encode_fields(fields))
 
+    def delete(self, tenant: str, dataset_id: str) -> None:
+        """Forget the dataset: its record and its place in the tenant's list."""
+        pipe = self.conn.r.pipeline()
+        pipe.delete(self.keys.dataset(dataset_id))
+        pipe.zrem(self.keys.tenant(tenant, "datasets"), dataset_id)
+        pipe.execute()
+
+    def exists(self, dataset_id: str) -> bool:
+        return bool(self.conn.r.exists(self.keys.dataset(dataset_id)))
+
     def list(self, tenant: str, *, limit: int, before: float | None) -> list[Dataset]:
         """The tenant's datasets, newest first, created strictly before ``before`` (Unix time)."""
         ids = self.conn.r.zrevrangebyscore(

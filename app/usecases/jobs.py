@@ -33,6 +33,7 @@ def cancel(svc: Services, tenant: str, job_id: str) -> Job:
         JobStatus.CANCELED,
         "Canceled while queued; it will not start.",
         allowed=(JobStatus.QUEUED,),
+        notifier=svc.notifier,
     )
     if not ended:
         svc.state.events.add(job_id, "cancel_requested", "Cancel requested; the worker stops the job.")

@@ -20,6 +20,8 @@ from app.storage import ObjectInfo, prepared_key
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.validation import validate_fit, validate_predict
+from app.webhooks import check_target
+from ml.schema import TARGET
 
 
 @dataclass
@@ -40,6 +42,9 @@ class JobRequest:
     model_id: str | None = None
     params: dict[str, Any] | None = None
     lane: str | None = None
+    target: str = TARGET
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
     # The model family of a fit (default hgb); a predict's is its model's.
     model: str | None = None
 
@@ -72,9 +77,13 @@ def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: 
 def _claim_fit(svc: Services, claim: str, job_id: str) -> Job | None:
     """Claim the deduplication key of a fit, or return the live job that holds it."""
 
-    def stale(held: str) -> bool:  # a failed, canceled or expired holder is not reused
+    def stale(held: str) -> bool:  # a failed, canceled, expired or deleted holder is not reused
         holder = svc.state.jobs.get(held)
-        return holder is None or holder.status in (JobStatus.FAILED, JobStatus.CANCELED)
+        return (
+            holder is None
+            or holder.status in (JobStatus.FAILED, JobStatus.CANCELED)
+            or holder.model_deleted_at is not None
+        )
 
     holder = svc.state.claims.claim(claim, job_id, svc.settings.job_retention_s, stale=stale)
     return None if holder == job_id else svc.state.jobs.get(holder)
@@ -101,21 +110,32 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
     return requested  # type: ignore[return-value]
 
 
-def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str) -> str:
+def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str, target: str) -> str:
     # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
     what: dict[str, Any] = {"etag": info.etag, "size": info.size, "params": params}
     if family != "hgb":  # hgb fits keep the fingerprints they had before families existed
         what["model"] = family
+    if target != TARGET:  # and fits of y the fingerprints they had before targets
+        what["target"] = target
     material = json.dumps(what, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Submitted:
     params = dict(request.params or {})
+    if request.webhook_url:
+        check_webhook(svc.settings, request.webhook_url)
     features = None
     if request.kind == "fit":
-        info, rows, columns = validate_fit(svc, tenant, request.dataset_id)
         family = choose_family("fit", request.model)
+        if family.two_steps and request.target != TARGET:
+            raise UserError(
+                f"A '{family.name}' fit learns the column '{TARGET}' only; naming another target is not supported yet.",
+                code="job.target_unsupported",
+                hint=f"Rename the label column to '{TARGET}', or fit the default model (hgb), which takes a target.",
+                status=422,
+            )
+        info, rows, columns = validate_fit(svc, tenant, request.dataset_id, request.target)
     else:
         assert request.model_id is not None
         info, rows, columns = validate_predict(svc, tenant, request.dataset_id, request.model_id)
@@ -128,8 +148,8 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     if family.two_steps:
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
-    if request.kind == "fit":  # a fit is a pure function of the bytes, the family and the parameters
-        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name)}"
+    if request.kind == "fit":  # a fit is a pure function of the bytes, family, target and parameters
+        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target)}"
         existing = _claim_fit(svc, dedup, job_id)
         if existing is not None:
             return Submitted(job=existing, deduplicated=True)
@@ -148,6 +168,18 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     return Submitted(job=job)
 
 
+def check_webhook(settings: Settings, url: str) -> None:
+    """Refuse a webhook when they are off, or when its URL may not be called (see app/webhooks.py)."""
+    if not settings.webhooks_enabled:
+        raise UserError(
+            "Webhooks are turned off on this service.",
+            code="webhook.disabled",
+            hint="Leave webhook out and follow the job instead (tabjob wait, or GET /v1/jobs/{id}).",
+            status=422,
+        )
+    check_target(url, allow_private=settings.webhook_allow_private_targets)
+
+
 def _new_job(
     svc: Services, tenant: str, job_id: str, request: JobRequest, family: ModelFamily, lane: Lane,
     info: ObjectInfo, shape: tuple[int, int],
@@ -157,7 +189,8 @@ def _new_job(
         id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
         dataset_id=request.dataset_id, model_id=request.model_id, params=dict(request.params or {}),
         created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
-        time_limit_s=svc.settings.time_limit_s(lane), model=family.name,
+        time_limit_s=svc.settings.time_limit_s(lane), model=family.name, target=request.target,
+        webhook_url=request.webhook_url, webhook_secret=request.webhook_secret,
         queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
 
@@ -199,7 +232,10 @@ def _enqueue(svc: Services, job: Job) -> None:
         # No message, no job: end the record and free what it holds, so nothing waits forever
         # and later identical submissions are not deduplicated onto it.
         error = InfraError("The job could not be queued; the broker failed.", code="platform.unavailable")
-        end_job(svc.state, svc.store, job, JobStatus.FAILED, f"{error.code}: {error.message}", error=error.to_dict())
+        end_job(
+            svc.state, svc.store, job, JobStatus.FAILED, f"{error.code}: {error.message}",
+            error=error.to_dict(), notifier=svc.notifier,
+        )  # fmt: skip
         if job.dedup_key:
             svc.state.claims.forget(job.dedup_key)
         raise error from exc

@@ -11,19 +11,19 @@ from app.services import Services
 from app.storage import ObjectInfo, dataset_key
 from app.usecases.datasets import uploaded
 from ml.errors import DataProblem
-from ml.schema import check_predict_schema, check_training_schema
+from ml.schema import TARGET, check_predict_schema, check_training_schema
 
 
-def validate_fit(svc: Services, tenant: str, dataset_id: str) -> tuple[ObjectInfo, int, int]:
-    """Refuse a training set that cannot train; return its object info, rows and columns."""
+def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int, int]:
+    """Refuse a training set that cannot train on ``target``; return its object info, rows and columns."""
     info = uploaded(svc, tenant, dataset_id)
     with inspection_slot(svc.settings):
         source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
         try:
-            check_training_schema(source.schema_arrow, source.metadata.num_rows)
+            check_training_schema(source.schema_arrow, source.metadata.num_rows, target)
         except DataProblem as problem:
             raise data_error(problem) from problem
-        scan_target(source, svc.settings.target_scan_rows)  # a bounded sample, never the whole column
+        scan_target(source, svc.settings.target_scan_rows, target)  # a bounded sample, never the whole column
     return info, source.metadata.num_rows, source.metadata.num_columns
 
 
@@ -35,14 +35,24 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
         source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
     try:
         assert model.result is not None
-        check_predict_schema(source.schema_arrow, source.metadata.num_rows, model.result["features"]["columns"])
+        features = model.result["features"]["columns"]
+        check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, model.target)
     except DataProblem as problem:
         raise data_error(problem) from problem
     return info, source.metadata.num_rows, source.metadata.num_columns
 
 
+def deleted_model(model_id: str) -> UserError:
+    return UserError(
+        f"Model '{model_id}' was deleted.",
+        code="model.deleted",
+        hint="Train a new model (tabjob fit DATASET_ID) and use its id.",
+        status=410,
+    )
+
+
 def usable_model(model: Job) -> Job:
-    """``model`` when it is a finished fit; refused otherwise, saying what to do."""
+    """``model`` when it is a finished fit whose file was not deleted; refused otherwise, saying what to do."""
     if model.kind != "fit":
         raise UserError(
             f"Job '{model.id}' is a {model.kind} job, not a model.",
@@ -58,6 +68,8 @@ def usable_model(model: Job) -> Job:
             if waiting
             else "Train a new model.",
         )
+    if model.model_deleted_at is not None:
+        raise deleted_model(model.id)
     if not (model.result or {}).get("model_sha256"):
         raise Conflict(
             f"Model '{model.id}' has no recorded digest, so it cannot be verified and is never loaded.",

@@ -259,6 +259,7 @@ CONTRACT_KEYS = {
         "tenantMaxQueued",
         "tenantMaxRunning",
         "jobRetentionS",
+        "dataRetentionDays",
         "logLevel",
     },
     "secrets": {"existingSecret", "redisPasswordKey", "s3AccessKeyKey", "s3SecretKeyKey", "bootstrapApiKeysKey"},
@@ -284,3 +285,12 @@ def test_values_offer_every_contract_key() -> None:
     assert {"enabled", "secretName"} <= set(defaults["api"]["ingress"]["tls"])
     for lane in ("small", "large"):
         assert {"enabled", "minReplicas", "maxReplicas", "timeLimitS", "resources"} <= set(defaults["workers"][lane])
+
+
+def test_data_retention_reaches_the_pods_only_when_set() -> None:
+    def config(values: dict) -> dict:
+        maps = by_kind(render_objects(values), "ConfigMap")
+        return next(m for m in maps if m["metadata"]["name"].endswith("-config"))
+
+    assert "TABJOB_DATA_RETENTION_DAYS" not in config({})["data"]
+    assert config({"config": {"dataRetentionDays": 30}})["data"]["TABJOB_DATA_RETENTION_DAYS"] == "30"

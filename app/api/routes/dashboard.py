@@ -30,6 +30,8 @@ def _file(name: str, media_type: str) -> FileResponse:
 
 @router.get("/dashboard", summary="The live dashboard page (for browsers)", response_class=FileResponse)
 async def dashboard() -> FileResponse:
+    """A page for browsers that polls `/v1/overview` (with the key typed into it) and shows the
+    lanes, the running and waiting jobs and the recent failures; no API key needed for the page."""
     return _file("dashboard.html", "text/html; charset=utf-8")
 
 

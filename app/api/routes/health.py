@@ -13,6 +13,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", response_model=HealthStatus, summary="The process is alive")
 def healthz() -> dict[str, str]:
+    """Liveness: the API process answers (it checks nothing else)."""
     return {"status": "ok"}
 
 

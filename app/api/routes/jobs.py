@@ -14,6 +14,7 @@ from app.domain import JobKind, JobStatus
 from app.errors import UserError
 from app.usecases import jobs as job_actions
 from app.usecases.submission import JobRequest, submit
+from ml.schema import TARGET
 
 log = logging.getLogger("tabjob.api")
 router = APIRouter(
@@ -38,6 +39,12 @@ def create_job(
         None, max_length=200, description="Retries with the same key return the same job."
     ),
 ) -> JobPublic:
+    """A fit trains a model on a dataset (`target`: its label column, `y` by default; `params`:
+    the model's); a predict labels a dataset with a finished fit (`model_id`). The data is checked
+    now, from the Parquet footer and the target column: bad data is a 4xx naming the problem, never
+    a job that fails later. The lane (`auto`) follows the dataset's size. An identical fit (same
+    bytes, parameters and target) returns the earlier job (`deduplicated`); an `Idempotency-Key`
+    makes retries return the same job. `webhook` asks for a signed POST when the job ends."""
     if body.kind == "predict" and not body.model_id:
         raise UserError(
             "A predict job needs model_id (the id of a finished fit job).",
@@ -49,8 +56,20 @@ def create_job(
         raise UserError(
             "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
         )
+    if body.kind == "predict" and body.target:
+        raise UserError(
+            "A predict job takes no target: it predicts the column its model learned.",
+            code="job.unexpected_target",
+            hint="Leave target out.",
+            status=422,
+        )
     params = body.params.chosen() if body.params else None
-    request = JobRequest(body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model)
+    webhook = body.webhook
+    request = JobRequest(
+        body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model,
+        target=body.target or TARGET,
+        webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
+    )  # fmt: skip
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -70,6 +89,8 @@ def list_jobs(
     limit: int = Query(50, ge=1, le=500),
     cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> JobsPublic:
+    """Your jobs, newest first, optionally one `status` or `kind`; `limit` per page and
+    `next_cursor` for the next page."""
     jobs = svc.state.jobs.list(tenant, limit=limit, before=cursor, status=status, kind=kind)
     next_cursor = str(jobs[-1].created_at) if len(jobs) == limit else None
     return JobsPublic(items=[job_public(j) for j in jobs], next_cursor=next_cursor)
@@ -79,6 +100,9 @@ def list_jobs(
     "/{job_id}", response_model=JobPublic, summary="A job: status, phase, progress, error, result, and why it waits"
 )
 async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
+    """Poll this while a job runs: status, phase and progress (a fraction when the phase has one),
+    attempts, times, the error (`code`, `message`, `hint`, `retryable`) or the result (a fit's
+    validation score, duration and model size), and for a queued job why it waits (`queue`)."""
     # The route clients poll: awaited reads (no thread-pool hop), and the model is built once and
     # serialised once instead of FastAPI validating it again against response_model.
     job, waiting = await svc.state.conn.arun(svc.state.lanes.job_view(tenant, job_id))
@@ -88,6 +112,8 @@ async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
 
 @router.get("/{job_id}/events", summary="The job's timeline, from index `after` on")
 def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Query(0, ge=0)) -> EventsPublic:
+    """The job's timeline (queued, started, progress messages, retrying, webhook, and its end),
+    from position `after` on: pass the previous page's `next_after` to get only new events."""
     svc.state.jobs.check_owner(tenant, job_id)
     items = svc.state.events.since(job_id, after=after)
     return EventsPublic(items=items, next_after=items[-1]["seq"] + 1 if items else after)
@@ -100,6 +126,8 @@ def job_events(job_id: str, svc: ServicesDep, tenant: TenantDep, after: int = Qu
     responses=error_responses(409),
 )
 def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
+    """A queued job is canceled at once and never starts; a running one is stopped by its worker
+    within seconds (`cancel_requested` until then). 409 `job.already_ended` for an ended job."""
     return job_public(job_actions.cancel(svc, tenant, job_id))
 
 
@@ -109,5 +137,7 @@ def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
     responses=error_responses(409),
 )
 def job_result(job_id: str, svc: ServicesDep, tenant: TenantDep) -> DownloadPublic:
+    """Where to download a finished prediction (Parquet, one column `y`, a row per input row),
+    straight from the object store, until `expires_at`. 409 while the job has not finished."""
     url, expires_at = job_actions.result_download(svc, tenant, job_id)
     return DownloadPublic(url=url, expires_at=expires_at)

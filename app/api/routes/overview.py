@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from app.api import examples as ex
 from app.api.deps import ServicesDep, ViewerDep
 from app.api.schemas import ErrorEnvelope
 from app.domain import LANES
@@ -15,7 +16,13 @@ from app.observability.overview import build_overview
 router = APIRouter(prefix="/v1", tags=["observability"], responses={401: {"model": ErrorEnvelope}})
 
 
-@router.get("/overview", summary="Lanes, running and waiting jobs, recent failures by code, workers")
+@router.get(
+    "/overview",
+    summary="Lanes, running and waiting jobs, recent failures by code, workers",
+    responses={200: {"content": {"application/json": {"example": ex.OVERVIEW}}}},
+)
 async def overview(svc: ServicesDep, viewer: ViewerDep) -> dict[str, Any]:
-    """A tenant sees its own jobs and failures (and the lanes' load); an admin key sees all."""
+    """What the service is doing now: each lane's load, the running and waiting jobs (and why they
+    wait), failures by code over the last `failure_window_s`, and the workers. A tenant sees its own
+    jobs and failures (and the lanes' load); an admin key sees all."""
     return await run_in_threadpool(build_overview, svc.state.conn.r, svc.settings, viewer, LANES)

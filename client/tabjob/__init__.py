@@ -1,0 +1,64 @@
+"""tabjob's Python client: upload Parquet, fit, predict and download, over the ``/v1`` API.
+
+    import tabjob
+
+    with tabjob.Client("http://127.0.0.1:8000") as client:
+        train = client.upload("train.parquet")
+        model = client.wait(client.fit(train.id).id)
+
+Needs only httpx and pyarrow (pandas to upload a DataFrame); none of the server.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("tabjob-client")
+except PackageNotFoundError:  # run from a source tree without installing
+    __version__ = "0+unknown"
+
+from tabjob.client import Client
+from tabjob.errors import (
+    ApiError,
+    InvalidDataset,
+    JobCanceled,
+    JobEndedWithoutResult,
+    JobFailed,
+    TabjobClientError,
+    WaitTimeout,
+)
+from tabjob.model_results import Model, ModelExport, Validation
+from tabjob.results import (
+    Column,
+    Dataset,
+    ErrorInfo,
+    EventPage,
+    Job,
+    JobEvent,
+    Page,
+    QueueInfo,
+)
+from tabjob.webhooks import verify_webhook
+
+__all__ = [
+    "ApiError",
+    "Client",
+    "Column",
+    "Dataset",
+    "ErrorInfo",
+    "EventPage",
+    "InvalidDataset",
+    "Job",
+    "JobCanceled",
+    "JobEndedWithoutResult",
+    "JobEvent",
+    "JobFailed",
+    "Model",
+    "ModelExport",
+    "Page",
+    "QueueInfo",
+    "TabjobClientError",
+    "Validation",
+    "WaitTimeout",
+    "__version__",
+    "verify_webhook",
+]

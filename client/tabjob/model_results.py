@@ -1,0 +1,105 @@
+"""Typed results about models: a model, its validation score, and where to download its file.
+
+As in ``tabjob.results``, each class keeps the API's JSON whole in ``raw``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tabjob.results import _time
+
+
+@dataclass(frozen=True)
+class Validation:
+    """How a model scored on rows it did not train on: ``metric`` (accuracy) on ``split``.
+
+    ``split`` is ``early_stopping`` (the rows held out to decide when to stop training) or
+    ``none`` (no rows were held out: ``score`` is None, and ``note`` says how to get one).
+    """
+
+    score: float | None
+    metric: str
+    split: str
+    rows: int | None = None
+    note: str | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> Validation | None:
+        if not data:
+            return None
+        return cls(data.get("score"), data.get("metric", ""), data.get("split", ""), data.get("rows"), data.get("note"))
+
+
+@dataclass(frozen=True)
+class Model:
+    """A trained model: a finished fit, named by the fit job's id.
+
+    ``features`` are the columns a prediction needs (name and kind); ``target`` the column it
+    learned; ``size_bytes`` the model file's size; ``duration_s`` how long the fit ran.
+    """
+
+    id: str
+    dataset_id: str
+    created_at: datetime
+    target: str
+    classes: list[Any]
+    features: list[dict[str, Any]]
+    trained_at: datetime | None = None
+    rows: int | None = None
+    iterations: int | None = None
+    validation: Validation | None = None
+    duration_s: float | None = None
+    size_bytes: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Model:
+        return cls(
+            id=data["id"],
+            dataset_id=data["dataset_id"],
+            created_at=_time(data["created_at"]),  # type: ignore[arg-type]
+            target=data.get("target", "y"),
+            classes=data.get("classes") or [],
+            features=data.get("features") or [],
+            trained_at=_time(data.get("trained_at")),
+            rows=data.get("rows"),
+            iterations=data.get("iterations"),
+            validation=Validation.from_api(data.get("validation")),
+            duration_s=data.get("duration_s"),
+            size_bytes=data.get("size_bytes"),
+            params=data.get("params") or {},
+            raw=data,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as the API sent it (JSON-ready)."""
+        return dict(self.raw)
+
+
+@dataclass(frozen=True)
+class ModelExport:
+    """Where to download a model file (``url``, until ``expires_at``), its format, and its schema."""
+
+    model_id: str
+    url: str
+    expires_at: datetime
+    filename: str
+    format: str
+    schema: dict[str, Any]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ModelExport:
+        return cls(
+            model_id=data["model_id"],
+            url=data["url"],
+            expires_at=_time(data["expires_at"]),  # type: ignore[arg-type]
+            filename=data["filename"],
+            format=data["format"],
+            schema=data["schema"],
+            raw=data,
+        )
