@@ -87,7 +87,7 @@ class GkeSettings:
     valkey_replicas: int
     valkey_engine_version: str
     object_retention_days: int
-    expiring_prefixes: list[str]
+    expiring_suffixes: list[str]
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def _gke_settings(r: Reader, environment: str) -> GkeSettings:
         valkey_replicas=r.integer("valkeyReplicas"),
         valkey_engine_version=r.string("valkeyEngineVersion"),
         object_retention_days=r.integer("objectRetentionDays", minimum=1),
-        expiring_prefixes=r.strings("expiringPrefixes"),
+        expiring_suffixes=r.strings("expiringSuffixes"),
     )
 
 

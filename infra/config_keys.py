@@ -73,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "valkeyReplicas": 0,
     "valkeyEngineVersion": "VALKEY_8_0",
     "objectRetentionDays": 30,
-    "expiringPrefixes": ["datasets/", "results/"],
+    "expiringSuffixes": [".parquet", ".arrow"],
     # existing cluster
     "kubeconfig": None,  # secret; required for existing
     "redisUrl": None,

@@ -33,19 +33,21 @@ class GcsStorage(pulumi.ComponentResource):
         region: str,
         account_id: str,
         retention_days: int,
-        expiring_prefixes: list[str],
+        expiring_suffixes: list[str],
         force_destroy: bool,
         provider: gcp.Provider,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tabjob:platform:GcsStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # Objects live under tenants/<tenant>/<kind>/, and lifecycle conditions match a literal
+        # prefix or suffix only (no globs): the kinds that expire are told apart by their suffix.
         rules = [
             {
                 "action": {"type": "Delete"},
-                "condition": {"age": retention_days, "matches_prefixes": [prefix]},
+                "condition": {"age": retention_days, "matches_suffixes": [suffix]},
             }
-            for prefix in expiring_prefixes
+            for suffix in expiring_suffixes
         ]
         # Uploads abandoned half-way still cost storage until aborted.
         rules.append({"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 1}})

@@ -94,7 +94,7 @@ def _platform(cfg: StackConfig, settings: GkeSettings, apis: ProjectApis, gcp_pr
         region=settings.region,
         account_id=f"tabjob-s3-{env}",
         retention_days=settings.object_retention_days,
-        expiring_prefixes=settings.expiring_prefixes,
+        expiring_suffixes=settings.expiring_suffixes,
         # Production data outlives a mistaken `pulumi destroy`.
         force_destroy=not settings.deletion_protection,
         provider=gcp_provider,

@@ -108,7 +108,7 @@ def test_config_is_frozen():
         ("staging", {**GKE, "valkeyNodeType": "BIG"}, "SHARED_CORE_NANO"),
         ("staging", {**GKE, "gpuMaxNodes": 0}, ">= 1"),
         ("staging", {**GKE, "cpuMinNodes": 5, "cpuMaxNodes": 2}, "must not exceed"),
-        ("staging", {**GKE, "expiringPrefixes": "datasets/"}, "list of non-empty strings"),
+        ("staging", {**GKE, "expiringSuffixes": ".parquet"}, "list of non-empty strings"),
         ("production", {"cluster": "existing"}, "tabjob:image is required"),
         ("production", {"cluster": "existing", "image": "r/tabjob"}, "tabjob:kubeconfig"),
         ("production", {**EXISTING_CONFIG, "redisUrl": "http://x"}, "redis:// or rediss://"),

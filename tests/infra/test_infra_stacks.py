@@ -20,6 +20,7 @@ from infra_harness import (
     stack_config,
 )
 
+from app.storage import dataset_key, manifest_key, model_key, prepared_key, result_key
 from infra.app import CHART_PATH
 
 GKE_STACKS = ("staging", "production")
@@ -231,10 +232,14 @@ def test_bucket_has_lifecycle_rules_and_uniform_access(deployed_stacks, stack):
     assert bucket["publicAccessPrevention"] == "enforced"
     deletes = [r for r in bucket["lifecycleRules"] if r["action"]["type"] == "Delete"]
     expected_days = {"staging": 7, "production": 30}[stack]
-    assert {tuple(r["condition"]["matchesPrefixes"]) for r in deletes} == {
-        ("datasets/",),
-        ("results/",),
-    }
+    # Datasets and predictions (Parquet) and prepared matrices (Arrow) expire; models (.pkl) and
+    # job manifests (.json) stay. Every real object key must match one of the rules it should.
+    assert {tuple(r["condition"]["matchesSuffixes"]) for r in deletes} == {(".parquet",), (".arrow",)}
+    suffixes = [r["condition"]["matchesSuffixes"][0] for r in deletes]
+    expiring = [dataset_key("t", "ds_1"), result_key("t", "job_1"), prepared_key("t", "k")]
+    kept = [model_key("t", "job_1"), manifest_key("t", "job_1")]
+    assert all(any(k.endswith(s) for s in suffixes) for k in expiring)
+    assert not any(k.endswith(s) for s in suffixes for k in kept)
     assert {r["condition"]["age"] for r in deletes} == {expected_days}
     assert bucket["forceDestroy"] is (stack != "production")
 
