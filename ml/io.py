@@ -25,7 +25,9 @@ Progress = Callable[[str, float | None, str | None], None]
 _client: httpx.Client | None = None
 
 
-def _http() -> httpx.Client:
+def http_client() -> httpx.Client:
+    """The process's one keep-alive HTTP client for store URLs (created on first use, so a
+    forkserver's children each get their own)."""
     global _client
     if _client is None:
         _client = httpx.Client(timeout=HTTP_TIMEOUT_S, follow_redirects=False)
@@ -54,7 +56,7 @@ def fetch_to_file(
         return local, False
     fd, name = tempfile.mkstemp(prefix="tabjob-", suffix=".part", dir=scratch_dir)
     try:
-        with os.fdopen(fd, "wb") as out, _http().stream("GET", url) as response:
+        with os.fdopen(fd, "wb") as out, http_client().stream("GET", url) as response:
             response.raise_for_status()
             total = int(response.headers.get("content-length") or 0)
             done = 0
@@ -74,7 +76,7 @@ def read_bytes(url: str) -> bytes:
     local = _local_path(url)
     if local is not None:
         return local.read_bytes()
-    response = _http().get(url)
+    response = http_client().get(url)
     response.raise_for_status()
     return response.content
 
@@ -88,7 +90,7 @@ def write_file(url: str, path: Path, *, content_type: str = "application/octet-s
         return
     size = path.stat().st_size
     with path.open("rb") as body:
-        response = _http().put(
+        response = http_client().put(
             url,
             content=_chunks(body),
             headers={"content-length": str(size), "content-type": content_type},
@@ -116,7 +118,7 @@ def file_sha256(url: str) -> str:
             while chunk := body.read(CHUNK_BYTES):
                 digest.update(chunk)
         return digest.hexdigest()
-    with _http().stream("GET", url) as response:
+    with http_client().stream("GET", url) as response:
         response.raise_for_status()
         for chunk in response.iter_bytes(CHUNK_BYTES):
             digest.update(chunk)

@@ -17,20 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
 from ml.errors import DataProblem
-from ml.io import CHUNK_BYTES, HTTP_TIMEOUT_S, Progress
+from ml.io import CHUNK_BYTES, Progress, http_client
 
 _MD5_ETAG = re.compile(r"^[0-9a-fA-F]{32}$")
-_client: httpx.Client | None = None
-
-
-def _http() -> httpx.Client:
-    global _client
-    if _client is None:
-        _client = httpx.Client(timeout=HTTP_TIMEOUT_S, follow_redirects=False)
-    return _client
 
 
 def _changed(detail: str) -> DataProblem:
@@ -54,7 +44,10 @@ def fetch_pinned(
     """
     fd, name = tempfile.mkstemp(prefix="tabjob-", suffix=".parquet", dir=scratch_dir)
     try:
-        with os.fdopen(fd, "wb") as out, _http().stream("GET", url, headers={"If-Match": f'"{etag}"'}) as response:
+        with (
+            os.fdopen(fd, "wb") as out,
+            http_client().stream("GET", url, headers={"If-Match": f'"{etag}"'}) as response,
+        ):
             if response.status_code == 412:
                 raise _changed("its version is not the one checked")
             response.raise_for_status()
