@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 import redis
 
@@ -22,6 +23,13 @@ from app.state import lane_workers_key
 from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Hypothesis profiles (`pytest --hypothesis-profile=NAME`): the whole suite, which CI runs, tries
+# 30 examples per property (the OpenAPI contract: per operation and mode); the fast loop
+# (`task test:fast`) runs the same properties and checks on fewer examples.
+hypothesis.settings.register_profile("suite", max_examples=30)
+hypothesis.settings.register_profile("fast", max_examples=8)
+hypothesis.settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +42,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Valkey, 
         s3.start(base / "seaweedfs.log")
         yield valkey, s3
     finally:
-        s3.stop()
+        # The session's data is thrown away: no grace period for SeaweedFS's filer retries.
+        s3.stop(grace_s=0)
         valkey.stop()
 
 
@@ -203,7 +212,7 @@ def free_tcp_port() -> int:
 
 # Fixtures that start worker processes, or (in tests/app) a whole embedded stack: a test using
 # one is `slow`, and so is a test marked @pytest.mark.slow because it starts server processes of
-# its own; `task test:fast` (-m "not slow") runs everything else (86 s on an idle 2-core machine).
+# its own; `task test:fast` (-m "not slow") runs everything else, a file per CPU (53 s on an idle 2-core machine).
 # (tests/infra has a `stack` fixture too: a Pulumi stack name, which starts nothing.)
 SLOW_FIXTURES = frozenset({"workers", "small_worker", "module_workers"})
 

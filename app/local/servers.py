@@ -268,5 +268,6 @@ class SeaweedS3:
             give_up=lambda: _exited(self.process, "SeaweedFS"),
         )
 
-    def stop(self) -> None:
-        _stop(self.process, SEAWEED_STOP_TIMEOUT_S)
+    def stop(self, grace_s: float = SEAWEED_STOP_TIMEOUT_S) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s`` (0 for throwaway data, as the test session's)."""
+        _stop(self.process, grace_s)

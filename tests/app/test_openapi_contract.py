@@ -25,8 +25,6 @@ from app.jobs.broker import redis_client
 from app.services import Services
 from app.settings import Settings
 
-# Few examples per operation and mode: the run stays within a couple of minutes on two cores.
-MAX_EXAMPLES = 30
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -54,9 +52,10 @@ def api_schema(settings: Settings, api_key: str) -> schemathesis.BaseSchema:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+# How many examples per operation and mode comes from the Hypothesis profile (tests/conftest.py):
+# 30 in the whole suite, fewer in `task test:fast`.
 @schema.parametrize()
 @hypothesis.settings(
-    max_examples=MAX_EXAMPLES,
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
     database=None,
