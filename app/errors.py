@@ -58,6 +58,19 @@ class NotFound(UserError):
     status = 404
 
 
+class ModelDeleted(UserError):
+    """A predict names a model whose file was deleted: refused at submission, or failed by the
+    worker when the model was deleted while the predict waited."""
+
+    code = "model.deleted"
+    status = 410
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(
+            f"Model '{model_id}' was deleted.", hint="Train a new model (tabjob fit DATASET_ID) and use its id."
+        )
+
+
 class Conflict(UserError):
     status = 409
 

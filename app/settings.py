@@ -144,9 +144,7 @@ class Settings(UserDataSettings):
         2 * 1024**3, gt=0, description="Largest dataset a job accepts; a larger one is refused with 413."
     )
     max_dataset_rows: int = Field(
-        50_000_000,
-        gt=0,
-        description="Most rows a dataset may have (from its Parquet footer); more is refused with 413.",
+        50_000_000, gt=0, description="Most rows a dataset may have (from its Parquet footer); more are refused: 413."
     )
     max_dataset_columns: int = Field(
         10_000, gt=0, description="Most columns a dataset may have (from its Parquet footer); more is refused with 413."
@@ -157,18 +155,14 @@ class Settings(UserDataSettings):
         description="Largest Parquet footer the API parses (checked from the file's last 8 bytes first); its "
         "memory is many times its size, so a larger one is refused with 413.",
     )
-    target_scan_rows: int = Field(
-        1_000_000,
-        gt=0,
-        description="Rows of `y` the API reads at submission, in small batches (the footer's statistics "
-        "decide past them; the worker checks every row).",
-    )
-    max_concurrent_inspections: int = Field(
-        4,
-        ge=1,
-        description="Datasets one API process inspects at once (footer and `y` sample); more submissions wait, "
-        "so memory stays bounded under parallel submissions.",
-    )
+    target_scan_rows: int = Field(1_000_000, gt=0, description=(
+        "Rows of `y` the API reads at submission, in small batches (the footer's statistics "
+        "decide past them; the worker checks every row)."
+    ))  # fmt: skip
+    max_concurrent_inspections: int = Field(4, ge=1, description=(
+        "Datasets one API process inspects at once (footer and `y` sample); more submissions wait, "
+        "so memory stays bounded under parallel submissions."
+    ))  # fmt: skip
     upload_put_urls: bool = Field(
         True,
         description="Also hand out presigned PUT URLs (the seed's clients use them; S3 cannot bound a PUT's "
@@ -196,9 +190,7 @@ class Settings(UserDataSettings):
     time_limit_small_s: float = Field(
         15 * 60, gt=0, description="Wall-clock limit of one attempt on the `small` lane (`job.timeout`, not retried)."
     )
-    time_limit_large_s: float = Field(
-        6 * 3600, gt=0, description="Wall-clock limit of one attempt on the `large` lane."
-    )
+    time_limit_large_s: float = Field(6 * 3600, gt=0, description="Wall-clock limit of one attempt, `large` lane.")
     time_limit_gpu_s: float = Field(6 * 3600, gt=0, description="Wall-clock limit of one attempt on the `gpu` lane.")
     max_retries: int = Field(
         3, ge=0, le=20, description="Retries of a job after a platform error (user errors are never retried)."
@@ -223,27 +215,32 @@ class Settings(UserDataSettings):
         "(a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets its cores / concurrent workers."
     ))  # fmt: skip
     worker_max_cells: int | None = Field(None, ge=1, description=(
-        "Reserves this worker for small work: it starts only jobs of at most this many cells (rows x columns). "
-        "`tabjob stack` runs one on the small lane (1,000,000 cells, one thread)."
+        "Reserves this worker for small work: it starts only jobs of at most this many cells (rows x columns)."
+    ))  # fmt: skip
+    worker_consumers: int = Field(1, ge=1, le=16, description=(
+        "Jobs this worker process runs at once, each with its own consumer and job process, sharing the process's "
+        "forkserver (pandas and scikit-learn loaded once). Pods run one; `tabjob stack` one per core, up to 4."
+    ))  # fmt: skip
+    worker_small_work_consumers: int = Field(0, ge=0, le=4, description=(
+        "Consumers added to this process, reserved for small work (at most `TABJOB_WORKER_SMALL_WORK_MAX_CELLS` "
+        "cells, one thread): a toy never waits for the others' big jobs. `tabjob stack` runs one on the small lane."
+    ))  # fmt: skip
+    worker_small_work_max_cells: int = Field(1_000_000, ge=1, description=(
+        "The largest job (rows x columns) a small-work consumer starts: 1,000,000 is 20,000 x 50, under a second."
     ))  # fmt: skip
     # Jobs on datasets with fewer rows than this run single-threaded (see app/jobs/actors.py).
-    single_thread_max_rows: int = Field(
-        20_000,
-        ge=0,
-        description="Jobs on datasets with fewer rows run on one thread (faster, and leave cores to other jobs).",
-    )
-    worker_shutdown_timeout_s: float = Field(
-        30.0,
-        ge=0,
-        description="On SIGTERM, how long a running job may finish before it is handed back to the queue; "
-        "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not.",
-    )
-    worker_warm_start: bool = Field(
-        True,
-        description="Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
+    single_thread_max_rows: int = Field(20_000, ge=0, description=(
+        "Jobs on datasets with fewer rows run on one thread (faster, and leave cores to other jobs)."
+    ))  # fmt: skip
+    worker_shutdown_timeout_s: float = Field(30.0, ge=0, description=(
+        "On SIGTERM, how long a running job may finish before it is handed back to the queue; "
+        "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not."
+    ))  # fmt: skip
+    worker_warm_start: bool = Field(True, description=(
+        "Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
         "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
-        "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low.",
-    )
+        "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low."
+    ))  # fmt: skip
     worker_health_port: int = Field(
         8001, ge=0, le=65535, description="Port of the worker's `/healthz`; 0 turns it off (`tabjob stack` does)."
     )

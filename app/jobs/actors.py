@@ -12,13 +12,12 @@ from typing import Any
 import dramatiq
 
 from app.domain import Job, JobStatus
-from app.errors import Conflict, UserError
+from app.errors import Conflict, ModelDeleted, UserError
 from app.jobs.broker import ACTOR_NAME
 from app.jobs.context import WorkerContext
 from app.settings import Settings
 from app.steps import step_tag
 from app.storage import dataset_key, model_key, result_key
-from app.usecases.validation import deleted_model
 
 # Progress events are rate-limited per phase so a fast download does not flood the timeline.
 PROGRESS_EVENT_INTERVAL_S = 1.0
@@ -84,7 +83,7 @@ def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, 
     assert job.model_id is not None
     model = ctx.state.jobs.get(job.model_id)
     if model is not None and model.model_deleted_at is not None:
-        raise deleted_model(job.model_id)
+        raise ModelDeleted(job.model_id)
     if model is None or store.stat(model_key(tenant, job.model_id)) is None:
         raise Conflict(f"The model '{job.model_id}' is no longer available.", code="model.not_found")
     digest = (model.result or {}).get("model_sha256")

@@ -1,18 +1,18 @@
-"""``tabjob worker --lane L``: one Dramatiq consumer, one job at a time, graceful on SIGTERM.
+"""``tabjob worker --lane L``: Dramatiq consumers, one job at a time each, graceful on SIGTERM.
 
-One job per worker process keeps KEDA's count of messages equal to the pods needed, and gives
-the job all the cores the pod owns. On SIGTERM the worker stops taking messages and lets the
-running job finish for up to the shutdown timeout; past it the job is stopped and retried
-elsewhere, never lost.
+A pod runs one consumer (``TABJOB_WORKER_CONSUMERS=1``): one job per pod keeps KEDA's count of
+messages equal to the pods needed, and gives the job all the cores the pod owns. The embedded
+stack runs its small lane's consumers in one process (``app.jobs.consumers``): each has its own
+job process, and they share one forkserver, so pandas and scikit-learn are loaded once. On
+SIGTERM the worker stops taking messages and lets running jobs finish for up to the shutdown
+timeout; past it they are stopped and retried elsewhere, never lost.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,18 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dramatiq
 
 from app.domain import LANES, Lane
-from app.jobs import actors
-from app.jobs.broker import IDLE_TIMEOUT_MS, NAMESPACE, build_broker, enqueue, redis_client
+from app.jobs.broker import NAMESPACE, enqueue
+from app.jobs.consumers import Consumer, consumer_settings, start_consumer
 from app.jobs.context import WorkerContext
-from app.jobs.middleware import JobLifecycle
-from app.jobs.runner import JobRunner
 from app.observability import exposition
-from app.observability.worker import JobObserver
 from app.retention import sweep_if_due
 from app.settings import WORKER_STOP_MARGIN_S, Settings
-from app.state import State
-from app.storage import Store
-from app.webhooks import notifier_for
 
 # How often a worker checks whether a retention sweep is due (one worker an hour sweeps).
 RETENTION_CHECK_S = 60.0
@@ -67,82 +61,50 @@ def _health_server(port: int, alive: threading.Event) -> ThreadingHTTPServer:
     return server
 
 
-def new_worker_id() -> str:
-    """``<host>-<random>-<pid>``: unique even where host and pid repeat (containers are pid 1,
-    pods on the host network share its name). The pid stays last: the embedded stack matches
-    its children by ``worker_id.rsplit("-", 1)[-1]``."""
-    return f"{socket.gethostname()}-{secrets.token_hex(4)}-{os.getpid()}"
-
-
 def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -> int:
     """Consume ``lane`` until SIGTERM/SIGINT (or ``max_jobs`` jobs); return the exit status."""
-    # Set before the forkserver starts so OpenMP (and BLAS) in every job process sees it: the
-    # job owns these cores and must not spin on cores it does not own. The job process also
-    # limits its pools with threadpoolctl per job (app.jobs.child).
-    threads = settings.threads_for_worker()
+    every = consumer_settings(settings)
+    if max_jobs is not None and len(every) > 1:
+        raise ValueError("a one-shot worker (--max-jobs) runs one consumer: unset TABJOB_WORKER_*CONSUMERS")
+    # Set before the forkserver starts so OpenMP (and BLAS) in every job process sees it: a job
+    # must not spin on cores it does not own. Each job process also limits its pools to its
+    # consumer's threads with threadpoolctl, per job (app.jobs.child).
+    threads = max(s.threads_for_worker() for s in every)
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
-    worker_id = new_worker_id()
-    # The gpu lane runs model steps: its job process loads XGBoost and opens the device once.
-    runner = JobRunner(threads=threads, warm="model" if lane == "gpu" else "cpu")
-    if settings.worker_warm_start:
-        runner.start()
-    state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
-    ctx = WorkerContext(
-        settings=settings,
-        state=state,
-        store=Store.from_settings(settings),
-        runner=runner,
-        worker_id=worker_id,
-        lane=lane,
-        max_jobs=max_jobs,
-        notifier=notifier_for(settings, state),
-    )
-    # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
-    # changes, and (start_hook) the start itself.
-    observer = JobObserver(state=ctx.state, lane=lane, worker_id=worker_id, picked=lambda: ctx.current)
-    broker = build_broker(
-        settings,
-        extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook],
-        outage_wait_s=settings.broker_outage_wait_s,
-    )
-    dramatiq.set_broker(broker)
-    actors.declare(broker, ctx)
+    consumers = [start_consumer(s, lane=lane, max_jobs=max_jobs) for s in every]
+    dramatiq.set_broker(consumers[0].broker)
 
     stop = threading.Event()
     alive = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-
-    # Announce this worker before it takes a job: the reaper frees the jobs of silent workers.
-    ctx.state.lanes.heartbeat(lane, worker_id)
-    worker = dramatiq.Worker(broker, queues={lane}, worker_threads=1, worker_timeout=IDLE_TIMEOUT_MS)
-    worker.queue_prefetch = 1  # one job per worker: the others stay in Valkey for other pods
-    worker.start()
     alive.set()
     health = _health_server(settings.worker_health_port, alive) if settings.worker_health_port else None
-    log.info("worker %s consuming lane %s with %d thread(s) per job", worker_id, lane, threads)
+    for c in consumers:
+        log.info("worker %s consuming lane %s with %d thread(s) per job", c.ctx.worker_id, lane, c.ctx.runner.threads)
 
-    _start_background(ctx, stop)
-    exit_code = _serve(ctx, worker, stop)
+    _start_background([c.ctx for c in consumers], stop)
+    exit_code = _serve(consumers, stop)
     stop.set()  # ends the heartbeats too (a one-shot worker leaves the loop without a signal)
     alive.clear()
-    _stop(ctx, worker)
+    _stop(consumers)
     if health is not None:
         health.shutdown()
     # Deregistering is a courtesy (the entry expires with its heartbeat): never wait on a broker
     # that is down or hung for it.
-    _bounded(lambda: ctx.state.lanes.leave(lane, worker_id), DEREGISTER_TIMEOUT_S)
+    _bounded(lambda: [c.ctx.state.lanes.leave(lane, c.ctx.worker_id) for c in consumers], DEREGISTER_TIMEOUT_S)
     return exit_code
 
 
-def _start_background(ctx: WorkerContext, stop: threading.Event) -> None:
-    """Heartbeats (and reaping), and retention sweeps when retention is set, each in its own
-    thread until ``stop``: a hung broker must not keep the serve loop (and so a SIGTERM) waiting
-    on a socket, and a long store listing must never delay a heartbeat."""
-    threading.Thread(target=_heartbeats, args=(ctx, stop), daemon=True, name="heartbeat").start()
-    if ctx.settings.data_retention_days is not None:
-        threading.Thread(target=_retention_sweeps, args=(ctx, stop), daemon=True, name="retention").start()
+def _start_background(contexts: list[WorkerContext], stop: threading.Event) -> None:
+    """Heartbeats (and reaping) of each consumer, and retention sweeps when retention is set,
+    each in its own thread until ``stop``: a hung broker must not keep the serve loop (and so a
+    SIGTERM) waiting on a socket, and a long store listing must never delay a heartbeat."""
+    for ctx in contexts:
+        threading.Thread(target=_heartbeats, args=(ctx, stop), daemon=True, name="heartbeat").start()
+    if contexts[0].settings.data_retention_days is not None:
+        threading.Thread(target=_retention_sweeps, args=(contexts[0], stop), daemon=True, name="retention").start()
 
 
 def heartbeat_interval_s(settings: Settings) -> float:
@@ -179,12 +141,13 @@ def _retention_sweeps(ctx: WorkerContext, stop: threading.Event) -> None:
             log.warning("retention sweep failed", exc_info=True)
 
 
-def _serve(ctx: WorkerContext, worker: dramatiq.Worker, stop: threading.Event) -> int:
-    """Watch the worker thread until told to stop (or a one-shot worker is done); the exit status."""
+def _serve(consumers: list[Consumer], stop: threading.Event) -> int:
+    """Watch the worker threads until told to stop (or a one-shot worker is done); the exit status."""
+    ctx = consumers[0].ctx
     max_jobs = ctx.max_jobs
     started_at = time.monotonic()
     while not stop.wait(HEARTBEAT_INTERVAL_S if max_jobs is None else 0.2):
-        if not all(thread.is_alive() for thread in worker.workers):
+        if not all(thread.is_alive() for c in consumers for thread in c.worker.workers):
             # Dramatiq does not restart a worker thread that died; without it this process would
             # keep fetching (and holding) messages it never runs. Exit so it is restarted.
             log.critical("the worker thread died; exiting so the worker is restarted")
@@ -222,25 +185,39 @@ def _restore_tokens(ctx: WorkerContext, requeued: list[str]) -> None:
             enqueue(broker, "", lane)
 
 
-def _stop(ctx: WorkerContext, worker: dramatiq.Worker) -> None:
-    """Let the running job finish for up to the shutdown timeout, then hand it back (the job
-    process is killed and the job retried); the whole takes at most that timeout plus
+def _stop(consumers: list[Consumer]) -> None:
+    """Let the running jobs finish for up to the shutdown timeout, then hand them back (their
+    job processes are killed and the jobs retried); the whole takes at most that timeout plus
     WORKER_STOP_MARGIN_S, whether or not the broker answers (Dramatiq retries an ack on a lost
     broker for ever: that message is redelivered once its lease expires), plus at most
-    ``webhook_timeout_s`` for a webhook delivery in flight when webhooks are on."""
-    grace_s = ctx.settings.worker_shutdown_timeout_s
-    log.info("stopping: waiting up to %.0f s for the running job", grace_s)
-    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
-    stopper.start()
-    stopper.join(grace_s)
-    if stopper.is_alive():
-        ctx.runner.abort("The worker was shut down before the job finished; it is retried on another worker.")
-        stopper.join(WORKER_STOP_MARGIN_S - DEREGISTER_TIMEOUT_S)
-        if stopper.is_alive():
-            log.warning("the broker did not take the job back in time; it is redelivered when its lease expires")
-    ctx.runner.kill()
-    if ctx.notifier is not None:  # the process exits: webhook deliveries in flight get a moment
-        ctx.notifier.drain(ctx.settings.webhook_timeout_s)
+    ``webhook_timeout_s`` for a webhook delivery in flight when webhooks are on. Every consumer
+    stops at once, so several take no longer than one."""
+    settings = consumers[0].ctx.settings
+    grace_s = settings.worker_shutdown_timeout_s
+    log.info("stopping: waiting up to %.0f s for running jobs", grace_s)
+    stoppers = [
+        threading.Thread(target=c.worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
+        for c in consumers
+    ]
+    for stopper in stoppers:
+        stopper.start()
+    deadline = time.monotonic() + grace_s
+    for stopper in stoppers:
+        stopper.join(max(0.0, deadline - time.monotonic()))
+    if any(stopper.is_alive() for stopper in stoppers):
+        for c, stopper in zip(consumers, stoppers, strict=True):
+            if stopper.is_alive():
+                c.ctx.runner.abort("The worker was shut down before the job finished; it is retried on another worker.")
+        deadline = time.monotonic() + WORKER_STOP_MARGIN_S - DEREGISTER_TIMEOUT_S
+        for stopper in stoppers:
+            stopper.join(max(0.0, deadline - time.monotonic()))
+        if any(stopper.is_alive() for stopper in stoppers):
+            log.warning("the broker did not take a job back in time; it is redelivered when its lease expires")
+    for c in consumers:
+        c.ctx.runner.kill()
+    for c in consumers:
+        if c.ctx.notifier is not None:  # the process exits: webhook deliveries in flight get a moment
+            c.ctx.notifier.drain(settings.webhook_timeout_s)
 
 
 def _bounded(call: Callable[[], object], timeout_s: float) -> None:

@@ -28,7 +28,7 @@ import redis
 
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
-from app.local.workers import concurrent_workers, worker_children, worker_threads, workers_for
+from app.local.workers import concurrent_workers, worker_children, worker_threads
 from app.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
 from app.state import lane_workers_key
 from app.waiting import wait_until
@@ -45,7 +45,7 @@ class EmbeddedStack:
     data_dir: where Valkey's AOF, SeaweedFS's volumes, logs and credentials live.
     host, port: where the API listens. Auth is off only on a loopback host.
     lanes: the lanes to run workers for (``app.local.workers``: one per core up to 4 on the
-    small lane plus one reserved for small work; one on the others).
+    small lane plus one reserved for small work, as consumers of one process; one on the others).
     env: extra TABJOB_* settings for the API and the workers.
     """
 
@@ -62,10 +62,6 @@ class EmbeddedStack:
     server_restarts: dict[str, Restarts] = field(default_factory=lambda: {n: Restarts() for n in SERVERS})
     stopping: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
-
-    def workers_for(self, lane: str) -> int:
-        """Ordinary worker processes on ``lane`` (``app.local.workers``)."""
-        return workers_for(lane)
 
     def concurrent_workers(self) -> int:
         """Workers that can run a job at once, the small lane's reserved one included."""
@@ -207,19 +203,20 @@ class EmbeddedStack:
         )
 
     def workers_registered(self) -> bool:
-        """True once every worker process has registered with the broker (first heartbeat)."""
+        """True once every worker of every process registered (first heartbeat; an id ends in its pid)."""
         assert self.valkey
         client = redis.Redis.from_url(self.valkey.url, password=self.valkey.password, decode_responses=True)
         try:
-            registered = {
+            registered = [
                 member.rsplit("-", 1)[-1]
                 for lane in self.lanes
                 for member in client.zrange(lane_workers_key(lane), 0, -1)
-            }
+            ]
         finally:
             client.close()
-        workers = [c for c in self.children if c.lane is not None]
-        return all(c.process is not None and str(c.process.pid) in registered for c in workers)
+        pids = {str(c.process.pid) for c in self.children if c.lane is not None and c.process is not None}
+        every_process = len(pids) == sum(c.lane is not None for c in self.children) and pids <= set(registered)
+        return every_process and sum(pid in pids for pid in registered) >= self.concurrent_workers()
 
     def supervise_once(self) -> list[str]:
         """Collect the exit status of whatever died and restart it (with back-off): the servers
@@ -273,7 +270,7 @@ class EmbeddedStack:
                 self.supervise_once()
                 if not announced and self._quietly(self.workers_registered):
                     announced = True
-                    log.info("all %d workers registered", sum(c.lane is not None for c in self.children))
+                    log.info("all %d workers registered", self.concurrent_workers())
         finally:
             self.stop()
 

@@ -4,8 +4,13 @@ The CPU budget on one machine: every worker's jobs get ``cores // workers that c
 once`` OpenMP threads (at least one), so concurrent jobs never run more threads than there are
 cores (unless there are fewer cores than workers, when each job runs on one thread). The small
 lane gets one worker per core (up to 4), plus one reserved for small work: it starts only jobs
-of at most RESERVED_MAX_CELLS cells, so a toy never waits for the big jobs the others run
-(ordering alone, ``app.state.scripts.PICK``, leaves it waiting for the first of them to end).
+of at most 1,000,000 cells (``TABJOB_WORKER_SMALL_WORK_MAX_CELLS``), so a toy never waits for
+the big jobs the others run (ordering alone, ``app.state.scripts.PICK``, leaves it waiting for
+the first of them to end).
+
+The small lane's workers are consumers of one process (``app.jobs.consumers``): their job
+processes are forked from one forkserver, which loads pandas and scikit-learn once (about
+150 MiB) instead of once per worker.
 """
 
 from __future__ import annotations
@@ -14,8 +19,6 @@ from app.cpu import available_cpus, threads_per_worker
 from app.local.supervision import Child
 
 MAX_SMALL_WORKERS = 4
-# 20,000 rows x 50 columns: well under a second on one thread.
-RESERVED_MAX_CELLS = 1_000_000
 
 
 def workers_for(lane: str) -> int:
@@ -35,15 +38,14 @@ def worker_threads(lanes: tuple[str, ...]) -> int:
 
 
 def worker_children(python: list[str], lanes: tuple[str, ...]) -> list[Child]:
-    """The stack's worker processes, each with the settings that differ from the others'."""
+    """The stack's worker processes, one per lane, with the settings that differ between them."""
     children = []
     for lane in lanes:
-        # Large and gpu jobs run minutes to hours: their workers' job processes start with the
-        # first job (seconds), which keeps ~160 MiB each off the idle stack.
-        warm = {} if lane == "small" else {"TABJOB_WORKER_WARM_START": "false"}
-        args = [*python, "worker", "--lane", lane]
-        children += [Child(f"worker-{lane}-{i}", args, lane=lane, env=warm) for i in range(1, workers_for(lane) + 1)]
-    if "small" in lanes:
-        reserved = {"TABJOB_WORKER_MAX_CELLS": str(RESERVED_MAX_CELLS), "TABJOB_WORKER_THREADS": "1"}
-        children.append(Child("worker-small-reserved", [*python, "worker", "--lane", "small"], "small", reserved))
+        if lane == "small":
+            env = {"TABJOB_WORKER_CONSUMERS": str(workers_for(lane)), "TABJOB_WORKER_SMALL_WORK_CONSUMERS": "1"}
+        else:
+            # Large and gpu jobs run minutes to hours: their job processes (and forkserver)
+            # start with the first job (seconds), which keeps ~200 MiB each off the idle stack.
+            env = {"TABJOB_WORKER_WARM_START": "false"}
+        children.append(Child(f"worker-{lane}", [*python, "worker", "--lane", lane], lane=lane, env=env))
     return children

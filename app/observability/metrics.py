@@ -64,7 +64,8 @@ DATASET_BYTES = Histogram(
 )
 WORKER_BUSY = Gauge(
     "tabjob_worker_busy",
-    "1 while this worker runs a job, else 0 (exported by each worker on its health port).",
+    "Jobs this worker process runs now: 0 or 1 in a pod, up to its consumers on `tabjob stack` "
+    "(exported by each worker on its health port).",
     ["lane"],
     multiprocess_mode="livesum",
 )

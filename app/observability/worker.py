@@ -54,14 +54,15 @@ class JobObserver(Middleware):
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
+        started = self.started.pop(message.message_id, None)
         try:
-            started = self.started.pop(message.message_id, None)
             if started is not None and exception is not None:
                 self._observe_retry(started, exception)
         except Exception:  # never let bookkeeping end Dramatiq's worker thread
             log.warning("could not record metrics for message %s", message.message_id, exc_info=True)
         finally:
-            metrics.WORKER_BUSY.labels(self.lane).set(0)
+            if started is not None:  # the consumers of one process share the gauge: count them
+                metrics.WORKER_BUSY.labels(self.lane).dec()
             logging_setup.clear()
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
@@ -90,7 +91,7 @@ class _StartObserver(Middleware):
         observer.started[message.message_id] = job
         step = getattr(job, "step", None) or job.kind
         logging_setup.bind(job_id=job.id, tenant=job.tenant, lane=job.lane, step=step, worker=observer.worker_id)
-        metrics.WORKER_BUSY.labels(observer.lane).set(1)
+        metrics.WORKER_BUSY.labels(observer.lane).inc()
         try:
             metrics.record_started(job)
             waited = (job.started_at or 0.0) - job.enqueued_at

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from app.domain import Job, JobStatus
-from app.errors import Conflict, UserError
+from app.errors import Conflict, ModelDeleted, UserError
 from app.inspection import data_error
 from app.limits import inspection_slot, open_bounded, scan_target
 from app.services import Services
@@ -42,15 +42,6 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
     return info, source.metadata.num_rows, source.metadata.num_columns
 
 
-def deleted_model(model_id: str) -> UserError:
-    return UserError(
-        f"Model '{model_id}' was deleted.",
-        code="model.deleted",
-        hint="Train a new model (tabjob fit DATASET_ID) and use its id.",
-        status=410,
-    )
-
-
 def usable_model(model: Job) -> Job:
     """``model`` when it is a finished fit whose file was not deleted; refused otherwise, saying what to do."""
     if model.kind != "fit":
@@ -69,7 +60,7 @@ def usable_model(model: Job) -> Job:
             else "Train a new model.",
         )
     if model.model_deleted_at is not None:
-        raise deleted_model(model.id)
+        raise ModelDeleted(model.id)
     if not (model.result or {}).get("model_sha256"):
         raise Conflict(
             f"Model '{model.id}' has no recorded digest, so it cannot be verified and is never loaded.",

@@ -13,7 +13,7 @@ from minio.error import S3Error
 from app.auth import ApiKeys, seed_bootstrap_keys
 from app.errors import InfraError, UserError
 from app.jobs.broker import redis_client
-from app.jobs.worker import new_worker_id
+from app.jobs.consumers import new_worker_id
 from app.settings import Settings
 from app.storage import Store
 
