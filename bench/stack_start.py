@@ -158,9 +158,9 @@ def _all_workers_up(root: psutil.Process, data_dir: Path) -> bool:
     return bool(workers) and all(str(p.pid) in registered for p in workers)
 
 
-def run(_harness: object = None) -> list[Figure]:
-    """The section for ``python -m bench``: one cold start of its own (the harness's stack is
-    already up, so it is not used), as figures."""
+def run() -> list[Figure]:
+    """The section for ``python -m bench``: one cold start of its own (run before the harness's
+    stack starts, so the two share no pages), as figures."""
     result = measure()
     details = asdict(result)
     return [
