@@ -9,10 +9,12 @@ it to return. If the worker dies, the lifeline pipe closes and this process exit
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import tempfile
 import threading
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -87,6 +89,25 @@ def warm_up_model_step() -> None:
     family.train(data, {**family.default_params, "n_estimators": 2}, choose_device(None))
 
 
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap a finished job freed back to the system. glibc keeps freed blocks in its
+    arenas for reuse, so a job process that ran a big fit idles at that fit's high-water mark
+    (measured: the stack's three job processes idled 90 MiB higher after four 40,000 x 50 fits);
+    ``malloc_trim`` returns those pages, in about a millisecond, after the reply is sent."""
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
+
+
 def hold_if_asked() -> None:
     """A test hook: with ``TABJOB_TEST_HOLD_JOBS`` set to a directory, announce each job there
     (``<pid>.running``) and hold it until a file ``release`` appears, so a test can kill this
@@ -142,3 +163,5 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             conn.send(("error", "internal", "job.internal_error", detail, traceback.format_exc(limit=20)))
+        finally:
+            release_freed_memory()
