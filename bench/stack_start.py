@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             f"ready {result.ready_s:.2f} s (target {READY_TARGET_S:g}), first fit {result.first_fit_s:.2f} s, "
             f"workers {result.workers_s:.2f} s, "
             f"idle PSS {result.idle_pss_mib:.0f} MiB in {result.processes} processes "
-            f"(target {IDLE_PSS_TARGET_MIB}), {result.after_work_pss_mib:.0f} MiB after work, stop {result.stop_s:.2f} s"
+            f"(target {IDLE_PSS_TARGET_MIB}), {result.after_work_pss_mib:.0f} MiB after work, "
+            f"stop {result.stop_s:.2f} s"
         )
     return 0
 

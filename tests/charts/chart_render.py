@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import helm_python as helm
-import yaml
+import safe_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "tabjob"
@@ -40,7 +40,7 @@ def scenario_values() -> dict[str, dict[str, Any]]:
     """
     scenarios: dict[str, dict[str, Any]] = {"default": {}}
     for path in sorted(CI_DIR.glob("*.yaml")):
-        scenarios[path.name.removesuffix(".yaml").removesuffix("-values")] = yaml.safe_load(path.read_text()) or {}
+        scenarios[path.name.removesuffix(".yaml").removesuffix("-values")] = safe_yaml.load(path.read_text()) or {}
     return scenarios
 
 
@@ -76,7 +76,7 @@ def objects_of(files: dict[str, str]) -> list[dict[str, Any]]:
     for path, text in sorted(files.items()):
         if not path.endswith(".yaml"):
             continue
-        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+        objects.extend(doc for doc in safe_yaml.load_all(text) if doc)
     return objects
 
 

@@ -17,7 +17,7 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
+import safe_yaml
 from chart_render import (
     CHART_DIR,
     CRD_DIR,
@@ -57,7 +57,7 @@ def keda_validators() -> dict[str, jsonschema.Draft7Validator]:
     """Kind to a validator built from the vendored KEDA CRD (the storage version's schema)."""
     validators: dict[str, jsonschema.Draft7Validator] = {}
     for path in sorted(CRD_DIR.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
+        crd = safe_yaml.load(path.read_text())
         version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
         schema = _strict(version["schema"]["openAPIV3Schema"])
         validators[crd["spec"]["names"]["kind"]] = jsonschema.Draft7Validator(schema)

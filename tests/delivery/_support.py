@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import safe_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO_ROOT / ".github" / "workflows"
@@ -44,7 +44,7 @@ def run_tool(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[s
 
 def load_yaml(path: Path) -> dict[str, Any]:
     """Load one YAML document; workflows' `on:` key (YAML 1.1 reads it as True) becomes "on"."""
-    data = yaml.safe_load(path.read_text())
+    data = safe_yaml.load(path.read_text())
     assert isinstance(data, dict), f"{path} is not a YAML mapping"
     if True in data:
         data["on"] = data.pop(True)

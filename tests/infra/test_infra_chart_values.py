@@ -11,7 +11,7 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-import yaml
+import safe_yaml
 from infra_harness import EXISTING_CONFIG, run_program
 
 from infra.app import CHART_PATH, RELEASE_NAME
@@ -23,7 +23,7 @@ def _render(values: dict[str, Any], namespace: str = "tabjob") -> list[dict[str,
     with helm.Chart.load(CHART_PATH) as chart:
         files = chart.render(values, name=RELEASE_NAME, namespace=namespace)
     return [
-        doc for path, text in sorted(files.items()) if path.endswith(".yaml") for doc in yaml.safe_load_all(text) if doc
+        doc for path, text in sorted(files.items()) if path.endswith(".yaml") for doc in safe_yaml.load_all(text) if doc
     ]
 
 

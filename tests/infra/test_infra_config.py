@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import yaml
+import safe_yaml
 from infra_harness import ENVIRONMENTS, EXISTING_CONFIG, ROOT, configure, kind_image_environ, stack_config
 
 from infra.config import DEFAULTS, SECRET_KEYS, load_config
 
-PULUMI_YAML = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+PULUMI_YAML = safe_yaml.load((ROOT / "Pulumi.yaml").read_text())
 SCHEMA = PULUMI_YAML["config"]
 GKE = {"cluster": "gke", "gcpProject": "p", "apiHost": "api.example.com"}
 PULUMI_TYPES = {str: "string", bool: "boolean", int: "integer", list: "array"}
@@ -56,7 +56,7 @@ def test_stacks_dev_staging_production_exist_and_use_only_declared_keys():
     stacks = {path.name for path in ENVIRONMENTS.glob("Pulumi.*.yaml")}
     assert {"Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml"} <= stacks
     for path in ENVIRONMENTS.glob("Pulumi.*.yaml"):
-        for full_key in yaml.safe_load(path.read_text())["config"]:
+        for full_key in safe_yaml.load(path.read_text())["config"]:
             namespace, key = full_key.split(":", 1)
             assert namespace == "tabjob" and key in SCHEMA, f"{path.name}: {full_key}"
 

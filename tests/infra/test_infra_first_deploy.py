@@ -9,7 +9,7 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-import yaml
+import safe_yaml
 from infra_harness import DIGEST, EXISTING_CONFIG, GPU_DIGEST, StackRun, run_program, stack_config
 
 from infra.app import CHART_PATH, RELEASE_NAME
@@ -33,7 +33,7 @@ def _render(values: dict[str, Any]) -> list[dict[str, Any]]:
     with helm.Chart.load(CHART_PATH) as chart:
         files = chart.render(values, name=RELEASE_NAME, namespace="tabjob")
     texts = [text for path, text in sorted(files.items()) if path.endswith(".yaml")]
-    return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
+    return [doc for text in texts for doc in safe_yaml.load_all(text) if doc]
 
 
 def _cpu_m(quantity: str | int | float) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-import yaml
+import safe_yaml
 from infra_harness import DIGEST, GPU_DIGEST, StackRun, kind_image_environ, run_program, stack_config
 
 from infra.app import CHART_PATH, RELEASE_NAME
@@ -33,7 +33,7 @@ def _pod_annotations(run: StackRun) -> dict[str, dict[str, Any]]:
     values = run.one(RELEASE, "tabjob").inputs["values"]
     with helm.Chart.load(CHART_PATH) as chart:
         files = chart.render(values, name=RELEASE_NAME, namespace="tabjob")
-    docs = [doc for path, text in files.items() if path.endswith(".yaml") for doc in yaml.safe_load_all(text) if doc]
+    docs = [doc for path, text in files.items() if path.endswith(".yaml") for doc in safe_yaml.load_all(text) if doc]
     return {
         d["metadata"]["name"]: d["spec"]["template"]["metadata"].get("annotations", {})
         for d in docs

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import helm_python as helm
 import pytest
-import yaml
+import safe_yaml
 from infra_harness import DIGEST, GPU_DIGEST, run_program, stack_config
 
 from infra.app import CHART_PATH, RELEASE_NAME
@@ -57,7 +57,7 @@ def test_the_app_values_render_the_monitoring_objects(monitored):
     values = monitored.one(RELEASE, "tabjob").inputs["values"]
     with helm.Chart.load(CHART_PATH) as chart:
         files = chart.render(values, name=RELEASE_NAME, namespace="tabjob")
-    docs = [doc for path, text in files.items() if path.endswith(".yaml") for doc in yaml.safe_load_all(text)]
+    docs = [doc for path, text in files.items() if path.endswith(".yaml") for doc in safe_yaml.load_all(text)]
     kinds = {doc["kind"] for doc in docs if doc}
     assert {"ServiceMonitor", "PodMonitor", "PrometheusRule"} <= kinds
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
+import safe_yaml
 from infra_harness import (
     DIGEST,
     EXISTING_CONFIG,
@@ -100,7 +100,7 @@ def test_dev_creates_a_kind_cluster_with_host_port_mappings(deployed_stacks):
     create = run.one(COMMAND, "kind-create").inputs
     assert create["create"].startswith("kind create cluster --name tabjob --config -")
     assert create["delete"] == "kind delete cluster --name tabjob"
-    node = yaml.safe_load(create["stdin"])["nodes"][0]
+    node = safe_yaml.load(create["stdin"])["nodes"][0]
     mappings = {m["hostPort"]: m for m in node["extraPortMappings"]}
     assert set(mappings) == {8000, 8333}, "API and S3 reach the host"
     assert all(m["listenAddress"] == "127.0.0.1" for m in mappings.values())
