@@ -210,11 +210,12 @@ def free_tcp_port() -> int:
     return free_port()
 
 
-# Fixtures that start worker processes, or (in tests/app) a whole embedded stack: a test using
+# Fixtures that start worker processes, an API server process (`live_api`, tests/app/test_dashboard.py,
+# whose tests also drive a real browser) or (in tests/app) a whole embedded stack: a test using
 # one is `slow`, and so is a test marked @pytest.mark.slow because it starts server processes of
-# its own; `task test:fast` (-m "not slow") runs everything else, a file per CPU (53 s on an idle 2-core machine).
+# its own; `task test:fast` (-m "not slow") runs everything else, a file per CPU.
 # (tests/infra has a `stack` fixture too: a Pulumi stack name, which starts nothing.)
-SLOW_FIXTURES = frozenset({"workers", "small_worker", "module_workers"})
+SLOW_FIXTURES = frozenset({"workers", "small_worker", "module_workers", "live_api"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
