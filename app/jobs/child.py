@@ -102,8 +102,9 @@ MALLOC_TRIM = _malloc_trim()
 def release_freed_memory() -> None:
     """Hand the heap a finished job freed back to the system. glibc keeps freed blocks in its
     arenas for reuse, so a job process that ran a big fit idles at that fit's high-water mark
-    (measured: the stack's three job processes idled 90 MiB higher after four 40,000 x 50 fits);
-    ``malloc_trim`` returns those pages, in about a millisecond, after the reply is sent."""
+    (measured: the stack's three job processes idled at 257 MiB after four 40,000 x 50 fits and
+    their predicts, 203 MiB with this); ``malloc_trim`` returns those pages after the reply is
+    sent (0.55 ms after a 40,000 x 50 fit)."""
     if MALLOC_TRIM is not None:
         MALLOC_TRIM(0)
 

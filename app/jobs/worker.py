@@ -72,13 +72,12 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     threads = max(s.threads_for_worker() for s in every)
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
-    consumers = [start_consumer(s, lane=lane, max_jobs=max_jobs) for s in every]
-    dramatiq.set_broker(consumers[0].broker)
-
     stop = threading.Event()
     alive = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before any consumer takes a job
         signal.signal(sig, lambda *_: stop.set())
+    consumers = [start_consumer(s, lane=lane, max_jobs=max_jobs) for s in every]
+    dramatiq.set_broker(consumers[0].broker)
     alive.set()
     health = _health_server(settings.worker_health_port, alive) if settings.worker_health_port else None
     for c in consumers:

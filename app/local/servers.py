@@ -171,8 +171,8 @@ class Valkey:
 SEAWEED_STOP_TIMEOUT_S = 3.0
 # Go's soft memory limit for SeaweedFS (unless GOMEMLIMIT is set already): without one, the
 # process kept the heap of its busiest moment (measured: 115 MiB idle, 264 MiB idle again after
-# four 40,000 x 50 fits and their predicts; 111 MiB with this limit). A soft limit only makes
-# the collector work harder near it: uploads larger than it still stream through.
+# four 40,000 x 50 fits and their predicts; 111 MiB with this limit). It is a soft limit: near
+# it the collector runs more often, it never refuses memory.
 SEAWEED_GOMEMLIMIT = "192MiB"
 
 
