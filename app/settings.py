@@ -67,6 +67,24 @@ class Settings(UserDataSettings):
         description="PEM CA bundle that signs a `rediss://` broker's certificate (e.g. Memorystore's private CA); "
         "the chart mounts `secrets.redisCaKey` there.",
     )
+    redis_auth: Literal["password", "gcp-iam"] = Field(
+        "password",
+        description="How processes log in to the broker: `password` (`TABJOB_REDIS_PASSWORD`, or none) or "
+        "`gcp-iam` (Memorystore for Valkey IAM authentication: the pod's Google service account's access "
+        "token from the metadata server, refreshed before it expires).",
+    )
+    redis_tls_check_hostname: bool | None = Field(
+        None,
+        description="Match a `rediss://` broker's certificate names to the address dialled. Unset: not when "
+        "`TABJOB_REDIS_CA_FILE` names a private per-instance CA (the chain alone identifies the instance), "
+        "yes with the system roots.",
+    )
+    scaler_token: SecretStr | None = Field(
+        None,
+        description="Bearer token KEDA's metrics-api trigger sends to `GET /internal/scaling/lanes/{lane}` "
+        "(the lane's messages, for clusters where KEDA cannot log in to the broker itself); unset turns "
+        "that route off (404).",
+    )
     broker_heartbeat_timeout_s: float = Field(
         60.0,
         gt=0,

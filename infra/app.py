@@ -19,6 +19,7 @@ API_PORT = 8000
 # The chart's API pods carry these labels (prometheus-community style selector labels plus
 # a component label); kind's host-port Service selects them.
 REDIS_CA_KEY = "redis-ca.pem"
+SCALER_TOKEN_KEY = "scaler-token"
 # The Secret key holding TABJOB_BOOTSTRAP_API_KEYS ("smoke=<token>"), seeded by the API at start.
 BOOTSTRAP_KEYS_KEY = "bootstrap-api-keys"
 SMOKE_TENANT = "smoke"
@@ -41,6 +42,9 @@ class Backends:
     s3_secret_key: pulumi.Input[str]
     # PEM of a private CA the broker's TLS certificate is signed by (Memorystore); None: none.
     redis_ca: pulumi.Input[str] | None = None
+    # How pods log in to the broker: "password" (redis_password) or "gcp-iam" (Memorystore IAM
+    # authentication with the pods' Workload Identity; KEDA then scales from the API's count).
+    redis_auth: str = "password"
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,12 @@ class Placement:
     # Jobs at once (the pool's GPU nodes times GPUs per node); None: the chart's defaults.
     gpu_resources: dict[str, Any] | None = None
     gpu_max_jobs: int | None = None
+
+
+def _scales_from_api(backends: Backends) -> bool:
+    """KEDA's redis trigger sends a static password; with IAM auth there is none to send, so KEDA
+    reads each lane's count from the API instead (charts/tabjob: keda.scaleFrom)."""
+    return backends.redis_auth == "gcp-iam"
 
 
 def endpoint_port(url: str) -> int:
@@ -129,6 +139,7 @@ def chart_values(
         "config": {
             "environment": environment,
             "redisUrl": backends.redis_url,
+            "redisAuth": backends.redis_auth,
             "s3Endpoint": backends.s3_endpoint,
             "s3PublicEndpoint": backends.s3_public_endpoint,
             "s3Bucket": backends.s3_bucket,
@@ -141,11 +152,16 @@ def chart_values(
             "s3SecretKeyKey": "s3-secret-key",
             # The chart hands this key to KEDA's redis trigger to verify the broker's TLS.
             "redisCaKey": REDIS_CA_KEY if backends.redis_ca is not None else "",
+            "scalerTokenKey": SCALER_TOKEN_KEY if _scales_from_api(backends) else "",
             "bootstrapApiKeysKey": BOOTSTRAP_KEYS_KEY,
         },
         "api": {"service": {"type": "ClusterIP", "port": API_PORT}, "ingress": placement.ingress},
         "gpu": _gpu_values(placement),
-        "keda": {"redisAddress": backends.redis_address, "redisTls": backends.redis_tls},
+        "keda": {
+            "redisAddress": backends.redis_address,
+            "redisTls": backends.redis_tls,
+            "scaleFrom": "api" if _scales_from_api(backends) else "redis",
+        },
         # Egress follows the configured endpoints: 443 for GCS, 8333 for SeaweedFS, ...
         "networkPolicy": {
             "enabled": True,
@@ -234,6 +250,12 @@ class TabjobRelease(pulumi.ComponentResource):
         }
         if backends.redis_ca is not None:
             credentials[REDIS_CA_KEY] = backends.redis_ca
+        if _scales_from_api(backends):
+            # KEDA's metrics-api trigger sends it to the API's scaling route (keda.scaleFrom api).
+            token = random.RandomPassword(
+                f"{name}-scaler-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+            credentials[SCALER_TOKEN_KEY] = token.result
         return k8s.core.v1.Secret(
             f"{name}-credentials", metadata={"namespace": namespace}, string_data=credentials, opts=child
         )

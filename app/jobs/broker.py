@@ -22,6 +22,7 @@ from dramatiq.middleware import Middleware, Retries
 from app.domain import LANES
 from app.errors import InfraError
 from app.settings import Settings
+from app.state.broker_auth import connection_options
 from app.waiting import wait_until
 
 NAMESPACE = "dramatiq"
@@ -122,15 +123,20 @@ class TabjobBroker(RedisBroker):
 
 
 def redis_client(settings: Settings, *, decode: bool, asynchronous: bool = False) -> Any:
-    """A client for the broker's Valkey (the password comes from its own secret); an asyncio
-    one for routes that await their reads."""
+    """A client for the broker's Valkey, logged in and checking the server as the settings say
+    (app.state.broker_auth); an asyncio one for routes that await their reads."""
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    tls = {"ssl_ca_certs": settings.redis_ca_file} if settings.redis_ca_file else {}
+    login_and_tls = connection_options(
+        settings.redis_url,
+        auth=settings.redis_auth,
+        password=password,
+        ca_file=settings.redis_ca_file,
+        check_hostname=settings.redis_tls_check_hostname,
+    )
     factory = redis.asyncio.Redis if asynchronous else redis.Redis
     return factory.from_url(
         settings.redis_url,
-        password=password or None,
-        **tls,
+        **login_and_tls,
         decode_responses=decode,
         socket_connect_timeout=5,
         socket_timeout=30,

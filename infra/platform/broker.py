@@ -45,6 +45,7 @@ class InClusterValkey(pulumi.ComponentResource):
     password: pulumi.Output[str]
     tls = False
     ca_certificate = None
+    auth = "password"
 
     def __init__(
         self,
@@ -136,18 +137,23 @@ def _statefulset_spec(service: k8s.core.v1.Service, conf: k8s.core.v1.Secret, im
 
 
 class ManagedValkey(pulumi.ComponentResource):
-    """Memorystore for Valkey, non-cluster mode, TLS in transit, reached over PSC from the VPC.
+    """Memorystore for Valkey, non-cluster mode, TLS in transit, IAM authentication, reached over
+    PSC from the VPC.
 
-    Memorystore for Valkey offers IAM_AUTH or AUTH_DISABLED, no static password. IAM auth needs
-    the client to send a fresh OAuth token as the password (hourly), which the app's Dramatiq
-    broker does not do, so access is limited by the network instead: the instance has only a
-    private PSC endpoint inside the cluster's VPC. The app's redis-password is therefore empty.
+    With AUTH_DISABLED any pod or VM in the VPC could write the app's keys (API keys included),
+    so the instance requires IAM authentication: a client sends its Google service account's
+    access token as the AUTH password, and only accounts granted ``allow_connect`` (the role
+    roles/memorystore.dbConnectionUser) get in
+    (https://cloud.google.com/memorystore/docs/valkey/about-iam-auth). The app fetches and renews
+    the token itself (app/state/broker_auth.py); KEDA cannot, so it scales from the API's count
+    (chart: keda.scaleFrom api).
 
     Attributes:
         redis_url: rediss://<PSC address>:6379/0.
-        redis_address: host:port for KEDA's redis trigger.
-        password: empty (see above), kept so both brokers offer the same attributes.
+        redis_address: host:port of the primary endpoint.
+        password: empty (IAM tokens replace it), kept so both brokers offer the same attributes.
         ca_certificate: PEM of the instance's managed server CA, to verify its TLS certificate.
+        auth: "gcp-iam", how the app logs in (TABJOB_REDIS_AUTH).
     """
 
     redis_url: pulumi.Output[str]
@@ -155,6 +161,7 @@ class ManagedValkey(pulumi.ComponentResource):
     password: pulumi.Output[str]
     ca_certificate: pulumi.Output[str]
     tls = True
+    auth = "gcp-iam"
 
     def __init__(
         self,
@@ -192,7 +199,7 @@ class ManagedValkey(pulumi.ComponentResource):
             replica_count=replicas,
             node_type=node_type,
             engine_version=engine_version,
-            authorization_mode="AUTH_DISABLED",
+            authorization_mode="IAM_AUTH",
             transit_encryption_mode="SERVER_AUTHENTICATION",
             desired_auto_created_endpoints=[{"network": network_id, "project_id": project}],
             # Dramatiq's queues and job records should survive a node restart.
@@ -201,12 +208,27 @@ class ManagedValkey(pulumi.ComponentResource):
             opts=child.merge(pulumi.ResourceOptions(depends_on=[policy])),
         )
         self.instance = instance
+        self._name, self._project, self._child = name, project, child
         host = instance.endpoints.apply(_primary_address)
         self.redis_address = pulumi.Output.concat(host, f":{VALKEY_PORT}")
         self.redis_url = pulumi.Output.concat("rediss://", self.redis_address, "/0")
         self.password = pulumi.Output.secret("")
         self.ca_certificate = instance.managed_server_cas.apply(_ca_bundle)
         self.register_outputs({"redis_url": self.redis_url})
+
+    def allow_connect(self, member: pulumi.Input[str]) -> gcp.projects.IAMMember:
+        """Let ``member`` (e.g. "serviceAccount:app@...") log in to the instance with IAM tokens.
+
+        Granted on the project, which holds only this stack's instance; Google's documentation
+        offers per-instance bindings through IAM conditions, left out while one instance exists.
+        """
+        return gcp.projects.IAMMember(
+            f"{self._name}-connect",
+            project=self._project,
+            role="roles/memorystore.dbConnectionUser",
+            member=member,
+            opts=self._child,
+        )
 
 
 def _primary_address(endpoints: list | None) -> str:

@@ -122,6 +122,8 @@ def _platform(cfg: StackConfig, settings: GkeSettings, apis: ProjectApis, gcp_pr
         bucket=storage.bucket,
         provider=gcp_provider,
     )
+    # The app's pods log in to the broker as their Google service account (IAM authentication).
+    broker.allow_connect(pulumi.Output.concat("serviceAccount:", identity.email))
     return _Platform(apis, gke, registry, storage, broker, identity)
 
 
@@ -184,4 +186,5 @@ def _backends(platform: _Platform) -> Backends:
         s3_access_key=storage.access_key,
         s3_secret_key=storage.secret_key,
         redis_ca=broker.ca_certificate,
+        redis_auth=broker.auth,
     )

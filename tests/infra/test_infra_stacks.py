@@ -286,7 +286,7 @@ def test_gke_wires_the_chart_to_managed_services(deployed_stacks, stack):
     assert values["gpu"]["enabled"] is True
     assert values["gpu"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert values["config"]["redisUrl"] == "rediss://10.10.0.5:6379/0"
-    assert values["keda"] == {"redisAddress": "10.10.0.5:6379", "redisTls": True}
+    assert values["keda"] == {"redisAddress": "10.10.0.5:6379", "redisTls": True, "scaleFrom": "api"}
     assert values["config"]["s3Endpoint"] == "https://storage.googleapis.com"
     assert values["config"]["s3Region"] == "auto"
     assert values["config"]["s3Bucket"] == "storage-0123abc"
@@ -329,7 +329,7 @@ def test_existing_cluster_deploys_only_the_app_layer():
     assert {r.name for r in run.of_type(RELEASE)} == {"keda", "tabjob"}
     values = _release(run, "tabjob")["values"]
     assert values["config"]["redisUrl"] == EXISTING_CONFIG["redisUrl"]
-    assert values["keda"] == {"redisAddress": "valkey.acme.internal:6380", "redisTls": True}
+    assert values["keda"] == {"redisAddress": "valkey.acme.internal:6380", "redisTls": True, "scaleFrom": "redis"}
     assert values["api"]["ingress"]["host"] == EXISTING_CONFIG["apiHost"]
     assert run.outputs["imageRegistry"] == "registry.example.com/acme"
     assert run.outputs["bucket"] == "tabjob"

@@ -117,6 +117,40 @@ same database Dramatiq writes to.
 {{- end }}
 
 {{/*
+tabjob.kedaTrigger: the KEDA trigger of one lane, one message per pod. Call with
+(dict "root" $ "lane" "small"). With keda.scaleFrom "redis" (default), KEDA's redis trigger reads
+the hash dramatiq:<lane>.msgs (pending and in-flight messages) itself. With "api", KEDA's
+metrics-api trigger reads the same count from the API (GET /internal/scaling/lanes/<lane>,
+bearer token secrets.scalerTokenKey): for brokers KEDA cannot log in to, such as Memorystore
+with IAM authentication (a token that changes hourly; KEDA's redis trigger sends a static
+password). Both authenticate through the release's TriggerAuthentication.
+*/}}
+{{- define "tabjob.kedaTrigger" -}}
+{{- $root := .root -}}
+{{- if eq $root.Values.keda.scaleFrom "api" -}}
+- type: metrics-api
+  metadata:
+    url: {{ printf "http://%s-api.%s.svc:%v/internal/scaling/lanes/%s" (include "tabjob.fullname" $root) $root.Release.Namespace $root.Values.api.service.port .lane | quote }}
+    format: json
+    valueLocation: messages
+    targetValue: "1"
+    authModes: bearer
+  authenticationRef:
+    name: {{ include "tabjob.fullname" $root }}-redis
+{{- else -}}
+- type: redis
+  metadata:
+    address: {{ include "tabjob.redisAddress" $root | quote }}
+    listName: {{ printf "dramatiq:%s.msgs" .lane | quote }}
+    listLength: "1"
+    databaseIndex: {{ include "tabjob.redisDatabase" $root | quote }}
+    enableTLS: {{ include "tabjob.redisTls" $root | quote }}
+  authenticationRef:
+    name: {{ include "tabjob.fullname" $root }}-redis
+{{- end }}
+{{- end }}
+
+{{/*
 tabjob.redisTls: "true" when keda.redisTls is set or config.redisUrl is rediss://.
 */}}
 {{- define "tabjob.redisTls" -}}
@@ -191,11 +225,13 @@ tabjob.secretEnv: credentials as references into the existing Secret; the chart 
 their values.
 */}}
 {{- define "tabjob.secretEnv" -}}
+{{- if eq .Values.config.redisAuth "password" }}
 - name: TABJOB_REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ .Values.secrets.existingSecret }}
       key: {{ .Values.secrets.redisPasswordKey }}
+{{- end }}
 - name: TABJOB_S3_ACCESS_KEY
   valueFrom:
     secretKeyRef:
