@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     # observability (infra/platform/monitoring.py)
     "monitoring": False,
     "kubePrometheusStackVersion": "91.5.0",
+    # Alertmanager's receivers (infra/config_alerting.py); {} sends nowhere, as the chart does.
+    "alerting": {},
+    "alertSmtpPassword": None,  # secret
+    "alertSlackWebhookUrl": None,  # secret
     "apiHost": None,  # required for gke
     "bootstrap": False,  # gke: a first `pulumi up` with no image yet (infrastructure only)
     # kind
@@ -87,4 +91,6 @@ DEFAULTS: dict[str, Any] = {
     "ingressClass": "nginx",
 }
 
-SECRET_KEYS = frozenset({"kubeconfig", "redisPassword", "s3AccessKey", "s3SecretKey"})
+SECRET_KEYS = frozenset(
+    {"kubeconfig", "redisPassword", "s3AccessKey", "s3SecretKey", "alertSmtpPassword", "alertSlackWebhookUrl"}
+)
