@@ -41,8 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "kubePrometheusStackVersion": "91.5.0",
     # Alertmanager's receivers (infra/config_alerting.py); {} sends nowhere, as the chart does.
     "alerting": {},
-    "alertSmtpPassword": None,  # secret
-    "alertSlackWebhookUrl": None,  # secret
+    # Optional secrets: "" (unset), since the CLI cannot declare an optional key secret (Pulumi.yaml).
+    "alertSmtpPassword": "",
+    "alertSlackWebhookUrl": "",
     "apiHost": None,  # required for gke
     "bootstrap": False,  # gke: a first `pulumi up` with no image yet (infrastructure only)
     # kind

@@ -116,6 +116,9 @@ def _route(settings: AlertingSettings) -> dict[str, Any]:
             "group_interval": HEARTBEAT_GROUP_INTERVAL,
             "repeat_interval": HEARTBEAT_REPEAT_INTERVAL,
         }
+    # kube-prometheus-stack's InfoInhibitor only silences info alerts; its rule says to route it
+    # to a null receiver (templates/prometheus/rules-1.14/general.rules.yaml).
+    info_inhibitor = {"receiver": NULL_RECEIVER, "matchers": ['alertname = "InfoInhibitor"']}
     tabjob = {
         "receiver": WARNING_RECEIVER,  # a tabjob alert always reaches someone, whatever its severity
         "matchers": [f'alertname =~ "{TABJOB_ALERTS}"'],
@@ -141,7 +144,7 @@ def _route(settings: AlertingSettings) -> dict[str, Any]:
         "group_wait": GROUP_WAIT,
         "group_interval": GROUP_INTERVAL,
         "repeat_interval": WARNING_REPEAT_INTERVAL,
-        "routes": [watchdog, tabjob, cluster_critical],
+        "routes": [watchdog, info_inhibitor, tabjob, cluster_critical],
     }
 
 
