@@ -10,6 +10,7 @@ Debian's `prometheus-alertmanager` ships amtool and the server, `prometheus` shi
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -290,3 +291,37 @@ def test_without_the_broker_alert_nothing_is_silenced(alertmanager, alerts):
     states = _suppressed(alertmanager, set())
     assert states.pop("") == []
     assert set(CAUSED_BY_BROKER) <= set(states)
+
+
+# ---- the labels the routes need, from the rules
+
+
+SERVICE_WIDE = frozenset({"TabjobApiNotReady", BROKER_ALERT})  # about the whole service, not a lane
+
+
+def test_every_alert_carries_the_labels_routing_needs(alerts):
+    """Routing reads `severity`, grouping `alertname` and `lane`, the broker inhibition
+    `namespace`: each fired alert must carry them (a missing lane would merge the lanes' alerts
+    into one notification, a missing severity would send a critical alert to the quiet channel)."""
+    for alertname, instances in alerts.items():
+        for labels in instances:
+            assert labels["severity"] in ("warning", "critical"), labels
+            assert labels["namespace"] == NAMESPACE, labels
+            if alertname in SERVICE_WIDE:
+                assert "lane" not in labels, labels
+            else:
+                assert labels.get("lane") in ("small", "large", "gpu"), labels
+    lanes = {labels["lane"] for labels in alerts["TabjobJobsWaitingTooLong"]}
+    assert lanes == {"small", "large", "gpu"}, "one alert per lane, grouped apart"
+
+
+def test_the_docs_table_says_what_the_rules_do(alerts):
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    rows = {
+        m.group(1): (m.group(2), m.group(3))
+        for m in re.finditer(r"^\| \[(Tabjob\w+)\]\(#\1\) \| (\w+) \| (yes|no)[^|]*\|", docs, re.M | re.I)
+    }
+    assert set(rows) == set(alerts)
+    for alertname, (severity, per_lane) in rows.items():
+        assert {labels["severity"] for labels in alerts[alertname]} == {severity}, alertname
+        assert (per_lane == "yes") == (alertname not in SERVICE_WIDE), alertname
