@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from alert_firing import (
     ALERTMANAGER,
     AMTOOL,
@@ -31,6 +27,7 @@ from alert_firing import (
     chart_rules,
     fired_alerts,
 )
+from alertmanager_server import listed_alerts, post_alerts, running_alertmanager, write_config
 from infra_harness import DIGEST, GPU_DIGEST, StackRun, run_program, stack_config
 
 from infra.platform.alerting import (
@@ -91,12 +88,6 @@ def alerts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str,
     return fired_alerts(chart_rules(values, NAMESPACE), NAMESPACE, tmp_path_factory.mktemp("rules"))
 
 
-def _write(config: dict[str, Any], tmp_path: Path) -> Path:
-    path = tmp_path / "alertmanager.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def routed_receivers(path: Path, labels: dict[str, str]) -> list[str]:
     """`amtool config routes test`: the receivers Alertmanager's routing tree picks for `labels`."""
     assert AMTOOL is not None
@@ -115,7 +106,7 @@ def routed_receivers(path: Path, labels: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("name", sorted(RECEIVER_SETS))
 def test_amtool_accepts_the_configuration(configs, name, tmp_path):
     done = subprocess.run(
-        [AMTOOL, "check-config", str(_write(configs[name], tmp_path))], capture_output=True, text=True, timeout=60
+        [AMTOOL, "check-config", str(write_config(configs[name], tmp_path))], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
@@ -125,7 +116,7 @@ def test_amtool_accepts_the_configuration(configs, name, tmp_path):
 def test_amtool_refuses_a_broken_configuration(configs, tmp_path):
     broken = json.loads(json.dumps(configs["email"]))
     broken["route"]["routes"][0]["receiver"] = "pager"  # no such receiver
-    done = subprocess.run([AMTOOL, "check-config", str(_write(broken, tmp_path))], capture_output=True, text=True)
+    done = subprocess.run([AMTOOL, "check-config", str(write_config(broken, tmp_path))], capture_output=True, text=True)
     assert done.returncode != 0 and "pager" in done.stdout + done.stderr
 
 
@@ -142,7 +133,7 @@ def _quietest(alerting: dict[str, Any]) -> str:
 def test_every_tabjob_alert_reaches_a_receiver_that_sends(configs, alerts, name, tmp_path):
     config = configs[name]
     alerting = RECEIVER_SETS[name]["alerting"]
-    path = _write(config, tmp_path)
+    path = write_config(config, tmp_path)
     receivers = {r["name"]: r for r in config["receivers"]}
     assert len(alerts) >= 8, sorted(alerts)
     for alertname, instances in alerts.items():
@@ -162,7 +153,7 @@ def test_every_tabjob_alert_reaches_a_receiver_that_sends(configs, alerts, name,
 
 @needs_amtool
 def test_critical_alerts_reach_the_email_receiver_when_email_is_set(configs, alerts, tmp_path):
-    path = _write(configs["email-slack-heartbeat"], tmp_path)
+    path = write_config(configs["email-slack-heartbeat"], tmp_path)
     email = {r["name"]: r for r in configs["email-slack-heartbeat"]["receivers"]}[CRITICAL_RECEIVER]["email_configs"]
     assert email == [{"to": EMAIL["to"], "send_resolved": True}]
     critical = [labels for instances in alerts.values() for labels in instances if labels["severity"] == "critical"]
@@ -173,8 +164,8 @@ def test_critical_alerts_reach_the_email_receiver_when_email_is_set(configs, ale
 
 @needs_amtool
 def test_watchdog_pings_the_heartbeat_when_configured_and_nobody_otherwise(configs, tmp_path):
-    assert routed_receivers(_write(configs["email-slack-heartbeat"], tmp_path), WATCHDOG) == [HEARTBEAT_RECEIVER]
-    assert routed_receivers(_write(configs["email"], tmp_path), WATCHDOG) == [NULL_RECEIVER]
+    assert routed_receivers(write_config(configs["email-slack-heartbeat"], tmp_path), WATCHDOG) == [HEARTBEAT_RECEIVER]
+    assert routed_receivers(write_config(configs["email"], tmp_path), WATCHDOG) == [NULL_RECEIVER]
     heartbeat = {r["name"]: r for r in configs["email-slack-heartbeat"]["receivers"]}[HEARTBEAT_RECEIVER]
     # A ping, not a notification: "resolved" would never come (Watchdog always fires).
     assert heartbeat["webhook_configs"] == [{"url": "https://hc-ping.com/0f1e", "send_resolved": False}]
@@ -183,7 +174,7 @@ def test_watchdog_pings_the_heartbeat_when_configured_and_nobody_otherwise(confi
 
 @needs_amtool
 def test_the_charts_defaults_that_matter_are_kept(configs, tmp_path):
-    path = _write(configs["email"], tmp_path)
+    path = write_config(configs["email"], tmp_path)
     assert routed_receivers(path, INFO_INHIBITOR) == [NULL_RECEIVER]
     # The cluster's own alerts (kube-prometheus-stack's rules): critical ones reach the quiet
     # channel, the rest stay where the chart sends them.
@@ -211,65 +202,21 @@ def test_grouping_and_timing_are_an_on_call_engineers(configs):
 # ---- inhibition, on the real Alertmanager
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def alertmanager(configs, tmp_path) -> Iterator[str]:
     """A real Alertmanager on 127.0.0.1 with the e-mail stack's configuration; its API URL."""
     if ALERTMANAGER is None:
         pytest.skip("Alertmanager is not installed (apt-get install -y prometheus-alertmanager)")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            ALERTMANAGER,
-            f"--config.file={_write(configs['email'], tmp_path)}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",  # one instance, no gossip port
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "alertmanager.log").open("w"),
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1)
-                break
-            except OSError:
-                assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
-                assert time.monotonic() < deadline, "Alertmanager did not become ready"
-                time.sleep(0.2)
+    with running_alertmanager(write_config(configs["email"], tmp_path), tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _post(url: str, alerts: list[dict[str, str]]) -> None:
-    now = datetime.now(UTC)
-    body = [
-        {"labels": labels, "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat()}
-        for labels in alerts
-    ]
-    request = urllib.request.Request(
-        f"{url}/api/v2/alerts", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    urllib.request.urlopen(request, timeout=5)
 
 
 def _suppressed(url: str, expected: set[str]) -> dict[str, list[str]]:
-    """Alert name to its state's inhibitors, once Alertmanager's inhibitor has seen the sources
-    (it learns them asynchronously) and the suppressed set is `expected`, or after 10 s."""
+    """Alert name to its inhibitors, once Alertmanager's inhibitor has seen the sources (it
+    learns them asynchronously) and the suppressed set is `expected`, or after 10 s."""
     deadline = time.monotonic() + 10
     while True:
-        with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as response:
-            listed = json.load(response)
+        listed = listed_alerts(url)
         suppressed = {a["labels"]["alertname"] for a in listed if a["status"]["state"] == "suppressed"}
         if suppressed == expected or time.monotonic() > deadline:
             return {a["labels"]["alertname"]: a["status"]["inhibitedBy"] for a in listed} | {"": sorted(suppressed)}
@@ -278,7 +225,7 @@ def _suppressed(url: str, expected: set[str]) -> dict[str, list[str]]:
 
 def test_broker_unreachable_silences_the_alerts_it_causes(alertmanager, alerts):
     everything = [labels for instances in alerts.values() for labels in instances]
-    _post(alertmanager, everything)
+    post_alerts(alertmanager, everything)
     states = _suppressed(alertmanager, set(CAUSED_BY_BROKER))
     assert set(states.pop("")) == set(CAUSED_BY_BROKER)
     for name, inhibitors in states.items():
@@ -287,7 +234,7 @@ def test_broker_unreachable_silences_the_alerts_it_causes(alertmanager, alerts):
 
 def test_without_the_broker_alert_nothing_is_silenced(alertmanager, alerts):
     others = [labels for name, instances in alerts.items() if name != BROKER_ALERT for labels in instances]
-    _post(alertmanager, others)
+    post_alerts(alertmanager, others)
     states = _suppressed(alertmanager, set())
     assert states.pop("") == []
     assert set(CAUSED_BY_BROKER) <= set(states)
