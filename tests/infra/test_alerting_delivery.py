@@ -30,9 +30,12 @@ from infra_harness import DIGEST, GPU_DIGEST, run_program, stack_config
 
 from infra.platform.alerting import SECRETS_DIR
 
-pytestmark = pytest.mark.skipif(
-    ALERTMANAGER is None, reason="Alertmanager is not installed (apt-get install -y prometheus-alertmanager)"
-)
+pytestmark = [
+    pytest.mark.slow,  # starts its own server processes
+    pytest.mark.skipif(
+        ALERTMANAGER is None, reason="Alertmanager is not installed (apt-get install -y prometheus-alertmanager)"
+    ),
+]
 EMAIL = {
     "to": "oncall@example.com, backup@example.com",
     "from": "alertmanager@example.com",

@@ -223,6 +223,7 @@ def _suppressed(url: str, expected: set[str]) -> dict[str, list[str]]:
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # starts its own server process
 def test_broker_unreachable_silences_the_alerts_it_causes(alertmanager, alerts):
     everything = [labels for instances in alerts.values() for labels in instances]
     post_alerts(alertmanager, everything)
@@ -232,6 +233,7 @@ def test_broker_unreachable_silences_the_alerts_it_causes(alertmanager, alerts):
         assert bool(inhibitors) == (name in CAUSED_BY_BROKER), (name, inhibitors)
 
 
+@pytest.mark.slow  # starts its own server process
 def test_without_the_broker_alert_nothing_is_silenced(alertmanager, alerts):
     others = [labels for name, instances in alerts.items() if name != BROKER_ALERT for labels in instances]
     post_alerts(alertmanager, others)
