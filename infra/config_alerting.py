@@ -10,7 +10,8 @@ are separate secret keys, so that nothing secret sits in a stack file in plain t
       webhook: {url: https://hooks.example.com/alertmanager}
       heartbeat: {url: https://hc-ping.com/<uuid>}  # Watchdog, the dead man's switch
 
-`tabjob:alertSmtpPassword` (secret) goes with `email.username`. Invalid values raise
+`email.to` is one address, several separated by commas, or a list. `tabjob:alertSmtpPassword`
+(secret) goes with `email.username`. Invalid values raise
 `ValueError` naming what is allowed.
 """
 
@@ -72,6 +73,12 @@ def _section(value: Mapping[str, Any], name: str) -> dict[str, str] | None:
         return None
     required, optional = _FIELDS[name]
     allowed = ", ".join(sorted(required | optional))
+    if (
+        isinstance(section, dict)
+        and isinstance(section.get("to"), list)
+        and all(isinstance(v, str) for v in section["to"])
+    ):
+        section = section | {"to": ", ".join(section["to"])}  # e-mail: a list of addresses is a list
     if not isinstance(section, dict) or not all(isinstance(v, str) and v.strip() for v in section.values()):
         raise ValueError(f"tabjob:alerting.{name} must be an object of non-empty strings ({allowed})")
     unknown = set(section) - required - optional

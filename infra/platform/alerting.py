@@ -48,8 +48,8 @@ HEARTBEAT_GROUP_INTERVAL = "1m"
 HEARTBEAT_REPEAT_INTERVAL = "5m"
 
 BROKER_ALERT = "TabjobBrokerUnreachable"
-# What a broker outage causes: no worker can register (TabjobLaneHasWorkButNoWorker reads the
-# broker's queues), nothing leaves the queues, and the API's readiness probe checks the broker.
+# What a broker outage causes: workers cannot take work (lanes look workerless, jobs wait) and
+# the API's readiness probe, which checks the broker, fails; one page says it all.
 CAUSED_BY_BROKER = ("TabjobLaneHasWorkButNoWorker", "TabjobJobsWaitingTooLong", "TabjobApiNotReady")
 
 # kube-prometheus-stack's own inhibitions (values.yaml `alertmanager.config.inhibit_rules`):

@@ -125,6 +125,14 @@ def test_a_secret_stored_in_plain_text_is_refused(key):
         _load(config, plain=(key,))
 
 
+def test_email_to_may_be_a_list():
+    config = FULL | {"alerting": {"email": EMAIL | {"to": ["oncall@example.com", "backup@example.com"]}}}
+    assert _load(config | {"alertSlackWebhookUrl": ""}).alerting.email.to == [
+        "oncall@example.com",
+        "backup@example.com",
+    ]
+
+
 def test_valid_alerting_reads_every_receiver():
     cfg = _load(FULL)
     assert cfg.alerting is not None and cfg.alerting.email is not None
