@@ -73,12 +73,8 @@ def _section(value: Mapping[str, Any], name: str) -> dict[str, str] | None:
         return None
     required, optional = _FIELDS[name]
     allowed = ", ".join(sorted(required | optional))
-    if (
-        isinstance(section, dict)
-        and isinstance(section.get("to"), list)
-        and all(isinstance(v, str) for v in section["to"])
-    ):
-        section = section | {"to": ", ".join(section["to"])}  # e-mail: a list of addresses is a list
+    if name == "email" and isinstance(section, dict) and isinstance(section.get("to"), list):
+        section = {**section, "to": ", ".join(map(str, section["to"]))}  # a list of addresses
     if not isinstance(section, dict) or not all(isinstance(v, str) and v.strip() for v in section.values()):
         raise ValueError(f"tabjob:alerting.{name} must be an object of non-empty strings ({allowed})")
     unknown = set(section) - required - optional
