@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.cluster import gpu_sizing
+from infra.config_alerting import AlertingSettings, alerting_settings
 from infra.config_env import kind_image
 from infra.config_keys import (
     CHART_VERSION_PATTERN,
@@ -122,6 +123,8 @@ class StackConfig:
     existing: ExistingSettings | None = None
     # kube-prometheus-stack's chart version when the stack installs it (tabjob:monitoring), else None.
     monitoring_version: str | None = None
+    # Alertmanager's receivers (tabjob:alerting); None: alerts go nowhere, as the chart's default.
+    alerting: AlertingSettings | None = None
 
 
 def _digest(reader: Reader, key: str) -> str | None:
@@ -260,4 +263,5 @@ def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] 
         gke=_gke_settings(r, environment) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,
         monitoring_version=monitoring_version,
+        alerting=alerting_settings(r, monitoring=monitoring_version is not None),
     )

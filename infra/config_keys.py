@@ -39,6 +39,11 @@ DEFAULTS: dict[str, Any] = {
     # observability (infra/platform/monitoring.py)
     "monitoring": False,
     "kubePrometheusStackVersion": "91.5.0",
+    # Alertmanager's receivers (infra/config_alerting.py); {} sends nowhere, as the chart does.
+    "alerting": {},
+    # Optional secrets: "" (unset), since the CLI cannot declare an optional key secret (Pulumi.yaml).
+    "alertSmtpPassword": "",
+    "alertSlackWebhookUrl": "",
     "apiHost": None,  # required for gke
     "bootstrap": False,  # gke: a first `pulumi up` with no image yet (infrastructure only)
     # kind
@@ -88,3 +93,5 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SECRET_KEYS = frozenset({"kubeconfig", "redisPassword", "s3AccessKey", "s3SecretKey"})
+# tabjob:alerting's (infra/config_alerting.py): optional, so declared with a default, not `secret: true`.
+SECRET_KEYS |= {"alertSmtpPassword", "alertSlackWebhookUrl"}

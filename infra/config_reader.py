@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 
@@ -70,6 +71,19 @@ class Reader:
             value = None
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ValueError(f"tabjob:{key} must be a list of non-empty strings; got {raw!r}")
+        return value
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        """An object-valued key (the engine hands it over as JSON); the default when unset."""
+        raw = self._raw(key)
+        if raw is None:
+            return dict(DEFAULTS[key])
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError(f"tabjob:{key} must be an object; got {raw!r}")
         return value
 
     def secret(self, key: str) -> pulumi.Output[str] | None:

@@ -15,6 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.config_alerting import AlertingSettings
+from infra.platform.alerting import RECEIVERS_SECRET, alertmanager_values, receiver_secrets
+
 PROMETHEUS_COMMUNITY_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 MONITORING_NAMESPACE = "monitoring"
 # A fixed release name: the chart's monitors are selected by `release: <this name>`.
@@ -34,10 +37,11 @@ def tabjob_monitoring_values() -> dict[str, Any]:
     }
 
 
-def stack_values(grafana_password: pulumi.Input[str]) -> dict[str, Any]:
-    """kube-prometheus-stack's values: Grafana's dashboard sidecar on every namespace, and an
-    admin password of our own instead of the chart's well-known default."""
-    return {
+def stack_values(grafana_password: pulumi.Input[str], alerting: AlertingSettings | None = None) -> dict[str, Any]:
+    """kube-prometheus-stack's values: Grafana's dashboard sidecar on every namespace, an admin
+    password of our own instead of the chart's well-known default, and Alertmanager's receivers
+    when the stack configures some (else the chart's default, which notifies nobody)."""
+    values: dict[str, Any] = {
         "grafana": {
             "adminPassword": grafana_password,
             "sidecar": {
@@ -51,6 +55,9 @@ def stack_values(grafana_password: pulumi.Input[str]) -> dict[str, Any]:
         },
         "prometheus": {"prometheusSpec": {"retention": PROMETHEUS_RETENTION}},
     }
+    if alerting is not None:
+        values["alertmanager"] = alertmanager_values(alerting)
+    return values
 
 
 class KubePrometheusStack(pulumi.ComponentResource):
@@ -59,10 +66,12 @@ class KubePrometheusStack(pulumi.ComponentResource):
     Attributes:
         release: the Helm release; the tabjob chart depends on it for the CRDs.
         grafana_password: Grafana's `admin` password (a secret output).
+        receivers_secret: the Secret Alertmanager reads its receivers' credentials from, or None.
     """
 
     release: k8s.helm.v3.Release
     grafana_password: pulumi.Output[str]
+    receivers_secret: k8s.core.v1.Secret | None
 
     def __init__(
         self,
@@ -70,6 +79,7 @@ class KubePrometheusStack(pulumi.ComponentResource):
         *,
         version: str,
         provider: k8s.Provider,
+        alerting: AlertingSettings | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tabjob:platform:KubePrometheusStack", name, None, opts)
@@ -85,8 +95,26 @@ class KubePrometheusStack(pulumi.ComponentResource):
             repository_opts={"repo": PROMETHEUS_COMMUNITY_REPOSITORY},
             namespace=MONITORING_NAMESPACE,
             create_namespace=True,
-            values=stack_values(password.result),
+            values=stack_values(password.result, alerting),
             atomic=True,
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
+        self.receivers_secret = self._receivers_secret(name, alerting, provider)
         self.register_outputs({"version": version})
+
+    def _receivers_secret(
+        self, name: str, alerting: AlertingSettings | None, provider: k8s.Provider
+    ) -> k8s.core.v1.Secret | None:
+        data = receiver_secrets(alerting) if alerting is not None else {}
+        if not data:
+            return None
+        # After the release: Helm creates the namespace. Alertmanager's pod waits for the
+        # volume (the kubelet retries the mount) the first time only. A fixed name, since the
+        # release's values name it; its data changes in place, never by replacement.
+        return k8s.core.v1.Secret(
+            f"{name}-alertmanager-receivers",
+            metadata={"name": RECEIVERS_SECRET, "namespace": MONITORING_NAMESPACE},
+            type="Opaque",
+            string_data=data,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.release]),
+        )

@@ -87,7 +87,10 @@ def app_layer(
         waits.append(Keda("keda", version=cfg.keda_version, provider=provider).release)
     monitoring = None
     if cfg.monitoring_version is not None:  # its CRDs must exist before the chart's monitors
-        waits.append(KubePrometheusStack("monitoring", version=cfg.monitoring_version, provider=provider).release)
+        stack = KubePrometheusStack(
+            "monitoring", version=cfg.monitoring_version, provider=provider, alerting=cfg.alerting
+        )
+        waits.append(stack.release)
         monitoring = tabjob_monitoring_values()
     if images is None:
         return None
