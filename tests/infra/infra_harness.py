@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_cli
 import yaml
 from pulumi.runtime.mocks import MockMonitor
 
@@ -167,17 +168,42 @@ def _as_engine_string(value: Any) -> str:
     return str(value)
 
 
-def configure(stack: str, config: dict[str, Any]) -> RecordingMocks:
-    """Point the Pulumi runtime at fresh mocks for `stack`, with exactly `config` set."""
+PROJECT = pulumi_cli.load_project(ROOT / "Pulumi.yaml")
+
+
+def cli_config(stack: str, config: Mapping[str, Any]) -> dict[str, pulumi_cli.ConfigValue]:
+    """What the Pulumi CLI hands the program for a stack whose file sets exactly ``config``
+    (keys without namespace; the secret keys as `--secret` values): Pulumi.yaml's defaults merged
+    in, types checked. Raises pulumi_cli.PulumiConfigError where the CLI would stop."""
+    from infra.config import SECRET_KEYS
+
+    values = {
+        f"tabjob:{key}": pulumi_cli.ConfigValue(
+            _as_engine_string(value), secure=key in SECRET_KEYS, object=isinstance(value, (list, dict))
+        )
+        for key, value in config.items()
+    }
+    return pulumi_cli.merge_config(stack, PROJECT, values)
+
+
+def configure(stack: str, config: Mapping[str, Any], *, cli: bool = True) -> RecordingMocks:
+    """Point the Pulumi runtime at fresh mocks for `stack` whose stack file sets `config`.
+
+    With `cli` (the default) the program gets what the Pulumi CLI would give it (cli_config):
+    Pulumi.yaml's defaults merged in, and a PulumiConfigError where the CLI stops. Without,
+    exactly `config` (to compare the code's own defaults with the merged ones).
+    """
     from infra.config import SECRET_KEYS
 
     mocks = RecordingMocks()
     mocks.monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="tabjob", stack=stack, preview=False, monitor=mocks.monitor)
-    pulumi.runtime.set_all_config(
-        {f"tabjob:{key}": _as_engine_string(value) for key, value in config.items()},
-        secret_keys=[f"tabjob:{key}" for key in SECRET_KEYS if key in config],
-    )
+    if cli:
+        values, secret_keys = pulumi_cli.engine_config(cli_config(stack, config))
+    else:
+        values = {f"tabjob:{key}": _as_engine_string(value) for key, value in config.items()}
+        secret_keys = [f"tabjob:{key}" for key in SECRET_KEYS if key in config]
+    pulumi.runtime.set_all_config(values, secret_keys=secret_keys)
     return mocks
 
 
