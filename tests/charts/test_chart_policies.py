@@ -179,8 +179,11 @@ def _assert_gpu_pod(pod: dict[str, Any], values: dict[str, Any]) -> dict[str, An
 
 
 def test_gpu_lane_is_a_warm_deployment_scaled_from_zero_on_gpu_nodes() -> None:
-    objects = _objects("gke")
-    values = _merged("gke")
+    # The gke scenario runs the GPU lane as a ScaledJob (what the Pulumi program deploys); the
+    # chart's default is a warm Deployment.
+    gke_as_deployment = scenario_values()["gke"] | {"gpu": scenario_values()["gke"]["gpu"] | {"scaling": "deployment"}}
+    objects = render_objects(gke_as_deployment)
+    values = merged_values(gke_as_deployment)
     assert values["gpu"]["scaling"] == "deployment" and not by_kind(objects, "ScaledJob")
     deployment = named(objects, "Deployment", "tabjob-worker-gpu")
     worker = _assert_gpu_pod(deployment["spec"]["template"]["spec"], values)
@@ -381,7 +384,7 @@ def test_gke_scenario_mounts_the_redis_ca() -> None:
     # the scenarios see the CA volume and mounts.
     assert scenario_values()["gke"]["secrets"]["redisCaKey"]
     templates = dict(pod_templates(_objects("gke")))
-    assert {"Deployment/tabjob-worker-gpu", "Deployment/tabjob-api"} <= set(templates)
+    assert {"ScaledJob/tabjob-worker-gpu", "Deployment/tabjob-api"} <= set(templates)
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,10 @@ class StackRun:
         return {r.typ for r in self.resources}
 
 
+# The secret GCS hands back for a new HMAC key; a test rotates it by changing this.
+MOCK_HMAC_SECRET = ["hmac-secret"]
+
+
 def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """What the cloud would report back for the few outputs the program reads."""
     extra: dict[str, Any] = {}
@@ -91,7 +95,7 @@ def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     elif typ == "gcp:storage/bucket:Bucket":
         extra["name"] = f"{name}-0123abc"
     elif typ == "gcp:storage/hmacKey:HmacKey":
-        extra.update(accessId="GOOG1EXAMPLE", secret="hmac-secret")
+        extra.update(accessId="GOOG1EXAMPLE", secret=MOCK_HMAC_SECRET[0])
     elif typ == "gcp:memorystore/instance:Instance":
         psc = {"connectionType": "CONNECTION_TYPE_PRIMARY", "ipAddress": "10.10.0.5", "port": 6379}
         extra["endpoints"] = [{"connections": [{"pscAutoConnection": psc}]}]

@@ -385,3 +385,14 @@ tabjob.storagePort: networkPolicy.storagePort, or the port of config.s3Endpoint 
 {{- else }}{{ include "tabjob.urlPort" .Values.config.s3Endpoint }}
 {{- end }}
 {{- end }}
+
+{{/*
+tabjob.secretChecksum: the checksum/secret pod annotation (secrets.checksum, the sha256 of the
+Secret's contents from whoever writes it), so a rotated credential rolls the pods; nothing when
+empty.
+*/}}
+{{- define "tabjob.secretChecksum" -}}
+{{- with .Values.secrets.checksum }}
+checksum/secret: {{ . | quote }}
+{{- end }}
+{{- end }}
