@@ -175,6 +175,8 @@ def chart_values(
             "brokerPort": _port_of(backends.redis_url),
             "storagePort": _port_of(backends.s3_endpoint),
             "extraEgressCIDRs": [],
+            # Job webhooks: TCP 80/443 to public addresses (the chart excludes private ranges).
+            "webhookEgress": True,
         },
     } | ({"monitoring": monitoring} if monitoring else {})
 

@@ -80,8 +80,11 @@ def test_egress_opens_the_stacks_store_and_broker_ports(stack, config, store_por
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     assert {p["metadata"]["name"] for p in policies} == {"tabjob-api", "tabjob-worker"}
     for policy in policies:
-        opened = {port["port"] for rule in policy["spec"]["egress"] for port in rule.get("ports", [])}
+        # To any destination; the job-webhook rule (80/443, public addresses only) is apart.
+        egress = policy["spec"]["egress"]
+        opened = {port["port"] for rule in egress if "to" not in rule for port in rule.get("ports", [])}
         assert opened == {53, store_port, broker_port}, policy["metadata"]["name"]
+        assert [{p["port"] for p in r["ports"]} for r in egress if "to" in r] == [{80, 443}]
 
 
 # ---- 2. kind: the bucket exists before the app starts

@@ -351,6 +351,23 @@ tabjob.egressRules: where tabjob pods may connect: DNS, the broker and object st
         cidr: {{ . }}
     {{- end }}
 {{- end }}
+{{- if .Values.networkPolicy.webhookEgress }}
+{{- /* Job webhooks: HTTP(S) to public addresses only. The app refuses private targets itself
+(app/webhooks.py); this keeps the cluster's own ranges, link-local (the metadata server,
+169.254.169.254) and carrier-grade NAT out of reach even if it did not. */}}
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- range list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "169.254.0.0/16" "100.64.0.0/10" "127.0.0.0/8" }}
+          - {{ . }}
+          {{- end }}
+  ports:
+    - port: 80
+      protocol: TCP
+    - port: 443
+      protocol: TCP
+{{- end }}
 {{- end }}
 
 {{/*
