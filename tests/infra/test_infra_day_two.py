@@ -58,3 +58,17 @@ def test_the_registry_keeps_recent_images_and_deletes_old_ones(deployed_stacks, 
     assert delete["action"] == "DELETE" and delete["condition"]["tagState"] == "ANY"
     seconds = re.fullmatch(r"(\d+)s", delete["condition"]["olderThan"])
     assert seconds and int(seconds.group(1)) >= 30 * 86400, "a rollback target outlives a month"
+
+
+def test_pulumi_gcp_is_capped_at_the_major_the_tests_run():
+    # A new major of pulumi-gcp renames and removes inputs; the mocks would not notice.
+    import importlib.metadata
+    import tomllib
+
+    from infra_harness import ROOT
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (spec,) = [d for d in dependencies if d.startswith("pulumi-gcp")]
+    cap = int(re.search(r"<(\d+)", spec).group(1))
+    installed = int(importlib.metadata.version("pulumi-gcp").split(".")[0])
+    assert cap == installed + 1, spec
