@@ -67,7 +67,7 @@ def test_pulumi_gcp_is_capped_at_the_major_the_tests_run():
 
     from infra_harness import ROOT
 
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["infra"]
     (spec,) = [d for d in dependencies if d.startswith("pulumi-gcp")]
     cap = int(re.search(r"<(\d+)", spec).group(1))
     installed = int(importlib.metadata.version("pulumi-gcp").split(".")[0])
