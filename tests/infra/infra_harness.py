@@ -52,6 +52,7 @@ class StackRun:
     # URN of each resource to the URNs it waits for (depends_on and data dependencies alike,
     # components expanded to their resources, as the engine receives them).
     dependencies: dict[str, set[str]] = field(default_factory=dict)
+    delete_before_replace: set[str] = field(default_factory=set)
 
     def urn(self, typ: str, name: str) -> str:
         found = [urn for urn in self.dependencies if urn.endswith(f"::{name}") and f"{typ}::" in urn]
@@ -131,9 +132,13 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.dependencies: dict[str, set[str]] = {}
+        # URNs registered with delete_before_replace.
+        self.delete_before_replace: set[str] = set()
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
+        if request.deleteBeforeReplace:
+            self.delete_before_replace.add(response.urn)
         waits = set(request.dependencies)
         for deps in request.propertyDependencies.values():
             waits.update(deps.urns)
@@ -221,7 +226,11 @@ def run_program(stack: str, config: dict[str, Any], environ: Mapping[str, str] |
     from infra.program import build
 
     mocks = configure(stack, config)
-    run = StackRun(resources=mocks.resources, dependencies=mocks.monitor.dependencies)
+    run = StackRun(
+        resources=mocks.resources,
+        dependencies=mocks.monitor.dependencies,
+        delete_before_replace=mocks.monitor.delete_before_replace,
+    )
     environ = kind_image_environ() if environ is None else environ
 
     @pulumi.runtime.test
