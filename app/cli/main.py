@@ -143,11 +143,14 @@ def smoke(
     api_key: common.KEY = None,
     rows: int = 4000,
     min_accuracy: float = 0.8,
+    wait_s: Annotated[
+        float, typer.Option(help="Seconds to wait for DNS, the TLS certificate and the load balancer (0: none).")
+    ] = 0,
 ) -> None:
     """Check a deployed service end to end (upload, fit, predict, download, a bad file refused)."""
     from app.local.demo import run_smoke
 
-    raise SystemExit(run_smoke(url=url, api_key=api_key, rows=rows, min_accuracy=min_accuracy))
+    raise SystemExit(run_smoke(url=url, api_key=api_key, rows=rows, min_accuracy=min_accuracy, wait_s=wait_s))
 
 
 ENV_FILE = Annotated[
