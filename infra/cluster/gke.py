@@ -45,6 +45,16 @@ MAINTENANCE_WINDOW = {
     "end_time": "2026-01-03T08:00:00Z",
     "recurrence": "FREQ=WEEKLY;BYDAY=SA,SU",
 }
+# Boot disks. pd-balanced counts against the region's SSD_TOTAL_GB quota (often 500 GB in a new
+# project; https://cloud.google.com/compute/resource-usage#disk_quota), so each pool's size is
+# set here rather than GKE's 100 GB default, and docs/operations.md's quota table follows
+# ssd_quota_gb(). GPU nodes keep room for the multi-GB CUDA image and its layers.
+CPU_DISK = {"disk_type": "pd-balanced", "disk_size_gb": 50}
+GPU_DISK = {"disk_type": "pd-balanced", "disk_size_gb": 100}
+# The default pool GKE creates with the cluster (one node per zone of the region, GKE's default
+# 100 GB pd-balanced disk) exists until the cluster is up and is then removed.
+DEFAULT_POOL_SSD_GB = 3 * 100
+
 # CPU nodes: a new node first, then drain the old one (surge 1, none unavailable).
 CPU_UPGRADE = {"strategy": "SURGE", "max_surge": 1, "max_unavailable": 0}
 # GPU nodes: no surge node (it would need a GPU beyond the pool's maximum and the project's
@@ -229,7 +239,12 @@ class GkeCluster(pulumi.ComponentResource):
             },
             management={"auto_repair": True, "auto_upgrade": True},
             upgrade_settings=CPU_UPGRADE,
-            node_config={**node_config, "machine_type": settings.cpu_machine_type, "labels": {"tabjob.io/pool": "cpu"}},
+            node_config={
+                **node_config,
+                **CPU_DISK,
+                "machine_type": settings.cpu_machine_type,
+                "labels": {"tabjob.io/pool": "cpu"},
+            },
             opts=self._child,
         )
 
@@ -259,6 +274,7 @@ class GkeCluster(pulumi.ComponentResource):
             upgrade_settings=GPU_UPGRADE,
             node_config={
                 **node_config,
+                **GPU_DISK,
                 "machine_type": settings.gpu_machine_type,
                 "spot": settings.gpu_spot,
                 "guest_accelerators": [accelerator],
@@ -297,3 +313,13 @@ def _workload_pool_of(config: object) -> str | None:
     if not isinstance(config, dict):
         return getattr(config, "workload_pool", None)
     return config.get("workload_pool") or config.get("workloadPool")
+
+
+def ssd_quota_gb(settings: GkeSettings) -> int:
+    """SSD_TOTAL_GB the stack's nodes can hold at once: every CPU node at the pool's maximum plus
+    its upgrade surge node, every GPU node (no surge), or the cluster's creation (GKE's default
+    pool beside the CPU pool's first node per zone), whichever is more."""
+    cpu_nodes = settings.cpu_max_nodes + CPU_UPGRADE["max_surge"]
+    running = cpu_nodes * CPU_DISK["disk_size_gb"] + settings.gpu_max_nodes * GPU_DISK["disk_size_gb"]
+    creating = DEFAULT_POOL_SSD_GB + 3 * CPU_DISK["disk_size_gb"]
+    return max(running, creating)

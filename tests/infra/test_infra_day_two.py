@@ -72,3 +72,18 @@ def test_pulumi_gcp_is_capped_at_the_major_the_tests_run():
     cap = int(re.search(r"<(\d+)", spec).group(1))
     installed = int(importlib.metadata.version("pulumi-gcp").split(".")[0])
     assert cap == installed + 1, spec
+
+
+def test_the_docs_quota_table_says_what_each_stack_needs():
+    # Boot disks count against SSD_TOTAL_GB (pd-balanced), often 500 GB in a new project.
+    from infra_harness import ROOT, configure, stack_config
+
+    from infra.cluster.gke import ssd_quota_gb
+    from infra.config import load_config
+
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    row = re.search(r"\| SSD_TOTAL_GB \(boot disks\) \| (\d+) \| (\d+) \|", docs)
+    assert row, "docs/operations.md has no SSD_TOTAL_GB row"
+    for stack, documented in zip(STACKS, row.groups(), strict=True):
+        configure(stack, stack_config(stack))
+        assert ssd_quota_gb(load_config().gke) == int(documented), stack
