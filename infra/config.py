@@ -23,6 +23,7 @@ from infra.config_keys import (
     DIGEST_PATTERN,
     ENVIRONMENTS,
     GPU_DRIVER_VERSIONS,
+    GPU_SCALINGS,
     KEDA_VERSION_PATTERN,
     RELEASE_CHANNELS,
     SECRET_KEYS,
@@ -82,6 +83,9 @@ class GkeSettings:
     gpu_spot: bool
     gpu_driver_version: str
     gpu_zones: list[str]
+    # The chart's gpu.scaling: scaledjob (a Job per message; deploys never stop a running one)
+    # or deployment (warm pods; every image change rolls them).
+    gpu_scaling: str
     master_cidr: str
     valkey_node_type: str
     valkey_replicas: int
@@ -182,6 +186,7 @@ def _gke_settings(r: Reader) -> GkeSettings:
         gpu_spot=r.boolean("gpuSpot"),
         gpu_driver_version=r.choice("gpuDriverVersion", GPU_DRIVER_VERSIONS),
         gpu_zones=gpu_sizing.gpu_zones(region, gpu_type, configured_zones),
+        gpu_scaling=r.choice("gpuScaling", GPU_SCALINGS),
         master_cidr=r.string("masterCidr"),
         valkey_node_type=r.choice("valkeyNodeType", VALKEY_NODE_TYPES),
         valkey_replicas=r.integer("valkeyReplicas"),

@@ -16,6 +16,7 @@ CLUSTER_KINDS = ("kind", "gke", "existing")
 ENVIRONMENTS = ("dev", "staging", "production")
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE")
 GPU_DRIVER_VERSIONS = ("LATEST", "DEFAULT")
+GPU_SCALINGS = ("scaledjob", "deployment")
 VALKEY_NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 CHART_VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
@@ -70,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "gpuMaxNodes": 2,
     "gpuSpot": False,
     "gpuDriverVersion": "LATEST",
+    "gpuScaling": "scaledjob",  # the chart's gpu.scaling on GKE
     "gpuZones": [],  # empty: the known zones of gpuType in region (infra/cluster/gpu_sizing.py)
     "masterCidr": "172.16.0.0/28",
     "valkeyNodeType": "SHARED_CORE_NANO",

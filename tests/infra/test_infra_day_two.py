@@ -87,3 +87,20 @@ def test_the_docs_quota_table_says_what_each_stack_needs():
     for stack, documented in zip(STACKS, row.groups(), strict=True):
         configure(stack, stack_config(stack))
         assert ssd_quota_gb(load_config().gke) == int(documented), stack
+
+
+@pytest.mark.parametrize(("scaling", "kind"), [("scaledjob", "ScaledJob"), ("deployment", "Deployment")])
+def test_gpu_scaling_chooses_the_gpu_lanes_workload_on_gke(scaling, kind):
+    from infra_harness import DIGEST, GPU_DIGEST, run_program, stack_config
+
+    config = {**stack_config("staging"), "imageDigest": DIGEST, "gpuImageDigest": GPU_DIGEST, "gpuScaling": scaling}
+    values = run_program("staging", config).one("kubernetes:helm.sh/v3:Release", "tabjob").inputs["values"]
+    assert values["gpu"]["scaling"] == scaling, kind
+
+
+def test_an_unknown_gpu_scaling_is_refused():
+    from infra_harness import DIGEST, GPU_DIGEST, run_program, stack_config
+
+    config = {**stack_config("staging"), "imageDigest": DIGEST, "gpuImageDigest": GPU_DIGEST, "gpuScaling": "pods"}
+    with pytest.raises(ValueError, match="tabjob:gpuScaling must be one of scaledjob, deployment"):
+        run_program("staging", config)
