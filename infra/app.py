@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ CHART_PATH = Path(__file__).resolve().parent.parent / "charts" / "tabjob"
 RELEASE_NAME = "tabjob"
 SERVICE_ACCOUNT = "tabjob"
 API_PORT = 8000
+# The load balancer's health check on GKE: liveness (the process answers), not /readyz.
+API_HEALTH_PATH = "/healthz"
 # The chart's API pods carry these labels (prometheus-community style selector labels plus
 # a component label); kind's host-port Service selects them.
 REDIS_CA_KEY = "redis-ca.pem"
@@ -74,6 +78,11 @@ class Placement:
     # Jobs at once (the pool's GPU nodes times GPUs per node); None: the chart's defaults.
     gpu_resources: dict[str, Any] | None = None
     gpu_max_jobs: int | None = None
+    # The chart's gpu.scaling: "scaledjob" on GKE (one Job per message; a deploy never stops a
+    # running Job), the chart's default elsewhere.
+    gpu_scaling: str | None = None
+    # GKE: a BackendConfig with its own health check and the explicit NEG annotation.
+    backend_config: bool = False
 
 
 def _scales_from_api(backends: Backends) -> bool:
@@ -104,7 +113,15 @@ def _gpu_values(placement: Placement) -> dict[str, Any]:
         gpu["resources"] = placement.gpu_resources
     if placement.gpu_max_jobs is not None:
         gpu["maxReplicaCount"] = placement.gpu_max_jobs
+    if placement.gpu_scaling is not None:
+        gpu["scaling"] = placement.gpu_scaling
     return gpu
+
+
+def secret_checksum(contents: dict[str, str]) -> str:
+    """sha256 of the Secret's keys and values: the chart's secrets.checksum, which every pod
+    template carries, so a rotated credential rolls the pods before the old one is revoked."""
+    return hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()
 
 
 def chart_values(
@@ -114,6 +131,7 @@ def chart_values(
     backends: Backends,
     placement: Placement,
     secret_name: pulumi.Input[str],
+    secret_checksum: pulumi.Input[str] = "",
     monitoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Values for charts/tabjob, using only the keys of the shared values contract (plus the
@@ -154,8 +172,13 @@ def chart_values(
             "redisCaKey": REDIS_CA_KEY if backends.redis_ca is not None else "",
             "scalerTokenKey": SCALER_TOKEN_KEY if _scales_from_api(backends) else "",
             "bootstrapApiKeysKey": BOOTSTRAP_KEYS_KEY,
+            "checksum": secret_checksum,
         },
-        "api": {"service": {"type": "ClusterIP", "port": API_PORT}, "ingress": placement.ingress},
+        "api": {
+            "service": {"type": "ClusterIP", "port": API_PORT},
+            "ingress": placement.ingress,
+            "backendConfig": {"enabled": placement.backend_config, "healthCheckPath": API_HEALTH_PATH},
+        },
         "gpu": _gpu_values(placement),
         "keda": {
             "redisAddress": backends.redis_address,
@@ -168,6 +191,8 @@ def chart_values(
             "brokerPort": _port_of(backends.redis_url),
             "storagePort": _port_of(backends.s3_endpoint),
             "extraEgressCIDRs": [],
+            # Job webhooks: TCP 80/443 to public addresses (the chart excludes private ranges).
+            "webhookEgress": True,
         },
     } | ({"monitoring": monitoring} if monitoring else {})
 
@@ -206,8 +231,10 @@ class TabjobRelease(pulumi.ComponentResource):
         # release must wait for KEDA's CRDs, the broker and (kind) the bucket.
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on or [])
         self.smoke_api_key = self._smoke_api_key(name)
-        secret = self._credentials(name, namespace, backends, child)
+        secret, contents = self._credentials(name, namespace, backends, child)
         self.secret_name = secret.metadata.name
+        # Not secret itself (a hash of high-entropy keys), so the plan shows it change.
+        checksum = pulumi.Output.unsecret(pulumi.Output.all(**contents).apply(secret_checksum))
         self.release = k8s.helm.v3.Release(
             name,
             # Fixed, not auto-named: the API pods' instance label (API_POD_LABELS) uses it.
@@ -220,6 +247,7 @@ class TabjobRelease(pulumi.ComponentResource):
                 backends=backends,
                 placement=placement,
                 secret_name=secret.metadata.name,
+                secret_checksum=checksum,
                 monitoring=monitoring,
             ),
             atomic=True,
@@ -241,7 +269,7 @@ class TabjobRelease(pulumi.ComponentResource):
 
     def _credentials(
         self, name: str, namespace: pulumi.Input[str], backends: Backends, child: pulumi.ResourceOptions
-    ) -> k8s.core.v1.Secret:
+    ) -> tuple[k8s.core.v1.Secret, dict[str, pulumi.Input[str]]]:
         credentials: dict[str, pulumi.Input[str]] = {
             "redis-password": backends.redis_password,
             "s3-access-key": backends.s3_access_key,
@@ -256,6 +284,7 @@ class TabjobRelease(pulumi.ComponentResource):
                 f"{name}-scaler-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
             )
             credentials[SCALER_TOKEN_KEY] = token.result
-        return k8s.core.v1.Secret(
+        secret = k8s.core.v1.Secret(
             f"{name}-credentials", metadata={"namespace": namespace}, string_data=credentials, opts=child
         )
+        return secret, credentials

@@ -24,6 +24,7 @@ from infra.config_keys import (
     DIGEST_PATTERN,
     ENVIRONMENTS,
     GPU_DRIVER_VERSIONS,
+    GPU_SCALINGS,
     KEDA_VERSION_PATTERN,
     RELEASE_CHANNELS,
     SECRET_KEYS,
@@ -41,11 +42,11 @@ class ImageSettings:
 
     repository: str | None
     gpu_repository: str | None
-    tag: str
+    # tabjob:imageTag when set (a hand-run deploy of a tag), else None: no tag is ever assumed
+    # on gke or existing, where only CI's digests name an image that exists.
+    tag: str | None
     digest: str | None
     gpu_digest: str | None
-    # tabjob:imageTag was set explicitly (a hand-run deploy of a tag), not left at its default.
-    tag_set: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class GkeSettings:
     gpu_spot: bool
     gpu_driver_version: str
     gpu_zones: list[str]
+    # The chart's gpu.scaling: scaledjob (a Job per message; deploys never stop a running one)
+    # or deployment (warm pods; every image change rolls them).
+    gpu_scaling: str
     master_cidr: str
     valkey_node_type: str
     valkey_replicas: int
@@ -154,7 +158,7 @@ def _kind_settings(r: Reader, environ: Mapping[str, str]) -> KindSettings:
     )
 
 
-def _gke_settings(r: Reader, environment: str) -> GkeSettings:
+def _gke_settings(r: Reader) -> GkeSettings:
     cpu_min = r.integer("cpuMinNodes")
     cpu_max = r.integer("cpuMaxNodes", minimum=1)
     if cpu_min > cpu_max:
@@ -166,12 +170,12 @@ def _gke_settings(r: Reader, environment: str) -> GkeSettings:
     # Refused here, at preview: a GPU type, count or size the machine cannot give.
     gpu_sizing.check_accelerator(gpu_machine_type, gpu_type, gpu_count)
     gpu_sizing.gpu_job_resources(gpu_machine_type, gpu_count)
-    configured_zones = r.strings("gpuZones") if r.string("gpuZones") is not None else None
+    configured_zones = r.strings("gpuZones") or None
     return GkeSettings(
         project=r.required("gcpProject", "when tabjob:cluster is gke"),
         region=region,
         release_channel=r.choice("releaseChannel", RELEASE_CHANNELS),
-        deletion_protection=r.boolean("deletionProtection", default=environment == "production"),
+        deletion_protection=r.boolean("deletionProtection"),
         node_cidr=r.string("nodeCidr"),
         pods_cidr=r.string("podsCidr"),
         services_cidr=r.string("servicesCidr"),
@@ -185,6 +189,7 @@ def _gke_settings(r: Reader, environment: str) -> GkeSettings:
         gpu_spot=r.boolean("gpuSpot"),
         gpu_driver_version=r.choice("gpuDriverVersion", GPU_DRIVER_VERSIONS),
         gpu_zones=gpu_sizing.gpu_zones(region, gpu_type, configured_zones),
+        gpu_scaling=r.choice("gpuScaling", GPU_SCALINGS),
         master_cidr=r.string("masterCidr"),
         valkey_node_type=r.choice("valkeyNodeType", VALKEY_NODE_TYPES),
         valkey_replicas=r.integer("valkeyReplicas"),
@@ -237,7 +242,6 @@ def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] 
         repository=image,
         gpu_repository=r.string("gpuImage"),
         tag=r.string("imageTag"),
-        tag_set=r.is_set("imageTag"),
         digest=_digest(r, "imageDigest"),
         gpu_digest=_digest(r, "gpuImageDigest"),
     )
@@ -260,7 +264,7 @@ def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] 
         api_host=api_host,
         bootstrap=r.boolean("bootstrap"),
         kind=_kind_settings(r, os.environ if environ is None else environ) if cluster == "kind" else None,
-        gke=_gke_settings(r, environment) if cluster == "gke" else None,
+        gke=_gke_settings(r) if cluster == "gke" else None,
         existing=_existing_settings(r) if cluster == "existing" else None,
         monitoring_version=monitoring_version,
         alerting=alerting_settings(r, monitoring=monitoring_version is not None),

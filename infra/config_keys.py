@@ -16,6 +16,7 @@ CLUSTER_KINDS = ("kind", "gke", "existing")
 ENVIRONMENTS = ("dev", "staging", "production")
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE")
 GPU_DRIVER_VERSIONS = ("LATEST", "DEFAULT")
+GPU_SCALINGS = ("scaledjob", "deployment")
 VALKEY_NODE_TYPES = ("SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE")
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 CHART_VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
@@ -23,7 +24,10 @@ CHART_VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 KEDA_VERSION_PATTERN = re.compile(r"^2\.20\.\d+$")
 
 # The one place each default lives. None: no default, or one derived from other keys
-# (documented next to the getter that derives it).
+# (documented next to the getter that derives it). Pulumi.yaml declares each None as
+# `default: ""` (`[]` for a list): the CLI merges every project default into the config the
+# program reads (pulumi/pulumi pkg/workspace/config.go, mergeConfig), and refuses a stack that
+# leaves a key without a default unset, so "unset" has to be a value the Reader treats as unset.
 DEFAULTS: dict[str, Any] = {
     # common
     "cluster": "kind",
@@ -31,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "namespace": "tabjob",
     "image": None,  # kind: "tabjob"; gke: <Artifact Registry>/tabjob; existing: required
     "gpuImage": None,  # <image>-gpu
-    "imageTag": "dev",
+    "imageTag": None,  # kind: KIND_IMAGE_TAG; elsewhere a release needs a digest, or a tag set on purpose
     "imageDigest": None,
     "gpuImageDigest": None,
     "kedaVersion": "2.20.2",
@@ -59,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "gcpProject": None,  # required for gke
     "region": "us-central1",
     "releaseChannel": "REGULAR",
-    "deletionProtection": None,  # True when environment is production, else False
+    "deletionProtection": True,  # a stack that may be destroyed says so (staging sets false)
     "nodeCidr": "10.10.0.0/20",
     "podsCidr": "10.16.0.0/14",
     "servicesCidr": "10.20.0.0/20",
@@ -72,7 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "gpuMaxNodes": 2,
     "gpuSpot": False,
     "gpuDriverVersion": "LATEST",
-    "gpuZones": None,  # the known zones of gpuType in region (infra/cluster/gpu_sizing.py)
+    "gpuScaling": "scaledjob",  # the chart's gpu.scaling on GKE
+    "gpuZones": [],  # empty: the known zones of gpuType in region (infra/cluster/gpu_sizing.py)
     "masterCidr": "172.16.0.0/28",
     "valkeyNodeType": "SHARED_CORE_NANO",
     "valkeyReplicas": 0,
@@ -92,6 +97,12 @@ DEFAULTS: dict[str, Any] = {
     "ingressClass": "nginx",
 }
 
+# The tag `task dev` builds and loads into kind (Taskfile.yml); the kind stack's tag when unset.
+KIND_IMAGE_TAG = "dev"
+
+# Set with `pulumi config set --secret`; the program refuses a plain value. Pulumi.yaml cannot
+# mark them `secret: true`: such a key must then be set, encrypted, on every stack, kind included
+# (the CLI checks the merged default too; pkg/workspace/config.go, validateStackConfigValue).
 SECRET_KEYS = frozenset({"kubeconfig", "redisPassword", "s3AccessKey", "s3SecretKey"})
 # tabjob:alerting's (infra/config_alerting.py): optional, so declared with a default, not `secret: true`.
 SECRET_KEYS |= {"alertSmtpPassword", "alertSlackWebhookUrl"}

@@ -87,6 +87,12 @@ class Reader:
         return value
 
     def secret(self, key: str) -> pulumi.Output[str] | None:
+        """The value of a key that must be set with `pulumi config set --secret`, or None."""
         if self._raw(key) is None:
             return None
+        full_key = f"{self._config.name}:{key}"
+        if not pulumi.runtime.is_config_secret(full_key):
+            raise ValueError(
+                f"{full_key} is stored in plain text; set it with `pulumi config set --secret {full_key} ...`"
+            )
         return self._config.require_secret(key)

@@ -136,11 +136,24 @@ def _show_refusal(what: str, code: int, answer: Any) -> int:
     return 0
 
 
-def run_smoke(*, url: str | None, api_key: str | None, rows: int, min_accuracy: float) -> int:
-    """Upload, fit, predict, download and a refused bad file against a running service."""
+def run_smoke(*, url: str | None, api_key: str | None, rows: int, min_accuracy: float, wait_s: float = 0) -> int:
+    """Upload, fit, predict, download and a refused bad file against a running service.
+
+    ``wait_s``: first wait up to this many seconds for the API to answer (a fresh deploy's DNS,
+    certificate and load balancer; app/local/reachability.py). The uploads use the POST form,
+    as every user's do: a store that refuses it fails the smoke test, naming the store's answer.
+    """
     import tempfile
 
+    from app.local.reachability import wait_until_reachable
+
     with tempfile.TemporaryDirectory(prefix="tabjob-smoke-") as tmp, TabjobClient(url, api_key) as client:
+        if wait_s > 0:
+            try:
+                wait_until_reachable(client.url, timeout_s=wait_s, report=console.print)
+            except TimeoutError as exc:
+                console.print(f"[red]smoke test failed[/]: {exc}")
+                return 1
         paths = make_seed_data(Path(tmp), rows=rows, features=10)
         try:
             train = client.upload(paths["train"])
@@ -164,6 +177,9 @@ def run_smoke(*, url: str | None, api_key: str | None, rows: int, min_accuracy: 
                 if exc.code != "dataset.missing_target":
                     raise
         except ApiError as exc:
+            if exc.code == "upload.failed":
+                console.print(f"[red]smoke test failed: the object store refused the POST-form upload[/]: {exc}")
+                return 1
             console.print(f"[red]smoke test failed[/]: {exc}")
             return 1
     console.print(f"smoke test against {client.url}: accuracy {score:.3f} (minimum {min_accuracy})")

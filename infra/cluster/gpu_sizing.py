@@ -14,13 +14,22 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class GpuMachine:
     """A Compute Engine machine type with GPUs: vCPUs, memory in GiB (GCE's "GB" are GiB),
-    its accelerator type and how many GPUs it may carry (fixed for g2/a2, up to 4 T4 on n1)."""
+    its accelerator type and how many GPUs it may carry: fixed for g2/a2 (built in), and 1, 2
+    or 4 T4s attached to an n1 (https://cloud.google.com/compute/docs/gpus#t4-gpus: GCE offers
+    no 3-GPU T4 shape)."""
 
     vcpus: int
     memory_gib: float
     accelerator: str
     max_gpus: int
     fixed_gpus: bool = True
+
+    @property
+    def gpu_counts(self) -> tuple[int, ...]:
+        """The GPU counts GCE offers for this machine type."""
+        if self.fixed_gpus:
+            return (self.max_gpus,)
+        return tuple(n for n in (1, 2, 4) if n <= self.max_gpus)
 
 
 MACHINES: dict[str, GpuMachine] = {
@@ -54,12 +63,19 @@ GPU_ZONES: dict[tuple[str, str], tuple[str, ...]] = {
     ("us-central1", "nvidia-tesla-a100"): ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"),
 }
 
-# Requests of GKE's own DaemonSets on a GPU node (Dataplane V2, logging, metrics, metadata
-# server, NVIDIA device plugin, PD CSI), rounded up: an estimate, checked on the first real run
-# with `kubectl describe node` (docs/operations.md).
-SYSTEM_PODS_CPU_M = 500
-SYSTEM_PODS_MEMORY_MI = 1024
+# CPU and memory requests of the DaemonSets GKE runs on a GPU node, summed and rounded up:
+# anetd (Dataplane V2), the NVIDIA driver installer and device plugin, fluentbit (logging),
+# the GKE metadata server (Workload Identity), the DCGM exporter (GPU metrics) and the PD CSI
+# node plugin come to about 780m CPU. GKE publishes the reservation
+# formula (below), not these requests: they are read from `kubectl describe node` on a GKE GPU
+# node, which docs/operations.md asks the first run to re-check.
+SYSTEM_PODS_CPU_M = 800
+SYSTEM_PODS_MEMORY_MI = 1280
+# Hard eviction threshold GKE's kubelet keeps free (memory.available<100Mi).
 EVICTION_MEMORY_MI = 100
+# The kubelet's memory capacity is the guest's MemTotal, not the machine type's nominal size:
+# the kernel and firmware keep part of it (about 2-3 % on GCE). Sized from 97 % of nominal.
+KUBELET_CAPACITY_SHARE = 0.97
 # The least a GPU Job needs besides its GPU: a core to feed it and room for the prepared matrix.
 MIN_JOB_CPU_M = 1000
 MIN_JOB_MEMORY_MI = 4096
@@ -117,8 +133,8 @@ def check_accelerator(machine_type: str, gpu_type: str, gpu_count: int) -> None:
     spec = machine(machine_type)
     if gpu_type != spec.accelerator:
         raise ValueError(f"tabjob:gpuType {gpu_type!r} does not fit {machine_type}, which carries {spec.accelerator}")
-    if (spec.fixed_gpus and gpu_count != spec.max_gpus) or not 1 <= gpu_count <= spec.max_gpus:
-        allowed = str(spec.max_gpus) if spec.fixed_gpus else f"1 to {spec.max_gpus}"
+    if gpu_count not in spec.gpu_counts:
+        allowed = " or ".join(str(n) for n in spec.gpu_counts)
         raise ValueError(f"tabjob:gpuCount must be {allowed} for {machine_type}; got {gpu_count}")
 
 
@@ -134,7 +150,7 @@ def gpu_job_resources(machine_type: str, gpus_per_node: int, gpus_per_job: int =
     cpu_m = (spec.vcpus * 1000 - reserved_cpu_m(spec.vcpus) - SYSTEM_PODS_CPU_M) // jobs
     # Whole cores: OMP_NUM_THREADS is limits.cpu rounded up, so threads then match the quota.
     cpu_m = cpu_m // 1000 * 1000
-    memory_mi = int(spec.memory_gib * 1024) - reserved_memory_mi(spec.memory_gib) - SYSTEM_PODS_MEMORY_MI
+    memory_mi = allocatable(machine_type).memory_mi - SYSTEM_PODS_MEMORY_MI
     memory_mi = memory_mi // jobs // 256 * 256
     if cpu_m < MIN_JOB_CPU_M or memory_mi < MIN_JOB_MEMORY_MI:
         raise ValueError(
@@ -146,11 +162,13 @@ def gpu_job_resources(machine_type: str, gpus_per_node: int, gpus_per_job: int =
 
 
 def allocatable(machine_type: str) -> JobResources:
-    """The node's allocatable CPU (millicores) and memory (MiB), before any DaemonSet."""
+    """The node's allocatable CPU (millicores) and memory (MiB), before any DaemonSet: the
+    kubelet's capacity less GKE's reservations and eviction threshold
+    (https://cloud.google.com/kubernetes-engine/docs/concepts/plan-node-sizes#memory_and_cpu_reservations)."""
     spec = machine(machine_type)
     return JobResources(
         cpu_m=spec.vcpus * 1000 - reserved_cpu_m(spec.vcpus),
-        memory_mi=int(spec.memory_gib * 1024) - reserved_memory_mi(spec.memory_gib),
+        memory_mi=int(spec.memory_gib * 1024 * KUBELET_CAPACITY_SHARE) - reserved_memory_mi(spec.memory_gib),
     )
 
 

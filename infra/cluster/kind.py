@@ -77,7 +77,10 @@ class KindCluster(pulumi.ComponentResource):
             delete=f"kind delete cluster --name {cluster}",
             stdin=config_yaml,
             triggers=[settings.cluster_name, config_yaml],
-            opts=pulumi.ResourceOptions(parent=self),
+            # Delete before replace: the new cluster has the same name and host ports, so
+            # Pulumi's default (create the replacement first) would fail on any port or
+            # node-image change with "node(s) already exist for a cluster with the name".
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         kubeconfig_cmd = command.local.Command(
             f"{name}-kubeconfig",

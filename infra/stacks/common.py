@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from infra.app import Backends, Images, Placement, TabjobRelease
 from infra.config import StackConfig
+from infra.config_keys import KIND_IMAGE_TAG
 from infra.platform.keda import Keda
 from infra.platform.monitoring import KubePrometheusStack, tabjob_monitoring_values
 
@@ -26,18 +27,19 @@ def release_images(cfg: StackConfig, default_repository: pulumi.Input[str]) -> I
     """
     images = cfg.images
     repository = images.repository or default_repository
+    tag = images.tag or (KIND_IMAGE_TAG if cfg.cluster == "kind" else "")
     resolved = Images(
         repository=repository,
         gpu_repository=images.gpu_repository or pulumi.Output.concat(repository, "-gpu"),
-        tag=images.tag,
+        tag=tag,
         digest=images.digest,
         gpu_digest=images.gpu_digest,
     )
-    if cfg.cluster == "kind" or images.digest is not None or images.tag_set:
+    if cfg.cluster == "kind" or images.digest is not None or images.tag is not None:
         if cfg.cluster == "gke" and images.digest is not None and images.gpu_digest is None:
             raise ValueError(
                 "tabjob:gpuImageDigest is required with tabjob:imageDigest on gke: the GPU lane would "
-                "otherwise run the tag 'dev'. Set it from the last deploy's gpuImageDigest output."
+                "otherwise run an image CI never pushed. Set it from the last deploy's gpuImageDigest output."
             )
         return resolved
     if cfg.bootstrap:

@@ -169,6 +169,11 @@ def _placement(
         gpu_resources=gpu_sizing.gpu_job_resources(settings.gpu_machine_type, settings.gpu_count).as_values(),
         # One GPU per Job: never more Jobs than the pool can ever hold GPUs.
         gpu_max_jobs=settings.gpu_max_nodes * settings.gpu_count,
+        # scaledjob (default): a Job per message, rolled out gradually, so a deploy or a rotated
+        # secret never stops a GPU job that has run for hours. deployment: warm pods (a model
+        # step 3.6 s instead of 40 s, docs/models.md), rolled by every image change.
+        gpu_scaling=settings.gpu_scaling,
+        backend_config=True,
     )
 
 

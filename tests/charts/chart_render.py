@@ -28,6 +28,8 @@ KUBERNETES_VERSION = "1.33"
 KEDA_KINDS = frozenset({"ScaledObject", "ScaledJob", "TriggerAuthentication"})
 # Prometheus Operator kinds: their CRDs are not vendored; test_chart_observability checks them.
 MONITORING_KINDS = frozenset({"ServiceMonitor", "PodMonitor", "PrometheusRule"})
+# GKE's own CRDs (ingress-gce), validated by tests/charts/test_chart_gke.py.
+GKE_KINDS = frozenset({"BackendConfig"})
 CPU_LANES = ("small", "large")
 
 

@@ -21,6 +21,7 @@ import safe_yaml
 from chart_render import (
     CHART_DIR,
     CRD_DIR,
+    GKE_KINDS,
     KEDA_KINDS,
     KUBERNETES_VERSION,
     MONITORING_KINDS,
@@ -94,7 +95,7 @@ def test_scenario_renders_the_expected_objects(scenario: str) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_core_objects_are_valid_kubernetes_1_33(scenario: str) -> None:
     objects = objects_of(scenario_files(scenario))
-    core = [obj for obj in objects if obj["kind"] not in KEDA_KINDS | MONITORING_KINDS]
+    core = [obj for obj in objects if obj["kind"] not in KEDA_KINDS | MONITORING_KINDS | GKE_KINDS]
     # The Jobs the GPU ScaledJob will create are core objects too.
     core += [gpu_job_as_batch_job(obj) for obj in by_kind(objects, "ScaledJob")]
 

@@ -154,7 +154,8 @@ def test_smoke_reads_masks_and_passes_the_stacks_smoke_key(tmp_path: Path, smoke
     assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     assert run.calls == [
         "pulumi stack output smokeApiKey --stack staging --show-secrets",
-        f"uv run --no-sync tabjob smoke key={SMOKE_KEY} url=https://api.example.test",
+        # --wait-s: the certificate and load balancer of a first release (app/local/reachability.py).
+        f"uv run --no-sync tabjob smoke --wait-s 4200 key={SMOKE_KEY} url=https://api.example.test",
     ]
     # The mask is the first thing printed, and the only line that holds the key.
     lines = run.result.stdout.splitlines()

@@ -236,12 +236,14 @@ def test_build_authenticates_with_oidc_and_logs_in_with_the_short_lived_token(
 def test_staging_is_deployed_then_smoke_tested_then_production(deploy: dict[str, Any]) -> None:
     jobs = deploy["jobs"]
     assert needs_of(jobs["deploy-staging"]) == {"build"}
-    assert needs_of(jobs["smoke-staging"]) == {"deploy-staging"}
-    assert needs_of(jobs["deploy-production"]) >= {"build", "deploy-staging", "smoke-staging"}
-    assert needs_of(jobs["smoke-production"]) == {"deploy-production"}
-    assert {"ci", "build", "deploy-staging", "smoke-staging"} <= transitive_needs(jobs, "deploy-production")
+    assert needs_of(jobs["deploy-production"]) == {"build", "deploy-staging"}
+    assert {"ci", "build", "deploy-staging"} <= transitive_needs(jobs, "deploy-production")
     assert environment_name(jobs["deploy-staging"]) == "staging"
     assert environment_name(jobs["deploy-production"]) == "production"
+    # The smoke test is a step of the deploy job, after the deploy: production waits for it.
+    for name in ("deploy-staging", "deploy-production"):
+        steps = steps_of(jobs[name])
+        assert steps.index(step_using(jobs[name], DEPLOY_ACTION)) < steps.index(step_using(jobs[name], SMOKE_ACTION))
 
 
 def test_production_deploys_the_same_digests_as_staging(deploy: dict[str, Any]) -> None:
@@ -256,19 +258,43 @@ def test_production_deploys_the_same_digests_as_staging(deploy: dict[str, Any]) 
     assert inputs["deploy-staging"] == inputs["deploy-production"]
 
 
-def test_smoke_jobs_test_the_url_their_deploy_reported(deploy: dict[str, Any]) -> None:
+def test_smoke_steps_test_the_url_their_deploy_reported(deploy: dict[str, Any]) -> None:
     jobs = deploy["jobs"]
-    for smoke, deployed, stack in (
-        ("smoke-staging", "deploy-staging", "staging"),
-        ("smoke-production", "deploy-production", "production"),
-    ):
-        step = step_using(jobs[smoke], SMOKE_ACTION)
-        assert step["with"] == {"url": f"${{{{ needs.{deployed}.outputs.api_url }}}}", "stack": stack}
+    for deployed, stack in (("deploy-staging", "staging"), ("deploy-production", "production")):
+        step = step_using(jobs[deployed], SMOKE_ACTION)
+        assert step["with"] == {"url": "${{ steps.deploy.outputs.api-url }}", "stack": stack}
         assert jobs[deployed]["outputs"]["api_url"] == "${{ steps.deploy.outputs.api-url }}"
-        # The smoke key is the stack's secret output: the job reads it with the Pulumi token.
-        assert jobs[smoke]["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}
-        # A job naming `production` waits for its reviewers again; smoke jobs must not.
-        assert environment_name(jobs[smoke]) not in {"staging", "production"}
+
+
+def _token_holders() -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for path in workflow_paths():
+        for name, job in (load_yaml(path).get("jobs") or {}).items():
+            if "PULUMI_ACCESS_TOKEN" in str(job):
+                found.append((path.name, name, job))
+    return found
+
+
+def test_every_job_holding_a_pulumi_token_runs_in_a_github_environment() -> None:
+    # Environment secrets reach only jobs that name the environment (and, for production, only
+    # after its required reviewers approve): https://docs.github.com/en/actions/deployment/targeting-different-environments/managing-environments-for-deployment#environment-secrets
+    holders = _token_holders()
+    assert {(wf, name) for wf, name, _ in holders} == {
+        ("ci.yml", "preview"),
+        ("deploy.yml", "build"),
+        ("deploy.yml", "deploy-staging"),
+        ("deploy.yml", "deploy-production"),
+        ("rollback.yml", "deploy"),
+    }
+    environments = {(wf, name): environment_name(job) for wf, name, job in holders}
+    assert environments[("ci.yml", "preview")] == "preview", "pull-request code gets the staging read-only token"
+    assert environments[("deploy.yml", "build")] == "build"
+    assert environments[("deploy.yml", "deploy-production")] == "production"
+
+
+def test_task_lint_runs_zizmors_auditor_persona() -> None:
+    lint = load_yaml(REPO_ROOT / "Taskfile.yml")["tasks"]["lint"]["cmds"]
+    assert any("zizmor" in c and "--persona auditor" in c for c in lint if isinstance(c, str))
 
 
 def test_no_workflow_reads_a_hand_made_smoke_key() -> None:
@@ -391,9 +417,9 @@ def test_rollback_deploys_the_given_digests_in_that_environment_then_smokes(
     assert step["with"]["stack"] == "${{ inputs.environment }}"
     assert step["with"]["image-digest"] == "${{ inputs.image_digest }}"
     assert step["with"]["gpu-image-digest"] == "${{ inputs.gpu_image_digest }}"
-    assert needs_of(jobs["smoke"]) == {"deploy"}
-    smoke = step_using(jobs["smoke"], SMOKE_ACTION)
-    assert smoke["with"] == {"url": "${{ needs.deploy.outputs.api_url }}", "stack": "${{ inputs.environment }}"}
+    smoke = step_using(deploy_job, SMOKE_ACTION)
+    assert smoke["with"] == {"url": "${{ steps.deploy.outputs.api-url }}", "stack": "${{ inputs.environment }}"}
+    assert set(jobs) == {"deploy"}
 
 
 def test_deploy_and_rollback_share_the_environment_lock(deploy: dict[str, Any], rollback: dict[str, Any]) -> None:

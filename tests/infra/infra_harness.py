@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_cli
 import yaml
 from pulumi.runtime.mocks import MockMonitor
 
@@ -51,6 +52,7 @@ class StackRun:
     # URN of each resource to the URNs it waits for (depends_on and data dependencies alike,
     # components expanded to their resources, as the engine receives them).
     dependencies: dict[str, set[str]] = field(default_factory=dict)
+    delete_before_replace: set[str] = field(default_factory=set)
 
     def urn(self, typ: str, name: str) -> str:
         found = [urn for urn in self.dependencies if urn.endswith(f"::{name}") and f"{typ}::" in urn]
@@ -73,6 +75,10 @@ class StackRun:
         return {r.typ for r in self.resources}
 
 
+# The secret GCS hands back for a new HMAC key; a test rotates it by changing this.
+MOCK_HMAC_SECRET = ["hmac-secret"]
+
+
 def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """What the cloud would report back for the few outputs the program reads."""
     extra: dict[str, Any] = {}
@@ -90,7 +96,7 @@ def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     elif typ == "gcp:storage/bucket:Bucket":
         extra["name"] = f"{name}-0123abc"
     elif typ == "gcp:storage/hmacKey:HmacKey":
-        extra.update(accessId="GOOG1EXAMPLE", secret="hmac-secret")
+        extra.update(accessId="GOOG1EXAMPLE", secret=MOCK_HMAC_SECRET[0])
     elif typ == "gcp:memorystore/instance:Instance":
         psc = {"connectionType": "CONNECTION_TYPE_PRIMARY", "ipAddress": "10.10.0.5", "port": 6379}
         extra["endpoints"] = [{"connections": [{"pscAutoConnection": psc}]}]
@@ -126,9 +132,13 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.dependencies: dict[str, set[str]] = {}
+        # URNs registered with delete_before_replace.
+        self.delete_before_replace: set[str] = set()
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
+        if request.deleteBeforeReplace:
+            self.delete_before_replace.add(response.urn)
         waits = set(request.dependencies)
         for deps in request.propertyDependencies.values():
             waits.update(deps.urns)
@@ -167,17 +177,42 @@ def _as_engine_string(value: Any) -> str:
     return str(value)
 
 
-def configure(stack: str, config: dict[str, Any]) -> RecordingMocks:
-    """Point the Pulumi runtime at fresh mocks for `stack`, with exactly `config` set."""
+PROJECT = pulumi_cli.load_project(ROOT / "Pulumi.yaml")
+
+
+def cli_config(stack: str, config: Mapping[str, Any]) -> dict[str, pulumi_cli.ConfigValue]:
+    """What the Pulumi CLI hands the program for a stack whose file sets exactly ``config``
+    (keys without namespace; the secret keys as `--secret` values): Pulumi.yaml's defaults merged
+    in, types checked. Raises pulumi_cli.PulumiConfigError where the CLI would stop."""
+    from infra.config import SECRET_KEYS
+
+    values = {
+        f"tabjob:{key}": pulumi_cli.ConfigValue(
+            _as_engine_string(value), secure=key in SECRET_KEYS, object=isinstance(value, (list, dict))
+        )
+        for key, value in config.items()
+    }
+    return pulumi_cli.merge_config(stack, PROJECT, values)
+
+
+def configure(stack: str, config: Mapping[str, Any], *, cli: bool = True) -> RecordingMocks:
+    """Point the Pulumi runtime at fresh mocks for `stack` whose stack file sets `config`.
+
+    With `cli` (the default) the program gets what the Pulumi CLI would give it (cli_config):
+    Pulumi.yaml's defaults merged in, and a PulumiConfigError where the CLI stops. Without,
+    exactly `config` (to compare the code's own defaults with the merged ones).
+    """
     from infra.config import SECRET_KEYS
 
     mocks = RecordingMocks()
     mocks.monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="tabjob", stack=stack, preview=False, monitor=mocks.monitor)
-    pulumi.runtime.set_all_config(
-        {f"tabjob:{key}": _as_engine_string(value) for key, value in config.items()},
-        secret_keys=[f"tabjob:{key}" for key in SECRET_KEYS if key in config],
-    )
+    if cli:
+        values, secret_keys = pulumi_cli.engine_config(cli_config(stack, config))
+    else:
+        values = {f"tabjob:{key}": _as_engine_string(value) for key, value in config.items()}
+        secret_keys = [f"tabjob:{key}" for key in SECRET_KEYS if key in config]
+    pulumi.runtime.set_all_config(values, secret_keys=secret_keys)
     return mocks
 
 
@@ -191,7 +226,11 @@ def run_program(stack: str, config: dict[str, Any], environ: Mapping[str, str] |
     from infra.program import build
 
     mocks = configure(stack, config)
-    run = StackRun(resources=mocks.resources, dependencies=mocks.monitor.dependencies)
+    run = StackRun(
+        resources=mocks.resources,
+        dependencies=mocks.monitor.dependencies,
+        delete_before_replace=mocks.monitor.delete_before_replace,
+    )
     environ = kind_image_environ() if environ is None else environ
 
     @pulumi.runtime.test

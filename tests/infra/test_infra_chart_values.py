@@ -62,9 +62,9 @@ def test_gke_values_annotate_the_workload_identity_service_account(deployed_stac
     (account,) = _find(objects, "ServiceAccount")
     assert account["metadata"]["name"] == "tabjob", "the name Workload Identity binds"
     assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
-    assert [d for d in _find(objects, "Deployment") if d["metadata"]["name"].endswith("worker-gpu")], (
-        "the GPU lane runs on GKE"
-    )
+    (gpu,) = _find(objects, "ScaledJob")
+    assert gpu["metadata"]["name"].endswith("worker-gpu"), "the GPU lane runs on GKE, a Job per message"
+    assert gpu["spec"]["rollout"]["strategy"] == "gradual", "a deploy never deletes a running GPU Job"
 
 
 def test_existing_cluster_values_render_the_chart():
@@ -72,3 +72,16 @@ def test_existing_cluster_values_render_the_chart():
     objects = _render(_release_values(run))
     (ingress,) = _find(objects, "Ingress")
     assert ingress["spec"]["rules"][0]["host"] == EXISTING_CONFIG["apiHost"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_gke_gets_a_backend_config_with_its_own_health_check(deployed_stacks, stack):
+    objects = _render(_release_values(deployed_stacks[stack]))
+    configs = _find(objects, "BackendConfig")
+    if stack == "dev":
+        assert configs == []
+        return
+    (config,) = configs
+    assert config["spec"]["healthCheck"]["requestPath"] == "/healthz"
+    (service,) = [s for s in _find(objects, "Service", "api")]
+    assert service["metadata"]["annotations"]["cloud.google.com/neg"] == '{"ingress": true}'

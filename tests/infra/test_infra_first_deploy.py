@@ -49,8 +49,12 @@ def _memory_mi(quantity: str) -> int:
 
 
 def _gpu_worker(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    (lane,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("worker-gpu")]
-    (container,) = lane["spec"]["template"]["spec"]["containers"]
+    # On GKE the GPU lane is a ScaledJob (a Job per message); the chart can also make it a Deployment.
+    (lane,) = [
+        o for o in objects if o["kind"] in ("Deployment", "ScaledJob") and o["metadata"]["name"].endswith("worker-gpu")
+    ]
+    spec = lane["spec"]["jobTargetRef"] if lane["kind"] == "ScaledJob" else lane["spec"]
+    (container,) = spec["template"]["spec"]["containers"]
     return container
 
 
@@ -76,8 +80,11 @@ def test_egress_opens_the_stacks_store_and_broker_ports(stack, config, store_por
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     assert {p["metadata"]["name"] for p in policies} == {"tabjob-api", "tabjob-worker"}
     for policy in policies:
-        opened = {port["port"] for rule in policy["spec"]["egress"] for port in rule.get("ports", [])}
+        # To any destination; the job-webhook rule (80/443, public addresses only) is apart.
+        egress = policy["spec"]["egress"]
+        opened = {port["port"] for rule in egress if "to" not in rule for port in rule.get("ports", [])}
         assert opened == {53, store_port, broker_port}, policy["metadata"]["name"]
+        assert [{p["port"] for p in r["ports"]} for r in egress if "to" in r] == [{80, 443}]
 
 
 # ---- 2. kind: the bucket exists before the app starts
@@ -151,9 +158,7 @@ def test_gpu_jobs_never_outnumber_the_pools_gpus(deployed_stacks, stack):
     nodes = stack_config(stack)["gpuMaxNodes"]
     assert _values(deployed_stacks[stack])["gpu"]["maxReplicaCount"] == nodes
     run = _deployed(stack, gpuMachineType="g2-standard-24", gpuCount=2)
-    (scaled,) = [
-        o for o in _render(_values(run)) if o["kind"] == "ScaledObject" and o["metadata"]["name"].endswith("gpu")
-    ]
+    (scaled,) = [o for o in _render(_values(run)) if o["kind"] == "ScaledJob" and o["metadata"]["name"].endswith("gpu")]
     assert scaled["spec"]["maxReplicaCount"] == 2 * nodes
 
 

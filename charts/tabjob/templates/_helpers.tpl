@@ -387,6 +387,23 @@ tabjob.egressRules: where tabjob pods may connect: DNS, the broker and object st
         cidr: {{ . }}
     {{- end }}
 {{- end }}
+{{- if .Values.networkPolicy.webhookEgress }}
+{{- /* Job webhooks: HTTP(S) to public addresses only. The app refuses private targets itself
+(app/webhooks.py); this keeps the cluster's own ranges, link-local (the metadata server,
+169.254.169.254) and carrier-grade NAT out of reach even if it did not. */}}
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- range list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "169.254.0.0/16" "100.64.0.0/10" "127.0.0.0/8" }}
+          - {{ . }}
+          {{- end }}
+  ports:
+    - port: 80
+      protocol: TCP
+    - port: 443
+      protocol: TCP
+{{- end }}
 {{- end }}
 
 {{/*
@@ -419,5 +436,16 @@ tabjob.storagePort: networkPolicy.storagePort, or the port of config.s3Endpoint 
 {{- define "tabjob.storagePort" -}}
 {{- if .Values.networkPolicy.storagePort }}{{ int64 .Values.networkPolicy.storagePort }}
 {{- else }}{{ include "tabjob.urlPort" .Values.config.s3Endpoint }}
+{{- end }}
+{{- end }}
+
+{{/*
+tabjob.secretChecksum: the checksum/secret pod annotation (secrets.checksum, the sha256 of the
+Secret's contents from whoever writes it), so a rotated credential rolls the pods; nothing when
+empty.
+*/}}
+{{- define "tabjob.secretChecksum" -}}
+{{- with .Values.secrets.checksum }}
+checksum/secret: {{ . | quote }}
 {{- end }}
 {{- end }}
