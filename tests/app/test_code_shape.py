@@ -72,3 +72,40 @@ def test_the_user_commands_import_nothing_of_the_server():
     code = f"import sys, tabjob.cli.main; print(' '.join(sorted(m for m in sys.modules if {ours})))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "client", capture_output=True, text=True, check=True)
     assert out.stdout.split() == []
+
+
+def _app_imports() -> dict[str, set[str]]:
+    """Which of app's modules each app module imports, at the top or inside a function."""
+    import ast
+
+    modules = {}
+    for path in (ROOT / "app").rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("app"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    found.add(full if full in modules else node.module)
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names if alias.name.startswith("app")}
+        graph[name] = {dep for dep in found if dep in modules and dep != name}
+    return graph
+
+
+def test_no_two_modules_of_app_import_each_other():
+    """A lazy import inside a function is still a circle (actors <-> stepping was one)."""
+    graph = _app_imports()
+    assert "app.jobs.stepping" in graph["app.jobs.dispatch"]
+    assert [(a, b) for a in graph for b in graph[a] if a in graph[b] and a < b] == []
+
+
+def test_observability_knows_nothing_of_the_api_layer():
+    graph = _app_imports()
+    leaks = {name: deps for name, deps in graph.items() if name.startswith("app.observability")}
+    assert {name: sorted(d for d in deps if d.startswith("app.api")) for name, deps in leaks.items()} == {
+        name: [] for name in leaks
+    }

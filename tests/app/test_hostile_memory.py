@@ -52,6 +52,9 @@ def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # Labels sorted by class: the first rows (all the bounded scan reads) hold one class.
     sorted_y = pa.table({"a": np.arange(300_000.0), "y": np.repeat([0, 1], 150_000)})
     pq.write_table(sorted_y, base / "sorted.parquet", row_group_size=100_000)
+    # The same layout with class 0 only: what the scan alone sees, and what must be refused.
+    single_y = pa.table({"a": np.arange(300_000.0), "y": np.zeros(300_000, dtype=np.int64)})
+    pq.write_table(single_y, base / "single.parquet", row_group_size=100_000)
     return {p.stem: p for p in base.iterdir()}
 
 
@@ -139,3 +142,7 @@ def test_a_bounded_scan_leaves_unread_classes_to_the_statistics(base_env, new_te
         accepted = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"})
         assert accepted.status_code == 202, accepted.text
         api.post(f"/v1/jobs/{accepted.json()['id']}/cancel")
+        # While a file whose statistics show one class too is refused: the check did run.
+        single = upload(api, hostile_files["single"])
+        refused = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": single, "lane": "gpu"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "dataset.single_class"), refused.text
