@@ -59,7 +59,7 @@ def run(h: Harness) -> list[Figure]:
     max_submits = 120 if h.quick else 200
     api_port = h.stack.port
     toy = h.upload(h.write_toy("api-toy", seed=21))
-    finished = h.client.fit(toy, params={"random_state": 1})["id"]
+    finished = h.client.fit(toy, params={"random_state": 1}).id
     h.wait(finished)
     counter = itertools.count(100_000)
 
@@ -70,7 +70,7 @@ def run(h: Harness) -> list[Figure]:
     submitted: list[str] = []
     results: dict[str, list[LoadResult]] = {}
     with ceiling_server() as ceiling_port, h.workers_paused():
-        queued = h.client.fit(toy, params={"random_state": 2})["id"]
+        queued = h.client.fit(toy, params={"random_state": 2}).id
         cases: dict[str, tuple[int, Callable[[], bytes], int]] = {
             "ceiling GET": (ceiling_port, get(HOST, ceiling_port, f"/v1/jobs/{finished}"), 10**9),
             "v1 status (finished)": (api_port, get(HOST, api_port, f"/v1/jobs/{finished}"), 10**9),

@@ -20,7 +20,7 @@ from app.storage import ObjectInfo, prepared_key
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.validation import validate_fit, validate_predict
-from app.webhooks import check_target
+from app.webhooks import check_webhook_url
 from ml.schema import TARGET
 
 
@@ -177,7 +177,7 @@ def check_webhook(settings: Settings, url: str) -> None:
             hint="Leave webhook out and follow the job instead (tabjob wait, or GET /v1/jobs/{id}).",
             status=422,
         )
-    check_target(url, allow_private=settings.webhook_allow_private_targets)
+    check_webhook_url(url, allow_private=settings.webhook_allow_private_targets)
 
 
 def _new_job(

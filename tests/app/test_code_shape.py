@@ -52,7 +52,7 @@ def loaded(statement: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["app.api.main", "app.client", "app.cli.main", "tabjob.cli.main"])
+@pytest.mark.parametrize("module", ["app.api.main", "app.cli.main", "tabjob.cli.main"])
 def test_the_api_and_the_client_load_no_ml_library(module):
     assert loaded(f"import {module}") <= loaded("import pyarrow.parquet")
     assert not {"sklearn", "pandas", "ml.model"} & loaded(f"import {module}")
@@ -109,3 +109,23 @@ def test_observability_knows_nothing_of_the_api_layer():
     assert {name: sorted(d for d in deps if d.startswith("app.api")) for name, deps in leaks.items()} == {
         name: [] for name in leaks
     }
+
+
+def test_one_name_per_meaning_across_the_server_and_the_client():
+    """A name that means two things sends readers to the wrong module (issue 26): the server's
+    public names must not repeat the client's exceptions, and `check_target` is the label column's."""
+    import ast
+
+    import tabjob
+
+    # The client's errors (its Job, Dataset... are the same things as the server's: one meaning).
+    client_names = {
+        n for n in tabjob.__all__ if isinstance(getattr(tabjob, n), type) and issubclass(getattr(tabjob, n), Exception)
+    }
+    server = {}
+    for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "ml").rglob("*.py")]:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef) and not node.name.startswith("_"):
+                server.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    assert sorted(client_names & set(server)) == []
+    assert server["check_target"] == ["ml/schema.py"]
