@@ -26,6 +26,7 @@ from tabjob.errors import (
     TabjobClientError,
     WaitTimeout,
 )
+from tabjob.job_parts import Step, Webhook
 from tabjob.model_results import Model, ModelExport, Validation
 from tabjob.results import (
     Column,
@@ -56,9 +57,11 @@ __all__ = [
     "ModelExport",
     "Page",
     "QueueInfo",
+    "Step",
     "TabjobClientError",
     "Validation",
     "WaitTimeout",
+    "Webhook",
     "__version__",
     "verify_webhook",
 ]
