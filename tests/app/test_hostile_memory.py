@@ -5,9 +5,7 @@ reach."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,8 +20,7 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 from app.api.main import create_app
-from app.local.servers import die_with_parent
-from app.waiting import wait_until
+from app.local.spawn import answers, spawn, tabjob_command
 
 ROOT = Path(__file__).resolve().parents[2]
 BOMB_ROWS = 100_000_000
@@ -59,19 +56,10 @@ def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _start_api(env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **env}, cwd=ROOT, preexec_fn=die_with_parent,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return spawn(
+        tabjob_command("api", "--host", "127.0.0.1", "--port", str(port)), env=env, log=subprocess.DEVNULL,
+        ready=answers(f"http://127.0.0.1:{port}"), what="the API to answer /healthz",
     )  # fmt: skip
-    wait_until(
-        lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
-        what="the API to answer /healthz",
-        timeout_s=60,
-        ignore=(httpx.HTTPError,),
-        give_up=lambda: None if process.poll() is None else f"the API exited with {process.returncode}",
-    )
-    return process
 
 
 @pytest.mark.slow  # starts its own server processes

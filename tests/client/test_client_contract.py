@@ -40,6 +40,9 @@ UNTYPED = {
     "ModelSchemaPublic": "part of ModelExport.schema, kept as the API's dict",
     "ErrorEnvelope": "read into ApiError (code, message, hint, retryable), the fields of ErrorBody",
     "HealthStatus": "ready() answers a bool",
+    "HistoryItem": "the dashboard's answer (/v1/history); the client reads jobs with job(), jobs(), events()",
+    "HistoryPage": "the dashboard's answer (/v1/history)",
+    "JobRecord": "the dashboard's page per job (/v1/history/{id})",
 }
 
 
