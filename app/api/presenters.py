@@ -80,6 +80,7 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         queue=queue,
         deduplicated=deduplicated,
         webhook=webhook,
+        estimate=job.estimate,  # type: ignore[arg-type]
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.api import examples as ex
+from app.api.estimate_schemas import EstimatePublic
 from app.domain import JobKind, JobStatus
 from ml.suggest import did_you_mean
 
@@ -245,6 +246,9 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
+    estimate: EstimatePublic | None = Field(
+        None, description="Expected run time from finished jobs like it; None until one of its kind finished."
+    )
 
 
 class LegacyStatus(BaseModel):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,12 +25,11 @@ from pathlib import Path
 
 import httpx
 import redis
-from prometheus_client.multiprocess import mark_process_dead
 
+from app.local import shared_metrics
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
 from app.local.workers import concurrent_workers, worker_children, worker_threads
-from app.observability.exposition import MULTIPROC_ENV
 from app.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
 from app.state import lane_workers_key
 from app.waiting import wait_until
@@ -82,13 +80,6 @@ class EmbeddedStack:
     def logs(self) -> Path:
         return self.data_dir / "logs"
 
-    @property
-    def metrics_dir(self) -> Path:
-        """prometheus-client's multiprocess directory: every worker (and the API) writes its job
-        counters and histograms there, and the API's ``/metrics`` merges them all, so one scrape
-        of the API sees every worker's jobs (the stack's workers expose no port of their own)."""
-        return self.data_dir / "metrics"
-
     def setting(self, name: str, default: str) -> str:
         """A TABJOB_* value as the children see it (``env`` over the stack's environment)."""
         return self.env.get(name) or os.environ.get(name) or default
@@ -103,7 +94,7 @@ class EmbeddedStack:
     def child_env(self) -> dict[str, str]:
         assert self.valkey and self.s3
         secrets = load_secrets(self.data_dir)
-        env = {
+        return {
             **os.environ,
             "TABJOB_ENVIRONMENT": "local",
             "TABJOB_REDIS_URL": self.valkey.url,
@@ -118,10 +109,9 @@ class EmbeddedStack:
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
             "TABJOB_WORKER_THREADS": str(worker_threads(self.lanes)),  # the CPU budget
             "PYTHONUNBUFFERED": "1",
-            MULTIPROC_ENV: str(self.metrics_dir),
+            **shared_metrics.env(self.data_dir),
             **self.env,
         }
-        return env
 
     def write_env_file(self) -> Path:
         """``DIR/tabjob.env``: the settings for ``tabjob admin`` against this stack (mode 0600)."""
@@ -146,10 +136,7 @@ class EmbeddedStack:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness probe
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
-        # prometheus-client's rule: the directory is emptied before the processes start, or a
-        # previous run's files would be summed in (counters restart from zero, as a pod's do).
-        shutil.rmtree(self.metrics_dir, ignore_errors=True)
-        self.metrics_dir.mkdir(parents=True)
+        shared_metrics.reset(self.data_dir)
         secrets = load_secrets(self.data_dir)
         self.valkey = Valkey(self.data_dir / "valkey", secrets["redis_password"])
         self.s3 = SeaweedS3(self.data_dir / "seaweedfs", secrets["s3_access_key"], secrets["s3_secret_key"])
@@ -246,8 +233,7 @@ class EmbeddedStack:
         for child in self.children:
             if self.stopping.is_set() or child.process is None or child.process.poll() is None:
                 continue
-            # Its live gauges (a worker's busy count) leave with it; its counters stay summed.
-            mark_process_dead(child.process.pid, str(self.metrics_dir))
+            shared_metrics.forget(child.process.pid, self.data_dir)
             if child.restarts.due(child.name, child.process.returncode):
                 self._spawn(child)
                 restarted.append(child.name)

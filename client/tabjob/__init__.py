@@ -26,7 +26,7 @@ from tabjob.errors import (
     TabjobClientError,
     WaitTimeout,
 )
-from tabjob.job_parts import Step, Webhook
+from tabjob.job_parts import Estimate, Step, Webhook
 from tabjob.model_results import Model, ModelExport, Validation
 from tabjob.results import (
     Column,
@@ -46,6 +46,7 @@ __all__ = [
     "Column",
     "Dataset",
     "ErrorInfo",
+    "Estimate",
     "EventPage",
     "InvalidDataset",
     "Job",

@@ -47,3 +47,20 @@ class Webhook:
     @classmethod
     def from_api(cls, data: dict[str, Any] | None) -> Webhook | None:
         return cls(url=data["url"], outcome=data.get("outcome")) if data else None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long the job should run, from finished jobs like it: ``duration_s`` and the interval
+    ``low_s``..``high_s``; ``basis`` says which jobs it was learned from."""
+
+    duration_s: float
+    low_s: float
+    high_s: float
+    basis: str
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> Estimate | None:
+        if not data:
+            return None
+        return cls(float(data["duration_s"]), float(data["low_s"]), float(data["high_s"]), data.get("basis", ""))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from tabjob.job_parts import Step, Webhook
+from tabjob.job_parts import Estimate, Step, Webhook
 
 T = TypeVar("T")
 
@@ -151,6 +151,7 @@ class Job:
     model: str | None = None
     steps: list[Step] = field(default_factory=list)
     webhook: Webhook | None = None
+    estimate: Estimate | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -177,6 +178,7 @@ class Job:
             model=data.get("model"),
             steps=[Step.from_api(step) for step in data.get("steps") or []],
             webhook=Webhook.from_api(data.get("webhook")),
+            estimate=Estimate.from_api(data.get("estimate")),
             raw=data,
         )
 

@@ -24,6 +24,7 @@ TYPED = {
     "QueueInfo": tabjob.QueueInfo,
     "StepPublic": tabjob.Step,
     "WebhookPublic": tabjob.Webhook,
+    "EstimatePublic": tabjob.Estimate,
     "ModelPublic": tabjob.Model,
     "ValidationPublic": tabjob.Validation,
     "ModelExportPublic": tabjob.ModelExport,
