@@ -129,6 +129,8 @@ class Job:
     queue_handicap_s: float = 0.0
     # Its estimated cost: rows x columns of its dataset, read from the Parquet footer.
     cost_cells: int | None = None
+    # How long it should run, from finished jobs like it (app.usecases.estimates); None at first.
+    estimate: dict[str, Any] | None = None
     # A job waiting out a retry's back-off is not picked before this Unix time.
     not_before: float | None = None
     # The column a fit learns (the legacy routes always use ``y``).

@@ -88,8 +88,8 @@ class TooManyJobs(UserError):
     status = 429
 
 
-class JobCanceled(UserError):
-    """The job was canceled by its owner; not a failure to retry."""
+class CanceledWhileRunning(UserError):
+    """The owner canceled the job while it ran (its process is stopped); not a failure to retry."""
 
     code = "job.canceled"
     status = 409

@@ -13,7 +13,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-class WaitTimeout(TimeoutError):
+class PollTimeout(TimeoutError):
     """What was waited for did not happen within the deadline."""
 
 
@@ -38,7 +38,7 @@ def wait_until(
         RuntimeError carrying that text (a child process that exited, say).
 
     Raises:
-      WaitTimeout: the deadline passed first.
+      PollTimeout: the deadline passed first.
       RuntimeError: ``give_up`` returned a reason.
     """
     deadline = time.monotonic() + timeout_s
@@ -52,5 +52,5 @@ def wait_until(
         if give_up is not None and (reason := give_up()):
             raise RuntimeError(reason)
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"Timed out after {timeout_s:g} s waiting for {what}.")
+            raise PollTimeout(f"Timed out after {timeout_s:g} s waiting for {what}.")
         time.sleep(interval_s)

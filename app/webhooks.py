@@ -58,7 +58,7 @@ def _refuse(message: str, code: str = "webhook.forbidden_target") -> UserError:
     )
 
 
-def check_target(url: str, *, allow_private: bool) -> str:
+def check_webhook_url(url: str, *, allow_private: bool) -> str:
     """``url`` when it may be notified; a UserError (422) naming why not otherwise.
 
     Every address the host resolves to must be a public (global) one unless ``allow_private``.
@@ -169,7 +169,7 @@ class Notifier:
     def _attempt(self, url: str, secret: str, body: bytes) -> tuple[bool, str, bool]:
         """(delivered, what happened, worth retrying) of one POST."""
         try:
-            check_target(url, allow_private=self.allow_private)
+            check_webhook_url(url, allow_private=self.allow_private)
         except UserError as exc:
             return False, exc.message, False
         headers = {

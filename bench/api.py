@@ -14,13 +14,10 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
-
 from app.local.servers import free_port
-from app.waiting import wait_until
+from app.local.spawn import answers, spawn, stop
 from bench.harness import Harness, median
 from bench.load import CONCURRENCY, LoadResult, get, post_json, run_load
 from bench.table import Figure
@@ -33,24 +30,14 @@ WARMUP_S = 0.3
 @contextlib.contextmanager
 def ceiling_server() -> Iterator[int]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.ceiling", "--host", HOST, "--port", str(port)],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = spawn(
+        [sys.executable, "-m", "bench.ceiling", "--host", HOST, "--port", str(port)], log=subprocess.DEVNULL,
+        ready=answers(f"http://{HOST}:{port}"), what="the ceiling app to answer /healthz", timeout_s=30,
+    )  # fmt: skip
     try:
-        wait_until(
-            lambda: httpx.get(f"http://{HOST}:{port}/healthz", timeout=1).status_code == 200,
-            what="the ceiling app to answer /healthz",
-            timeout_s=30,
-            ignore=(httpx.HTTPError,),
-            give_up=lambda: None if process.poll() is None else f"the ceiling app exited ({process.returncode})",
-        )
         yield port
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process, 10)
 
 
 def run(h: Harness) -> list[Figure]:
@@ -59,7 +46,7 @@ def run(h: Harness) -> list[Figure]:
     max_submits = 120 if h.quick else 200
     api_port = h.stack.port
     toy = h.upload(h.write_toy("api-toy", seed=21))
-    finished = h.client.fit(toy, params={"random_state": 1})["id"]
+    finished = h.client.fit(toy, params={"random_state": 1}).id
     h.wait(finished)
     counter = itertools.count(100_000)
 
@@ -70,7 +57,7 @@ def run(h: Harness) -> list[Figure]:
     submitted: list[str] = []
     results: dict[str, list[LoadResult]] = {}
     with ceiling_server() as ceiling_port, h.workers_paused():
-        queued = h.client.fit(toy, params={"random_state": 2})["id"]
+        queued = h.client.fit(toy, params={"random_state": 2}).id
         cases: dict[str, tuple[int, Callable[[], bytes], int]] = {
             "ceiling GET": (ceiling_port, get(HOST, ceiling_port, f"/v1/jobs/{finished}"), 10**9),
             "v1 status (finished)": (api_port, get(HOST, api_port, f"/v1/jobs/{finished}"), 10**9),

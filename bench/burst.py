@@ -23,8 +23,8 @@ TOY_WAIT_TARGET_S = 2.0
 def _service(h: Harness, medium: str, toy: str, seeds: range) -> dict[str, Any]:
     """Submit the burst, then a toy; wait for all. Makespan: first submission to last end."""
     t0 = time.time()
-    jobs = [h.client.fit(medium, params={"random_state": s})["id"] for s in seeds]
-    toy_job = h.client.fit(toy, params={"random_state": seeds.start})["id"]
+    jobs = [h.client.fit(medium, params={"random_state": s}).id for s in seeds]
+    toy_job = h.client.fit(toy, params={"random_state": seeds.start}).id
     records = h.wait_all([*jobs, toy_job], poll_s=0.05)
     burst = [records[j] for j in jobs]
     toy_record = records[toy_job]

@@ -14,10 +14,10 @@ P90_TARGET_MS = 100.0
 
 def run(h: Harness) -> list[Figure]:
     toy = h.upload(h.write_toy("dispatch-toy"))
-    h.wait(h.client.fit(toy, params={"random_state": 9999})["id"])  # the job process warms up
+    h.wait(h.client.fit(toy, params={"random_state": 9999}).id)  # the job process warms up
     waits_ms, runs_s = [], []
     for i in range(QUICK_FITS if h.quick else FITS):
-        record = h.wait(h.client.fit(toy, params={"random_state": 10_000 + i})["id"])
+        record = h.wait(h.client.fit(toy, params={"random_state": 10_000 + i}).id)
         waits_ms.append((record["started_at"] - record["enqueued_at"]) * 1000)
         runs_s.append(record["ended_at"] - record["started_at"])
     details = {"waits_ms": waits_ms, "started_to_ended_s_median": median(runs_s)}

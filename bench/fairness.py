@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 
-from app.client import ApiError
 from app.domain import JobStatus
 from app.waiting import wait_until
 from bench.harness import Harness, random_frame, write_frame
 from bench.table import Figure
+from tabjob import ApiError
 
 LARGE_FITS = 8
 LARGE_ROWS, LARGE_FEATURES = 60_000, 20
@@ -24,7 +24,7 @@ def run(h: Harness) -> list[Figure]:
         h.upload(write_frame(h.workdir / f"large-{i}.parquet", random_frame(LARGE_ROWS, LARGE_FEATURES, seed=100 + i)))
         for i in range(LARGE_FITS)
     ]
-    jobs = [h.client.fit(d, params=LARGE_PARAMS, lane="large")["id"] for d in large]
+    jobs = [h.client.fit(d, params=LARGE_PARAMS, lane="large").id for d in large]
     wait_until(
         lambda: h.times(jobs[0])["status"] != JobStatus.QUEUED,
         what="the first large fit to start",
@@ -32,7 +32,7 @@ def run(h: Harness) -> list[Figure]:
         interval_s=0.02,
     )
     submitted = h.client.fit(toy, params={"random_state": 7})
-    record = h.wait(submitted["id"])
+    record = h.wait(submitted.id)
     states = [h.times(j)["status"] for j in jobs]
     for job_id in jobs:  # the large fits only served to keep the large lane busy
         with contextlib.suppress(ApiError):  # already ended

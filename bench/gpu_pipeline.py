@@ -38,7 +38,7 @@ def submit(h: Harness, dataset_id: str, model: str, params: dict[str, Any] | Non
 
 def finished(h: Harness, job_id: str) -> dict[str, Any]:
     h.wait(job_id, timeout_s=3600)
-    return h.client.job(job_id)
+    return h.client.job(job_id).raw
 
 
 def _seconds(job: dict[str, Any], start: str, end: str) -> float:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
+import tabjob
 from app.auth import LOCAL_TENANT
-from app.client import TabjobClient
 from app.domain import is_terminal
 from app.local.servers import free_port
 from app.local.stack import EmbeddedStack
@@ -40,7 +40,7 @@ class Harness:
     """
 
     stack: EmbeddedStack
-    client: TabjobClient
+    client: tabjob.Client
     store: Store
     settings: Settings
     workdir: Path
@@ -50,7 +50,7 @@ class Harness:
     # ---- data
     def upload(self, path: Path) -> str:
         """Upload a Parquet file; return its dataset id."""
-        return self.client.upload(path)["id"]
+        return self.client.upload(path).id
 
     def write_toy(self, name: str, *, rows: int = 200, features: int = 5, seed: int = 0) -> Path:
         """A small classification problem as Parquet (``col_i`` features and ``y``)."""
@@ -189,7 +189,7 @@ def running_stack(*, quick: bool, timings: dict[str, float]) -> Iterator[Harness
             )
             workdir = root / "data"
             workdir.mkdir()
-            with TabjobClient(stack.url) as client:
+            with tabjob.Client(stack.url) as client:
                 yield Harness(
                     stack=stack,
                     client=client,

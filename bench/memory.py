@@ -94,7 +94,7 @@ def run(h: Harness) -> list[Figure]:
     idle_rss = before.memory_info().rss if before is not None else None
     reset = _reset_hwm(before.pid) if before is not None else False
     with RssPoller(worker) as poller:
-        job_id = h.client.fit(dataset, params=PARAMS, lane="large")["id"]
+        job_id = h.client.fit(dataset, params=PARAMS, lane="large").id
         record = h.wait(job_id, poll_s=0.1)
         time.sleep(2 * POLL_S)
     after = job_process(worker)
@@ -115,7 +115,7 @@ def run(h: Harness) -> list[Figure]:
         "samples": poller.samples,
         "job_pids": sorted(poller.pids),
         "job_s": record["ended_at"] - record["started_at"],
-        "worker_timings": (h.client.job(job_id).get("result") or {}).get("timings"),
+        "worker_timings": (h.client.job(job_id).result or {}).get("timings"),
         "peak_above_idle_x": None if idle_rss is None else (peak - idle_rss) / data_bytes,
     }
     ratio = peak / data_bytes

@@ -27,7 +27,7 @@ from statistics import median
 import httpx
 
 from app.local.servers import Valkey, free_port
-from app.waiting import wait_until
+from app.local.spawn import answers, spawn, stop
 from bench.load import get, run_load
 
 HOST = "127.0.0.1"
@@ -57,22 +57,14 @@ def api_server(env: dict[str, str], *, observe: bool) -> Iterator[int]:
     """The API in its own process (uvicorn as ``tabjob api`` runs it), with or without metrics."""
     port = free_port()
     args = [sys.executable, "-m", "bench.metrics_overhead", "--serve", str(port)]
-    process = subprocess.Popen(
-        [*args, *([] if observe else ["--no-metrics"])],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = spawn(
+        [*args, *([] if observe else ["--no-metrics"])], env=env, cwd=ROOT, log=subprocess.DEVNULL,
+        ready=answers(f"http://{HOST}:{port}"), what="the API to start",
     )  # fmt: skip
     try:
-        wait_until(
-            lambda: httpx.get(f"http://{HOST}:{port}/healthz", timeout=1).status_code == 200,
-            what="the API to start",
-            timeout_s=60,
-            ignore=(httpx.HTTPError,),
-            give_up=lambda: "the API exited" if process.poll() is not None else None,
-        )
         yield port
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process, 10)
 
 
 def serve(port: int, observe: bool) -> None:

@@ -23,22 +23,22 @@ QUICK_PARAMS = {"max_iter": 20}
 
 def _service(h: Harness, train_id: str, test_id: str, params: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    fit_id = h.client.fit(train_id, params=params)["id"]
+    fit_id = h.client.fit(train_id, params=params).id
     fit = h.wait(fit_id)
     fit_wall = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pred_id = h.client.predict(test_id, fit_id)["id"]
+    pred_id = h.client.predict(test_id, fit_id).id
     pred = h.wait(pred_id)
     pred_wall = time.perf_counter() - t0
     return {
         "fit_job_s": fit["ended_at"] - fit["enqueued_at"],
         "fit_wall_s": fit_wall,
         "fit_queue_s": fit["started_at"] - fit["enqueued_at"],
-        "fit_worker_timings": (h.client.job(fit_id).get("result") or {}).get("timings"),
+        "fit_worker_timings": (h.client.job(fit_id).result or {}).get("timings"),
         "predict_job_s": pred["ended_at"] - pred["enqueued_at"],
         "predict_wall_s": pred_wall,
         "predict_queue_s": pred["started_at"] - pred["enqueued_at"],
-        "predict_worker_timings": (h.client.job(pred_id).get("result") or {}).get("timings"),
+        "predict_worker_timings": (h.client.job(pred_id).result or {}).get("timings"),
     }
 
 

@@ -17,7 +17,7 @@ TARGET_X = 1.0
 def _service(h: Harness, dataset: str, seeds: range) -> dict[str, float]:
     """Seconds from the first submission to the last job's end, and where the time went."""
     t0 = time.time()
-    jobs = [h.client.fit(dataset, params={"random_state": s})["id"] for s in seeds]
+    jobs = [h.client.fit(dataset, params={"random_state": s}).id for s in seeds]
     submitted_s = time.time() - t0
     records = [h.wait_all(jobs, poll_s=0.05)[j] for j in jobs]
     by_start = sorted(records, key=lambda r: r["started_at"])

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.errors import DataProblem
+from ml.suggest import closest, did_you_mean
 
 TARGET = "y"
 # A classifier with more classes than this is almost always a regression target by mistake,
@@ -100,8 +101,9 @@ def check_training_schema(schema: pa.Schema, num_rows: int, target: str = TARGET
     if target not in schema.names:
         raise DataProblem(
             "dataset.missing_target",
-            f"The training data has no column named '{target}' (the target). Columns found: {_preview(schema.names)}.",
-            f"Add the labels as a column named '{target}', or pass your label column's name as the fit's target.",
+            f"The training data has no column named '{target}' (the target).{did_you_mean(target, schema.names)} "
+            f"Columns found: {_preview(schema.names)}.",
+            _target_hint(target, closest(target, schema.names)),
         )
     target_type = schema.field(target).type
     if column_kind(target_type) is None:
@@ -185,8 +187,9 @@ def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str,
     if missing:
         raise DataProblem(
             "dataset.missing_columns",
-            f"The data lacks {len(missing)} column(s) the model was trained on: {_preview(missing)}.",
-            "Add the missing columns with the same names and types as in the training data.",
+            f"The data lacks {len(missing)} column(s) the model was trained on: {_preview(missing)}."
+            + _renamed(missing, [n for n in names if n not in trained]),
+            "Add the missing columns with the same names and types as in the training data (rename a misspelt one).",
         )
     unexpected = [c for c in names if c not in trained]
     if unexpected:
@@ -216,6 +219,20 @@ def _refuse_unusable_columns(schema: pa.Schema, target: str) -> None:
             f"Column(s) of types the model cannot use: {_preview(bad, quote=False)}.",
             "Drop these columns or flatten them into numeric, boolean, text or date columns.",
         )
+
+
+def _renamed(missing: list[str], extra: list[str]) -> str:
+    """`` For 'age': Did you mean 'Age'?`` for each missing column with a close unexpected one."""
+    return "".join(f" For '{c}':{did_you_mean(c, extra)}" for c in missing[:10] if closest(c, extra))
+
+
+def _target_hint(target: str, near: list[str]) -> str:
+    """Name the fit's target option: the labels need not be renamed, only named."""
+    column = near[0] if near else "COLUMN"
+    return (
+        f"Name your label column as the fit's target: `tabjob fit DATASET --target {column}`, or "
+        f"`client.fit(dataset_id, target=\"{column}\")` (the API's `target` field); the default is '{TARGET}'."
+    )
 
 
 def _preview(names: Iterable[str], *, limit: int = 10, quote: bool = True) -> str:

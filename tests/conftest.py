@@ -170,6 +170,24 @@ def small_worker(base_env: dict[str, str]) -> Iterator[subprocess.Popen]:
     pool.stop_all()
 
 
+@pytest.fixture(scope="module")
+def live_api(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``tabjob api`` in its own process on a free loopback port (auth on), for browser tests."""
+    from app.local.spawn import answers, spawn, stop, tabjob_command
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path_factory.mktemp("api") / "api.log").open("ab") as log:
+        process = spawn(
+            tabjob_command("api", "--port", str(port)), ready=answers(url), what="the API to answer /healthz",
+            env=base_env, log=log,
+        )  # fmt: skip
+        try:
+            yield url
+        finally:
+            stop(process)
+
+
 @pytest.fixture
 def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
     """Makes a fresh tenant and returns (tenant, api key)."""

@@ -77,6 +77,15 @@ def _field(loc: tuple) -> str:
     return ".".join(parts) or "request"
 
 
+def _problem(error: dict) -> str:
+    """One validation problem: where, and what (a validator's own message says both)."""
+    message, where = str(error.get("msg", "")), _field(tuple(error.get("loc", ())))
+    if error.get("type") == "value_error" and where == "request":
+        # A whole-body validator's message names its field itself and reads as a sentence.
+        return message.removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(TabjobError)
     async def tabjob_error(request: Request, exc: TabjobError) -> JSONResponse:
@@ -98,7 +107,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [f"{_field(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors()[:10]]
+        problems = [_problem(e) for e in exc.errors()[:10]]
         return envelope(
             request,
             422,

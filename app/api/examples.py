@@ -16,7 +16,10 @@ ERROR: dict[str, Any] = {
     "error": {
         "code": "dataset.missing_target",
         "message": "The training data has no column named 'y' (the target). Columns found: 'a', 'b', 'label'.",
-        "hint": "Add the labels as a column named 'y', or pass your label column's name as the fit's target.",
+        "hint": (
+            "Name your label column as the fit's target: `tabjob fit DATASET --target COLUMN`, or "
+            "`client.fit(dataset_id, target=\"COLUMN\")` (the API's `target` field); the default is 'y'."
+        ),
         "retryable": False,
     }
 }

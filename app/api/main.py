@@ -10,7 +10,18 @@ from fastapi import FastAPI
 
 from app.api import errors
 from app.api.middleware import RequestGuards
-from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview, scaling
+from app.api.routes import (
+    dashboard,
+    datasets,
+    health,
+    history,
+    jobs,
+    legacy,
+    metrics,
+    models,
+    overview,
+    scaling,
+)
 from app.auth import seed_bootstrap_keys
 from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
@@ -78,6 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(overview.router)
+    app.include_router(history.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     app.include_router(scaling.router)

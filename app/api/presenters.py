@@ -11,6 +11,7 @@ from app.domain import Dataset, Job
 from app.settings import Settings
 from app.state import Waiting
 from app.steps import shown
+from app.usecases.queueing import queue_view
 
 # What a fit's result shows its owner (the model's digest and paths stay internal).
 FIT_RESULT_FIELDS = (
@@ -79,6 +80,7 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         queue=queue,
         deduplicated=deduplicated,
         webhook=webhook,
+        estimate=job.estimate,  # type: ignore[arg-type]
     )
 
 
@@ -149,28 +151,5 @@ def legacy_status(job: Job) -> dict[str, Any]:
 
 def queue_info(settings: Settings, job: Job, waiting: Waiting | None) -> QueueInfo | None:
     """Why a queued job waits, in words, from its waiting context (``state.lanes.job_view``)."""
-    if waiting is None:
-        return None
-    w = waiting
-    if w.tenant_running >= settings.tenant_max_running:
-        reason = (
-            f"Your account already runs {w.tenant_running} job(s), the most allowed at once "
-            f"({settings.tenant_max_running}); it starts when one ends."
-        )
-    elif w.workers == 0:
-        reason = f"No worker is running on the {job.lane} lane yet; one is being started."
-    elif (w.position and w.position > 1) or w.running >= w.workers:
-        reason = (
-            f"{(w.position or 1) - 1} job(s) ahead of it; {w.running} of {w.workers} "
-            f"worker(s) on the {job.lane} lane are busy."
-        )
-    else:
-        reason = "Starting on a free worker."
-    return QueueInfo(
-        position=w.position,
-        lane=job.lane,
-        lane_queued=w.queued,
-        lane_running=w.running,
-        lane_workers=w.workers,
-        reason=reason,
-    )
+    view = queue_view(settings, job, waiting)
+    return None if view is None else QueueInfo(**view)

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.api import examples as ex
+from app.api.estimate_schemas import EstimatePublic
 from app.domain import JobKind, JobStatus
+from ml.suggest import did_you_mean
 
 
 class ErrorBody(BaseModel):
@@ -169,6 +171,13 @@ class JobCreate(BaseModel):
         if isinstance(data, dict) and isinstance(data.get("params"), dict):
             model = data.get("model")  # any JSON value here: the field's own check refuses a bad one
             family = model if isinstance(model, str) and model in PARAMS_BY_MODEL else "hgb"
+            known = PARAMS_BY_MODEL[family].model_fields
+            for name in data["params"]:
+                if name not in known:
+                    raise ValueError(
+                        f"params: '{name}' is not a parameter of model '{family}'.{did_you_mean(str(name), known)} "
+                        f"Its parameters: {', '.join(known)} (`tabjob fit --help` shows their ranges)"
+                    )
             data = {**data, "params": PARAMS_BY_MODEL[family].model_validate(data["params"])}
         return data
 
@@ -237,6 +246,9 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
+    estimate: EstimatePublic | None = Field(
+        None, description="Expected run time from finished jobs like it; None until one of its kind finished."
+    )
 
 
 class LegacyStatus(BaseModel):

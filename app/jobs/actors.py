@@ -1,4 +1,6 @@
-"""The one actor: run a job by id. Which lane (queue) it runs on is chosen at submission."""
+"""What running a job's operation takes: its scratch directory, presigned URLs, the job process's
+threads, the call itself and the message it ends with. The actor that dispatches a job to these
+(or to ``app.jobs.stepping``) is in ``app.jobs.dispatch``, so neither imports the other back."""
 
 from __future__ import annotations
 
@@ -9,11 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import dramatiq
-
-from app.domain import Job, JobStatus
+from app.domain import Job
 from app.errors import Conflict, ModelDeleted, UserError
-from app.jobs.broker import ACTOR_NAME
 from app.jobs.context import WorkerContext
 from app.settings import Settings
 from app.steps import step_tag
@@ -23,27 +22,6 @@ from app.storage import dataset_key, model_key, result_key
 PROGRESS_EVENT_INTERVAL_S = 1.0
 # Presigned URLs handed to a job process stay valid this long past the job's time limit.
 URL_MARGIN_S = 3600
-
-
-def run_job(ctx: WorkerContext, job_id: str) -> None:
-    """Run the fit or predict job ``job_id`` (already marked started by the middleware): in one
-    call, or the step it is in for a two-step job (``app.jobs.stepping``)."""
-    job = ctx.state.jobs.get(job_id)
-    assert job is not None
-    if job.steps:
-        from app.jobs import stepping  # it uses this module's helpers
-
-        stepping.run_step(ctx, job)
-        return
-    # The worker's own lane limit rules (it may have changed since submission).
-    time_limit_s = min(job.time_limit_s or float("inf"), ctx.settings.time_limit_s(job.lane))
-    operation, kwargs = _operation(ctx, job, time_limit_s)
-    with scratch_dir(ctx, job_id) as scratch:
-        kwargs["scratch_dir"] = scratch
-        summary = run_operation(ctx, job, operation, kwargs, time_limit_s)
-    if job.kind == "fit":
-        record_model_size(ctx, job, summary)
-    ctx.end(job, JobStatus.FINISHED, finished_message(operation, summary), result=summary, progress=1.0)
 
 
 def record_model_size(ctx: WorkerContext, job: Job, summary: dict[str, Any]) -> None:
@@ -68,7 +46,7 @@ def url_expiry_s(time_limit_s: float) -> int:
     return int(min(time_limit_s, 6 * 24 * 3600)) + URL_MARGIN_S
 
 
-def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, dict[str, Any]]:
+def operation_for(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, dict[str, Any]]:
     """The ``ml`` operation to run and its arguments: presigned URLs that outlive the job, and
     nothing longer."""
     store, tenant = ctx.store, job.tenant
@@ -165,16 +143,3 @@ def finished_message(operation: str, summary: dict[str, Any]) -> str:
             f"({summary['iterations']} boosting iterations, {len(summary['classes'])} classes)."
         )
     return f"Predicted {summary['rows']:,} rows in {seconds:.2f} s."
-
-
-def declare(broker: dramatiq.Broker, ctx: WorkerContext) -> dramatiq.Actor:
-    """Register the actor on a worker's ``broker``, running jobs with ``ctx`` (no retries of its
-    own: the Retries middleware decides)."""
-
-    def run(token_for: str) -> None:
-        # The message names the job it was sent for, but it is only a slot token: the middleware
-        # picked the job the lane's order says is next (``WorkerContext.current``).
-        assert ctx.current is not None, f"no job picked for the message sent for {token_for}"
-        run_job(ctx, ctx.current.id)
-
-    return dramatiq.actor(run, broker=broker, actor_name=ACTOR_NAME, queue_name="small")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import dramatiq
 
 from app.domain import Lane
-from app.jobs import actors
+from app.jobs import dispatch
 from app.jobs.broker import IDLE_TIMEOUT_MS, TabjobBroker, build_broker, redis_client
 from app.jobs.context import WorkerContext
 from app.jobs.middleware import JobLifecycle
@@ -78,7 +78,7 @@ def start_consumer(settings: Settings, *, lane: Lane, max_jobs: int | None = Non
         extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook],
         outage_wait_s=settings.broker_outage_wait_s,
     )
-    actors.declare(broker, ctx)
+    dispatch.declare(broker, ctx)
     # Announce the consumer before it takes a job: the reaper frees the jobs of silent workers.
     ctx.state.lanes.heartbeat(lane, worker_id)
     worker = dramatiq.Worker(broker, queues={lane}, worker_threads=1, worker_timeout=IDLE_TIMEOUT_MS)

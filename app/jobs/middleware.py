@@ -16,11 +16,11 @@ from dramatiq import Broker, MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
 from app.domain import Job, JobStatus
-from app.errors import InfraError, JobCanceled, TabjobError, UserError
+from app.errors import CanceledWhileRunning, InfraError, TabjobError, UserError
 from app.jobs.context import WorkerContext
 from app.steps import current, requeued
 from app.steps import started as started_step
-from app.waiting import WaitTimeout, wait_until
+from app.waiting import PollTimeout, wait_until
 
 log = logging.getLogger("tabjob.worker")
 # How long a job whose tenant is at its running limit waits before it is looked at again.
@@ -138,7 +138,7 @@ class JobLifecycle(Middleware):
             exception = InfraError(
                 f"The broker failed ({type(exception).__name__}).", code="platform.broker_unavailable"
             )
-        if isinstance(exception, JobCanceled):
+        if isinstance(exception, CanceledWhileRunning):
             message.fail()
             self.ctx.end(job, JobStatus.CANCELED, "Canceled while running; its worker was freed.")
         elif isinstance(exception, UserError):
@@ -184,7 +184,7 @@ class JobLifecycle(Middleware):
     def _await_small_work(self, max_cells: int) -> None:
         """Until a job of at most ``max_cells`` waits in this lane (or a while has passed)."""
         ctx = self.ctx
-        with contextlib.suppress(WaitTimeout):
+        with contextlib.suppress(PollTimeout):
             wait_until(
                 lambda: ctx.state.jobs.small_work_waits(ctx.lane, max_cells),
                 what="small work",

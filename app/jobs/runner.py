@@ -13,7 +13,7 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from typing import Any
 
-from app.errors import InfraError, JobCanceled, JobTimeout, UserError
+from app.errors import CanceledWhileRunning, InfraError, JobTimeout, UserError
 
 Progress = Callable[[str, float | None, str | None], None]
 
@@ -99,7 +99,7 @@ class JobRunner:
           threads: OpenMP threads for this job (at most the worker's; default all of them).
 
         Raises:
-          JobCanceled: ``should_cancel()`` became true (the process is killed).
+          CanceledWhileRunning: ``should_cancel()`` became true (the process is killed).
           JobTimeout: the operation ran past ``time_limit_s`` seconds (the process is killed).
           UserError: the data was refused.
           InfraError: the store failed, or the job process died (killed, out of memory).
@@ -163,7 +163,7 @@ class JobRunner:
                 next_check = now + cancel_poll_s
                 if should_cancel():
                     self.kill()
-                    raise JobCanceled("The job was canceled.")
+                    raise CanceledWhileRunning("The job was canceled.")
 
     @staticmethod
     def _outcome(message: tuple) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from app.client import ApiError, TabjobClient
+import tabjob
+from tabjob import ApiError
 
 console = Console()
 
@@ -147,7 +148,7 @@ def run_smoke(*, url: str | None, api_key: str | None, rows: int, min_accuracy: 
 
     from app.local.reachability import wait_until_reachable
 
-    with tempfile.TemporaryDirectory(prefix="tabjob-smoke-") as tmp, TabjobClient(url, api_key) as client:
+    with tempfile.TemporaryDirectory(prefix="tabjob-smoke-") as tmp, tabjob.Client(url, api_key) as client:
         if wait_s > 0:
             try:
                 wait_until_reachable(client.url, timeout_s=wait_s, report=console.print)
@@ -158,19 +159,19 @@ def run_smoke(*, url: str | None, api_key: str | None, rows: int, min_accuracy: 
         try:
             train = client.upload(paths["train"])
             test = client.upload(paths["test"])
-            fit = client.wait(client.fit(train["id"])["id"], timeout_s=900)
-            if fit["status"] != "finished":
-                console.print(f"[red]fit {fit['status']}[/]: {fit.get('error')}")
+            fit = client.wait(client.fit(train.id).id, timeout_s=900, raise_on_failure=False)
+            if fit.status != "finished":
+                console.print(f"[red]fit {fit.status}[/]: {fit.error}")
                 return 1
-            pred = client.wait(client.predict(test["id"], fit["id"])["id"], timeout_s=900)
-            if pred["status"] != "finished":
-                console.print(f"[red]predict {pred['status']}[/]: {pred.get('error')}")
+            pred = client.wait(client.predict(test.id, fit.id).id, timeout_s=900, raise_on_failure=False)
+            if pred.status != "finished":
+                console.print(f"[red]predict {pred.status}[/]: {pred.error}")
                 return 1
-            out = client.download(pred["id"], Path(tmp) / "predictions.parquet")
+            out = client.download(pred.id, Path(tmp) / "predictions.parquet")
             score = accuracy(out, paths["truth"])
             bad = client.upload(paths["train_without_y"])
             try:
-                client.fit(bad["id"])
+                client.fit(bad.id)
                 console.print("[red]a training set without y was accepted[/]")
                 return 1
             except ApiError as exc:

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from app.local import shared_metrics
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
 from app.local.workers import concurrent_workers, worker_children, worker_threads
@@ -93,7 +94,7 @@ class EmbeddedStack:
     def child_env(self) -> dict[str, str]:
         assert self.valkey and self.s3
         secrets = load_secrets(self.data_dir)
-        env = {
+        return {
             **os.environ,
             "TABJOB_ENVIRONMENT": "local",
             "TABJOB_REDIS_URL": self.valkey.url,
@@ -108,9 +109,9 @@ class EmbeddedStack:
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
             "TABJOB_WORKER_THREADS": str(worker_threads(self.lanes)),  # the CPU budget
             "PYTHONUNBUFFERED": "1",
+            **shared_metrics.env(self.data_dir),
             **self.env,
         }
-        return env
 
     def write_env_file(self) -> Path:
         """``DIR/tabjob.env``: the settings for ``tabjob admin`` against this stack (mode 0600)."""
@@ -135,6 +136,7 @@ class EmbeddedStack:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness probe
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
+        shared_metrics.reset(self.data_dir)
         secrets = load_secrets(self.data_dir)
         self.valkey = Valkey(self.data_dir / "valkey", secrets["redis_password"])
         self.s3 = SeaweedS3(self.data_dir / "seaweedfs", secrets["s3_access_key"], secrets["s3_secret_key"])
@@ -231,6 +233,7 @@ class EmbeddedStack:
         for child in self.children:
             if self.stopping.is_set() or child.process is None or child.process.poll() is None:
                 continue
+            shared_metrics.forget(child.process.pid, self.data_dir)
             if child.restarts.due(child.name, child.process.returncode):
                 self._spawn(child)
                 restarted.append(child.name)

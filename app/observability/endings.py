@@ -12,6 +12,7 @@ from app.domain import JobStatus
 from app.observability import metrics
 from app.observability.failures import record_failure
 from app.state import State
+from app.usecases import estimates
 
 log = logging.getLogger("tabjob.jobs")
 
@@ -24,6 +25,7 @@ def record_end(state: State, job_id: str) -> None:
         if job is None:
             return
         metrics.record_ended(job)
+        estimates.record(state.conn.r, state.keys, job)  # a finished job's run time teaches the estimates
         fields = {"job_id": job.id, "tenant": job.tenant, "lane": job.lane, "step": job.kind}
         ran = (job.ended_at or 0.0) - (job.started_at or job.ended_at or 0.0)
         if job.status == JobStatus.FAILED:

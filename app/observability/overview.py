@@ -14,12 +14,12 @@ from typing import Any
 
 import redis
 
-from app.api.presenters import queue_info
 from app.domain import Job, JobStatus, decode_fields
 from app.observability.failures import recent_failures
 from app.observability.queues import lane_snapshot
 from app.settings import Settings
 from app.state import KEYS, Keys, Waiting
+from app.usecases.queueing import queue_view
 
 # At most this many running and this many waiting jobs are listed (the lane counts are exact).
 MAX_LISTED = 100
@@ -97,8 +97,7 @@ def _why_waiting(
         snap = lanes[job.lane]
         position = None if rank is None else rank + 1
         load = Waiting(position, snap["queued"], snap["running"], len(snap["workers"]), tenant_running[job.tenant])
-        info = queue_info(settings, job, load)
-        reasons.append(info.model_dump() if info is not None else None)
+        reasons.append(queue_view(settings, job, load))
     return reasons
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +90,10 @@ class Jobs:
         before: float | None = None,
         status: JobStatus | None = None,
         kind: JobKind | None = None,
+        match: Callable[[Job], bool] | None = None,
     ) -> list[Job]:
-        """The tenant's jobs, newest first, created strictly before ``before`` (a Unix time)."""
+        """The tenant's jobs, newest first, created strictly before ``before`` (a Unix time);
+        ``match`` keeps only the jobs it accepts (the dashboard's lane and model filters)."""
         key = self.keys.tenant(tenant, "jobs")
         found: list[Job] = []
         cursor = f"({before}" if before else "+inf"
@@ -103,7 +106,11 @@ class Jobs:
                 job = self.get(job_id)
                 if job is None:  # expired with its retention; forget it
                     self.conn.r.zrem(key, job_id)
-                elif (not status or job.status == status) and (not kind or job.kind == kind):
+                elif (
+                    (not status or job.status == status)
+                    and (not kind or job.kind == kind)
+                    and (match is None or match(job))
+                ):
                     found.append(job)
                     if len(found) == limit:
                         break

@@ -37,6 +37,10 @@ class Keys:
         """Every tenant that ever submitted a job (the reaper walks their counters)."""
         return f"{self.prefix}:tenants"
 
+    def estimates(self, kind: str, model: str) -> str:
+        """The run times of finished jobs of a kind and model family (a list, newest first)."""
+        return f"{self.prefix}:estimates:{kind}:{model}"
+
     def tenant(self, tenant: str, what: str) -> str:
         """A tenant's ``jobs`` / ``datasets`` (sorted by creation) or ``queued`` / ``running`` sets."""
         return f"{self.prefix}:tenant:{tenant}:{what}"

@@ -2,5 +2,5 @@
 
 Bad data is refused here, at submission, from the Parquet footer and (for fits) the ``y``
 column alone; only jobs that can run are queued. Wording shown to users about waiting lives in
-``app.api.presenters``.
+``app.usecases.queueing``.
 """

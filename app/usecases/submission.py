@@ -17,10 +17,11 @@ from app.services import Services
 from app.settings import Settings
 from app.steps import GPU_LANE, plan
 from app.storage import ObjectInfo, prepared_key
+from app.usecases import estimates
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.validation import validate_fit, validate_predict
-from app.webhooks import check_target
+from app.webhooks import check_webhook_url
 from ml.schema import TARGET
 
 
@@ -177,7 +178,7 @@ def check_webhook(settings: Settings, url: str) -> None:
             hint="Leave webhook out and follow the job instead (tabjob wait, or GET /v1/jobs/{id}).",
             status=422,
         )
-    check_target(url, allow_private=settings.webhook_allow_private_targets)
+    check_webhook_url(url, allow_private=settings.webhook_allow_private_targets)
 
 
 def _new_job(
@@ -185,7 +186,7 @@ def _new_job(
     info: ObjectInfo, shape: tuple[int, int],
 ) -> Job:  # fmt: skip
     now, (rows, columns) = time.time(), shape
-    return Job(
+    job = Job(
         id=job_id, tenant=tenant, kind=request.kind, lane=lane, status=JobStatus.QUEUED, phase="queued",
         dataset_id=request.dataset_id, model_id=request.model_id, params=dict(request.params or {}),
         created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
@@ -193,6 +194,8 @@ def _new_job(
         webhook_url=request.webhook_url, webhook_secret=request.webhook_secret,
         queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
+    job.estimate = estimates.estimate(svc.state.conn.r, svc.state.keys, job)
+    return job
 
 
 def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:

@@ -26,6 +26,7 @@ from tabjob.errors import (
     TabjobClientError,
     WaitTimeout,
 )
+from tabjob.job_parts import Estimate, Step, Webhook
 from tabjob.model_results import Model, ModelExport, Validation
 from tabjob.results import (
     Column,
@@ -45,6 +46,7 @@ __all__ = [
     "Column",
     "Dataset",
     "ErrorInfo",
+    "Estimate",
     "EventPage",
     "InvalidDataset",
     "Job",
@@ -56,9 +58,11 @@ __all__ = [
     "ModelExport",
     "Page",
     "QueueInfo",
+    "Step",
     "TabjobClientError",
     "Validation",
     "WaitTimeout",
+    "Webhook",
     "__version__",
     "verify_webhook",
 ]

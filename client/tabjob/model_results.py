@@ -54,6 +54,7 @@ class Model:
     duration_s: float | None = None
     size_bytes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    family: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -72,6 +73,7 @@ class Model:
             duration_s=data.get("duration_s"),
             size_bytes=data.get("size_bytes"),
             params=data.get("params") or {},
+            family=data.get("family"),
             raw=data,
         )
 

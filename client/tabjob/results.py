@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from tabjob.job_parts import Estimate, Step, Webhook
+
 T = TypeVar("T")
 
 JOB_STATUSES = ("queued", "started", "finished", "failed", "canceled")
@@ -124,6 +126,8 @@ class Job:
     ``status`` is one of ``queued``, ``started``, ``finished``, ``failed``, ``canceled``;
     ``progress`` is a fraction in [0, 1] when the current ``phase`` has one, else None.
     ``result`` is what the job produced (for a fit: classes, rows, iterations, features...).
+    ``model`` is a fit's model family (``hgb``, ``xgboost``); ``steps`` the steps of a job that
+    runs in steps (else empty); ``webhook`` where its end is notified.
     """
 
     id: str
@@ -144,6 +148,10 @@ class Job:
     result: dict[str, Any] | None = None
     queue: QueueInfo | None = None
     deduplicated: bool = False
+    model: str | None = None
+    steps: list[Step] = field(default_factory=list)
+    webhook: Webhook | None = None
+    estimate: Estimate | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -167,6 +175,10 @@ class Job:
             result=data.get("result"),
             queue=QueueInfo.from_api(data.get("queue")),
             deduplicated=bool(data.get("deduplicated")),
+            model=data.get("model"),
+            steps=[Step.from_api(step) for step in data.get("steps") or []],
+            webhook=Webhook.from_api(data.get("webhook")),
+            estimate=Estimate.from_api(data.get("estimate")),
             raw=data,
         )
 
@@ -190,6 +202,7 @@ class JobEvent:
     message: str | None = None
     phase: str | None = None
     progress: float | None = None
+    step: str | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> JobEvent:
@@ -200,6 +213,7 @@ class JobEvent:
             message=data.get("message"),
             phase=data.get("phase"),
             progress=data.get("progress"),
+            step=data.get("step"),
         )
 
 
@@ -223,3 +237,9 @@ class EventPage:
 
     items: list[JobEvent]
     next_after: int
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

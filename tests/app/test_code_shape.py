@@ -52,7 +52,7 @@ def loaded(statement: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["app.api.main", "app.client", "app.cli.main", "tabjob.cli.main"])
+@pytest.mark.parametrize("module", ["app.api.main", "app.cli.main", "tabjob.cli.main"])
 def test_the_api_and_the_client_load_no_ml_library(module):
     assert loaded(f"import {module}") <= loaded("import pyarrow.parquet")
     assert not {"sklearn", "pandas", "ml.model"} & loaded(f"import {module}")
@@ -72,3 +72,60 @@ def test_the_user_commands_import_nothing_of_the_server():
     code = f"import sys, tabjob.cli.main; print(' '.join(sorted(m for m in sys.modules if {ours})))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "client", capture_output=True, text=True, check=True)
     assert out.stdout.split() == []
+
+
+def _app_imports() -> dict[str, set[str]]:
+    """Which of app's modules each app module imports, at the top or inside a function."""
+    import ast
+
+    modules = {}
+    for path in (ROOT / "app").rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("app"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    found.add(full if full in modules else node.module)
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names if alias.name.startswith("app")}
+        graph[name] = {dep for dep in found if dep in modules and dep != name}
+    return graph
+
+
+def test_no_two_modules_of_app_import_each_other():
+    """A lazy import inside a function is still a circle (actors <-> stepping was one)."""
+    graph = _app_imports()
+    assert "app.jobs.stepping" in graph["app.jobs.dispatch"]
+    assert [(a, b) for a in graph for b in graph[a] if a in graph[b] and a < b] == []
+
+
+def test_observability_knows_nothing_of_the_api_layer():
+    graph = _app_imports()
+    leaks = {name: deps for name, deps in graph.items() if name.startswith("app.observability")}
+    assert {name: sorted(d for d in deps if d.startswith("app.api")) for name, deps in leaks.items()} == {
+        name: [] for name in leaks
+    }
+
+
+def test_one_name_per_meaning_across_the_server_and_the_client():
+    """A name that means two things sends readers to the wrong module (issue 26): the server's
+    public names must not repeat the client's exceptions, and `check_target` is the label column's."""
+    import ast
+
+    import tabjob
+
+    # The client's errors (its Job, Dataset... are the same things as the server's: one meaning).
+    client_names = {
+        n for n in tabjob.__all__ if isinstance(getattr(tabjob, n), type) and issubclass(getattr(tabjob, n), Exception)
+    }
+    server = {}
+    for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "ml").rglob("*.py")]:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef) and not node.name.startswith("_"):
+                server.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    assert sorted(client_names & set(server)) == []
+    assert server["check_target"] == ["ml/schema.py"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,43 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_testing import dump_dom
 from jobs_testing import upload
 
 from app.auth import ApiKeys
 from app.jobs.broker import redis_client
-from app.local.servers import die_with_parent, free_port
-from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 # Virtual time the page gets before its DOM is dumped: several 2 s polls (virtual time stops
 # while a fetch is in flight, so a slow machine does not cut the page short).
 VIRTUAL_TIME_BUDGET_MS = 6000
-
-
-@pytest.fixture(scope="module")
-def live_api(base_env, tmp_path_factory) -> Iterator[str]:
-    """``tabjob api`` in its own process on a free loopback port (auth on)."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("api") / "api.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "api", "--port", str(port)],
-        env={**os.environ, **base_env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: httpx.get(f"{url}/healthz").status_code == 200,
-            what="the API to answer /healthz",
-            timeout_s=60,
-            ignore=(httpx.HTTPError,),
-            give_up=lambda: "the API exited" if process.poll() is not None else None,
-        )
-        yield url
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,21 +80,6 @@ def test_the_overview_needs_a_key_and_the_page_does_not(scene):
     for asset in ("dashboard.js", "dashboard.css"):
         assert httpx.get(f"{scene['url']}/dashboard/{asset}").status_code == 200
     assert httpx.get(f"{scene['url']}/dashboard/secrets.txt").status_code == 404
-
-
-def dump_dom(url: str, tmp_path: Path) -> str:
-    """The page's DOM after it ran for VIRTUAL_TIME_BUDGET_MS of virtual time in headless Chromium."""
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    args = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium'}", f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}",
-        "--dump-dom", url,
-    ]  # fmt: skip
-    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def test_the_page_renders_lanes_and_the_tenants_job_in_chromium(scene, tmp_path):

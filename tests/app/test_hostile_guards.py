@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.local.servers import die_with_parent, free_port
-from app.waiting import wait_until
+from app.local.servers import free_port
+from app.local.spawn import answers, spawn, tabjob_command
 
 ROOT = Path(__file__).resolve().parents[2]
 NON_LOOPBACK = "10.9.9.9"
@@ -110,18 +110,11 @@ def _raw_request(port: int, head: bytes) -> bytes:
 
 @pytest.mark.slow  # starts its own server processes
 def test_tabjob_api_refuses_huge_request_heads_in_the_server(base_env, free_tcp_port):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "api", "--port", str(free_tcp_port)],
-        env={**os.environ, **base_env}, cwd=ROOT, preexec_fn=die_with_parent,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = spawn(
+        tabjob_command("api", "--port", str(free_tcp_port)), env=base_env, log=subprocess.DEVNULL,
+        ready=answers(f"http://127.0.0.1:{free_tcp_port}"), what="the API",
     )  # fmt: skip
     try:
-        wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{free_tcp_port}/healthz").status_code == 200,
-            what="the API",
-            timeout_s=60,
-            ignore=(httpx.HTTPError,),
-        )
         one_big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1024**2 + b"\r\n\r\n"
         assert _raw_request(free_tcp_port, one_big).startswith(b"HTTP/1.1 400")
         many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(5000)) + b"\r\n"

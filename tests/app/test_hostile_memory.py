@@ -5,9 +5,7 @@ reach."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,8 +20,7 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 from app.api.main import create_app
-from app.local.servers import die_with_parent
-from app.waiting import wait_until
+from app.local.spawn import answers, spawn, tabjob_command
 
 ROOT = Path(__file__).resolve().parents[2]
 BOMB_ROWS = 100_000_000
@@ -52,23 +49,17 @@ def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # Labels sorted by class: the first rows (all the bounded scan reads) hold one class.
     sorted_y = pa.table({"a": np.arange(300_000.0), "y": np.repeat([0, 1], 150_000)})
     pq.write_table(sorted_y, base / "sorted.parquet", row_group_size=100_000)
+    # The same layout with class 0 only: what the scan alone sees, and what must be refused.
+    single_y = pa.table({"a": np.arange(300_000.0), "y": np.zeros(300_000, dtype=np.int64)})
+    pq.write_table(single_y, base / "single.parquet", row_group_size=100_000)
     return {p.stem: p for p in base.iterdir()}
 
 
 def _start_api(env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **env}, cwd=ROOT, preexec_fn=die_with_parent,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return spawn(
+        tabjob_command("api", "--host", "127.0.0.1", "--port", str(port)), env=env, log=subprocess.DEVNULL,
+        ready=answers(f"http://127.0.0.1:{port}"), what="the API to answer /healthz",
     )  # fmt: skip
-    wait_until(
-        lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
-        what="the API to answer /healthz",
-        timeout_s=60,
-        ignore=(httpx.HTTPError,),
-        give_up=lambda: None if process.poll() is None else f"the API exited with {process.returncode}",
-    )
-    return process
 
 
 @pytest.mark.slow  # starts its own server processes
@@ -139,3 +130,7 @@ def test_a_bounded_scan_leaves_unread_classes_to_the_statistics(base_env, new_te
         accepted = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"})
         assert accepted.status_code == 202, accepted.text
         api.post(f"/v1/jobs/{accepted.json()['id']}/cancel")
+        # While a file whose statistics show one class too is refused: the check did run.
+        single = upload(api, hostile_files["single"])
+        refused = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": single, "lane": "gpu"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "dataset.single_class"), refused.text

@@ -8,8 +8,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+import tabjob
 from app.api.main import create_app
-from app.client import ApiError, TabjobClient
+from tabjob import ApiError
 
 MAX_BYTES = 20_000
 
@@ -41,40 +42,31 @@ def test_the_upload_form_is_bounded_by_the_store(base_env, new_tenant, settings_
 
 
 def test_the_client_uploads_through_the_bounded_form(api, seed_files):
-    client = TabjobClient("http://unused", api_key="unused")
-    client.http = api  # the in-process app; the store is the real one
+    client = tabjob.Client("http://unused", http=api)  # the in-process app; the store is the real one
     seen = []
     created = client.upload(seed_files["train"], on_bytes=lambda done, total: seen.append((done, total)))
-    shown = api.get(f"/v1/datasets/{created['id']}").json()
+    shown = api.get(f"/v1/datasets/{created.id}").json()
     assert shown["state"] == "uploaded" and shown["size_bytes"] == seed_files["train"].stat().st_size
     assert seen and seen[-1][0] == seen[-1][1] == shown["size_bytes"]
 
 
-def test_the_client_never_falls_back_past_the_size_bound(base_env, new_tenant, settings_from, seed_files, tmp_path):
+def test_the_client_never_goes_past_the_size_bound(base_env, new_tenant, settings_from, seed_files, tmp_path):
     _, key = new_tenant()
     settings = settings_from({**base_env, "TABJOB_MAX_DATASET_BYTES": str(MAX_BYTES)})
     with TestClient(create_app(settings), headers={"authorization": f"Bearer {key}"}) as api:
-        client = TabjobClient("http://unused", api_key="unused")
-        client.http = api
-        # Too big: the store's refusal is final, even though a PUT URL is there.
+        client = tabjob.Client("http://unused", http=api)
+        # Too big: the store's refusal is final (the client uploads through the form only, never
+        # through the unbounded PUT URL the dataset also carries).
         with pytest.raises(ApiError) as refused:
             client.upload(seed_files["train"])
         assert "EntityTooLarge" in refused.value.message
         listed = api.get("/v1/datasets").json()["items"]
         assert listed[0]["state"] == "awaiting_upload"
-        # A form the store refuses for another reason (here a broken signature) falls back to PUT.
-        create = client.create_dataset
-
-        def broken_form(name: str | None = None) -> dict:
-            created = create(name)
-            created["upload_form"]["fields"]["x-amz-signature"] = "0" * 64
-            return created
-
-        client.create_dataset = broken_form  # type: ignore[method-assign]
+        # Within the bound, the same client's upload is stored.
         small = tmp_path / "small.parquet"
         small.write_bytes(_tiny_parquet())
         done = client.upload(small)
-        assert api.get(f"/v1/datasets/{done['id']}").json()["state"] == "uploaded"
+        assert api.get(f"/v1/datasets/{done.id}").json()["state"] == "uploaded"
 
 
 def test_put_urls_can_be_turned_off(base_env, new_tenant, settings_from):

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from app.waiting import WaitTimeout, wait_until
+from app.waiting import PollTimeout, wait_until
 
 
 def test_returns_the_first_truthy_result() -> None:
@@ -40,5 +40,5 @@ def test_give_up_ends_the_wait_with_its_reason() -> None:
 
 
 def test_timeout_names_what_was_awaited() -> None:
-    with pytest.raises(WaitTimeout, match="the API to answer"):
+    with pytest.raises(PollTimeout, match="the API to answer"):
         wait_until(lambda: False, what="the API to answer", timeout_s=0, interval_s=0)

@@ -11,7 +11,7 @@ from webhook_receiver import webhook_receiver
 import tabjob
 from app.errors import UserError
 from app.waiting import wait_until
-from app.webhooks import SIGNATURE_HEADER, Notifier, check_target, sign
+from app.webhooks import SIGNATURE_HEADER, Notifier, check_webhook_url, sign
 
 SECRET = "s3cret-s3cret-s3cret"
 JOB = {"id": "job_1", "kind": "fit", "status": "finished", "lane": "small", "dataset_id": "ds_1",
@@ -27,20 +27,20 @@ JOB = {"id": "job_1", "kind": "fit", "status": "finished", "lane": "small", "dat
 )  # fmt: skip
 def test_loopback_private_and_metadata_addresses_are_refused(url):
     with pytest.raises(UserError) as refused:
-        check_target(url, allow_private=False)
+        check_webhook_url(url, allow_private=False)
     assert refused.value.code == "webhook.forbidden_target" and refused.value.status == 422
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "http:///x", "http://user:pw@93.184.216.34/x"])
 def test_urls_that_are_not_plain_http_are_refused(url):
     with pytest.raises(UserError) as refused:
-        check_target(url, allow_private=True)
+        check_webhook_url(url, allow_private=True)
     assert refused.value.code == "webhook.invalid_url"
 
 
 def test_public_addresses_pass_and_private_ones_pass_only_when_allowed():
-    assert check_target("https://93.184.216.34/hook", allow_private=False)
-    assert check_target("http://127.0.0.1:9/hook", allow_private=True)
+    assert check_webhook_url("https://93.184.216.34/hook", allow_private=False)
+    assert check_webhook_url("http://127.0.0.1:9/hook", allow_private=True)
 
 
 def test_the_signature_verifies_with_the_client_and_not_with_another_secret_or_later():

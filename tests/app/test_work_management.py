@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +50,10 @@ def test_cancel_stops_a_running_fit_and_frees_its_worker(api, workers, big_file,
     busy_pid = job_process(worker.pid).pid
 
     # When the running fit is canceled
-    asked = time.monotonic()
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
     ended = wait_job(api, job["id"], timeout_s=10)
-    # Then it ends canceled within 10 s, its job process is gone, and the worker takes new work
+    # Then it ends canceled within 10 s (wait_job's bound), its job process is gone, and the worker takes new work
     assert ended["status"] == "canceled"
-    assert time.monotonic() - asked < 10
     assert not psutil.pid_exists(busy_pid) or psutil.Process(busy_pid).status() == psutil.STATUS_ZOMBIE
     toy = upload(api, seed_files["train"])
     nxt = api.post(

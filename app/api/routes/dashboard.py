@@ -18,7 +18,7 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "job.js": "text/javascript"}
 
 router = APIRouter(tags=["observability"])
 
@@ -33,6 +33,14 @@ async def dashboard() -> FileResponse:
     """A page for browsers that polls `/v1/overview` (with the key typed into it) and shows the
     lanes, the running and waiting jobs and the recent failures; no API key needed for the page."""
     return _file("dashboard.html", "text/html; charset=utf-8")
+
+
+@router.get("/dashboard/job", include_in_schema=False, response_class=FileResponse)
+async def dashboard_job() -> FileResponse:
+    """A page for browsers that shows one job (`?id=job_...`) from `/v1/history/{id}`: status,
+    steps, timings, parameters, metrics, events, the error with its hint, and links to its dataset
+    and model; no API key needed for the page (the browser sends the key it holds)."""
+    return _file("job.html", "text/html; charset=utf-8")
 
 
 @router.get("/dashboard/{name}", include_in_schema=False, response_class=FileResponse)

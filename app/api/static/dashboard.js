@@ -9,6 +9,7 @@ const POLL_MS = 2000;
 const KEY_STORE = "tabjob.apiKey";
 
 function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
+function authHeaders() { return apiKey() ? { Authorization: "Bearer " + apiKey() } : {}; }
 
 function takeKeyFromHash() {
   const match = location.hash.match(/key=([^&]+)/);
@@ -105,6 +106,53 @@ function render(view) {
     { "data-worker": w.id }));
 }
 
+// ---- history: recent jobs of every status, filtered and paged (GET /v1/history)
+const historyState = { cursor: null, older: [], next: null };
+
+function jobLink(id) {
+  const td = el("td", null, "code");
+  const a = el("a", id);
+  a.href = "/dashboard/job?id=" + encodeURIComponent(id);
+  td.appendChild(a);
+  return td;
+}
+
+function historyQuery() {
+  const params = new URLSearchParams();
+  for (const field of document.getElementById("history-filter").elements) {
+    if (field.name && field.value) params.set(field.name, field.value.trim());
+  }
+  if (historyState.cursor) params.set("cursor", historyState.cursor);
+  params.set("limit", "25");
+  return params.toString();
+}
+
+function outcome(job) {
+  if (job.error) return job.error.code + ": " + job.error.message;
+  if (job.queue) return job.queue.reason;
+  return job.phase || "";
+}
+
+function renderHistory(page) {
+  historyState.next = page.next_cursor;
+  document.getElementById("history-count").textContent =
+    "(" + page.items.length + (page.next_cursor ? ", more older" : "") + ")";
+  document.getElementById("history-older").disabled = !page.next_cursor;
+  fillTable("history", page.items, "no job matches", (j) => {
+    const ran = j.started_at && j.ended_at ? (Date.parse(j.ended_at) - Date.parse(j.started_at)) / 1000 : null;
+    return row(
+      [jobLink(j.id), el("td", j.status, "status-" + j.status), el("td", j.kind), el("td", j.kind === "fit" ? j.model : ""),
+       el("td", j.lane), el("td", new Date(j.created_at).toLocaleString()), num(duration(ran)), el("td", outcome(j)),
+       admin(j.tenant)],
+      { "data-history-id": j.id, "data-status": j.status });
+  });
+}
+
+async function refreshHistory(headers) {
+  const response = await fetch("/v1/history?" + historyQuery(), { headers, cache: "no-store" });
+  if (response.ok) renderHistory(await response.json());
+}
+
 function showProblem(text) {
   const problem = document.getElementById("problem");
   problem.textContent = text;
@@ -112,7 +160,7 @@ function showProblem(text) {
 }
 
 async function refresh() {
-  const headers = apiKey() ? { Authorization: "Bearer " + apiKey() } : {};
+  const headers = authHeaders();
   try {
     const response = await fetch("/v1/overview", { headers, cache: "no-store" });
     const body = await response.json();
@@ -123,6 +171,7 @@ async function refresh() {
     } else {
       showProblem("");
       render(body);
+      await refreshHistory(headers);
     }
   } catch (err) {
     showProblem("Cannot reach the API: " + err);
@@ -139,5 +188,27 @@ document.addEventListener("DOMContentLoaded", () => {
     input.value = "";
   });
   document.getElementById("key-forget").addEventListener("click", () => sessionStorage.removeItem(KEY_STORE));
+  document.getElementById("history-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    historyState.cursor = null;
+    historyState.older = [];
+    refreshHistory(authHeaders());
+  });
+  document.getElementById("history-newest").addEventListener("click", () => {
+    historyState.cursor = null;
+    historyState.older = [];
+    refreshHistory(authHeaders());
+  });
+  document.getElementById("history-older").addEventListener("click", () => {
+    if (!historyState.next) return;
+    historyState.older.push(historyState.cursor);
+    historyState.cursor = historyState.next;
+    refreshHistory(authHeaders());
+  });
+  // Filters can come in the address (/dashboard?status=failed&lane=large), to share a view.
+  const wanted = new URLSearchParams(location.search);
+  for (const field of document.getElementById("history-filter").elements) {
+    if (field.name && wanted.get(field.name)) field.value = wanted.get(field.name);
+  }
   refresh();
 });

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 import tabjob
-from tabjob.cli import show
+from tabjob.cli import params, show
 from tabjob.cli.common import JSON, KEY, LANE, LIMIT, QUIET, URL, WAIT, Lane, connected, expect_id, parse_params
 from tabjob.cli.live import follow
 from tabjob.cli.output import EXIT_FAILED, console, emit, plain, transfer_progress
@@ -172,5 +172,6 @@ def download(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (fit, predict, status, wait, cancel, jobs, download):
+    app.command(epilog=params.help_epilog())(fit)
+    for command in (predict, status, wait, cancel, jobs, download):
         app.command()(command)

@@ -48,6 +48,9 @@ def job_summary(job: tabjob.Job) -> str:
         lines.append("  [dim]An identical fit (same bytes, same parameters) exists: it is returned instead.[/]")
     if job.queue:
         lines.append(f"  [dim]{escape(job.queue.reason)}[/]")
+    if job.estimate and not job.ended:
+        e = job.estimate
+        lines.append(f"  expected run time {seconds(e.duration_s)} ({seconds(e.low_s)} to {seconds(e.high_s)})")
     lines += _result_lines(job)
     if job.error:
         lines.append(f"  [red]{job.error.code}[/]: {escape(job.error.message)}")

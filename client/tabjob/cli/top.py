@@ -32,6 +32,16 @@ def _progress(value: float | None) -> str:
     return "" if value is None else f"{value:.0%}"
 
 
+def _ids_whole(table: Table, *columns: int) -> Table:
+    """Ids are what a user copies into the next command: their columns never shrink, wrap or end
+    in an ellipsis; the other columns give way (they wrap) on a narrow terminal."""
+    for index in columns:
+        column = table.columns[index]
+        column.no_wrap, column.overflow = True, "ignore"
+        column.min_width = max([len(str(cell)) for cell in column._cells] + [len(str(column.header))])
+    return table
+
+
 def render(view: dict[str, Any]) -> Group:
     """The overview as rich tables: lanes, running, waiting, failures, workers."""
     admin = view["viewer"]["admin"]
@@ -74,7 +84,8 @@ def render(view: dict[str, Any]) -> Group:
         job = (w.get("job_id") or "another tenant's job") if w["busy"] else ""
         workers.add_row(w["id"], w["lane"], state, job, f"{_duration(w['heartbeat_age_s'])} ago")
     header = Text(f"tabjob top - {scope} - {stamp}", style="bold")
-    return Group(header, lanes, running, waiting, failures, workers)
+    running, waiting = _ids_whole(running, 0, 7), _ids_whole(waiting, 0)
+    return Group(header, lanes, running, waiting, failures, _ids_whole(workers, 0, 3))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,116 @@
+"""How long a job will take, from the history of finished jobs, shown at submission as
+``estimate: {"duration_s", "low_s", "high_s", "basis"}``.
+
+Method. A finished job leaves a sample: its kind, model family, lane, the cells of its dataset
+(rows x columns), the boosting iterations it was allowed for a fit (``max_iter`` /
+``n_estimators``) and how long its last attempt ran. A new job of the same kind and family is
+estimated from the samples of its own lane when there are some (its workers' threads and
+machine), else of all lanes:
+
+- with ``MIN_FOR_REGRESSION`` samples or more, a least-squares fit of
+  ``log(duration) = c + b1 log(cells) + b2 log(iterations)``; the interval is the fit's residual
+  standard deviation either way (about 2 of 3 jobs inside, were the errors normal);
+- with fewer, the nearest samples in log(cells x iterations), scaled proportionally to the new
+  job's work, and their spread.
+
+The interval's half-width (in log space) is kept between ``MIN_HALF_SPAN`` and
+``MAX_HALF_SPAN``, so it is never wider than 4x its low end. From the second job of its kind on
+(one finished job is enough to scale from).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import redis
+
+from app.domain import Job, JobStatus
+from app.state import Keys
+
+SAMPLES_KEPT = 500
+NEAREST = 7
+MIN_FOR_REGRESSION = 6
+# Interval half-width in log space: exp(0.35) ~ x1.42 each way at least; exp(0.8) ~ x2.2 at most,
+# so high/low <= e^1.6 ~ 4.95 and the width (high - low) stays <= 4x low.
+MIN_HALF_SPAN = 0.35
+MAX_HALF_SPAN = 0.8
+ITERATIONS = {"hgb": ("max_iter", 100), "xgboost": ("n_estimators", 100)}
+
+
+def _size(job: Job) -> tuple[float, float]:
+    """The job's cells (rows x columns) and its allowed boosting iterations (1 for a predict)."""
+    cells = float(max(1, job.cost_cells or job.dataset_rows or 1))
+    if job.kind != "fit":
+        return cells, 1.0
+    name, default = ITERATIONS.get(job.model, ("max_iter", 100))
+    return cells, float(job.params.get(name) or default)
+
+
+def work(job: Job) -> float:
+    """The job's size in cells, times its allowed boosting iterations for a fit."""
+    cells, iterations = _size(job)
+    return cells * iterations
+
+
+def _regression(pool: list[dict[str, Any]], job: Job) -> tuple[float, float] | None:
+    """(predicted log duration, residual standard deviation) of the least-squares fit, or None
+    when the samples do not pin its three coefficients down."""
+    rows = [(1.0, math.log(s.get("cells", s["work"])), math.log(s.get("iterations", 1.0))) for s in pool]
+    x = np.array(rows)
+    y = np.array([math.log(s["duration_s"]) for s in pool])
+    if len(pool) < MIN_FOR_REGRESSION or np.linalg.matrix_rank(x) < 3:
+        return None
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    residuals = y - x @ coef
+    sigma = math.sqrt(float(residuals @ residuals) / (len(pool) - 3))
+    cells, iterations = _size(job)
+    return float(coef @ np.array([1.0, math.log(cells), math.log(iterations)])), sigma
+
+
+def record(r: redis.Redis, keys: Keys, job: Job) -> None:
+    """Keep a finished job's run time as a sample for later estimates (the newest SAMPLES_KEPT)."""
+    if job.status != JobStatus.FINISHED or not job.started_at or not job.ended_at:
+        return
+    cells, iterations = _size(job)
+    sample = {
+        "work": cells * iterations, "cells": cells, "iterations": iterations, "lane": job.lane,
+        "duration_s": max(job.ended_at - job.started_at, 1e-3),
+    }  # fmt: skip
+    key = keys.estimates(job.kind, job.model)
+    pipe = r.pipeline()
+    pipe.lpush(key, json.dumps(sample))
+    pipe.ltrim(key, 0, SAMPLES_KEPT - 1)
+    pipe.execute()
+
+
+def estimate(r: redis.Redis, keys: Keys, job: Job) -> dict[str, Any] | None:
+    """The job's expected run time and interval, or None before any job of its kind finished."""
+    raw = r.lrange(keys.estimates(job.kind, job.model), 0, SAMPLES_KEPT - 1)
+    samples = [json.loads(s) for s in raw]
+    if not samples:
+        return None
+    same_lane = [s for s in samples if s["lane"] == job.lane]
+    pool = same_lane or samples
+    fitted = _regression(pool, job)
+    if fitted is not None:
+        centre, spread = fitted
+        method = f"least squares on log(duration) ~ log(rows x columns) + log(iterations) over {len(pool)}"
+    else:
+        x = math.log(work(job))
+        nearest = sorted((math.log(s["work"]), math.log(s["duration_s"])) for s in pool)
+        nearest = sorted(nearest, key=lambda p: abs(p[0] - x))[:NEAREST]
+        scaled = [y + (x - px) for px, y in nearest]
+        centre = sum(scaled) / len(scaled)
+        spread = math.sqrt(sum((s - centre) ** 2 for s in scaled) / max(1, len(scaled) - 1))
+        method = f"the {len(nearest)} nearest in rows x columns x iterations, scaled to its work, of {len(pool)}"
+    half = min(max(spread, MIN_HALF_SPAN), MAX_HALF_SPAN)
+    where = f"the {job.lane} lane" if same_lane else "all lanes"
+    return {
+        "duration_s": round(math.exp(centre), 3),
+        "low_s": round(math.exp(centre - half), 3),
+        "high_s": round(math.exp(centre + half), 3),
+        "basis": f"{method} finished {job.model} {job.kind} jobs on {where}",
+    }

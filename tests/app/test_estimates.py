@@ -1,0 +1,92 @@
+"""Duration estimates from the history of finished jobs (issue 26): none before a job of its kind
+finished, then a duration and an interval no wider than 4x its low end, scaled by work, from the
+job's own lane when it has samples; shown at submission."""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+import pytest
+from jobs_testing import upload, wait_job
+
+from app.domain import Job, JobStatus
+from app.jobs.broker import redis_client
+from app.state import Keys
+from app.usecases import estimates
+
+
+def job(rows: int, *, lane: str = "small", max_iter: int = 100, took_s: float | None = None, cols: int = 10) -> Job:
+    ended = {"status": JobStatus.FINISHED, "started_at": 1000.0, "ended_at": 1000.0 + took_s} if took_s else {}
+    return Job(
+        id="job_" + secrets.token_hex(10), tenant="t", kind="fit", lane=lane,
+        status=ended.pop("status", JobStatus.QUEUED), cost_cells=rows * cols, dataset_rows=rows,
+        params={"max_iter": max_iter}, **ended,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(settings):
+    return redis_client(settings, decode=True), Keys(prefix="est-" + secrets.token_hex(4))
+
+
+def test_no_estimate_before_a_job_of_its_kind_finished(store):
+    r, keys = store
+    assert estimates.estimate(r, keys, job(1000)) is None
+    estimates.record(r, keys, job(1000, took_s=2.0))
+    assert estimates.estimate(r, keys, job(1000))["duration_s"] == pytest.approx(2.0)
+
+
+def test_the_estimate_scales_with_work_and_its_interval_stays_within_4x_low(store):
+    r, keys = store
+    for rows, took in ((1000, 1.0), (2000, 2.1), (4000, 3.9), (8000, 8.2), (16000, 15.5)):
+        estimates.record(r, keys, job(rows, took_s=took))
+    guess = estimates.estimate(r, keys, job(32000))
+    assert 25 < guess["duration_s"] < 40
+    assert guess["low_s"] <= guess["duration_s"] <= guess["high_s"]
+    assert guess["high_s"] - guess["low_s"] <= 4 * guess["low_s"]
+    assert guess["basis"].startswith("the 5 nearest") and "finished hgb fit jobs on the small lane" in guess["basis"]
+    # Twice the iterations, twice the work.
+    assert estimates.estimate(r, keys, job(16000, max_iter=200))["duration_s"] == pytest.approx(
+        guess["duration_s"], rel=0.05
+    )
+
+
+def test_with_enough_history_a_regression_learns_how_rows_and_iterations_each_cost(store):
+    r, keys = store
+
+    # Run time grows as sqrt(cells) x iterations^0.8 here: not proportional to their product.
+    def took(rows: int, max_iter: int) -> float:
+        return 0.001 * (rows * 10) ** 0.5 * max_iter**0.8
+
+    for rows in (1000, 4000, 16000):
+        for max_iter in (20, 100):
+            estimates.record(r, keys, job(rows, max_iter=max_iter, took_s=took(rows, max_iter)))
+    guess = estimates.estimate(r, keys, job(64000, max_iter=50))
+    assert guess["duration_s"] == pytest.approx(took(64000, 50), rel=0.01)
+    assert guess["basis"].startswith("least squares") and "over 6 finished" in guess["basis"]
+    assert guess["high_s"] / guess["duration_s"] == pytest.approx(math.exp(estimates.MIN_HALF_SPAN), rel=0.01)
+
+
+def test_the_jobs_own_lane_is_preferred(store):
+    r, keys = store
+    estimates.record(r, keys, job(1000, lane="small", took_s=1.0))
+    estimates.record(r, keys, job(1000, lane="large", took_s=10.0))
+    assert estimates.estimate(r, keys, job(1000, lane="large"))["duration_s"] == pytest.approx(10.0)
+    assert "all lanes" in estimates.estimate(r, keys, job(1000, lane="gpu"))["basis"]
+
+
+def test_a_fit_shows_its_estimate_at_submission_once_one_like_it_finished(api, small_worker, seed_files):
+    dataset = upload(api, seed_files["train"])
+    params = {"max_iter": 5, "random_state": 11}
+    first = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "small", "params": params})
+    assert wait_job(api, first.json()["id"])["status"] == "finished"
+    second = api.post(
+        "/v1/jobs",
+        json={"kind": "fit", "dataset_id": dataset, "lane": "small", "params": {**params, "random_state": 12}},
+    ).json()
+    estimate = second["estimate"]
+    assert estimate is not None and estimate["low_s"] <= estimate["duration_s"] <= estimate["high_s"]
+    assert "small lane" in estimate["basis"]
+    assert api.get(f"/v1/jobs/{second['id']}").json()["estimate"] == estimate
+    wait_job(api, second["id"])
