@@ -18,6 +18,7 @@ from app.cpu import available_cpus
 from app.cpu import threads_per_worker as threads_per_worker  # re-exported for app.local.stack
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
+from app.settings_broker import BrokerSettings
 from app.settings_userdata import UserDataSettings
 
 # A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
@@ -38,7 +39,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(UserDataSettings):
+class Settings(BrokerSettings, UserDataSettings):
     """The service's configuration. docs/configuration.md is generated from these field descriptions
     (`uv run python -m app.settings_docs`)."""
 
@@ -54,55 +55,6 @@ class Settings(UserDataSettings):
         "json",
         description="`json`: one JSON object per line with `job_id`, `tenant`, `lane` and `step` on every line "
         "about a job (what `tabjob logs` and log collectors read); `text`: plain lines for a terminal.",
-    )
-
-    # Broker and job state (Valkey / Redis protocol).
-    redis_url: str = Field(
-        description="Valkey/Redis URL of the broker and job state (`redis://` or `rediss://` for TLS); "
-        "non-cluster mode only, since Dramatiq's Lua scripts touch several keys."
-    )
-    redis_password: SecretStr | None = Field(None, description="Broker password; unset or empty means no AUTH.")
-    redis_ca_file: str | None = Field(
-        None,
-        description="PEM CA bundle that signs a `rediss://` broker's certificate (e.g. Memorystore's private CA); "
-        "the chart mounts `secrets.redisCaKey` there.",
-    )
-    redis_auth: Literal["password", "gcp-iam"] = Field(
-        "password",
-        description="How processes log in to the broker: `password` (`TABJOB_REDIS_PASSWORD`, or none) or "
-        "`gcp-iam` (Memorystore for Valkey IAM authentication: the pod's Google service account's access "
-        "token from the metadata server, refreshed before it expires).",
-    )
-    redis_tls_check_hostname: bool | None = Field(
-        None,
-        description="Match a `rediss://` broker's certificate names to the address dialled. Unset: not when "
-        "`TABJOB_REDIS_CA_FILE` names a private per-instance CA (the chain alone identifies the instance), "
-        "yes with the system roots.",
-    )
-    scaler_token: SecretStr | None = Field(
-        None,
-        description="Bearer token KEDA's metrics-api trigger sends to `GET /internal/scaling/lanes/{lane}` "
-        "(the lane's messages, for clusters where KEDA cannot log in to the broker itself); unset turns "
-        "that route off (404).",
-    )
-    broker_heartbeat_timeout_s: float = Field(
-        60.0,
-        gt=0,
-        description="A worker silent for this long is dead and its unacknowledged messages are requeued "
-        "(`tabjob stack` sets 5).",
-    )
-    broker_maintenance_chance: int = Field(
-        20_000,
-        ge=1,
-        le=1_000_000,
-        description="Out of a million broker commands, how many also requeue dead workers' messages.",
-    )
-    broker_outage_wait_s: float = Field(
-        120.0,
-        ge=0,
-        description="How long a worker keeps trying to enqueue a message (a job's retry) while the broker "
-        "cannot be reached, in seconds: long enough for a restarted Valkey (pod or process) to come back, "
-        "so a job that failed because the broker went away is retried instead of lost.",
     )
 
     # Object store (S3 API).

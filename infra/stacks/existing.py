@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.app import Backends, Placement
 from infra.config import StackConfig
+from infra.release_values import Backends, Placement
 from infra.stacks.common import app_layer, namespace, release_images, release_outputs
 
 

@@ -9,7 +9,6 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from infra.app import SERVICE_ACCOUNT, Backends, Placement
 from infra.cluster import gpu_sizing
 from infra.cluster.gke import GPU_NODE_LABEL, GkeCluster, ProjectApis
 from infra.cluster.network import Vpc
@@ -18,6 +17,7 @@ from infra.platform.broker import ManagedValkey
 from infra.platform.identity import ANNOTATION, WorkloadIdentity
 from infra.platform.registry import ArtifactRegistry
 from infra.platform.storage import GcsStorage
+from infra.release_values import SERVICE_ACCOUNT, Backends, Placement
 from infra.stacks.common import app_layer, namespace, release_images, release_outputs
 
 

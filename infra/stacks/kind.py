@@ -8,11 +8,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.app import API_POD_LABELS, API_PORT, Backends, Placement
 from infra.cluster.kind import API_NODE_PORT, S3_NODE_PORT, KindCluster
 from infra.config import StackConfig
 from infra.platform.broker import InClusterValkey
 from infra.platform.seaweedfs import SeaweedFs
+from infra.release_values import API_POD_LABELS, API_PORT, Backends, Placement
 from infra.stacks.common import app_layer, namespace, release_images, release_outputs
 
 KIND_BUCKET = "tabjob"

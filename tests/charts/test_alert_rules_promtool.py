@@ -63,12 +63,12 @@ CASES = [
     case("TabjobWorkerRestarting", "35m",
          {f'kube_pod_container_status_restarts_total{{{NS},pod="tabjob-worker-small-7c9d",container="worker"}}':
           "0+1x40"},
-         [{"namespace": "tabjob", "pod": "tabjob-worker-small-7c9d", "severity": "warning"}]),
+         [{"namespace": "tabjob", "lane": "small", "pod": "tabjob-worker-small-7c9d", "severity": "warning"}]),
     case("TabjobWorkerRestarting", "35m",
          {f'kube_pod_container_status_restarts_total{{{NS},pod="tabjob-worker-small-7c9d",container="worker"}}':
           "0x30 1 2"}, []),
     case("TabjobGpuJobsPendingNoGpuNode", "30m", {f'tabjob_jobs_queued{{{NS},lane="gpu"}}': "1x40"},
-         [{"namespace": "tabjob", "severity": "warning"}]),
+         [{"namespace": "tabjob", "lane": "gpu", "severity": "warning"}]),
     case("TabjobGpuJobsPendingNoGpuNode", "30m",
          {f'tabjob_jobs_queued{{{NS},lane="gpu"}}': "1x40",
           'kube_node_status_allocatable{node="gpu-1",resource="nvidia_com_gpu",unit="integer"}': "1x40"}, []),

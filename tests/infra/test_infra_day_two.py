@@ -78,7 +78,7 @@ def test_the_docs_quota_table_says_what_each_stack_needs():
     # Boot disks count against SSD_TOTAL_GB (pd-balanced), often 500 GB in a new project.
     from infra_harness import ROOT, configure, stack_config
 
-    from infra.cluster.gke import ssd_quota_gb
+    from infra.cluster.node_lifecycle import ssd_quota_gb
     from infra.config import load_config
 
     docs = (ROOT / "docs" / "operations.md").read_text()
