@@ -186,6 +186,8 @@ class Dataset:
     # The API key that got the upload URL, and when that URL expires (app/revocation.py).
     key_id: str | None = None
     upload_expires_at: float | None = None
+    # Its version under its name (1, 2, …: each upload under a name is the next); None when unnamed.
+    version: int | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Dataset:
