@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.api import errors
 from app.api.middleware import RequestGuards
-from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview
+from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview, registry, schedules
 from app.auth import seed_bootstrap_keys
 from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
@@ -77,6 +77,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(models.router)
+    app.include_router(registry.router)
+    app.include_router(registry.notices_router)
+    app.include_router(schedules.router)
     app.include_router(overview.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.api import examples as ex
+from app.api.registry_schemas import PromoteRule
 from app.domain import JobKind, JobStatus
 
 
@@ -48,6 +49,11 @@ class DatasetPublic(BaseModel):
 
     id: str
     name: str | None = None
+    version: int | None = Field(
+        None,
+        description="Its version under its name (each upload under a name is the next); refer to it as "
+        "name@version, or name@latest for the newest ready one.",
+    )
     state: str
     created_at: datetime
     size_bytes: int | None = None
@@ -148,8 +154,10 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=ex.examples(ex.FIT_REQUEST, ex.PREDICT_REQUEST))
     kind: JobKind
-    dataset_id: str = Field(min_length=1, max_length=100)
-    model_id: str | None = Field(None, min_length=1, max_length=100)
+    dataset_id: str = Field(min_length=1, max_length=260, description="A dataset id, or name@version / name@latest.")
+    model_id: str | None = Field(None, min_length=1, max_length=260,
+                                 description="A finished fit's job id, or name@version / name@latest / name@alias "
+                                 "of a registered model.")  # fmt: skip
     model: ModelName | None = Field(
         None,
         description="The model family of a fit: hgb (default; one step on a CPU lane) or xgboost (prepare on a "
@@ -161,6 +169,17 @@ class JobCreate(BaseModel):
         None, min_length=1, max_length=200, description="A fit's column of class labels (default `y`)."
     )
     webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
+    register_as: str | None = Field(
+        None, min_length=1, max_length=200, description="Register the finished fit as the next version of this model."
+    )
+    evaluate_on: str | None = Field(
+        None,
+        min_length=1,
+        max_length=260,
+        description="A labelled dataset (id or name@version) a registered fit is scored "
+        "on; promotion compares versions on it.",
+    )
+    promote: PromoteRule | None = Field(None, description="Move an alias to the new version if it wins.")  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod
@@ -237,6 +256,9 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
+    dataset_ref: str | None = Field(None, description="The reference dataset_id was resolved from (sales@latest).")
+    model_ref: str | None = Field(None, description="The reference model_id was resolved from (churn@champion).")
+    register: dict[str, Any] | None = Field(None, description="A registered fit's name, evaluation data and rule.")
 
 
 class LegacyStatus(BaseModel):

@@ -43,6 +43,10 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
         summary = run_operation(ctx, job, operation, kwargs, time_limit_s)
     if job.kind == "fit":
         record_model_size(ctx, job, summary)
+        if job.register is not None:  # the model registry: a new version, and maybe a promotion
+            from app.jobs.registration import register_fit
+
+            summary["registry"] = register_fit(ctx, job, summary, time_limit_s)
     ctx.end(job, JobStatus.FINISHED, finished_message(operation, summary), result=summary, progress=1.0)
 
 

@@ -1,0 +1,63 @@
+"""Bodies of ``/v1/schedules``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.schemas import JobCreate, WebhookCreate
+
+
+class ScheduleCreate(BaseModel):
+    """Submit ``job`` on every tick of ``cron`` (five fields: minute hour day-of-month month
+    day-of-week) in ``timezone``."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str = Field(min_length=9, max_length=200, examples=["0 6 * * 1"])
+    timezone: str = Field("UTC", max_length=100, examples=["Europe/Paris"])
+    job: JobCreate = Field(description="A fit or predict body, as POST /v1/jobs takes; references such as "
+                           "sales@latest are resolved at each run.")  # fmt: skip
+    concurrency: Literal["forbid", "allow"] = Field(
+        "forbid", description="forbid: skip a tick while the previous run's job is queued or running."
+    )
+    catchup: Literal["none", "last"] = Field(
+        "none", description="After an outage: last runs the most recent missed tick; none runs none."
+    )
+    webhook: WebhookCreate | None = Field(None, description="Notified of failed runs and of alias moves its "
+                                          "fits make (if webhooks are enabled).")  # fmt: skip
+
+
+class ScheduleRunPublic(BaseModel):
+    """One tick: when it was due, the job it submitted and that job's status, or why it did not run."""
+
+    model_config = ConfigDict(extra="allow")
+    scheduled_for: datetime
+    job_id: str | None = None
+    status: str = Field(description="The job's status, or: skipped (forbid), missed (catchup none), failed "
+                        "(refused at submission), firing (being submitted).")  # fmt: skip
+    outcome: str = Field(description="submitted, skipped, missed, failed or firing.")
+    reason: str | None = None
+    missed_before: int = Field(0, description="Ticks missed (never run) before this one, after an outage.")
+
+
+class SchedulePublic(BaseModel):
+    """A schedule, and its runs newest first when read alone."""
+
+    id: str
+    cron: str
+    timezone: str
+    job: dict[str, Any]
+    concurrency: str
+    catchup: str
+    paused: bool
+    created_at: datetime
+    next_run_at: datetime | None = Field(description="The next tick (none while paused).")
+    last_job_id: str | None = None
+    webhook_url: str | None = None
+    runs: list[ScheduleRunPublic] | None = None
+
+
+class SchedulesPublic(BaseModel):
+    items: list[SchedulePublic]
