@@ -83,7 +83,7 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         webhook=webhook,
         dataset_ref=job.dataset_ref,
         model_ref=job.model_ref,
-        register=registration_public(job),
+        registration=registration_public(job),
     )
 
 

@@ -258,7 +258,7 @@ class JobPublic(BaseModel):
     webhook: WebhookPublic | None = None
     dataset_ref: str | None = Field(None, description="The reference dataset_id was resolved from (sales@latest).")
     model_ref: str | None = Field(None, description="The reference model_id was resolved from (churn@champion).")
-    register: dict[str, Any] | None = Field(None, description="A registered fit's name, evaluation data and rule.")
+    registration: dict[str, Any] | None = Field(None, description="A registered fit's name, evaluation data and rule.")
 
 
 class LegacyStatus(BaseModel):
