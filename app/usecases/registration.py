@@ -31,23 +31,21 @@ class Registered:
 
 def resolve_references(svc: Services, tenant: str, request: Any) -> tuple[Any, Registered]:
     """``request`` (a ``JobRequest``) with its references resolved to ids, and what they were."""
-    dataset_id, dataset_ref = resolve_dataset(svc, tenant, request.dataset_id)
-    model_id, model_ref = (request.model_id, None)
-    if request.model_id:
-        model_id, model_ref = resolve_model(svc, tenant, request.model_id)
-    register = None
-    if request.kind == "fit" and request.register_as:
-        register = _registration(svc, tenant, request)
-    elif request.evaluate_on or request.promote:
+    if request.kind != "fit" and request.register_as:
+        raise UserError("A predict job cannot be registered.", code="registry.not_a_fit",
+                        hint="Leave register_as out of a predict.", status=422)  # fmt: skip
+    if not request.register_as and (request.evaluate_on or request.promote):
         raise UserError(
             "evaluate_on and promote belong to a registered fit.",
             code="registry.register_as_required",
             hint="Add register_as (the model's name), or leave evaluate_on and promote out.",
             status=422,
         )
-    elif request.register_as:
-        raise UserError("A predict job cannot be registered.", code="registry.not_a_fit",
-                        hint="Leave register_as out of a predict.", status=422)  # fmt: skip
+    dataset_id, dataset_ref = resolve_dataset(svc, tenant, request.dataset_id)
+    model_id, model_ref = (request.model_id, None)
+    if request.model_id:
+        model_id, model_ref = resolve_model(svc, tenant, request.model_id)
+    register = _registration(svc, tenant, request) if request.register_as else None
     resolved = replace(request, dataset_id=dataset_id, model_id=model_id)
     return resolved, Registered(dataset_ref=dataset_ref, model_ref=model_ref, register=register)
 
