@@ -49,7 +49,8 @@ def test_versions_promotion_predict_by_alias_rollback_and_history(api, small_wor
 
     # When: a predict names the model by alias, it runs the champion and records both
     unlabelled = upload_named(api, sets["unlabelled"], "scoring")
-    predict = api.post("/v1/jobs", json={"kind": "predict", "dataset_id": unlabelled["id"], "model_id": "churn@champion"})
+    by_alias = {"kind": "predict", "dataset_id": unlabelled["id"], "model_id": "churn@champion"}
+    predict = api.post("/v1/jobs", json=by_alias)
     assert predict.status_code == 202, predict.text
     assert predict.json()["model_id"] == second["id"] and predict.json()["model_ref"] == "churn@champion"
     assert wait_job(api, predict.json()["id"])["status"] == "finished"
@@ -58,7 +59,7 @@ def test_versions_promotion_predict_by_alias_rollback_and_history(api, small_wor
     moved = api.put("/v1/registry/churn/aliases/champion", json={"version": 1, "reason": "v2 misbehaves"})
     assert moved.status_code == 200, moved.text
     assert moved.json()["version"] == 1 and moved.json()["from"] == 2
-    after = api.post("/v1/jobs", json={"kind": "predict", "dataset_id": unlabelled["id"], "model_id": "churn@champion"})
+    after = api.post("/v1/jobs", json=by_alias)
     assert after.json()["model_id"] == first["id"]
     by_number = api.post("/v1/jobs", json={"kind": "predict", "dataset_id": "scoring@1", "model_id": "churn@3"})
     assert by_number.json()["model_id"] == third["id"] and by_number.json()["dataset_id"] == unlabelled["id"]

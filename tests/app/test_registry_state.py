@@ -3,6 +3,7 @@ concurrency, references, promotion decisions, and the alias lock."""
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +91,7 @@ def test_concurrent_promotions_leave_the_best_as_champion_with_a_true_history(sv
     assert champion == best["version"] and best["promoted"] is True
     history = svc.state.registry.history(tenant, "churn", "champion")
     assert history[0]["from"] is None
-    for before, move in zip(history, history[1:], strict=False):
+    for before, move in itertools.pairwise(history):
         assert move["from"] == before["version"]  # no move was decided against a stale champion
         assert move["compared"]["new"] > move["compared"]["old"]
     assert sum(r["promoted"] for r in results) == len(history)
