@@ -172,15 +172,19 @@ class Scheduler:
       svc: the services jobs are submitted through.
       clock: the time now in Unix seconds (tests pass a clock they move).
       token: this scheduler's name in the lease (unique per process by default).
+      lease: the lease's name; every scheduler of a deployment shares the default one (tests
+        that run schedulers beside a real worker's take their own).
     """
 
-    def __init__(self, svc: Services, *, clock: Callable[[], float] = time.time, token: str | None = None) -> None:
-        self.svc, self.clock = svc, clock
+    def __init__(
+        self, svc: Services, *, clock: Callable[[], float] = time.time, token: str | None = None, lease: str = "lease"
+    ) -> None:
+        self.svc, self.clock, self.lease = svc, clock, lease
         self.token = token or secrets.token_hex(8)
 
     def tick(self) -> int:
         """Fire what is due now if this scheduler holds the lease; how many schedules it handled."""
-        if not self.svc.state.schedules.hold_lease(self.token, LEASE_TTL_S):
+        if not self.svc.state.schedules.hold_lease(self.token, LEASE_TTL_S, self.lease):
             return 0
         now = self.clock()
         for schedule_id, tick in self.svc.state.schedules.stalled(now - STALLED_AFTER_S):

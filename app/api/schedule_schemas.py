@@ -23,7 +23,10 @@ class ScheduleCreate(BaseModel):
         "forbid", description="forbid: skip a tick while the previous run's job is queued or running."
     )
     catchup: Literal["none", "last"] = Field(
-        "none", description="After an outage: last runs the most recent missed tick; none runs none."
+        "last",
+        description="After an outage (a tick more than 60 s late): last runs the most recent missed tick, none "
+        "runs none; ticks before the most recent never run. Default last, as a Kubernetes CronJob without a "
+        "deadline: a worker restart at the tick must not lose the week's retraining.",
     )
     webhook: WebhookCreate | None = Field(None, description="Notified of failed runs and of alias moves its "
                                           "fits make (if webhooks are enabled).")  # fmt: skip

@@ -159,9 +159,9 @@ class Schedules:
             out.append((schedule_id, float(tick)))
         return out
 
-    def hold_lease(self, token: str, ttl_s: float) -> bool:
-        """Take or extend the scheduler lease for ``token``: True while this scheduler holds it."""
-        key = f"{self.keys.prefix}:schedules:lease"
+    def hold_lease(self, token: str, ttl_s: float, name: str = "lease") -> bool:
+        """Take or extend the scheduler lease ``name`` for ``token``: True while this scheduler holds it."""
+        key = f"{self.keys.prefix}:schedules:{name}"
         return bool(self._hold(keys=[key], args=[token, int(ttl_s * 1000)]))
 
     def _trim_runs(self, schedule_id: str) -> None:
