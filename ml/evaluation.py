@@ -54,20 +54,7 @@ def evaluate(
         timings["download_s"] = time.perf_counter() - started
         report(progress, "validating")
         source = read_predict(path, bundle.spec, bundle.target)
-        if bundle.target not in source.schema_arrow.names:
-            raise DataProblem(
-                "evaluation.missing_target",
-                f"The evaluation dataset has no column '{bundle.target}', the column the model learned.",
-                f"Evaluate on a labelled dataset: the model's feature columns plus '{bundle.target}'.",
-            )
-        column = source.read(columns=[bundle.target]).column(0)
-        if column.null_count:
-            raise DataProblem(
-                "evaluation.missing_labels",
-                f"{column.null_count:,} rows of the evaluation dataset have no '{bundle.target}'.",
-                "Evaluate on rows that all carry their true label.",
-            )
-        truth = column.to_numpy(zero_copy_only=False)
+        truth = _labels(source, bundle.target)
         X = bundle.spec.matrix(source, dtype=chosen.matrix_dtype)
     finally:
         if temporary:
@@ -89,6 +76,24 @@ def evaluate(
     timings["evaluate_s"] = time.perf_counter() - t0
     metrics = {k: v for k, v in scores.items() if v is None or isinstance(v, float)}
     return {"rows": len(truth), "task": task, "metrics": metrics, "timings": timings}
+
+
+def _labels(source: Any, target: str) -> np.ndarray:
+    """The true label of every row; refused when the column is missing or a row has none."""
+    if target not in source.schema_arrow.names:
+        raise DataProblem(
+            "evaluation.missing_target",
+            f"The evaluation dataset has no column '{target}', the column the model learned.",
+            f"Evaluate on a labelled dataset: the model's feature columns plus '{target}'.",
+        )
+    column = source.read(columns=[target]).column(0)
+    if column.null_count:
+        raise DataProblem(
+            "evaluation.missing_labels",
+            f"{column.null_count:,} rows of the evaluation dataset have no '{target}'.",
+            "Evaluate on rows that all carry their true label.",
+        )
+    return column.to_numpy(zero_copy_only=False)
 
 
 def _probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:

@@ -7,7 +7,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.examples import examples
 from app.api.schemas import JobCreate, WebhookCreate
+
+RUN = {
+    "scheduled_for": "2026-12-07T05:00:00Z",
+    "job_id": "job_5f0c2a9e1b7d4c3a8e21",
+    "status": "finished",
+    "outcome": "submitted",
+    "reason": None,
+    "missed_before": 0,
+}
+JOB = {
+    "kind": "fit", "dataset_id": "sales@latest", "register_as": "churn", "evaluate_on": "holdout@latest",
+    "promote": {"alias": "champion", "metric": "accuracy", "min_delta": 0.0},
+}  # fmt: skip
+SCHEDULE = {
+    "id": "sch_3b8e1f6a9c2d5e8b1a4c", "cron": "0 6 * * 1", "timezone": "Europe/Paris", "job": JOB,
+    "concurrency": "forbid", "catchup": "last", "paused": False, "created_at": "2026-12-01T09:12:00Z",
+    "next_run_at": "2026-12-14T05:00:00Z", "last_job_id": "job_5f0c2a9e1b7d4c3a8e21", "runs": [RUN],
+}  # fmt: skip
 
 
 class ScheduleCreate(BaseModel):
@@ -48,6 +67,8 @@ class ScheduleRunPublic(BaseModel):
 class SchedulePublic(BaseModel):
     """A schedule, and its runs newest first when read alone."""
 
+    model_config = ConfigDict(json_schema_extra=examples(SCHEDULE))
+
     id: str
     cron: str
     timezone: str
@@ -63,4 +84,5 @@ class SchedulePublic(BaseModel):
 
 
 class SchedulesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra=examples({"items": [{**SCHEDULE, "runs": None}]}))
     items: list[SchedulePublic]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.api import examples as ex
-from app.api.registry_schemas import PromoteRule
+from app.api.registry_schemas import JobReferences, RegistrationFields
 from app.domain import JobKind, JobStatus
 
 
@@ -149,7 +149,7 @@ class WebhookCreate(BaseModel):
     )
 
 
-class JobCreate(BaseModel):
+class JobCreate(RegistrationFields):
     """A fit (dataset with a target column) or a predict (dataset plus a finished fit job as the model)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=ex.examples(ex.FIT_REQUEST, ex.PREDICT_REQUEST))
@@ -169,17 +169,6 @@ class JobCreate(BaseModel):
         None, min_length=1, max_length=200, description="A fit's column of class labels (default `y`)."
     )
     webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
-    register_as: str | None = Field(
-        None, min_length=1, max_length=200, description="Register the finished fit as the next version of this model."
-    )
-    evaluate_on: str | None = Field(
-        None,
-        min_length=1,
-        max_length=260,
-        description="A labelled dataset (id or name@version) a registered fit is scored "
-        "on; promotion compares versions on it.",
-    )
-    promote: PromoteRule | None = Field(None, description="Move an alias to the new version if it wins.")  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod
@@ -228,7 +217,7 @@ class StepPublic(BaseModel):
     attempts: int = 0
 
 
-class JobPublic(BaseModel):
+class JobPublic(JobReferences):
     """A job as its owner sees it."""
 
     model_config = ConfigDict(json_schema_extra=ex.examples(ex.JOB))
@@ -244,7 +233,7 @@ class JobPublic(BaseModel):
     attempts: int = 0
     dataset_id: str
     model_id: str | None = None
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -256,9 +245,6 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
-    dataset_ref: str | None = Field(None, description="The reference dataset_id was resolved from (sales@latest).")
-    model_ref: str | None = Field(None, description="The reference model_id was resolved from (churn@champion).")
-    registration: dict[str, Any] | None = Field(None, description="A registered fit's name, evaluation data and rule.")
 
 
 class LegacyStatus(BaseModel):

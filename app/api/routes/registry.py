@@ -36,7 +36,9 @@ def show_model(name: str, svc: ServicesDep, tenant: TenantDep) -> RegistryModelP
     return RegistryModelPublic.model_validate(usecase.model_view(svc, tenant, name))
 
 
-@router.put("/{name}/aliases/{alias}", summary="Point an alias at a version (rollback)")
+@router.put(
+    "/{name}/aliases/{alias}", responses=error_responses(400, 409), summary="Point an alias at a version (rollback)"
+)
 def move_alias(
     name: str, alias: str, body: AliasMove, request: Request, svc: ServicesDep, tenant: TenantDep
 ) -> AliasMovePublic:

@@ -29,7 +29,7 @@ def schedule_public(record: dict[str, Any], runs: list[dict[str, Any]] | None = 
     })  # fmt: skip
 
 
-@router.post("", status_code=201, summary="Create a schedule", responses=error_responses(409, 429))
+@router.post("", status_code=201, summary="Create a schedule", responses=error_responses(400, 409, 429))
 def create_schedule(body: ScheduleCreate, request: Request, svc: ServicesDep, tenant: TenantDep) -> SchedulePublic:
     """Submits `job` on every tick of `cron` in `timezone`, from the workers (no CronJob, no extra
     server): exactly once per tick whatever the replicas. `concurrency: forbid` skips a tick
@@ -48,6 +48,7 @@ def create_schedule(body: ScheduleCreate, request: Request, svc: ServicesDep, te
 
 @router.get("", summary="Your schedules")
 def list_schedules(svc: ServicesDep, tenant: TenantDep) -> SchedulesPublic:
+    """Every schedule of yours with its next tick (runs: read one schedule)."""
     return SchedulesPublic(items=[schedule_public(r) for r in svc.state.schedules.list(tenant)])
 
 
@@ -59,12 +60,15 @@ def get_schedule(schedule_id: str, svc: ServicesDep, tenant: TenantDep) -> Sched
     return schedule_public(record, runs=usecase.runs_view(svc, schedule_id))
 
 
-@router.post("/{schedule_id}/pause", summary="Pause a schedule (no tick fires until resumed)")
+@router.post(
+    "/{schedule_id}/pause", responses=error_responses(400), summary="Pause a schedule (no tick fires until resumed)"
+)
 def pause_schedule(schedule_id: str, svc: ServicesDep, tenant: TenantDep) -> SchedulePublic:
+    """No tick fires while paused; jobs it already submitted go on."""
     return schedule_public(usecase.pause(svc, tenant, schedule_id))
 
 
-@router.post("/{schedule_id}/resume", summary="Resume a schedule from its next tick")
+@router.post("/{schedule_id}/resume", responses=error_responses(400), summary="Resume a schedule from its next tick")
 def resume_schedule(schedule_id: str, svc: ServicesDep, tenant: TenantDep) -> SchedulePublic:
     """The ticks that passed while it was paused are not caught up."""
     return schedule_public(usecase.resume(svc, tenant, schedule_id))
