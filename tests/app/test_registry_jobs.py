@@ -73,3 +73,33 @@ def test_versions_promotion_predict_by_alias_rollback_and_history(api, small_wor
 
     notices = api.get("/v1/notices").json()["items"]
     assert [n["type"] for n in notices] == ["registry.alias_moved"] * 3
+
+
+def test_equal_versions_new_evaluation_data_and_fits_finishing_together(api, small_worker, sets):
+    # Given: a champion trained on clean labels, scored on the first hold-out version
+    upload_named(api, sets["holdout"], "holdout")
+    upload_named(api, sets["good"], "sales")
+    first = registered_fit(api, "sales@1")["result"]["registry"]
+    assert first["version"] == 1 and first["promoted"] is True
+
+    # When: the same data trains again (same parameters, same seed): an equal version
+    again = registered_fit(api, "sales@1")
+    reg = again["result"]["registry"]
+    # Then: it is a new version (a registered fit is never deduplicated) that does not take the alias
+    assert reg["version"] == 2 and reg["promoted"] is False and "equal" in reg["reason"]
+    assert reg["metrics"] == first["metrics"]
+
+    # When: the evaluation data gets a new version, the champion is scored again on it in the job
+    upload_named(api, sets["holdout"].with_name("holdout.parquet"), "holdout")
+    third = registered_fit(api, "sales@1", evaluate_on="holdout@2")
+    kinds = [e["message"] for e in api.get(f"/v1/jobs/{third['id']}/events").json()["items"] if e["message"]]
+    assert any("Scoring version 1 on the same evaluation data" in m for m in kinds), kinds
+    assert third["result"]["registry"]["compared_with"]["version"] == 1
+
+    # And: registered fits submitted together each get their own version, none lost
+    bodies = [{"kind": "fit", "dataset_id": "sales@1", "register_as": "burst", "params": {"max_iter": 3 + i}}
+              for i in range(3)]  # fmt: skip
+    ids = [api.post("/v1/jobs", json=b).json()["id"] for b in bodies]
+    versions = sorted(wait_job(api, i)["result"]["registry"]["version"] for i in ids)
+    assert versions == [1, 2, 3]
+    assert [v["version"] for v in api.get("/v1/registry/burst").json()["versions"]] == [1, 2, 3]
