@@ -48,6 +48,8 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
 
             summary["registry"] = register_fit(ctx, job, summary, time_limit_s)
     ctx.end(job, JobStatus.FINISHED, finished_message(operation, summary), result=summary, progress=1.0)
+    if job.register is not None:  # a registered version's record outlives the job retention
+        ctx.state.registry.keep_record(job.id)
 
 
 def record_model_size(ctx: WorkerContext, job: Job, summary: dict[str, Any]) -> None:

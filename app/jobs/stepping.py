@@ -131,6 +131,8 @@ def _model(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     steps = closed(job.steps, JobStatus.FINISHED, summary.get("device"))
     text = f"Step model finished on {summary.get('device', 'cpu')}. " + finished_message(job.kind, summary)
     ctx.end(job, JobStatus.FINISHED, text, result=summary, progress=1.0, steps=steps)
+    if job.register is not None:  # a registered version's record outlives the job retention
+        ctx.state.registry.keep_record(job.id)
 
 
 def _back_to_prepare(ctx: WorkerContext, job: Job) -> None:

@@ -61,6 +61,15 @@ class Registry:
         version, new = self._register(keys=keys, args=[job_id, json.dumps(record, default=str), time.time(), name])
         return int(version), bool(new)
 
+    def keep_record(self, job_id: str) -> None:
+        """Keep a registered fit's job record (and timeline) past the job retention: predicts
+        by ``name@alias`` read the model's record, and a champion may be months old."""
+        job_key = self.keys.job(job_id)
+        pipe = self.conn.r.pipeline()
+        for key in (job_key, self.keys.events(job_id), self.keys.events_total(job_id)):
+            pipe.persist(key)
+        pipe.execute()
+
     def names(self, tenant: str) -> list[str]:
         return self.conn.r.zrange(self._names(tenant), 0, -1)
 

@@ -115,6 +115,7 @@ class RegistryMethods:
         return self._call("GET", f"/v1/schedules/{quote(schedule_id)}")
 
     def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """Pause a schedule: no tick fires until it is resumed."""
         return self._call("POST", f"/v1/schedules/{quote(schedule_id)}/pause")
 
     def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
@@ -122,4 +123,5 @@ class RegistryMethods:
         return self._call("POST", f"/v1/schedules/{quote(schedule_id)}/resume")
 
     def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule and its runs (the jobs it submitted stay)."""
         self._call("DELETE", f"/v1/schedules/{quote(schedule_id)}")

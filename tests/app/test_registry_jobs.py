@@ -7,13 +7,15 @@ import pytest
 from jobs_testing import wait_job
 from registry_testing import quality_sets, registered_fit, upload_named
 
+from app.state.keys import KEYS
+
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
     return quality_sets(tmp_path_factory.mktemp("quality"))
 
 
-def test_versions_promotion_predict_by_alias_rollback_and_history(api, small_worker, sets):
+def test_versions_promotion_predict_by_alias_rollback_and_history(api, small_worker, sets, broker_db):
     # Given: an evaluation set and three training sets, fair, good and bad, under one name
     upload_named(api, sets["holdout"], "holdout")
     upload_named(api, sets["fair"], "sales")
@@ -25,6 +27,7 @@ def test_versions_promotion_predict_by_alias_rollback_and_history(api, small_wor
     assert reg1["name"] == "churn" and reg1["version"] == 1 and reg1["promoted"] is True
     assert reg1["compared_with"] is None and "free alias" in reg1["reason"]
     assert first["dataset_ref"] == "sales@latest" and first["registration"]["evaluate_on_ref"] == "holdout@latest"
+    assert broker_db.ttl(KEYS.job(first["id"])) == -1  # a version's record outlives the job retention
 
     # Then: a better fit (clean labels) wins, compared with version 1 on the same rows
     upload_named(api, sets["good"], "sales")
