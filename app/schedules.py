@@ -77,8 +77,8 @@ def check_cron(cron: str, timezone: str) -> None:
             status=422,
         )
     try:
-        CronSim(cron, datetime.now(zone))
-    except CronSimError as exc:
+        next(CronSim(cron, datetime.now(zone)))  # a date that never comes (30 February) is refused here
+    except (CronSimError, StopIteration) as exc:
         raise UserError(f"'{cron}' is not a valid cron expression: {exc}.", code="schedule.invalid_cron",
                         hint="For every Monday at 06:00 write '0 6 * * 1'.", status=422) from exc  # fmt: skip
 

@@ -79,6 +79,7 @@ def test_cron_ticks_follow_the_time_zone_and_its_daylight_saving():
     bad = [
         ("0 6 * *", "UTC", "schedule.invalid_cron"),
         ("61 * * * *", "UTC", "schedule.invalid_cron"),
+        ("0 0 30 2 *", "UTC", "schedule.invalid_cron"),
         ("0 6 * * 1", "Mars/Olympus", "schedule.invalid_timezone"),
     ]
     for cron, timezone, code in bad:
