@@ -32,8 +32,8 @@ def register_fit(ctx: WorkerContext, job: Job, summary: dict[str, Any], time_lim
     assert job.register is not None
     reg, registry = job.register, ctx.state.registry
     name, eval_id = reg["name"], reg.get("evaluate_on")
-    if eval_id:
-        metrics = _score(ctx, job, job.id, summary["model_sha256"], time_limit_s)
+    if eval_id:  # scored by the fit itself when it evaluated on this dataset, else here
+        metrics = _fit_evaluation(job, summary) or _score(ctx, job, job.id, summary["model_sha256"], time_limit_s)
     else:  # without evaluation data, the fit's own held-out metrics (where the fit reports them)
         metrics = {k: v for k, v in (summary.get("validation") or {}).items() if isinstance(v, int | float)}
     record = {
@@ -52,6 +52,16 @@ def register_fit(ctx: WorkerContext, job: Job, summary: dict[str, Any], time_lim
         kind = "promoted" if out["promoted"] else "not_promoted"
         ctx.state.events.add(job.id, kind, out["reason"])
     return out
+
+
+def _fit_evaluation(job: Job, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics the fit measured on the whole ``evaluate_on`` dataset (the fit report's
+    ``evaluation``), when it scored the same dataset the registration names."""
+    evaluation = summary.get("evaluation") or {}
+    same = getattr(job, "evaluate_on", None) == (job.register or {}).get("evaluate_on")
+    if not same or not isinstance(evaluation.get("metrics"), dict):
+        return None
+    return {k: v for k, v in evaluation["metrics"].items() if v is None or isinstance(v, int | float)}
 
 
 def _promote(ctx: WorkerContext, job: Job, version: int, metrics: dict[str, Any], time_limit_s: float) -> dict:

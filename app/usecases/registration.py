@@ -34,27 +34,29 @@ def resolve_references(svc: Services, tenant: str, request: Any) -> tuple[Any, R
     if request.kind != "fit" and request.register_as:
         raise UserError("A predict job cannot be registered.", code="registry.not_a_fit",
                         hint="Leave register_as out of a predict.", status=422)  # fmt: skip
-    if not request.register_as and (request.evaluate_on or request.promote):
+    if not request.register_as and request.promote:
         raise UserError(
-            "evaluate_on and promote belong to a registered fit.",
+            "promote belongs to a registered fit: it moves an alias of the model it registers.",
             code="registry.register_as_required",
-            hint="Add register_as (the model's name), or leave evaluate_on and promote out.",
+            hint="Add register_as (the model's name), or leave promote out.",
             status=422,
         )
     dataset_id, dataset_ref = resolve_dataset(svc, tenant, request.dataset_id)
     model_id, model_ref = (request.model_id, None)
     if request.model_id:
         model_id, model_ref = resolve_model(svc, tenant, request.model_id)
-    register = _registration(svc, tenant, request) if request.register_as else None
-    resolved = replace(request, dataset_id=dataset_id, model_id=model_id)
+    # evaluate_on is resolved for every fit: the fit itself may score on it (the fit report).
+    eval_id, eval_ref = resolve_dataset(svc, tenant, request.evaluate_on) if request.evaluate_on else (None, None)
+    register = _registration(request, eval_id, eval_ref) if request.register_as else None
+    resolved = replace(request, dataset_id=dataset_id, model_id=model_id, evaluate_on=eval_id)
     return resolved, Registered(dataset_ref=dataset_ref, model_ref=model_ref, register=register)
 
 
-def _registration(svc: Services, tenant: str, request: Any) -> dict[str, Any]:
+def _registration(request: Any, eval_id: str | None, eval_ref: str | None) -> dict[str, Any]:
     name = references.check_name(request.register_as, "model name")
     promotion = Promotion(**request.promote) if request.promote else None
     if promotion is not None:
-        check_promotion(promotion)
+        check_promotion(promotion, getattr(request, "task", None))
         if not request.evaluate_on:
             raise UserError(
                 "A promotion compares versions on the same evaluation data: name it with evaluate_on.",
@@ -62,7 +64,6 @@ def _registration(svc: Services, tenant: str, request: Any) -> dict[str, Any]:
                 hint="Add evaluate_on: a labelled dataset id or name@version (e.g. holdout@latest).",
                 status=422,
             )
-    eval_id, eval_ref = resolve_dataset(svc, tenant, request.evaluate_on) if request.evaluate_on else (None, None)
     return {
         "name": name, "evaluate_on": eval_id, "evaluate_on_ref": eval_ref,
         "promote": promotion.to_dict() if promotion else None, "by": request.actor,

@@ -16,7 +16,7 @@ from app.notices import alias_moved
 from app.references import Reference
 from app.services import Services
 from app.usecases.datasets import dataset_view
-from ml.metrics import CLASSIFICATION, HIGHER_IS_BETTER, METRICS_BY_TASK
+from ml.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK
 
 # How many of a name's newest versions ``name@latest`` looks through for a ready one.
 LATEST_LOOKBACK = 50
@@ -112,13 +112,15 @@ def resolve_version(svc: Services, tenant: str, ref: Reference) -> int:
     return current
 
 
-def check_promotion(promotion: Promotion, task: str = CLASSIFICATION) -> None:
-    """Refuse a promotion rule that cannot be decided: an unknown alias word or metric."""
+def check_promotion(promotion: Promotion, task: str | None = None) -> None:
+    """Refuse a promotion rule that cannot be decided: an unknown alias word, or a metric that is
+    not one of the task's (any task's while the task is not known yet: a metric the fit does not
+    measure then leaves the alias where it is, and the result says why)."""
     references.check_alias(promotion.alias)
-    allowed = METRICS_BY_TASK.get(task, tuple(HIGHER_IS_BETTER))
+    allowed = METRICS_BY_TASK[task] if task in METRICS_BY_TASK else tuple(HIGHER_IS_BETTER)
     if promotion.metric not in allowed:
         raise UserError(
-            f"'{promotion.metric}' is not a metric of a {task} fit.",
+            f"'{promotion.metric}' is not a metric of a {task or 'classification or regression'} fit.",
             code="registry.unknown_metric",
             hint=f"Use one of {', '.join(allowed)}.",
             status=422,

@@ -199,11 +199,10 @@ def test_the_api_refuses_registrations_that_cannot_be_decided(api, sets):
     base = {"kind": "fit", "dataset_id": "sales@latest", "register_as": "churn"}
     cases = [
         ({"promote": {"alias": "champion", "metric": "accuracy"}}, "registry.evaluate_on_required"),
-        ({"evaluate_on": "holdout@1", "promote": {"alias": "champion", "metric": "r2"}}, "registry.unknown_metric"),
+        ({"evaluate_on": "holdout@1", "promote": {"alias": "champion", "metric": "auc"}}, "registry.unknown_metric"),
         ({"evaluate_on": "holdout@1", "promote": {"alias": "latest", "metric": "f1"}}, "registry.invalid_alias"),
         ({"register_as": "bad name!"}, "name.invalid"),
-        ({"evaluate_on": "holdout@1", "kind": "predict", "model_id": "churn@1", "register_as": None},
-         "registry.register_as_required"),
+        ({"promote": {"alias": "champion", "metric": "f1"}, "register_as": None}, "registry.register_as_required"),
     ]  # fmt: skip
     for extra, code in cases:
         refused = api.post("/v1/jobs", json={**base, **extra})
