@@ -36,7 +36,7 @@ from app.domain import JobStatus, new_id
 from app.errors import InfraError, NotFound, TabjobError, UserError
 from app.notices import schedule_failed
 from app.services import Services
-from app.usecases.submission import JobRequest, submit
+from app.usecases.submission import JobRequest, check_request, submit
 
 log = logging.getLogger("tabjob.schedules")
 CONCURRENCY = ("forbid", "allow")
@@ -113,8 +113,6 @@ def create_schedule(
             hint="Delete a schedule you no longer need (tabjob schedules delete ID).",
             status=429,
         )
-    from app.usecases.submission import check_request  # the checks a submission makes before queueing
-
     check_request(svc, tenant, request)
     now = time.time() if now is None else now
     record = {

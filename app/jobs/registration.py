@@ -78,6 +78,8 @@ def _promote(ctx: WorkerContext, job: Job, version: int, metrics: dict[str, Any]
                 reason = f"Version {version} took the free alias '{alias}' (nothing to compare with)."
                 if current is None:
                     _move(ctx, job, alias, version, reason, {"metric": metric, "new": metrics.get(metric)})
+                else:  # this fit moved it before it was redelivered
+                    reason = f"Version {version} already holds '{alias}'."
                 return {"alias": alias, "metric": metric, "promoted": True, "compared_with": None, "reason": reason}
         champion = _champion_metrics(ctx, job, current, time_limit_s)
         if isinstance(champion, str):  # it could not be scored on this dataset: never replaced blindly

@@ -28,7 +28,10 @@ MAX_HISTORY = 1000
 # KEYS: versions hash, jobs hash, counter, tenant's names; ARGV: job id, record JSON, now, name.
 _REGISTER = """
 local v = redis.call('HGET', KEYS[2], ARGV[1])
-if v then return {tonumber(v), 0} end
+if v then
+  redis.call('HSET', KEYS[1], v, ARGV[2])
+  return {tonumber(v), 0}
+end
 v = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], v, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], v)
@@ -56,7 +59,8 @@ class Registry:
 
     def register(self, tenant: str, name: str, job_id: str, record: dict[str, Any]) -> tuple[int, bool]:
         """Make the fit ``job_id`` the next version of ``name``: (its version, whether it is new).
-        The same job registered again (a redelivery) gets the version it took the first time."""
+        The same job registered again (a redelivery that trained again) keeps the version it took
+        the first time, with this attempt's record (its model's digest and metrics)."""
         keys = [self._key(tenant, name, w) for w in ("versions", "jobs", "next")] + [self._names(tenant)]
         version, new = self._register(keys=keys, args=[job_id, json.dumps(record, default=str), time.time(), name])
         return int(version), bool(new)

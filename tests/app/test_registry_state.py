@@ -44,7 +44,7 @@ def test_concurrent_registrations_lose_no_version_and_double_none(svc, tenant):
 
     def register(job_id: str) -> tuple[str, int]:
         version, _ = svc.state.registry.register(tenant, "churn", job_id, {"model_id": job_id})
-        again, new = svc.state.registry.register(tenant, "churn", job_id, {"model_id": job_id})
+        again, new = svc.state.registry.register(tenant, "churn", job_id, {"model_id": job_id, "attempt": 2})
         assert again == version and new is False  # a redelivered fit gets its version back
         return job_id, version
 
@@ -54,7 +54,8 @@ def test_concurrent_registrations_lose_no_version_and_double_none(svc, tenant):
     assert sorted(taken.values()) == list(range(1, 201))
     versions = svc.state.registry.versions(tenant, "churn")
     assert [v["version"] for v in versions] == list(range(1, 201))
-    assert all(v["model_id"] == next(j for j, n in taken.items() if n == v["version"]) for v in versions[:5])
+    by_version = {n: j for j, n in taken.items()}
+    assert all(v["model_id"] == by_version[v["version"]] and v["attempt"] == 2 for v in versions)
 
 
 def fake_fit(svc, tenant: str, job_id: str, score: float) -> tuple[SimpleNamespace, Job]:
