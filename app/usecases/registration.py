@@ -70,7 +70,7 @@ def _registration(request: Any, eval_id: str | None, eval_ref: str | None) -> di
     }  # fmt: skip
 
 
-def check_evaluation(svc: Services, tenant: str, job: Job) -> None:
+def pin_evaluation(svc: Services, tenant: str, job: Job) -> None:
     """Refuse an evaluation dataset the new model could not be scored on (no target, too few
     classes, a training column missing), and pin the version checked (its ETag and size), as the
     training set is pinned: the worker reads exactly these bytes."""

@@ -19,7 +19,7 @@ from app.steps import GPU_LANE, plan
 from app.storage import ObjectInfo, prepared_key
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
-from app.usecases.registration import check_evaluation, resolve_references
+from app.usecases.registration import pin_evaluation, resolve_references
 from app.usecases.validation import validate_fit, validate_predict
 from app.webhooks import check_target
 from ml.schema import TARGET
@@ -165,7 +165,7 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
     job.dataset_ref, job.model_ref, job.register = registered.dataset_ref, registered.model_ref, registered.register
     if job.register is not None:
-        check_evaluation(svc, tenant, job)
+        pin_evaluation(svc, tenant, job)
     if family.two_steps:
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
