@@ -170,8 +170,9 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
     # A fit is a pure function of the bytes, family, target and parameters; a registered fit is
-    # also a new version of its model, so it always trains.
-    if request.kind == "fit" and job.register is None:
+    # also a new version of its model, and a schedule's run is its own job: those always train.
+    scheduled = (request.actor or "").startswith("schedule:")
+    if request.kind == "fit" and job.register is None and not scheduled:
         dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target)}"
         existing = _claim_fit(svc, dedup, job_id)
         if existing is not None:
