@@ -141,6 +141,13 @@ class Job:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_outcome: str | None = None
+    # The references a job was submitted with (``sales@latest``, ``churn@champion``); its
+    # ``dataset_id`` and ``model_id`` are what they resolved to then.
+    dataset_ref: str | None = None
+    model_ref: str | None = None
+    # A registered fit's request (app/usecases/registration.py): name, evaluation dataset (id,
+    # reference, pinned version), promotion rule, and who asked.
+    register: dict[str, Any] | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Job:
@@ -188,6 +195,8 @@ class Dataset:
     # The API key that got the upload URL, and when that URL expires (app/revocation.py).
     key_id: str | None = None
     upload_expires_at: float | None = None
+    # Its version under its name (1, 2, …: each upload under a name is the next); None when unnamed.
+    version: int | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Dataset:

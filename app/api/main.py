@@ -20,7 +20,9 @@ from app.api.routes import (
     metrics,
     models,
     overview,
+    registry,
     scaling,
+    schedules,
 )
 from app.auth import seed_bootstrap_keys
 from app.observability.http import RequestMetrics
@@ -88,6 +90,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(models.router)
+    app.include_router(registry.router)
+    app.include_router(registry.notices_router)
+    app.include_router(schedules.router)
     app.include_router(overview.router)
     app.include_router(history.router)
     app.include_router(metrics.router)

@@ -50,6 +50,8 @@ def fit_result(job: Job) -> dict[str, Any]:
     )
     if job.model_deleted_at is not None:
         shown["model_deleted_at"] = ts(job.model_deleted_at)
+    if "registry" in result:  # a registered fit: its version and the promotion decided in the job
+        shown["registry"] = result["registry"]
     return shown
 
 
@@ -81,7 +83,18 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         deduplicated=deduplicated,
         webhook=webhook,
         estimate=job.estimate,  # type: ignore[arg-type]
+        dataset_ref=job.dataset_ref,
+        model_ref=job.model_ref,
+        registration=registration_public(job),
     )
+
+
+def registration_public(job: Job) -> dict[str, Any] | None:
+    """What a registered fit asked of the registry (its pinned evaluation version stays inside)."""
+    if job.register is None:
+        return None
+    keep = ("name", "evaluate_on", "evaluate_on_ref", "promote", "by")
+    return {k: job.register.get(k) for k in keep}
 
 
 def features(job: Job) -> list[FeaturePublic]:
@@ -123,6 +136,7 @@ def dataset_public(dataset: Dataset) -> DatasetPublic:
     return DatasetPublic(
         id=dataset.id,
         name=dataset.name,
+        version=dataset.version,
         state=dataset.state,
         created_at=ts(dataset.created_at),  # type: ignore[arg-type]
         size_bytes=dataset.size_bytes,

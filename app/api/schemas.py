@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.api import examples as ex
 from app.api.estimate_schemas import EstimatePublic
+from app.api.registry_schemas import JobReferences, RegistrationFields
 from app.domain import JobKind, JobStatus
 from ml.suggest import did_you_mean
 
@@ -50,6 +51,11 @@ class DatasetPublic(BaseModel):
 
     id: str
     name: str | None = None
+    version: int | None = Field(
+        None,
+        description="Its version under its name (each upload under a name is the next); refer to it as "
+        "name@version, or name@latest for the newest ready one.",
+    )
     state: str
     created_at: datetime
     size_bytes: int | None = None
@@ -145,13 +151,15 @@ class WebhookCreate(BaseModel):
     )
 
 
-class JobCreate(BaseModel):
+class JobCreate(RegistrationFields):
     """A fit (dataset with a target column) or a predict (dataset plus a finished fit job as the model)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=ex.examples(ex.FIT_REQUEST, ex.PREDICT_REQUEST))
     kind: JobKind
-    dataset_id: str = Field(min_length=1, max_length=100)
-    model_id: str | None = Field(None, min_length=1, max_length=100)
+    dataset_id: str = Field(min_length=1, max_length=260, description="A dataset id, or name@version / name@latest.")
+    model_id: str | None = Field(None, min_length=1, max_length=260,
+                                 description="A finished fit's job id, or name@version / name@latest / name@alias "
+                                 "of a registered model.")  # fmt: skip
     model: ModelName | None = Field(
         None,
         description="The model family of a fit: hgb (default; one step on a CPU lane) or xgboost (prepare on a "
@@ -218,7 +226,7 @@ class StepPublic(BaseModel):
     attempts: int = 0
 
 
-class JobPublic(BaseModel):
+class JobPublic(JobReferences):
     """A job as its owner sees it."""
 
     model_config = ConfigDict(json_schema_extra=ex.examples(ex.JOB))
@@ -234,7 +242,7 @@ class JobPublic(BaseModel):
     attempts: int = 0
     dataset_id: str
     model_id: str | None = None
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     started_at: datetime | None = None
     ended_at: datetime | None = None

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from threadpoolctl import ThreadpoolController
 
+import ml.evaluation
 import ml.model
 import ml.model_step
 import ml.prepare_step
@@ -35,6 +36,8 @@ OPERATIONS = {
     "prepare": ml.prepare_step.prepare,
     "train_prepared": ml.model_step.train_prepared,
     "predict_prepared": ml.model_step.predict_prepared,
+    # The model registry scores a version on a labelled dataset (app/jobs/registration.py).
+    "evaluate": ml.evaluation.evaluate,
 }
 # How a job process warms up: the CPU lanes read Parquet and fit HistGradientBoosting; the gpu
 # lane runs model steps only (no Parquet), so it loads XGBoost and opens its device instead.

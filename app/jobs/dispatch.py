@@ -28,7 +28,13 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
         summary = run_operation(ctx, job, operation, kwargs, time_limit_s)
     if job.kind == "fit":
         record_model_size(ctx, job, summary)
+        if job.register is not None:  # the model registry: a new version, and maybe a promotion
+            from app.jobs.registration import register_fit
+
+            summary["registry"] = register_fit(ctx, job, summary, time_limit_s)
     ctx.end(job, JobStatus.FINISHED, finished_message(operation, summary), result=summary, progress=1.0)
+    if job.register is not None:  # a registered version's record outlives the job retention
+        ctx.state.registry.keep_record(job.id)
 
 
 def declare(broker: dramatiq.Broker, ctx: WorkerContext) -> dramatiq.Actor:

@@ -124,9 +124,15 @@ def _model(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
         summary = run_operation(ctx, job, operation, {**kwargs, "scratch_dir": scratch}, time_limit_s)
     if job.kind == "fit":
         record_model_size(ctx, job, summary)
+        if job.register is not None:  # the model registry: a new version, and maybe a promotion
+            from app.jobs.registration import register_fit
+
+            summary["registry"] = register_fit(ctx, job, summary, time_limit_s)
     steps = closed(job.steps, JobStatus.FINISHED, summary.get("device"))
     text = f"Step model finished on {summary.get('device', 'cpu')}. " + finished_message(job.kind, summary)
     ctx.end(job, JobStatus.FINISHED, text, result=summary, progress=1.0, steps=steps)
+    if job.register is not None:  # a registered version's record outlives the job retention
+        ctx.state.registry.keep_record(job.id)
 
 
 def _back_to_prepare(ctx: WorkerContext, job: Job) -> None:

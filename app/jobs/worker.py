@@ -24,6 +24,7 @@ from app.domain import LANES, Lane
 from app.jobs.broker import NAMESPACE, enqueue
 from app.jobs.consumers import Consumer, consumer_settings, start_consumer
 from app.jobs.context import WorkerContext
+from app.jobs.scheduling import start_scheduler
 from app.observability import exposition
 from app.retention import sweep_if_due
 from app.settings import WORKER_STOP_MARGIN_S, Settings
@@ -84,6 +85,8 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
         log.info("worker %s consuming lane %s with %d thread(s) per job", c.ctx.worker_id, lane, c.ctx.runner.threads)
 
     _start_background([c.ctx for c in consumers], stop)
+    if max_jobs is None:  # schedules fire from long-lived workers (a one-shot pod may never see a tick)
+        start_scheduler(consumers[0].ctx, consumers[0].broker, stop)
     exit_code = _serve(consumers, stop)
     stop.set()  # ends the heartbeats too (a one-shot worker leaves the loop without a signal)
     alive.clear()

@@ -8,6 +8,8 @@ kept in Valkey. One module per concern:
 - ``claims``: deduplication and idempotency claims;
 - ``lanes``: live workers, load, and why a queued job waits;
 - ``reaper``: repairs the counters a crashed worker leaves;
+- ``dataset_versions``, ``registry``, ``schedules``, ``notices``: named datasets, the model
+  registry, schedules and their notices;
 - ``connection``: one read path for the blocking and the asyncio client.
 """
 
@@ -18,12 +20,16 @@ import redis.asyncio
 
 from app.state.claims import Claims
 from app.state.connection import Conn
+from app.state.dataset_versions import DatasetVersions
 from app.state.datasets import Datasets
 from app.state.events import MAX_EVENTS, Events
 from app.state.jobs import Jobs, TenantBusy
 from app.state.keys import KEYS, Keys, lane_workers_key
 from app.state.lanes import WORKER_ALIVE_S, Lanes, Waiting
+from app.state.notices import Notices
 from app.state.reaper import Reaped, Reaper
+from app.state.registry import Registry
+from app.state.schedules import Schedules
 
 
 class State:
@@ -51,6 +57,11 @@ class State:
         self.claims = Claims(self.conn, keys)
         self.lanes = Lanes(self.conn, keys)
         self.reaper = Reaper(self.conn, keys, self.events)
+        # Models over time (app/usecases/registry.py, app/schedules.py).
+        self.dataset_versions = DatasetVersions(self.conn, keys)
+        self.registry = Registry(self.conn, keys)
+        self.schedules = Schedules(self.conn, keys)
+        self.notices = Notices(self.conn, keys)
 
     def ping(self) -> None:
         """Raise InfraError unless the broker answers."""

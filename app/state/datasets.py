@@ -9,6 +9,7 @@ from app import ids
 from app.domain import Dataset, decode_fields, encode_fields, new_id
 from app.errors import NotFound
 from app.state.connection import Conn
+from app.state.dataset_versions import DatasetVersions
 from app.state.keys import Keys
 
 
@@ -19,13 +20,17 @@ class Datasets:
     def create(
         self, tenant: str, name: str | None = None, *, key_id: str | None = None, upload_expires_at: float | None = None
     ) -> Dataset:
+        # Each upload under a name is that name's next version (app/state/dataset_versions.py).
+        version = DatasetVersions(self.conn, self.keys).next_version(tenant, name) if name else None
         dataset = Dataset(
             id=new_id("ds"), tenant=tenant, state="awaiting_upload", created_at=time.time(), name=name,
-            key_id=key_id, upload_expires_at=upload_expires_at,
+            key_id=key_id, upload_expires_at=upload_expires_at, version=version,
         )  # fmt: skip
         pipe = self.conn.r.pipeline()
         pipe.hset(self.keys.dataset(dataset.id), mapping=encode_fields(dataset.to_fields()))
         pipe.zadd(self.keys.tenant(tenant, "datasets"), {dataset.id: dataset.created_at})
+        if name and version is not None:
+            DatasetVersions(self.conn, self.keys).add(pipe, tenant, name, version, dataset.id)
         pipe.execute()
         return dataset
 
@@ -41,8 +46,11 @@ class Datasets:
         self.conn.r.hset(self.keys.dataset(dataset_id), mapping=encode_fields(fields))
 
     def delete(self, tenant: str, dataset_id: str) -> None:
-        """Forget the dataset: its record and its place in the tenant's list."""
+        """Forget the dataset: its record and its place in the tenant's list (and its name's versions)."""
+        found = self._get(dataset_id)
         pipe = self.conn.r.pipeline()
+        if found is not None and found.name:
+            DatasetVersions(self.conn, self.keys).remove(pipe, tenant, found.name, dataset_id)
         pipe.delete(self.keys.dataset(dataset_id))
         pipe.zrem(self.keys.tenant(tenant, "datasets"), dataset_id)
         pipe.execute()

@@ -20,6 +20,7 @@ from app.storage import ObjectInfo, prepared_key
 from app.usecases import estimates
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
+from app.usecases.registration import pin_evaluation, resolve_references
 from app.usecases.validation import validate_fit, validate_predict
 from app.webhooks import check_webhook_url
 from ml.schema import TARGET
@@ -48,6 +49,13 @@ class JobRequest:
     webhook_secret: str | None = None
     # The model family of a fit (default hgb); a predict's is its model's.
     model: str | None = None
+    # The model registry (app/usecases/registry.py): register the fit as the next version of
+    # ``register_as``, score it on ``evaluate_on``, and move ``promote["alias"]`` if it wins.
+    register_as: str | None = None
+    evaluate_on: str | None = None
+    promote: dict[str, Any] | None = None
+    # Who asked: ``key:<api key id>`` or ``schedule:<id>`` (the registry's history records it).
+    actor: str | None = None
 
 
 def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
@@ -122,7 +130,17 @@ def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str, target: 
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+def check_request(svc: Services, tenant: str, request: JobRequest) -> None:
+    """The checks of a submission that need no data read: its references resolve, its
+    registration and webhook are acceptable (a schedule is checked so when it is created)."""
+    if request.webhook_url:
+        check_webhook(svc.settings, request.webhook_url)
+    resolve_references(svc, tenant, request)
+
+
 def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Submitted:
+    # ``sales@latest`` and ``churn@champion`` are resolved once, here; the job keeps both.
+    request, registered = resolve_references(svc, tenant, request)
     params = dict(request.params or {})
     if request.webhook_url:
         check_webhook(svc.settings, request.webhook_url)
@@ -146,10 +164,16 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     check_params(family, params)
     lane = choose_lane(svc, info.size, rows, request.lane)
     job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
+    job.dataset_ref, job.model_ref, job.register = registered.dataset_ref, registered.model_ref, registered.register
+    if job.register is not None:
+        pin_evaluation(svc, tenant, job)
     if family.two_steps:
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
-    if request.kind == "fit":  # a fit is a pure function of the bytes, family, target and parameters
+    # A fit is a pure function of the bytes, family, target and parameters; a registered fit is
+    # also a new version of its model, and a schedule's run is its own job: those always train.
+    scheduled = (request.actor or "").startswith("schedule:")
+    if request.kind == "fit" and job.register is None and not scheduled:
         dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target)}"
         existing = _claim_fit(svc, dedup, job_id)
         if existing is not None:

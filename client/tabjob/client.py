@@ -17,6 +17,7 @@ import httpx
 from tabjob import transfers
 from tabjob.errors import ApiError, InvalidDataset, JobCanceled, JobFailed, WaitTimeout
 from tabjob.managing import ManagingMethods
+from tabjob.registry import RegistryMethods
 from tabjob.results import Dataset, EventPage, Job, JobEvent, Page
 from tabjob.transfers import ProgressCallback
 
@@ -27,7 +28,7 @@ STORE_TIMEOUT_S = 300.0
 UpdateCallback = Callable[[Job, list[JobEvent]], None]
 
 
-class Client(ManagingMethods):
+class Client(ManagingMethods, RegistryMethods):
     """A connection to one tabjob service, as one tenant.
 
     Parameters:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
+from app.api.job_requests import actor_of, job_request
 from app.api.presenters import job_public, queue_info
 from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
 from app.domain import JobKind, JobStatus
-from app.errors import UserError
 from app.usecases import jobs as job_actions
-from app.usecases.submission import JobRequest, submit
-from ml.schema import TARGET
+from app.usecases.submission import submit
 
 log = logging.getLogger("tabjob.api")
 router = APIRouter(
@@ -31,6 +30,7 @@ router = APIRouter(
     responses=error_responses(400, 409, 413, 429),
 )
 def create_job(
+    http_request: Request,
     body: JobCreate,
     response: Response,
     svc: ServicesDep,
@@ -42,34 +42,14 @@ def create_job(
     """A fit trains a model on a dataset (`target`: its label column, `y` by default; `params`:
     the model's); a predict labels a dataset with a finished fit (`model_id`). The data is checked
     now, from the Parquet footer and the target column: bad data is a 4xx naming the problem, never
-    a job that fails later. The lane (`auto`) follows the dataset's size. An identical fit (same
-    bytes, parameters and target) returns the earlier job (`deduplicated`); an `Idempotency-Key`
-    makes retries return the same job. `webhook` asks for a signed POST when the job ends."""
-    if body.kind == "predict" and not body.model_id:
-        raise UserError(
-            "A predict job needs model_id (the id of a finished fit job).",
-            code="job.missing_model",
-            hint="Pass model_id.",
-            status=422,
-        )
-    if body.kind == "fit" and body.model_id:
-        raise UserError(
-            "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
-        )
-    if body.kind == "predict" and body.target:
-        raise UserError(
-            "A predict job takes no target: it predicts the column its model learned.",
-            code="job.unexpected_target",
-            hint="Leave target out.",
-            status=422,
-        )
-    params = body.params.chosen() if body.params else None
-    webhook = body.webhook
-    request = JobRequest(
-        body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model,
-        target=body.target or TARGET,
-        webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
-    )  # fmt: skip
+    a job that fails later. `dataset_id` may be `name@latest` or `name@3`, a predict's `model_id`
+    `name@champion` or `name@2` (resolved now; the job keeps both). `register_as` makes a fit the
+    next version of a registered model; with `evaluate_on` and `promote` it moves an alias if it
+    beats the alias's version on the same data. The lane (`auto`) follows the dataset's size. An
+    identical fit (same bytes, parameters and target; not a registered one) returns the earlier
+    job (`deduplicated`); an `Idempotency-Key` makes retries return the same job. `webhook` asks
+    for a signed POST when the job ends."""
+    request = job_request(body, actor_of(http_request))
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"

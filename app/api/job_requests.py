@@ -1,0 +1,48 @@
+"""A ``JobCreate`` body as the submission use case takes it: ``POST /v1/jobs`` and a schedule's
+``job`` speak the same body and get the same checks."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from app.api.schemas import JobCreate
+from app.errors import UserError
+from app.usecases.submission import JobRequest
+from ml.schema import TARGET
+
+
+def actor_of(request: Request) -> str:
+    """Who asks, as the registry's history records it: ``key:<api key id>``, or ``local`` when
+    auth is off."""
+    key_id = getattr(request.state, "api_key_id", None)
+    return f"key:{key_id}" if key_id else "local"
+
+
+def job_request(body: JobCreate, actor: str | None) -> JobRequest:
+    """The submission request of ``body``, refusing combinations no job can run."""
+    if body.kind == "predict" and not body.model_id:
+        raise UserError(
+            "A predict job needs model_id (the id of a finished fit job, or name@alias of a registered model).",
+            code="job.missing_model",
+            hint="Pass model_id.",
+            status=422,
+        )
+    if body.kind == "fit" and body.model_id:
+        raise UserError(
+            "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
+        )
+    if body.kind == "predict" and body.target:
+        raise UserError(
+            "A predict job takes no target: it predicts the column its model learned.",
+            code="job.unexpected_target",
+            hint="Leave target out.",
+            status=422,
+        )
+    webhook = body.webhook
+    return JobRequest(
+        body.kind, body.dataset_id, body.model_id, body.params.chosen() if body.params else None, body.lane,
+        model=body.model, target=body.target or TARGET,
+        webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
+        register_as=body.register_as, evaluate_on=body.evaluate_on,
+        promote=body.promote.model_dump() if body.promote else None, actor=actor,
+    )  # fmt: skip
