@@ -69,6 +69,7 @@ class Dataset:
     upload_url: str | None = None
     upload_form: dict[str, Any] | None = None
     upload_expires_at: datetime | None = None
+    version: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -79,6 +80,7 @@ class Dataset:
             state=data["state"],
             created_at=_time(data["created_at"]),  # type: ignore[arg-type]
             name=data.get("name"),
+            version=data.get("version"),
             size_bytes=data.get("size_bytes"),
             rows=data.get("rows"),
             columns=[Column(c["name"], c["type"], c["kind"]) for c in columns] if columns is not None else None,
@@ -127,7 +129,10 @@ class Job:
     ``progress`` is a fraction in [0, 1] when the current ``phase`` has one, else None.
     ``result`` is what the job produced (for a fit: classes, rows, iterations, features...).
     ``model`` is a fit's model family (``hgb``, ``xgboost``); ``steps`` the steps of a job that
-    runs in steps (else empty); ``webhook`` where its end is notified.
+    runs in steps (else empty); ``webhook`` where its end is notified. ``dataset_ref`` and
+    ``model_ref`` are the references the job was submitted with (``sales@latest``,
+    ``churn@champion``) where ``dataset_id``/``model_id`` are what they resolved to;
+    ``registration`` is a registered fit's name, evaluation data and promotion rule.
     """
 
     id: str
@@ -152,6 +157,9 @@ class Job:
     steps: list[Step] = field(default_factory=list)
     webhook: Webhook | None = None
     estimate: Estimate | None = None
+    dataset_ref: str | None = None
+    model_ref: str | None = None
+    registration: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -179,6 +187,9 @@ class Job:
             steps=[Step.from_api(step) for step in data.get("steps") or []],
             webhook=Webhook.from_api(data.get("webhook")),
             estimate=Estimate.from_api(data.get("estimate")),
+            dataset_ref=data.get("dataset_ref"),
+            model_ref=data.get("model_ref"),
+            registration=data.get("registration"),
             raw=data,
         )
 

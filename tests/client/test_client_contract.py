@@ -45,6 +45,16 @@ UNTYPED = {
     "HistoryPage": "the dashboard's answer (/v1/history)",
     "JobRecord": "the dashboard's page per job (/v1/history/{id})",
 }
+# The registry's and schedules' answers: RegistryMethods (client/tabjob/registry.py) returns them
+# as the API's JSON, each shape shown in docs/registry.md.
+UNTYPED |= {
+    name: "returned as the API's dict by tabjob.Client's registry and schedule methods (docs/registry.md)"
+    for name in (
+        "AliasHistoryPublic", "AliasMove", "AliasMovePublic", "NoticePublic", "NoticesPublic", "PromoteRule",
+        "RegistryModelPublic", "RegistryNamePublic", "RegistryNamesPublic", "RegistryVersionPublic",
+        "SchedulePublic", "ScheduleRunPublic", "SchedulesPublic",
+    )
+}  # fmt: skip
 
 
 def is_answer(name: str) -> bool:

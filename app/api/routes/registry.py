@@ -20,7 +20,7 @@ from app.api.registry_schemas import (
 from app.usecases import registry as usecase
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"], responses=error_responses(401, 404, 422, 503))
-notices_router = APIRouter(prefix="/v1/notices", tags=["registry"], responses=error_responses(401, 503))
+notices_router = APIRouter(prefix="/v1/notices", tags=["registry"], responses=error_responses(401, 422, 503))
 
 
 @router.get("", summary="Your registered models: name, latest version, aliases")
