@@ -3,6 +3,7 @@ build the matrices a family trains on. The CPU side of the work; the model step 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,14 +200,17 @@ def read_evaluation(
     return EvaluationRows(X=X, y_true=y_values, notes=notes)
 
 
-def read_predict(path: Path, spec: FeatureSpec, target: str = TARGET) -> pq.ParquetFile:
-    """Open a prediction file and check it against the model's feature columns (a ``target`` column is ignored).
+def read_predict(
+    path: Path, spec: FeatureSpec, target: str = TARGET, passthrough: Sequence[str] = ()
+) -> pq.ParquetFile:
+    """Open a prediction file and check it against the model's feature columns (a ``target``
+    column, and ``passthrough`` columns, are allowed besides them).
 
     Raises:
       DataProblem: unreadable, no rows, or columns that do not match ``spec``.
     """
     source = open_parquet(path)
-    check_predict_schema(source.schema_arrow, source.metadata.num_rows, spec.columns, target)
+    check_predict_schema(source.schema_arrow, source.metadata.num_rows, spec.columns, target, passthrough)
     return source
 
 

@@ -199,7 +199,7 @@ def predict(
     try:
         timings["download_s"] = time.perf_counter() - started
         report(progress, "validating")
-        source = read_predict(path, bundle.spec, bundle.target)
+        source = read_predict(path, bundle.spec, bundle.target, passthrough)
         kept = read_passthrough(source, passthrough, bundle.target, bundle.classes if probabilities else ())
         X = bundle.spec.matrix(source, dtype=chosen.matrix_dtype)
     finally:

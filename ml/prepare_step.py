@@ -112,7 +112,7 @@ def _encode(
         }
     else:
         spec = FeatureSpec.from_dict(feature_schema or {})
-        source, rows, codes, classes = read_predict(path, spec), None, None, None
+        source, rows, codes, classes = read_predict(path, spec, passthrough=passthrough), None, None, None
         kept = read_passthrough(source, passthrough)
     n_columns = len(spec.columns)
     n_rows = source.metadata.num_rows if codes is None else len(codes)

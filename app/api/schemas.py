@@ -158,8 +158,22 @@ class JobCreate(BaseModel):
     params: FitParams | XGBoostParams | None = Field(None, description="The model family's parameters.")
     lane: Literal["auto", "small", "large", "gpu"] = "auto"
     target: str | None = Field(
-        None, min_length=1, max_length=200, description="A fit's column of class labels (default `y`)."
+        None, min_length=1, max_length=200, description="A fit's column to learn (default `y`); any name, any family."
     )
+    task: Literal["classification", "regression"] | None = Field(
+        None,
+        description="What a fit learns. Left out, it is inferred from the target (docs/models.md, Tasks) and the "
+        "choice and its reason are reported on the job (`task`, `task_reason`).",
+    )
+    evaluate_on: str | None = Field(
+        None, min_length=1, max_length=100,
+        description="A fit: the id of a dataset with the target, on which the model is scored after training "
+        "(`result.validation.evaluation`).",
+    )  # fmt: skip
+    passthrough: list[str] | None = Field(
+        None, max_length=1000,
+        description="A predict: input columns copied next to the predictions, in input order, to join them back.",
+    )  # fmt: skip
     webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
 
     @model_validator(mode="before")
@@ -237,6 +251,11 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
+    task: str | None = Field(None, description="What the fit learns (a predict: its model's): classification or "
+                             "regression.")  # fmt: skip
+    task_reason: str | None = Field(None, description="`asked for`, or why the task was inferred from the target.")
+    evaluate_on: str | None = None
+    passthrough: list[str] = []
 
 
 class LegacyStatus(BaseModel):

@@ -63,11 +63,19 @@ def create_job(
             hint="Leave target out.",
             status=422,
         )
+    if body.kind == "predict" and body.task:
+        raise UserError(
+            "A predict job takes no task: it predicts what its model learned.",
+            code="job.unexpected_task",
+            hint="Leave task out.",
+            status=422,
+        )
     params = body.params.chosen() if body.params else None
     webhook = body.webhook
     request = JobRequest(
         body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model,
-        target=body.target or TARGET,
+        target=body.target or TARGET, task=body.task, evaluate_on=body.evaluate_on,
+        passthrough=tuple(body.passthrough or ()), probabilities=True,
         webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
     )  # fmt: skip
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
