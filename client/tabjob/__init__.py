@@ -17,6 +17,7 @@ except PackageNotFoundError:  # run from a source tree without installing
     __version__ = "0+unknown"
 
 from tabjob.client import Client
+from tabjob.csv_input import CsvConversion
 from tabjob.errors import (
     ApiError,
     InvalidDataset,
@@ -26,7 +27,7 @@ from tabjob.errors import (
     TabjobClientError,
     WaitTimeout,
 )
-from tabjob.model_results import Model, ModelExport, Validation
+from tabjob.model_results import Evaluation, Model, ModelExport, Validation
 from tabjob.results import (
     Column,
     Dataset,
@@ -43,8 +44,10 @@ __all__ = [
     "ApiError",
     "Client",
     "Column",
+    "CsvConversion",
     "Dataset",
     "ErrorInfo",
+    "Evaluation",
     "EventPage",
     "InvalidDataset",
     "Job",

@@ -144,6 +144,8 @@ class Job:
     result: dict[str, Any] | None = None
     queue: QueueInfo | None = None
     deduplicated: bool = False
+    task: str | None = None
+    task_reason: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -167,8 +169,18 @@ class Job:
             result=data.get("result"),
             queue=QueueInfo.from_api(data.get("queue")),
             deduplicated=bool(data.get("deduplicated")),
+            task=data.get("task"),
+            task_reason=data.get("task_reason"),
             raw=data,
         )
+
+    @property
+    def validation(self) -> Any:
+        """A finished fit's scores (``tabjob.Validation``: every metric of its task on the held-out
+        rows, and on its evaluation dataset); None for other jobs."""
+        from tabjob.model_results import Validation
+
+        return Validation.from_api((self.result or {}).get("validation")) if self.kind == "fit" else None
 
     @property
     def ended(self) -> bool:

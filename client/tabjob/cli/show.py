@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import tabjob
+from tabjob.cli.metrics_text import metrics_lines
 
 STATUS_STYLE = {"queued": "yellow", "started": "cyan", "finished": "green", "failed": "red", "canceled": "magenta"}
 
@@ -63,10 +64,14 @@ def _result_lines(job: tabjob.Job) -> list[str]:
     if job.kind == "predict":
         return [f"  {result.get('rows', 0):,} predictions: tabjob download {job.id}"]
     classes = result.get("classes") or []
+    learned = "a regression" if result.get("task") == "regression" else f"{len(classes)} classes"
     lines = [
-        f"  model {job.id}: {len(classes)} classes of '{result.get('target', 'y')}', trained on "
+        f"  model {job.id}: {learned} of '{result.get('target', 'y')}', trained on "
         f"{result.get('rows', 0):,} rows, {result.get('iterations', 0)} iterations"
     ]
+    if job.task_reason and job.task_reason != "asked for":
+        lines.append(f"  [dim]task {job.task}: {escape(job.task_reason)}[/]")
+    lines += metrics_lines(result.get("validation"), classes)
     facts = [validation_text(result.get("validation"))]
     if result.get("duration_s") is not None:
         facts.append(f"fit took {seconds(result['duration_s'])}")
@@ -95,10 +100,12 @@ def validation_text(validation: dict | None) -> str:
 
 def model_summary(model: tabjob.Model) -> str:
     """A model: where it came from, what it predicts from what, how good and how big it is."""
+    learned = "regression" if model.task == "regression" else f"{len(model.classes)} classes"
     lines = [
-        f"[bold]{model.id}[/]  model of '{escape(model.target)}' ({len(model.classes)} classes), "
+        f"[bold]{model.id}[/]  model of '{escape(model.target)}' ({learned}), "
         f"from dataset {model.dataset_id}, trained {when(model.trained_at)}"
     ]
+    lines += metrics_lines(model.raw.get("validation"), model.classes)
     facts = [validation_text(asdict(model.validation) if model.validation else None)]
     if model.duration_s is not None:
         facts.append(f"fit took {seconds(model.duration_s)}")
