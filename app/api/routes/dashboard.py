@@ -18,7 +18,7 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_FILES = {"dashboard.js": "text/javascript", "dashboard_models.js": "text/javascript", "dashboard.css": "text/css"}
 
 router = APIRouter(tags=["observability"])
 
