@@ -17,6 +17,7 @@ from ml.errors import DataProblem
 from ml.families import TrainingSet
 from ml.features import FeatureSpec
 from ml.io import Progress, report
+from ml.outputs import check_passthrough
 from ml.schema import (
     CATEGORICAL,
     TARGET,
@@ -210,6 +211,8 @@ def read_predict(
       DataProblem: unreadable, no rows, or columns that do not match ``spec``.
     """
     source = open_parquet(path)
+    if passthrough:  # first: a missing passthrough column is named as such, not as an unexpected one
+        check_passthrough(source.schema_arrow, passthrough)
     check_predict_schema(source.schema_arrow, source.metadata.num_rows, spec.columns, target, passthrough)
     return source
 
