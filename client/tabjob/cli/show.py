@@ -151,12 +151,13 @@ def jobs_table(jobs: list[tabjob.Job]) -> Table:
 
 def models_table(models: list[tabjob.Model]) -> Table:
     """Models, one a row, ids whole."""
-    table = _table("id", "target", "classes", "features", "validation", "size", "trained", ids=[m.id for m in models])
+    table = _table("id", "target", "learned", "features", "validation", "size", "trained", ids=[m.id for m in models])
     for m in models:
         score = m.validation.score if m.validation else None
-        shown = f"{score:.4f}" if score is not None else ""
+        shown = f"{m.validation.metric} {score:.4f}" if m.validation and score is not None else ""
+        learned = "regression" if m.task == "regression" else f"{len(m.classes)} classes"
         table.add_row(
-            m.id, escape(m.target), str(len(m.classes)), str(len(m.features)), shown,
+            m.id, escape(m.target), learned, str(len(m.features)), shown,
             size(m.size_bytes) if m.size_bytes is not None else "", when(m.trained_at),
         )  # fmt: skip
     return table
