@@ -23,7 +23,7 @@ from app.usecases.datasets import uploaded
 from ml.errors import DataProblem
 from ml.outputs import check_passthrough, output_columns
 from ml.schema import check_predict_schema, feature_schema
-from ml.tasks import CLASSIFICATION, INFERRED_MAX_CLASSES, REGRESSION, check_task, infer_task
+from ml.tasks import CLASSIFICATION, INFERRED_MAX_CLASSES, REGRESSION, check_task, infer_task, is_numeric_target
 
 ASKED_FOR = "asked for"
 
@@ -55,17 +55,21 @@ def choose_task(source: pq.ParquetFile, target: str, requested: str | None, max_
     return TaskChoice(task, reason)
 
 
-def _target_sample(source: pq.ParquetFile, target: str, max_rows: int) -> tuple[pa.ChunkedArray, bool]:
-    """Up to ``max_rows`` of the target, read in small batches; stops early once the values are
-    already more than the inference rule's classes (no longer read can change that answer)."""
-    batches, scanned = [], 0
-    seen: set[object] = set()
+def _target_sample(source: pq.ParquetFile, target: str, max_rows: int) -> tuple[pa.Array, bool]:
+    """The distinct values of up to ``max_rows`` of the target (the rule depends on nothing else:
+    how many there are, and whether they are whole), read in small batches and kept distinct, so
+    memory stays one batch; stops once they are more than the rule's classes (nothing read later
+    can change a regression back). Also whether every row was read."""
+    dtype = source.schema_arrow.field(target).type
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    seen, scanned = pa.array([], type=dtype), 0
+    if not is_numeric_target(dtype):  # text, booleans, dates: classes whatever the values
+        return seen, True
     try:
         for batch in source.iter_batches(batch_size=TARGET_BATCH_ROWS, columns=[target]):
-            batches.append(batch.column(0))
+            seen = pa.concat_arrays([seen, batch.column(0).cast(dtype).unique()]).unique()
             scanned += batch.num_rows
-            if len(seen) <= INFERRED_MAX_CLASSES:
-                seen.update(batch.column(0).unique().to_pylist()[: INFERRED_MAX_CLASSES + 2])
             if scanned >= max_rows or len(seen) > INFERRED_MAX_CLASSES + 1:
                 break
     except (pa.ArrowException, OSError) as exc:
@@ -75,8 +79,7 @@ def _target_sample(source: pq.ParquetFile, target: str, max_rows: int) -> tuple[
             hint="Write and upload the file again.",
             status=422,
         ) from exc
-    dtype = source.schema_arrow.field(target).type
-    return pa.chunked_array(batches, type=dtype), scanned >= source.metadata.num_rows
+    return seen, scanned >= source.metadata.num_rows
 
 
 def check_evaluation(
