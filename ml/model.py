@@ -67,10 +67,8 @@ def fit(
       task: ``classification``, ``regression``, or None to infer it from the target (``ml.tasks``).
       evaluate_url: a second Parquet file with the target, on which the model is scored after training.
 
-    Returns a summary: task (and why), family, device, feature columns, kinds and Arrow types,
-    categories, classes (a regression: target range), rows, iterations, validation score and
-    metrics (None without early stopping), evaluation metrics (with ``evaluate_url``), parameters
-    (asked and used), notes, timings in seconds.
+    Returns a summary (docs/models.md, "The contract the job service calls"): task and why,
+    features, classes or target range, metrics, parameters asked and used, timings in seconds.
     """
     chosen = families.family(family)
     chosen_params = families.chosen_params(chosen, params)
@@ -83,7 +81,6 @@ def fit(
         timings["download_s"] = time.perf_counter() - started
         report(progress, "validating")
         training = read_training(path, progress, target, task)
-        feature_types = training_feature_types(training)
         data = training.training_set(chosen_params, chosen.matrix_dtype)
         timings["prepare_s"] = time.perf_counter() - started - timings["download_s"]
     finally:
@@ -95,18 +92,32 @@ def fit(
     report(progress, "training", None, f"Training on {n_rows:,} rows x {data.X.shape[1]} features.")
     trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device)
     summary = fit_summary(chosen, trained, data, chosen_params, target)
-    summary.update(task_reason=training.task_reason, feature_types=feature_types)
+    summary.update(task_reason=training.task_reason, feature_types=training_feature_types(training))
     del data, training
-    if evaluate_url is not None:
-        t0 = time.perf_counter()
-        summary["evaluation"] = evaluate(chosen, trained, spec, summary, evaluate_url, scratch_dir, progress)
-        timings["evaluate_s"] = time.perf_counter() - t0
+    add_evaluation(summary, timings, chosen, trained, spec, evaluate_url, scratch_dir, progress)
 
     report(progress, "uploading")
     t0 = time.perf_counter()
     digest = save_trained(model_url, trained, spec, summary, scratch_dir)
     timings["upload_s"] = time.perf_counter() - t0
     return {"model_sha256": digest, "features": spec.to_dict(), **summary, "notes": spec.notes, "timings": timings}
+
+
+def add_evaluation(
+    summary: dict[str, Any],
+    timings: dict[str, float],
+    family: families.Family,
+    trained: Trained,
+    spec: FeatureSpec,
+    evaluate_url: str | None,
+    scratch_dir: str | None,
+    progress: Progress | None,
+) -> None:
+    """With an ``evaluate_url``, score the model on it: ``summary["evaluation"]`` and ``timings["evaluate_s"]``."""
+    if evaluate_url is not None:
+        t0 = time.perf_counter()
+        summary["evaluation"] = evaluate(family, trained, spec, summary, evaluate_url, scratch_dir, progress)
+        timings["evaluate_s"] = time.perf_counter() - t0
 
 
 def evaluate(

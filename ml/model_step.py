@@ -18,7 +18,7 @@ from ml import families
 from ml.bundle import ModelBundle, load_bundle, predict_to_result, save_trained
 from ml.device import choose_device
 from ml.io import Progress, fetch_to_file, report
-from ml.model import evaluate
+from ml.model import add_evaluation
 from ml.prepared import PREDICT, PreparedMismatch, read_prepared
 from ml.training import fit_summary, train_family
 
@@ -76,10 +76,7 @@ def train_prepared(
     summary = fit_summary(chosen, trained, data, chosen_params, target)
     summary.update(facts)
     del data
-    if evaluate_url is not None:
-        t0 = time.perf_counter()
-        summary["evaluation"] = evaluate(chosen, trained, spec, summary, evaluate_url, scratch_dir, progress)
-        timings["evaluate_s"] = time.perf_counter() - t0
+    add_evaluation(summary, timings, chosen, trained, spec, evaluate_url, scratch_dir, progress)
 
     report(progress, "uploading")
     t0 = time.perf_counter()

@@ -157,23 +157,14 @@ class JobCreate(BaseModel):
     )
     params: FitParams | XGBoostParams | None = Field(None, description="The model family's parameters.")
     lane: Literal["auto", "small", "large", "gpu"] = "auto"
-    target: str | None = Field(
-        None, min_length=1, max_length=200, description="A fit's column to learn (default `y`); any name, any family."
-    )
+    target: str | None = Field(None, min_length=1, max_length=200, description="A fit's column to learn (default y).")
     task: Literal["classification", "regression"] | None = Field(
-        None,
-        description="What a fit learns. Left out, it is inferred from the target (docs/models.md, Tasks) and the "
-        "choice and its reason are reported on the job (`task`, `task_reason`).",
+        None, description="A fit's task; inferred if left out (docs/models.md), reported as task_reason."
     )
-    evaluate_on: str | None = Field(
-        None, min_length=1, max_length=100,
-        description="A fit: the id of a dataset with the target, on which the model is scored after training "
-        "(`result.validation.evaluation`).",
-    )  # fmt: skip
-    passthrough: list[str] | None = Field(
-        None, max_length=1000,
-        description="A predict: input columns copied next to the predictions, in input order, to join them back.",
-    )  # fmt: skip
+    evaluate_on: str | None = Field(None, min_length=1, max_length=100, description="A fit: a dataset with the "
+                                    "target to score the model on (result.validation.evaluation).")  # fmt: skip
+    passthrough: list[str] | None = Field(None, max_length=1000, description="A predict: input columns copied next "
+                                          "to the predictions, in input order.")  # fmt: skip
     webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
 
     @model_validator(mode="before")
@@ -251,8 +242,7 @@ class JobPublic(BaseModel):
         False, description="True when an identical earlier fit was returned instead of training again."
     )
     webhook: WebhookPublic | None = None
-    task: str | None = Field(None, description="What the fit learns (a predict: its model's): classification or "
-                             "regression.")  # fmt: skip
+    task: str | None = Field(None, description="classification or regression (a predict: its model's).")
     task_reason: str | None = Field(None, description="`asked for`, or why the task was inferred from the target.")
     evaluate_on: str | None = None
     passthrough: list[str] = []
