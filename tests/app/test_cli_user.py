@@ -83,7 +83,7 @@ def test_upload_waits_for_the_check_and_prints_rows_by_columns_or_the_problem(us
     quiet = user("upload", str(seed_files["train"]), "-q")
     assert quiet.exit_code == 0 and quiet.stdout.strip().startswith("ds_") and len(quiet.stdout.split()) == 1
 
-    bogus = tmp_path / "data.csv"
+    bogus = tmp_path / "data.txt"  # not Parquet (and not named .csv, which is converted first)
     bogus.write_text("a,b,y\n1,2,0\n")
     refused = user("upload", str(bogus))
     assert refused.exit_code == 2
