@@ -135,6 +135,18 @@ class Job:
     not_before: float | None = None
     # The column a fit learns (the legacy routes always use ``y``).
     target: str = "y"
+    # What a fit learns, ``classification`` or ``regression`` (``ml.tasks``), decided at submission,
+    # and why: ``asked for``, or the inference rule's words; a predict's is its model's.
+    task: str = "classification"
+    task_reason: str | None = None
+    # A fit's evaluation dataset (scored after training) and the version of it checked at submission.
+    evaluate_on: str | None = None
+    evaluate_etag: str | None = None
+    evaluate_bytes: int | None = None
+    # A predict's input columns copied next to the predictions, and whether it writes the classes'
+    # probabilities (the legacy routes' predictions are the label column only).
+    passthrough: list[str] = field(default_factory=list)
+    probabilities: bool = False
     # When the fit's model file was deleted (the record stays, for the history); None: it exists.
     model_deleted_at: float | None = None
     # Where to POST when the job ends, signed with the secret (never shown); see app/webhooks.py.

@@ -1,5 +1,7 @@
 """What a model step writes and reads: the pickled ModelBundle (checked against its digest before it
-is unpickled) and the predictions (a Parquet file with one column ``y``)."""
+is unpickled) and the predictions: a Parquet file with the input's ``passthrough`` columns (in input
+order), one column named after the model's target, and for a classification one ``proba_<class>``
+column per class (summing to 1)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from ml import families
 from ml.families.base import Trained
 from ml.features import FeatureSpec
 from ml.io import read_bytes, report, write_file
+from ml.outputs import proba_column
 from ml.schema import TARGET
+from ml.training import predictions
 
 
 class ModelTampered(RuntimeError):
@@ -45,6 +49,8 @@ class ModelBundle:
     device: str = "cpu"
     # The column the model learned; files written before fits could name it unpickle with ``y``.
     target: str = TARGET
+    # ``classification`` or ``regression``; files written before regressions unpickle as classifications.
+    task: str = "classification"
 
 
 def save_bundle(url: str, bundle: ModelBundle, scratch_dir: str | None) -> str:
@@ -68,6 +74,7 @@ def save_trained(
         family=summary["family"],
         device=trained.device,
         target=summary.get("target", TARGET),
+        task=summary.get("task", "classification"),
     )
     return save_bundle(url, bundle, scratch_dir)
 
@@ -94,27 +101,68 @@ def predict_to_result(
     timings: dict[str, float],
     progress: Any,
     scratch_dir: str | None,
+    probabilities: bool = False,
+    passthrough: pa.Table | None = None,
 ) -> dict[str, Any]:
     """The end both predict paths share: predict ``X`` with the bundle's family on ``device``,
-    upload the labels to ``result_url``, and return the predict summary (``timings`` gains
-    ``predict_s`` and ``upload_s``, in seconds)."""
+    upload the predictions to ``result_url``, and return the predict summary (``timings`` gains
+    ``predict_s`` and ``upload_s``, in seconds).
+
+    ``probabilities``: add the ``proba_<class>`` columns of a classification (the legacy routes'
+    files have one column ``y`` only). ``passthrough``: the input's columns to copy next to the
+    predictions, row for row."""
     chosen = families.family(bundle.family)
     report(progress, "predicting", None, f"Predicting {X.shape[0]:,} rows.")
     t0 = time.perf_counter()
-    labels = chosen.predict(bundle.estimator, X, device)
+    classes = _typed_classes(bundle) if bundle.task == "classification" else np.array([])
+    if probabilities:
+        labels, proba = predictions(chosen, bundle.estimator, X, device, bundle.task, classes)
+    else:
+        labels, proba = chosen.predict(bundle.estimator, X, device), None
     timings["predict_s"] = time.perf_counter() - t0
 
     report(progress, "uploading")
     t0 = time.perf_counter()
-    write_labels(result_url, labels, scratch_dir)
+    table = prediction_table(bundle.target, labels, proba, classes, passthrough)
+    write_table(result_url, table, scratch_dir)
     timings["upload_s"] = time.perf_counter() - t0
-    return {"rows": len(labels), "family": chosen.name, "device": device, "timings": timings}
+    return {
+        "rows": len(labels),
+        "family": chosen.name,
+        "device": device,
+        "task": bundle.task,
+        "columns": table.column_names,
+        "timings": timings,
+    }
 
 
-def write_labels(url: str, labels: np.ndarray, scratch_dir: str | None) -> None:
-    """Write the predicted labels to ``url`` as a Parquet file with one column ``y`` (pyarrow, no pandas)."""
+def prediction_table(
+    target: str, labels: np.ndarray, proba: np.ndarray | None, classes: np.ndarray, passthrough: pa.Table | None
+) -> pa.Table:
+    """The predictions as a table: passthrough columns, the target-named column, the probabilities."""
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    if passthrough is not None:
+        for name in passthrough.column_names:
+            columns[name] = passthrough.column(name)
+    columns[target] = pa.array(labels)
+    if proba is not None:
+        for j, label in enumerate(classes):
+            columns[proba_column(label)] = pa.array(proba[:, j])
+    return pa.table(columns)
+
+
+def _typed_classes(bundle: ModelBundle) -> np.ndarray:
+    """The model's classes as an array of their own type (the estimator's when it keeps them)."""
+    own = getattr(bundle.estimator, "classes_", None)
+    if own is None:
+        own = getattr(bundle.estimator, "classes", None)
+    return np.asarray(own) if own is not None else np.asarray(bundle.classes)
+
+
+def write_table(url: str, table: pa.Table, scratch_dir: str | None) -> None:
+    """Write ``table`` to ``url`` as Parquet (pyarrow, no pandas)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.table({TARGET: pa.array(labels)}), sink)
+    pq.write_table(table, sink)
     write_blob(url, sink.getvalue().to_pybytes(), scratch_dir)
 
 

@@ -101,12 +101,7 @@ def classification_metrics(
     p = np.asarray(y_pred)
     _same_length(t, p)
     labels = list(np.unique(np.concatenate([t, p]))) if classes is None else list(classes)
-    index = {_key(c): i for i, c in enumerate(labels)}
-    try:
-        true_codes = np.fromiter((index[_key(v)] for v in t), dtype=np.int64, count=len(t))
-        pred_codes = np.fromiter((index[_key(v)] for v in p), dtype=np.int64, count=len(p))
-    except KeyError as exc:
-        raise ValueError(f"label {exc.args[0]!r} is not one of the classes") from None
+    true_codes, pred_codes = _codes(t, labels), _codes(p, labels)
     k = len(labels)
     confusion = np.bincount(true_codes * k + pred_codes, minlength=k * k).reshape(k, k)
     result: Metrics = {
@@ -130,6 +125,23 @@ def is_better(metric: str, candidate: float, incumbent: float) -> bool:
     if metric not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown metric {metric!r}: use one of {', '.join(HIGHER_IS_BETTER)}")
     return candidate > incumbent if HIGHER_IS_BETTER[metric] else candidate < incumbent
+
+
+def _codes(values: np.ndarray, labels: list[Any]) -> np.ndarray:
+    """Each value's position in ``labels``. Raises ValueError for a value that is not a label."""
+    ordered = np.asarray(labels)
+    if ordered.dtype != object and values.dtype != object and len(ordered) and np.all(ordered[:-1] < ordered[1:]):
+        # Sorted labels of a plain dtype (the usual case: a model's classes): a binary search per row.
+        found = np.searchsorted(ordered, values).clip(0, len(ordered) - 1)
+        wrong = ordered[found] != values
+        if not np.any(wrong):
+            return found.astype(np.int64)
+        raise ValueError(f"label {values[wrong][0]!r} is not one of the classes")
+    index = {_key(c): i for i, c in enumerate(labels)}
+    try:
+        return np.fromiter((index[_key(v)] for v in values), dtype=np.int64, count=len(values))
+    except KeyError as exc:
+        raise ValueError(f"label {exc.args[0]!r} is not one of the classes") from None
 
 
 def _key(value: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from ml.dataset import read_predict, read_training
 from ml.features import FeatureSpec
 from ml.io import Progress, fetch_to_file, report, write_file
 from ml.matrix import fill_matrices
+from ml.model import read_passthrough, training_feature_types
 from ml.prepared import FIT, PREDICT, PREPARED_FORMAT_VERSION, write_prepared
+from ml.schema import TARGET
 from ml.training import plain
 
 
@@ -33,16 +35,23 @@ def prepare(
     feature_schema: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     scratch_dir: str | None = None,
+    target: str = TARGET,
+    task: str | None = None,
+    passthrough: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Check and encode the Parquet at ``data_url`` and write the prepared file to ``prepared_url``.
 
     Parameters:
-      kind: ``fit`` (needs ``y``; rows without it are left out, classes are encoded) or ``predict``.
+      kind: ``fit`` (needs the ``target`` column; rows without it are left out, classes are
+        encoded, regression values kept) or ``predict``.
       feature_schema: for ``predict``, the model's feature encoding: the ``features`` of its fit
         summary (``{"columns": {name: kind}, "categories": {name: [...]}}``).
       progress: called with (phase, fraction or None, message or None): downloading, validating,
         preparing (fraction = columns done), uploading.
       scratch_dir: where the download and the prepared file are staged.
+      target, task: for a fit, the column to learn and ``classification`` / ``regression`` (None:
+        inferred, ``ml.tasks``).
+      passthrough: for a predict, input columns kept in the file for the predictions.
 
     Returns a summary: kind, format, rows, features, classes (fit), notes, bytes, timings in seconds.
 
@@ -61,7 +70,7 @@ def prepare(
         timings["download_s"] = time.perf_counter() - started
         t0 = time.perf_counter()
         report(progress, "validating")
-        summary = _encode(path, Path(staged), kind, feature_schema, progress)
+        summary = _encode(path, Path(staged), kind, feature_schema, progress, target, task, passthrough)
         timings["encode_s"] = time.perf_counter() - t0
         if temporary:
             os.unlink(path)
@@ -79,23 +88,41 @@ def prepare(
 
 
 def _encode(
-    path: Path, staged: Path, kind: str, feature_schema: Mapping[str, Any] | None, progress: Progress | None
+    path: Path,
+    staged: Path,
+    kind: str,
+    feature_schema: Mapping[str, Any] | None,
+    progress: Progress | None,
+    target: str = TARGET,
+    task: str | None = None,
+    passthrough: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Check the Parquet at ``path``, write its prepared file to ``staged``; returns the summary's facts."""
+    fit_facts: dict[str, Any] = {}
+    kept = None
     if kind == FIT:
-        training = read_training(path, progress)
+        training = read_training(path, progress, target, task)
         spec, source, rows = training.spec, training.source, training.rows
         codes, classes = training.codes, training.classes
+        fit_facts = {
+            "task": training.task,
+            "target": target,
+            "task_reason": training.task_reason,
+            "feature_types": training_feature_types(training),
+        }
     else:
         spec = FeatureSpec.from_dict(feature_schema or {})
-        source, rows, codes, classes = read_predict(path, spec), None, None, None
+        source, rows, codes, classes = read_predict(path, spec, passthrough=passthrough), None, None, None
+        kept = read_passthrough(source, passthrough)
     n_columns = len(spec.columns)
     n_rows = source.metadata.num_rows if codes is None else len(codes)
     report(progress, "preparing", 0.0, f"Encoding {n_rows:,} rows x {n_columns} features.")
     columns = _reporting((spec.column_values(source, name, rows) for name in spec.columns), progress, n_columns)
     [X] = fill_matrices(columns, n_rows, n_columns, None, np.float32)
-    write_prepared(staged, spec=spec, X=X, codes=codes, classes=classes, notes=spec.notes)
-    facts: dict[str, Any] = {"rows": n_rows, "features": spec.to_dict(), "notes": spec.notes}
+    write_prepared(
+        staged, spec=spec, X=X, codes=codes, classes=classes, notes=spec.notes, passthrough=kept, **fit_facts
+    )
+    facts: dict[str, Any] = {"rows": n_rows, "features": spec.to_dict(), "notes": spec.notes, **fit_facts}
     if classes is not None:
         facts["classes"] = [plain(c) for c in classes]
     return facts

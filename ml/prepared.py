@@ -7,11 +7,15 @@ matrix without parsing or copying (docs/models.md gives the measurements behind 
   buffer *is* the C-order matrix): numbers as they are, booleans 0/1, categories as codes (XGBoost
   categoricals), dates as seconds since the epoch, NaN for missing values. Rows are laid out on
   the CPU lane, so the GPU worker does not transpose columns;
-- for a fit, column ``y``: each row's class code (int32; rows without a target are gone);
+- for a fit, column ``y``: each row's class code (int32) or, for a regression, its target value
+  (float64); rows without a target are gone;
+- for a predict with passthrough columns, each of them as ``passthrough:<name>``, with its own
+  Arrow type, in the input's order (the model step copies them into the predictions);
 - schema metadata ``tabjob.prepared``: JSON with the format version, the kind (fit or predict),
   the feature encoding (FeatureSpec: names, kinds and categories of the matrix's columns, in
-  order), the notes and, for a fit, the classes (an Arrow array in IPC bytes, base64, so labels
-  keep their type: int8 stays int8).
+  order), the notes and, for a fit, the task, target name, the feature columns' Arrow types and
+  the classes (an Arrow array in IPC bytes, base64, so labels keep their type: int8 stays int8).
+  Files without a task are classifications of ``y`` (as written before regressions existed).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ import pyarrow as pa
 
 from ml.families import TrainingSet
 from ml.features import FeatureSpec
+from ml.metrics import CLASSIFICATION, REGRESSION
 from ml.schema import CATEGORICAL, TARGET
 from ml.training import validation_split
 
@@ -37,6 +42,7 @@ PREPARED_FORMAT_VERSION = 1
 METADATA_KEY = b"tabjob.prepared"
 FIT, PREDICT = "fit", "predict"
 FEATURES = "X"  # the matrix column; the class codes are column "y"
+PASSTHROUGH_PREFIX = "passthrough:"
 
 
 class PreparedMismatch(ValueError):
@@ -52,6 +58,10 @@ class Prepared:
     table: pa.Table
     classes: np.ndarray | None
     notes: list[str]
+    task: str = CLASSIFICATION
+    target: str = TARGET
+    task_reason: str = "asked for"
+    feature_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -72,11 +82,18 @@ class Prepared:
         codes = self.table.column(TARGET).to_numpy()
         categorical = [kind == CATEGORICAL for kind in self.spec.columns.values()]
         X = self.matrix(dtype)
-        split = validation_split(codes, params)
+        split = validation_split(codes, params, self.task)
         if split is None:
-            return TrainingSet(X=X, codes=codes, classes=self.classes, categorical=categorical)
+            return TrainingSet(X=X, codes=codes, classes=self.classes, categorical=categorical, task=self.task)
         train, val = split
-        return TrainingSet(X[train], codes[train], self.classes, categorical, X[val], codes[val])
+        return TrainingSet(X[train], codes[train], self.classes, categorical, X[val], codes[val], task=self.task)
+
+    def passthrough(self) -> pa.Table | None:
+        """The input columns a predict copies next to its predictions (None when there are none)."""
+        names = [n for n in self.table.column_names if n.startswith(PASSTHROUGH_PREFIX)]
+        if not names:
+            return None
+        return pa.table({n[len(PASSTHROUGH_PREFIX) :]: self.table.column(n) for n in names})
 
 
 def write_prepared(
@@ -87,9 +104,15 @@ def write_prepared(
     codes: np.ndarray | None = None,
     classes: np.ndarray | None = None,
     notes: list[str] | None = None,
+    task: str = CLASSIFICATION,
+    target: str = TARGET,
+    task_reason: str = "asked for",
+    feature_types: Mapping[str, str] | None = None,
+    passthrough: pa.Table | None = None,
 ) -> None:
     """Write the float32 row-major feature matrix ``X`` (columns in ``spec`` order) and, for a fit,
-    the class ``codes`` and ``classes``, as a prepared file at ``path``."""
+    the class ``codes`` (a regression: values) and ``classes``, as a prepared file at ``path``;
+    for a predict, the ``passthrough`` columns of its input."""
     flat = pa.array(np.ascontiguousarray(X, dtype=np.float32).reshape(-1))
     arrays = [pa.FixedSizeListArray.from_arrays(flat, len(spec.columns))]
     names = [FEATURES]
@@ -100,9 +123,15 @@ def write_prepared(
         "notes": notes or [],
     }
     if codes is not None:
-        arrays.append(pa.array(np.asarray(codes, dtype=np.int32)))
+        dtype = np.float64 if task == REGRESSION else np.int32
+        arrays.append(pa.array(np.asarray(codes, dtype=dtype)))
         names.append(TARGET)
         meta["classes"] = _array_to_text(pa.array(classes))
+        meta.update(task=task, target=target, task_reason=task_reason, feature_types=dict(feature_types or {}))
+    if passthrough is not None:
+        for name in passthrough.column_names:
+            arrays.append(passthrough.column(name).combine_chunks())
+            names.append(PASSTHROUGH_PREFIX + name)
     table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
@@ -123,10 +152,28 @@ def read_prepared(path: Path) -> Prepared:
         raise PreparedMismatch(f"prepared format {meta.get('format')} is not {PREPARED_FORMAT_VERSION}")
     classes = _array_from_text(meta["classes"]).to_numpy(zero_copy_only=False) if "classes" in meta else None
     spec = FeatureSpec.from_dict(meta["features"])
-    return Prepared(kind=meta["kind"], spec=spec, table=table, classes=classes, notes=list(meta["notes"]))
+    return Prepared(
+        kind=meta["kind"],
+        spec=spec,
+        table=table,
+        classes=classes,
+        notes=list(meta["notes"]),
+        task=meta.get("task", CLASSIFICATION),
+        target=meta.get("target", TARGET),
+        task_reason=meta.get("task_reason", "asked for"),
+        feature_types=dict(meta.get("feature_types", {})),
+    )
 
 
-def prepared_cache_key(dataset_sha256: str, *, kind: str, feature_schema: Mapping[str, Any] | None = None) -> str:
+def prepared_cache_key(
+    dataset_sha256: str,
+    *,
+    kind: str,
+    feature_schema: Mapping[str, Any] | None = None,
+    target: str = TARGET,
+    task: str = CLASSIFICATION,
+    passthrough: Sequence[str] = (),
+) -> str:
     """The name under which the prepared file of a dataset is kept and found again (sha256 hex).
 
     Parameters:
@@ -135,16 +182,26 @@ def prepared_cache_key(dataset_sha256: str, *, kind: str, feature_schema: Mappin
       kind: ``fit`` or ``predict``.
       feature_schema: for ``predict``, the model's feature encoding (a fit summary's ``features``):
         the same data prepared for two models with different encodings gives two files.
+      target, task: for ``fit``, the column learned and the task (resolved, never inferred here);
+        in the recipe only when not ``y`` / ``classification``, so the keys of files prepared
+        before them stay the same.
+      passthrough: for ``predict``, the input columns kept in the file (in the recipe when any).
     """
     if kind not in (FIT, PREDICT):
         raise ValueError(f"kind must be {FIT!r} or {PREDICT!r}, not {kind!r}")
     if (kind == PREDICT) != (feature_schema is not None):
         raise ValueError("feature_schema is required for a predict, and only for a predict")
-    recipe = {"format": PREPARED_FORMAT_VERSION, "dataset_sha256": dataset_sha256, "kind": kind}
+    recipe: dict[str, Any] = {"format": PREPARED_FORMAT_VERSION, "dataset_sha256": dataset_sha256, "kind": kind}
     if feature_schema is not None:
         # Columns as ordered pairs: their order is the matrix's column order.
         recipe["columns"] = [[name, kind_] for name, kind_ in feature_schema["columns"].items()]
         recipe["categories"] = {name: list(cats) for name, cats in feature_schema.get("categories", {}).items()}
+    if target != TARGET:
+        recipe["target"] = target
+    if task != CLASSIFICATION:
+        recipe["task"] = task
+    if passthrough:
+        recipe["passthrough"] = list(passthrough)
     canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -163,7 +163,9 @@ def nan_as_null(y: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return y
 
 
-def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str, str], target: str = TARGET) -> None:
+def check_predict_schema(
+    schema: pa.Schema, num_rows: int, trained: Mapping[str, str], target: str = TARGET, passthrough: Iterable[str] = ()
+) -> None:
     """Refuse prediction data that does not match the model's training columns.
 
     Parameters:
@@ -171,6 +173,7 @@ def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str,
       num_rows: rows in the prediction file.
       trained: the model's feature columns and kinds, as saved at fit time.
       target: the column the model learned (``y`` unless its fit named another).
+      passthrough: columns copied to the predictions: allowed besides the features (an id column).
 
     Raises:
       DataProblem: no rows, missing or unexpected columns, or types that cannot be cast.
@@ -182,7 +185,8 @@ def check_predict_schema(schema: pa.Schema, num_rows: int, trained: Mapping[str,
             "The dataset has no rows.",
             "Upload a Parquet file with at least one row to predict.",
         )
-    names = [n for n in schema.names if n != target]
+    kept = set(passthrough) - set(trained)
+    names = [n for n in schema.names if n != target and n not in kept]
     missing = [c for c in trained if c not in names]
     if missing:
         raise DataProblem(

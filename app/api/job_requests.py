@@ -38,10 +38,18 @@ def job_request(body: JobCreate, actor: str | None) -> JobRequest:
             hint="Leave target out.",
             status=422,
         )
+    if body.kind == "predict" and body.task:
+        raise UserError(
+            "A predict job takes no task: it predicts what its model learned.",
+            code="job.unexpected_task",
+            hint="Leave task out.",
+            status=422,
+        )
     webhook = body.webhook
     return JobRequest(
         body.kind, body.dataset_id, body.model_id, body.params.chosen() if body.params else None, body.lane,
-        model=body.model, target=body.target or TARGET,
+        model=body.model, target=body.target or TARGET, task=body.task,
+        passthrough=tuple(body.passthrough or ()), probabilities=True,
         webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
         register_as=body.register_as, evaluate_on=body.evaluate_on,
         promote=body.promote.model_dump() if body.promote else None, actor=actor,

@@ -10,21 +10,42 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api import examples as ex
 
 
-class ValidationPublic(BaseModel):
-    """A model's score on rows it did not train on, and which rows those were."""
+class EvaluationPublic(BaseModel):
+    """A fit's metrics on its whole evaluation dataset (``evaluate_on``)."""
 
-    score: float | None = Field(description="Accuracy on the held-out rows; None when none were held out.")
-    metric: Literal["accuracy"] = "accuracy"
+    model_config = ConfigDict(extra="allow")  # one key per metric of the task (docs/models.md)
+
+    dataset_id: str
+    rows: int
+    notes: list[str] = []
+
+
+class ValidationPublic(BaseModel):
+    """A model's scores on rows it did not train on, and which rows those were.
+
+    Beside ``score`` (the task's main metric), one key per metric of the task: a classification's
+    ``accuracy``, ``log_loss``, ``roc_auc`` (one-vs-rest for several classes), ``f1`` (macro) and
+    ``confusion_matrix`` (rows true, columns predicted, in ``classes`` order); a regression's
+    ``r2``, ``rmse`` and ``mae``. ``evaluation`` holds the same on the ``evaluate_on`` dataset."""
+
+    model_config = ConfigDict(extra="allow")
+
+    score: float | None = Field(
+        description="The task's main metric (accuracy; a regression's r2) on the held-out rows; None when none were."
+    )
+    metric: Literal["accuracy", "r2"] = "accuracy"
     split: Literal["early_stopping", "none"] = Field(
         description="`early_stopping`: the rows held out to decide when to stop training; `none`: no rows held out."
     )
     rows: int = 0
     note: str | None = None
+    evaluation: EvaluationPublic | None = None
 
 
 class FeaturePublic(BaseModel):
     name: str
     kind: str
+    type: str | None = Field(None, description="The column's type in the training data (`double`, `string`...).")
     categories: list[str] | None = None
 
 
@@ -47,6 +68,15 @@ class ModelPublic(BaseModel):
     duration_s: float | None = Field(None, description="How long the fit ran, in seconds.")
     size_bytes: int | None = Field(None, description="The model file's size, in bytes.")
     params: dict[str, Any] = {}
+    task: str = Field("classification", description="classification or regression.")
+    task_reason: str | None = Field(None, description="`asked for`, or why the task was inferred from the target.")
+    target_range: dict[str, float] | None = Field(
+        None, description="A regression's target in training: min, max and mean (a classification has `classes`)."
+    )
+    params_used: dict[str, Any] = Field(
+        {}, description="Every parameter the estimator was built with, the family's defaults included."
+    )
+    evaluate_on: str | None = Field(None, description="The dataset the model was also scored on, if any.")
 
 
 class ModelsPublic(BaseModel):

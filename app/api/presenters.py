@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.api.model_schemas import FeaturePublic, ModelPublic, ValidationPublic
+from app.api.model_schemas import EvaluationPublic, FeaturePublic, ModelPublic, ValidationPublic
 from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, StepPublic, WebhookPublic
 from app.domain import Dataset, Job
 from app.settings import Settings
@@ -16,6 +16,7 @@ from app.usecases.queueing import queue_view
 # What a fit's result shows its owner (the model's digest and paths stay internal).
 FIT_RESULT_FIELDS = (
     "classes", "rows", "iterations", "params", "notes", "features", "timings", "target", "family", "device",
+    "task", "task_reason", "target_range", "feature_types", "estimator_params",
 )  # fmt: skip
 NO_HELD_OUT_ROWS = (
     "early stopping was off (it is on by default above 10,000 rows): no rows were held out; "
@@ -27,12 +28,34 @@ def ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
-def validation(result: dict[str, Any]) -> ValidationPublic:
-    """The validation score of a fit's result, saying which rows it was measured on."""
+def validation(result: dict[str, Any], evaluate_on: str | None = None) -> ValidationPublic:
+    """The validation scores of a fit's result (every metric of its task as a key), saying which
+    rows they were measured on, with the evaluation dataset's beside them."""
+    metric = "r2" if result.get("task") == "regression" else "accuracy"
+    evaluation = result.get("evaluation")
+    extra: dict[str, Any] = {}
+    if evaluation:
+        extra["evaluation"] = EvaluationPublic(
+            dataset_id=evaluate_on or "", rows=evaluation["rows"], notes=evaluation.get("notes") or [],
+            **(evaluation.get("metrics") or {}),
+        )  # fmt: skip
     score = result.get("validation_score")
     if score is None:
-        return ValidationPublic(score=None, split="none", note=NO_HELD_OUT_ROWS)
-    return ValidationPublic(score=score, split="early_stopping", rows=result.get("validation_rows") or 0)
+        return ValidationPublic(score=None, metric=metric, split="none", note=NO_HELD_OUT_ROWS, **extra)
+    return ValidationPublic(
+        score=score, metric=metric, split="early_stopping", rows=result.get("validation_rows") or 0,
+        **(result.get("validation_metrics") or {}), **extra,
+    )  # fmt: skip
+
+
+def shown_validation(scores: ValidationPublic) -> dict[str, Any]:
+    """The validation as a job's result shows it: every metric key (None where undefined on the
+    rows), without an empty note or evaluation."""
+    shown = scores.model_dump()
+    for key in ("note", "evaluation"):
+        if shown.get(key) is None:
+            shown.pop(key, None)
+    return shown
 
 
 def duration_s(job: Job) -> float | None:
@@ -46,7 +69,9 @@ def fit_result(job: Job) -> dict[str, Any]:
     shown = {k: result[k] for k in FIT_RESULT_FIELDS if k in result}
     shown.setdefault("target", job.target)
     shown.update(
-        validation=validation(result).model_dump(), duration_s=duration_s(job), model_bytes=result.get("model_bytes")
+        validation=shown_validation(validation(result, job.evaluate_on)),
+        duration_s=duration_s(job),
+        model_bytes=result.get("model_bytes"),
     )
     if job.model_deleted_at is not None:
         shown["model_deleted_at"] = ts(job.model_deleted_at)
@@ -86,6 +111,10 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         dataset_ref=job.dataset_ref,
         model_ref=job.model_ref,
         registration=registration_public(job),
+        task=job.task,
+        task_reason=job.task_reason,
+        evaluate_on=job.evaluate_on,
+        passthrough=job.passthrough,
     )
 
 
@@ -101,8 +130,9 @@ def features(job: Job) -> list[FeaturePublic]:
     """A model's feature columns in training order, with the categories of categorical ones."""
     spec = (job.result or {}).get("features") or {}
     categories = spec.get("categories") or {}
+    types = (job.result or {}).get("feature_types") or {}
     return [
-        FeaturePublic(name=name, kind=kind, categories=categories.get(name))
+        FeaturePublic(name=name, kind=kind, type=types.get(name), categories=categories.get(name))
         for name, kind in (spec.get("columns") or {}).items()
     ]
 
@@ -120,10 +150,15 @@ def model_public(job: Job) -> ModelPublic:
         rows=result.get("rows"),
         iterations=result.get("iterations"),
         family=result.get("family"),
-        validation=validation(result),
+        validation=validation(result, job.evaluate_on),
         duration_s=duration_s(job),
         size_bytes=result.get("model_bytes"),
         params=result.get("params") or job.params,
+        task=result.get("task") or job.task,
+        task_reason=result.get("task_reason") or job.task_reason,
+        target_range=result.get("target_range"),
+        params_used=result.get("estimator_params") or {},
+        evaluate_on=job.evaluate_on,
     )
 
 

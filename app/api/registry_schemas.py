@@ -58,8 +58,8 @@ class RegistrationFields(BaseModel):
         None,
         min_length=1,
         max_length=260,
-        description="A labelled dataset (id or name@version) a registered fit is scored "
-        "on; promotion compares versions on it.",
+        description="A fit: a dataset with the target (id or name@version) to score the model on "
+        "(result.validation.evaluation); a registered fit's promotion compares versions on it.",
     )
     promote: PromoteRule | None = Field(None, description="Move an alias to the new version if it wins.")  # fmt: skip
 

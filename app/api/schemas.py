@@ -167,9 +167,12 @@ class JobCreate(RegistrationFields):
     )
     params: FitParams | XGBoostParams | None = Field(None, description="The model family's parameters.")
     lane: Literal["auto", "small", "large", "gpu"] = "auto"
-    target: str | None = Field(
-        None, min_length=1, max_length=200, description="A fit's column of class labels (default `y`)."
+    target: str | None = Field(None, min_length=1, max_length=200, description="A fit's column to learn (default y).")
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="A fit's task; inferred if left out (docs/models.md), reported as task_reason."
     )
+    passthrough: list[str] | None = Field(None, max_length=1000, description="A predict: input columns copied next "
+                                          "to the predictions, in input order.")  # fmt: skip
     webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
 
     @model_validator(mode="before")
@@ -257,6 +260,10 @@ class JobPublic(JobReferences):
     estimate: EstimatePublic | None = Field(
         None, description="Expected run time from finished jobs like it; None until one of its kind finished."
     )
+    task: str | None = Field(None, description="classification or regression (a predict: its model's).")
+    task_reason: str | None = Field(None, description="`asked for`, or why the task was inferred from the target.")
+    evaluate_on: str | None = None
+    passthrough: list[str] = Field(default_factory=list)
 
 
 class LegacyStatus(BaseModel):

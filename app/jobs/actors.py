@@ -57,7 +57,8 @@ def operation_for(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[st
     pin = {"data_etag": job.dataset_etag, "data_bytes": job.dataset_bytes}
     if job.kind == "fit":
         model_url = store.internal_put_url(model_key(tenant, job.id), expires_s)
-        return "fit", {"data_url": data_url, "model_url": model_url, "params": job.params, "target": job.target, **pin}
+        fit = {"data_url": data_url, "model_url": model_url, "params": job.params, "target": job.target, **pin}
+        return "fit", {**fit, "task": job.task, **evaluation_kwargs(ctx, job, expires_s)}
     assert job.model_id is not None
     model = ctx.state.jobs.get(job.model_id)
     if model is not None and model.model_deleted_at is not None:
@@ -77,23 +78,47 @@ def operation_for(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[st
         "result_url": store.internal_put_url(result_key(tenant, job.id), expires_s),
         "model_sha256": digest,
         **pin,
+        **predict_output_kwargs(job),
     }
 
 
-def refuse_changed_dataset(ctx: WorkerContext, job: Job) -> None:
-    """The dataset must still be the bytes checked at submission (its upload URL may still be
-    valid, and a replaced file would skip the checks and the size limit), and not deleted."""
-    if not ctx.state.datasets.exists(job.dataset_id):
+def evaluation_kwargs(ctx: WorkerContext, job: Job, expires_s: int) -> dict[str, Any]:
+    """A fit's evaluation dataset: its URL, downloaded pinned to the version checked at submission."""
+    if not job.evaluate_on:
+        return {}
+    refuse_changed_dataset(ctx, job, job.evaluate_on, job.evaluate_etag)
+    url = ctx.store.internal_get_url(dataset_key(job.tenant, job.evaluate_on), expires_s)
+    return {"evaluate_url": url, "evaluate_etag": job.evaluate_etag, "evaluate_bytes": job.evaluate_bytes}
+
+
+def predict_output_kwargs(job: Job) -> dict[str, Any]:
+    """What a predict writes besides the predicted column (nothing more for the legacy routes' jobs)."""
+    extra: dict[str, Any] = {}
+    if job.probabilities:
+        extra["probabilities"] = True
+    if job.passthrough:
+        extra["passthrough"] = list(job.passthrough)
+    return extra
+
+
+def refuse_changed_dataset(
+    ctx: WorkerContext, job: Job, dataset_id: str | None = None, etag: str | None = None
+) -> None:
+    """The dataset (the job's, or ``dataset_id`` checked as ``etag``) must still be the bytes
+    checked at submission (its upload URL may still be valid, and a replaced file would skip the
+    checks and the size limit), and not deleted."""
+    dataset_id, etag = (dataset_id, etag) if dataset_id else (job.dataset_id, job.dataset_etag)
+    if not ctx.state.datasets.exists(dataset_id):
         raise UserError(
-            f"Dataset '{job.dataset_id}' was deleted after the job was submitted.",
+            f"Dataset '{dataset_id}' was deleted after the job was submitted.",
             code="dataset.deleted",
             hint="Upload the data again and submit the job again.",
             status=409,
         )
-    info = ctx.store.stat(dataset_key(job.tenant, job.dataset_id))
-    if info is None or (job.dataset_etag and info.etag != job.dataset_etag):
+    info = ctx.store.stat(dataset_key(job.tenant, dataset_id))
+    if info is None or (etag and info.etag != etag):
         raise UserError(
-            f"Dataset '{job.dataset_id}' was replaced or deleted after the job was submitted.",
+            f"Dataset '{dataset_id}' was replaced or deleted after the job was submitted.",
             code="dataset.changed",
             hint="Upload the data as a new dataset and submit the job again.",
             status=409,
@@ -138,8 +163,9 @@ def threads_for(job: Job, settings: Settings) -> int:
 def finished_message(operation: str, summary: dict[str, Any]) -> str:
     seconds = sum(summary.get("timings", {}).values())
     if operation == "fit":
+        learned = "a regression" if summary.get("task") == "regression" else f"{len(summary['classes'])} classes"
         return (
             f"Trained on {summary['rows']:,} rows in {seconds:.2f} s "
-            f"({summary['iterations']} boosting iterations, {len(summary['classes'])} classes)."
+            f"({summary['iterations']} boosting iterations, {learned})."
         )
     return f"Predicted {summary['rows']:,} rows in {seconds:.2f} s."

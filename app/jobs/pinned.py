@@ -81,29 +81,37 @@ def prepare(operation: str, kwargs: dict[str, Any], progress: Progress | None = 
     """The keyword arguments of an ``ml`` call with the dataset downloaded as checked.
 
     ``kwargs`` carries ``data_etag`` and ``data_bytes`` (what submission checked) beside
-    ``data_url``; a store URL is downloaded pinned and the call gets the local file instead. A
-    predict must carry the model's digest.
+    ``data_url``, and ``evaluate_etag`` and ``evaluate_bytes`` beside a fit's ``evaluate_url``; a
+    store URL is downloaded pinned and the call gets the local file instead. A predict must carry
+    the model's digest.
     """
     kwargs = dict(kwargs)
-    etag, size_bytes = kwargs.pop("data_etag", None), kwargs.pop("data_bytes", None)
     if operation in ("predict", "predict_prepared") and not kwargs.get("model_sha256"):
         raise DataProblem(
             "model.tampered",
             "The model has no recorded digest, so it cannot be verified and is not loaded.",
             "Train the model again.",
         )
-    if "data_url" not in kwargs:
-        return kwargs  # a model step reads a prepared matrix, which only workers write
-    if urlparse(str(kwargs["data_url"])).scheme not in ("http", "https"):
-        return kwargs  # a local file (tests, tools): nobody else can swap it between check and read
+    for url_key, etag_key, size_key in (
+        ("data_url", "data_etag", "data_bytes"),
+        ("evaluate_url", "evaluate_etag", "evaluate_bytes"),
+    ):
+        etag, size_bytes = kwargs.pop(etag_key, None), kwargs.pop(size_key, None)
+        if url_key in kwargs:
+            kwargs[url_key] = _pinned_path(str(kwargs[url_key]), etag, size_bytes, kwargs, progress)
+    return kwargs
+
+
+def _pinned_path(
+    url: str, etag: str | None, size_bytes: int | None, kwargs: dict[str, Any], progress: Progress | None
+) -> str:
+    """A local file of the object at ``url`` as checked (a local path is kept: nobody else can swap
+    it between check and read; a model step's prepared matrix has no URL here, only workers write it)."""
+    if urlparse(url).scheme not in ("http", "https"):
+        return url
     if not etag or not size_bytes:
         raise _changed("no checked version was recorded for it")
     path = fetch_pinned(
-        kwargs["data_url"],
-        etag=etag,
-        size_bytes=int(size_bytes),
-        scratch_dir=kwargs.get("scratch_dir"),
-        progress=progress,
+        url, etag=etag, size_bytes=int(size_bytes), scratch_dir=kwargs.get("scratch_dir"), progress=progress
     )
-    kwargs["data_url"] = str(path)
-    return kwargs
+    return str(path)

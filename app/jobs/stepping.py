@@ -19,6 +19,7 @@ import dramatiq
 from app.domain import Job, JobStatus
 from app.errors import Conflict, JobTimeout
 from app.jobs.actors import (
+    evaluation_kwargs,
     finished_message,
     record_model_size,
     refuse_changed_dataset,
@@ -74,6 +75,9 @@ def _prepare(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     }
     if job.kind == "predict":
         kwargs["feature_schema"] = _model_result(ctx, job)["features"]
+        kwargs["passthrough"] = list(job.passthrough)
+    else:
+        kwargs |= {"target": job.target, "task": job.task}
     with scratch_dir(ctx, job.id) as scratch:
         summary = run_operation(ctx, job, "prepare", {**kwargs, "scratch_dir": scratch}, time_limit_s)
     seconds = sum(summary.get("timings", {}).values())
@@ -111,7 +115,7 @@ def _model(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     if job.kind == "fit":
         operation = "train_prepared"
         kwargs |= {"model_url": store.internal_put_url(model_key(job.tenant, job.id), expires_s),
-                   "family": job.model, "params": job.params}  # fmt: skip
+                   "family": job.model, "params": job.params, **evaluation_kwargs(ctx, job, expires_s)}  # fmt: skip
     else:
         assert job.model_id is not None
         operation = "predict_prepared"
@@ -119,6 +123,7 @@ def _model(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
             "model_sha256": _model_result(ctx, job).get("model_sha256"),
             "model_url": store.internal_get_url(model_key(job.tenant, job.model_id), expires_s),
             "result_url": store.internal_put_url(result_key(job.tenant, job.id), expires_s),
+            **({"probabilities": True} if job.probabilities else {}),
         }
     with scratch_dir(ctx, job.id) as scratch:
         summary = run_operation(ctx, job, operation, {**kwargs, "scratch_dir": scratch}, time_limit_s)

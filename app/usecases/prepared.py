@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.storage import ObjectInfo
@@ -32,11 +32,25 @@ def content_digest(info: ObjectInfo) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def cache_key(dataset_digest: str, *, kind: str, feature_schema: Mapping[str, Any] | None = None) -> str:
+def cache_key(
+    dataset_digest: str,
+    *,
+    kind: str,
+    feature_schema: Mapping[str, Any] | None = None,
+    target: str = "y",
+    task: str = "classification",
+    passthrough: Sequence[str] = (),
+) -> str:
     """``ml.prepared.prepared_cache_key``, without importing ``ml``."""
     recipe: dict[str, Any] = {"format": PREPARED_FORMAT_VERSION, "dataset_sha256": dataset_digest, "kind": kind}
     if feature_schema is not None:
         recipe["columns"] = [[name, kind_] for name, kind_ in feature_schema["columns"].items()]
         recipe["categories"] = {name: list(cats) for name, cats in feature_schema.get("categories", {}).items()}
+    if target != "y":
+        recipe["target"] = target
+    if task != "classification":
+        recipe["task"] = task
+    if passthrough:
+        recipe["passthrough"] = list(passthrough)
     canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -21,9 +21,11 @@ from app.usecases import estimates
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.registration import pin_evaluation, resolve_references
-from app.usecases.validation import validate_fit, validate_predict
+from app.usecases.tasks import check_evaluation
+from app.usecases.validation import check_fit, validate_predict
 from app.webhooks import check_webhook_url
 from ml.schema import TARGET
+from ml.tasks import CLASSIFICATION
 
 
 @dataclass
@@ -49,10 +51,18 @@ class JobRequest:
     webhook_secret: str | None = None
     # The model family of a fit (default hgb); a predict's is its model's.
     model: str | None = None
+    # What a fit learns: classification (the seed's, and the legacy routes'), regression, or None
+    # to infer it from the target (app.usecases.tasks); a predict's is its model's.
+    task: str | None = CLASSIFICATION
+    # A fit's evaluation dataset (scored after training; it must have the target).
+    evaluate_on: str | None = None
+    # A predict's input columns copied next to the predictions, and whether it writes the
+    # classes' probabilities (the legacy routes write the label column only).
+    passthrough: tuple[str, ...] = ()
+    probabilities: bool = False
     # The model registry (app/usecases/registry.py): register the fit as the next version of
     # ``register_as``, score it on ``evaluate_on``, and move ``promote["alias"]`` if it wins.
     register_as: str | None = None
-    evaluate_on: str | None = None
     promote: dict[str, Any] | None = None
     # Who asked: ``key:<api key id>`` or ``schedule:<id>`` (the registry's history records it).
     actor: str | None = None
@@ -119,13 +129,17 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
     return requested  # type: ignore[return-value]
 
 
-def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str, target: str) -> str:
+def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str, target: str, job: Job | None = None) -> str:
     # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
     what: dict[str, Any] = {"etag": info.etag, "size": info.size, "params": params}
     if family != "hgb":  # hgb fits keep the fingerprints they had before families existed
         what["model"] = family
     if target != TARGET:  # and fits of y the fingerprints they had before targets
         what["target"] = target
+    if job is not None and job.task != CLASSIFICATION:  # and classifications theirs before tasks
+        what["task"] = job.task
+    if job is not None and job.evaluate_on:  # a fit scored on other data reports other metrics
+        what["evaluate_on"] = [job.evaluate_etag, job.evaluate_bytes]
     material = json.dumps(what, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
@@ -145,19 +159,22 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     if request.webhook_url:
         check_webhook(svc.settings, request.webhook_url)
     features = None
+    refuse_misplaced_options(request)
     if request.kind == "fit":
         family = choose_family("fit", request.model)
-        if family.two_steps and request.target != TARGET:
-            raise UserError(
-                f"A '{family.name}' fit learns the column '{TARGET}' only; naming another target is not supported yet.",
-                code="job.target_unsupported",
-                hint=f"Rename the label column to '{TARGET}', or fit the default model (hgb), which takes a target.",
-                status=422,
+        checked = check_fit(svc, tenant, request.dataset_id, request.target, request.task)
+        info, rows, columns = checked.info, checked.rows, checked.columns
+        evaluation = None
+        if request.evaluate_on:
+            evaluation = check_evaluation(
+                svc, tenant, request.evaluate_on, checked.schema, request.target, checked.task.task
             )
-        info, rows, columns = validate_fit(svc, tenant, request.dataset_id, request.target)
     else:
         assert request.model_id is not None
-        info, rows, columns = validate_predict(svc, tenant, request.dataset_id, request.model_id)
+        info, rows, columns = validate_predict(
+            svc, tenant, request.dataset_id, request.model_id, request.passthrough,
+            probabilities=request.probabilities,
+        )  # fmt: skip
         model = svc.state.jobs.get_for(tenant, request.model_id)
         family = choose_family("predict", request.model, model.model)
         features = (model.result or {}).get("features")
@@ -165,16 +182,23 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     lane = choose_lane(svc, info.size, rows, request.lane)
     job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
     job.dataset_ref, job.model_ref, job.register = registered.dataset_ref, registered.model_ref, registered.register
+    if request.kind == "fit":
+        job.task, job.task_reason = checked.task.task, checked.task.reason
+        if evaluation is not None:
+            job.evaluate_on, job.evaluate_etag = request.evaluate_on, evaluation.etag
+            job.evaluate_bytes = evaluation.size
+    else:
+        job.task = (model.result or {}).get("task", CLASSIFICATION)
     if job.register is not None:
         pin_evaluation(svc, tenant, job)
     if family.two_steps:
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
-    # A fit is a pure function of the bytes, family, target and parameters; a registered fit is
-    # also a new version of its model, and a schedule's run is its own job: those always train.
+    # A fit is a pure function of the bytes, family, target, task and parameters; a registered fit
+    # is also a new version of its model, and a schedule's run is its own job: those always train.
     scheduled = (request.actor or "").startswith("schedule:")
     if request.kind == "fit" and job.register is None and not scheduled:
-        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target)}"
+        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target, job)}"
         existing = _claim_fit(svc, dedup, job_id)
         if existing is not None:
             return Submitted(job=existing, deduplicated=True)
@@ -191,6 +215,24 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         svc.state.events.add(job.id, "step_skipped", text, step="prepare")
     _enqueue(svc, job)
     return Submitted(job=job)
+
+
+def refuse_misplaced_options(request: JobRequest) -> None:
+    """A fit takes ``task`` and ``evaluate_on``; a predict takes ``passthrough``: refuse the others'."""
+    if request.kind == "predict" and request.evaluate_on:
+        raise UserError(
+            "A predict job takes no evaluate_on: a fit is scored on an evaluation dataset.",
+            code="job.unexpected_evaluate_on",
+            hint="Pass evaluate_on when you submit the fit, or predict the evaluation dataset and compare yourself.",
+            status=422,
+        )
+    if request.kind == "fit" and request.passthrough:
+        raise UserError(
+            "A fit job takes no passthrough: only a predict writes rows to join back.",
+            code="job.unexpected_passthrough",
+            hint="Pass passthrough with the predict job.",
+            status=422,
+        )
 
 
 def check_webhook(settings: Settings, url: str) -> None:
@@ -216,6 +258,7 @@ def _new_job(
         created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
         time_limit_s=svc.settings.time_limit_s(lane), model=family.name, target=request.target,
         webhook_url=request.webhook_url, webhook_secret=request.webhook_secret,
+        passthrough=list(request.passthrough), probabilities=request.probabilities,
         queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
     job.estimate = estimates.estimate(svc.state.conn.r, svc.state.keys, job)
@@ -243,7 +286,11 @@ def _plan_steps(
             hint="Leave the lane on auto, or choose small or large for the prepare step.",
             status=422,
         )
-    key = cache_key(content_digest(info), kind=job.kind, feature_schema=features if job.kind == "predict" else None)
+    key = cache_key(
+        content_digest(info), kind=job.kind, feature_schema=features if job.kind == "predict" else None,
+        target=job.target if job.kind == "fit" else TARGET, task=job.task if job.kind == "fit" else CLASSIFICATION,
+        passthrough=job.passthrough,
+    )  # fmt: skip
     job.prepared_key = prepared_key(job.tenant, key)
     prepared = svc.store.stat(job.prepared_key) is not None
     job.steps = plan(job.lane, prepared=prepared)

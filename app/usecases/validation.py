@@ -1,7 +1,12 @@
-"""Refusing, at submission, a job that cannot run: from the Parquet footer and (for fits) the
-``y`` column alone, never the whole file."""
+"""Refusing, at submission, a job that cannot run: from the Parquet footer and (for fits) a bounded
+sample of the target column alone, never the whole file."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
 
 from app.domain import Job, JobStatus
 from app.errors import Conflict, ModelDeleted, UserError
@@ -10,12 +15,28 @@ from app.limits import inspection_slot, open_bounded, scan_target
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
 from app.usecases.datasets import uploaded
+from app.usecases.tasks import TaskChoice, check_predict_passthrough, choose_task
 from ml.errors import DataProblem
 from ml.schema import TARGET, check_predict_schema, check_training_schema
+from ml.tasks import CLASSIFICATION
 
 
-def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int, int]:
-    """Refuse a training set that cannot train on ``target``; return its object info, rows and columns."""
+@dataclass(frozen=True)
+class CheckedFit:
+    """A training set that can train: its object info, shape, schema, and the task the fit learns."""
+
+    info: ObjectInfo
+    rows: int
+    columns: int
+    schema: pa.Schema
+    task: TaskChoice
+
+
+def check_fit(
+    svc: Services, tenant: str, dataset_id: str, target: str = TARGET, task: str | None = CLASSIFICATION
+) -> CheckedFit:
+    """Refuse a training set that cannot train on ``target`` as ``task`` (None: inferred from a
+    bounded sample of the target, ``app.usecases.tasks``)."""
     info = uploaded(svc, tenant, dataset_id)
     with inspection_slot(svc.settings):
         source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
@@ -23,12 +44,31 @@ def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARG
             check_training_schema(source.schema_arrow, source.metadata.num_rows, target)
         except DataProblem as problem:
             raise data_error(problem) from problem
-        scan_target(source, svc.settings.target_scan_rows, target)  # a bounded sample, never the whole column
-    return info, source.metadata.num_rows, source.metadata.num_columns
+        choice = choose_task(source, target, task, svc.settings.target_scan_rows)
+        if choice.task == CLASSIFICATION:  # a regression's many values are no problem
+            scan_target(source, svc.settings.target_scan_rows, target)  # a bounded sample, never the whole column
+    meta = source.metadata
+    return CheckedFit(info, meta.num_rows, meta.num_columns, source.schema_arrow, choice)
 
 
-def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str) -> tuple[ObjectInfo, int, int]:
-    """Refuse prediction data that does not fit the model; return its object info, rows and columns."""
+def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int, int]:
+    """Refuse a training set that cannot train a classification of ``target``; return its object
+    info, rows and columns."""
+    checked = check_fit(svc, tenant, dataset_id, target, CLASSIFICATION)
+    return checked.info, checked.rows, checked.columns
+
+
+def validate_predict(
+    svc: Services,
+    tenant: str,
+    dataset_id: str,
+    model_id: str,
+    passthrough: Sequence[str] = (),
+    *,
+    probabilities: bool = False,
+) -> tuple[ObjectInfo, int, int]:
+    """Refuse prediction data that does not fit the model, or lacks a ``passthrough`` column;
+    return its object info, rows and columns."""
     model = usable_model(svc.state.jobs.get_for(tenant, model_id))
     info = uploaded(svc, tenant, dataset_id)
     with inspection_slot(svc.settings):
@@ -36,7 +76,9 @@ def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str)
     try:
         assert model.result is not None
         features = model.result["features"]["columns"]
-        check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, model.target)
+        if passthrough:  # first: a missing passthrough column is named as such
+            check_predict_passthrough(source, model, passthrough, probabilities)
+        check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, model.target, passthrough)
     except DataProblem as problem:
         raise data_error(problem) from problem
     return info, source.metadata.num_rows, source.metadata.num_columns

@@ -17,6 +17,7 @@ except PackageNotFoundError:  # run from a source tree without installing
     __version__ = "0+unknown"
 
 from tabjob.client import Client
+from tabjob.csv_input import CsvConversion
 from tabjob.errors import (
     ApiError,
     InvalidDataset,
@@ -27,7 +28,7 @@ from tabjob.errors import (
     WaitTimeout,
 )
 from tabjob.job_parts import Estimate, Step, Webhook
-from tabjob.model_results import Model, ModelExport, Validation
+from tabjob.model_results import Evaluation, Model, ModelExport, Validation
 from tabjob.results import (
     Column,
     Dataset,
@@ -44,9 +45,11 @@ __all__ = [
     "ApiError",
     "Client",
     "Column",
+    "CsvConversion",
     "Dataset",
     "ErrorInfo",
     "Estimate",
+    "Evaluation",
     "EventPage",
     "InvalidDataset",
     "Job",

@@ -7,6 +7,7 @@ carries the API key.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from tabjob import transfers
+from tabjob.csv_input import CsvConversion
 from tabjob.errors import ApiError, InvalidDataset, JobCanceled, JobFailed, WaitTimeout
 from tabjob.managing import ManagingMethods
 from tabjob.registry import RegistryMethods
@@ -26,6 +28,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 STORE_TIMEOUT_S = 300.0
 
 UpdateCallback = Callable[[Job, list[JobEvent]], None]
+log = logging.getLogger("tabjob")
 
 
 class Client(ManagingMethods, RegistryMethods):
@@ -119,12 +122,16 @@ class Client(ManagingMethods, RegistryMethods):
         name: str | None = None,
         on_bytes: ProgressCallback | None = None,
         raise_on_invalid: bool = True,
+        on_csv: Callable[[CsvConversion], None] | None = None,
     ) -> Dataset:
         """Upload training or prediction data as a new dataset, and return it once checked.
 
         Parameters:
-            data: a path to a Parquet file, Parquet bytes, a ``pyarrow.Table`` or a
-                ``pandas.DataFrame`` (its index is dropped; pandas is needed only for this).
+            data: a path to a Parquet or CSV file (``.csv``, ``.tsv``, ``.csv.gz``: converted to
+                Parquet here, with pyarrow's type inference), Parquet bytes, a ``pyarrow.Table`` or
+                a ``pandas.DataFrame`` (its index is dropped; pandas is needed only for this).
+            on_csv: called with what a CSV file was read as (rows, each column's inferred type)
+                before it is uploaded; the same is logged on the ``tabjob`` logger.
             name: the dataset's name (default: the file name).
             on_bytes: called as ``on_bytes(sent, total)`` while the bytes go up.
             raise_on_invalid: raise ``InvalidDataset`` when the server's check refuses the data
@@ -133,7 +140,14 @@ class Client(ManagingMethods, RegistryMethods):
 
         Raises ``FileNotFoundError`` for a path that does not exist, before anything is created.
         """
-        source = transfers.upload_source(data)
+        try:
+            source = transfers.upload_source(data)
+        except ValueError as exc:  # a file pyarrow cannot read as CSV
+            raise ApiError(0, "client.unreadable_csv", str(exc), hint="Fix the file, or write it as Parquet.") from exc
+        if source.csv is not None:
+            log.info("%s", source.csv.describe())
+            if on_csv is not None:
+                on_csv(source.csv)
         created = self.create_dataset(name or source.name)
         transfers.send(self.storage, created.raw["upload_form"], source, on_bytes)
         checked = self.dataset(created.id)
@@ -154,6 +168,8 @@ class Client(ManagingMethods, RegistryMethods):
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         idempotency_key: str | None = None,
+        task: str | None = None,
+        evaluate_on: str | None = None,
     ) -> Job:
         """Start training a model on a dataset; returns the queued job.
 
@@ -162,7 +178,11 @@ class Client(ManagingMethods, RegistryMethods):
             lane: ``auto`` (by dataset size), ``small``, ``large`` or ``gpu``.
             model: the model family, ``hgb`` (default) or ``xgboost`` (prepared on a CPU lane,
                 trained on the gpu lane).
-            target: the column of class labels (default ``y``).
+            target: the column to learn (default ``y``).
+            task: ``classification`` or ``regression``; None infers it from the target (the job's
+                ``task`` and ``task_reason`` say what was chosen and why).
+            evaluate_on: a dataset id with the target: the model is also scored on all its rows
+                (``job.validation.evaluation``).
             webhook_url, webhook_secret: POST a signed notification to this URL when the job
                 ends (the service must have webhooks on; check it with ``tabjob.verify_webhook``).
             idempotency_key: retries with the same key return the same job instead of a new one.
@@ -171,7 +191,7 @@ class Client(ManagingMethods, RegistryMethods):
         ``ApiError`` naming the problem, not as a job that fails later.
         """
         body = {"kind": "fit", "dataset_id": dataset_id, "params": params, "lane": lane}
-        body |= {"model": model, "target": target}
+        body |= {"model": model, "target": target, "task": task, "evaluate_on": evaluate_on}
         return self._submit(body, idempotency_key, webhook_url, webhook_secret)
 
     def predict(
@@ -183,9 +203,15 @@ class Client(ManagingMethods, RegistryMethods):
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         idempotency_key: str | None = None,
+        passthrough: list[str] | None = None,
     ) -> Job:
-        """Start predicting a dataset with a model (a finished fit's id); returns the queued job."""
+        """Start predicting a dataset with a model (a finished fit's id); returns the queued job.
+
+        The predictions file has the ``passthrough`` columns of the data (in the data's order, to
+        join back), a column named after the model's target and, for a classification, one
+        ``proba_<class>`` column per class."""
         body = {"kind": "predict", "dataset_id": dataset_id, "model_id": model_id, "lane": lane}
+        body["passthrough"] = list(passthrough) if passthrough else None
         return self._submit(body, idempotency_key, webhook_url, webhook_secret)
 
     def _submit(

@@ -160,6 +160,8 @@ class Job:
     dataset_ref: str | None = None
     model_ref: str | None = None
     registration: dict[str, Any] | None = None
+    task: str | None = None
+    task_reason: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -190,8 +192,18 @@ class Job:
             dataset_ref=data.get("dataset_ref"),
             model_ref=data.get("model_ref"),
             registration=data.get("registration"),
+            task=data.get("task"),
+            task_reason=data.get("task_reason"),
             raw=data,
         )
+
+    @property
+    def validation(self) -> Any:
+        """A finished fit's scores (``tabjob.Validation``: every metric of its task on the held-out
+        rows, and on its evaluation dataset); None for other jobs."""
+        from tabjob.model_results import Validation
+
+        return Validation.from_api((self.result or {}).get("validation")) if self.kind == "fit" else None
 
     @property
     def ended(self) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from tabjob.csv_input import CsvConversion, csv_to_parquet, is_csv
 from tabjob.errors import ApiError
 
 CHUNK_BYTES = 1024 * 1024
@@ -89,10 +90,13 @@ class Source:
     size: int
     open: Callable[[], BinaryIO]
     name: str | None = None
+    csv: CsvConversion | None = None  # what a CSV file was read as, when it was one
 
 
 def upload_source(data: Any) -> Source:
-    """The bytes of what ``upload`` was given (a path, Parquet bytes, a Table or a DataFrame)."""
+    """The bytes of what ``upload`` was given (a path to Parquet or CSV, Parquet bytes, a Table or
+    a DataFrame). A CSV file becomes Parquet here (``tabjob.csv_input``); ``Source.csv`` says what
+    was inferred."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         blob = bytes(data)
         return Source(len(blob), lambda: io.BytesIO(blob))
@@ -101,7 +105,10 @@ def upload_source(data: Any) -> Source:
         if not path.exists():
             raise FileNotFoundError(f"No such file: {path}")
         if path.is_dir():
-            raise IsADirectoryError(f"{path} is a folder; upload takes a Parquet file.")
+            raise IsADirectoryError(f"{path} is a folder; upload takes a Parquet or CSV file.")
+        if is_csv(path):
+            converted, conversion = csv_to_parquet(path)
+            return Source(len(converted), lambda: io.BytesIO(converted), path.name, conversion)
         return Source(path.stat().st_size, lambda: path.open("rb"), path.name)
     blob = parquet_bytes(data)
     return Source(len(blob), lambda: io.BytesIO(blob))

@@ -1,15 +1,16 @@
-"""``hgb``: scikit-learn's HistGradientBoostingClassifier, the seed's model and the default family."""
+"""``hgb``: scikit-learn's HistGradientBoostingClassifier (the seed's model and the default family) or, for a
+regression, HistGradientBoostingRegressor."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-from ml.families.base import Family, Trained, TrainingSet
+from ml.families.base import Family, Trained, TrainingSet, plain_params
 
-# The HistGradientBoostingClassifier parameters a user may set, with their types.
+# The HistGradientBoosting parameters a user may set (the same for both tasks), with their types.
 TUNABLE_PARAMS: dict[str, type] = {
     "learning_rate": float,
     "max_iter": int,
@@ -24,24 +25,40 @@ TUNABLE_PARAMS: dict[str, type] = {
 DEFAULT_RANDOM_STATE = 0
 
 
+def estimator(
+    task: str, params: dict[str, Any], categorical: list[bool]
+) -> HistGradientBoostingClassifier | HistGradientBoostingRegressor:
+    """The unfitted estimator of ``task`` (``classification`` or ``regression``) with ``params``."""
+    mask = categorical if any(categorical) else None
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    return cls(categorical_features=mask, **params)
+
+
 def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
     """Fit on the CPU (``device`` is ignored); early stopping on ``data``'s validation rows when given."""
-    mask = data.categorical if any(data.categorical) else None
-    estimator = HistGradientBoostingClassifier(categorical_features=mask, **params)
+    model = estimator(data.task, params, data.categorical)
     if data.X_val is None:
-        estimator.fit(data.X, data.labels())
+        model.fit(data.X, data.labels())
     else:
         # Early stopping on our own split, made while building the matrices: HistGradientBoosting's
         # internal split would copy the whole matrix and hold both at once.
-        estimator.set_params(early_stopping=True)
-        estimator.fit(data.X, data.labels(), X_val=data.X_val, y_val=data.classes[data.codes_val])
-        estimator.set_params(early_stopping=params.get("early_stopping", "auto"))
-    return Trained(estimator=estimator, iterations=int(estimator.n_iter_), device="cpu")
+        model.set_params(early_stopping=True)
+        model.fit(data.X, data.labels(), X_val=data.X_val, y_val=data.labels_val())
+        model.set_params(early_stopping=params.get("early_stopping", "auto"))
+    used = {k: v for k, v in model.get_params().items() if k != "categorical_features"}
+    return Trained(estimator=model, iterations=int(model.n_iter_), device="cpu", used_params=plain_params(used))
 
 
-def predict(estimator: HistGradientBoostingClassifier, X: np.ndarray, device: str) -> np.ndarray:
-    """The predicted label of each row (on the CPU)."""
-    return estimator.predict(X)
+def predict(
+    model: HistGradientBoostingClassifier | HistGradientBoostingRegressor, X: np.ndarray, device: str
+) -> np.ndarray:
+    """The predicted label (a regression: value) of each row (on the CPU)."""
+    return model.predict(X)
+
+
+def predict_proba(model: HistGradientBoostingClassifier, X: np.ndarray, device: str) -> np.ndarray:
+    """Each row's probability of each class, in ``model.classes_`` (sorted) order."""
+    return model.predict_proba(X)
 
 
 FAMILY = Family(
@@ -51,4 +68,5 @@ FAMILY = Family(
     matrix_dtype=np.float64,
     train=train,
     predict=predict,
+    predict_proba=predict_proba,
 )

@@ -1,4 +1,5 @@
-"""``xgboost``: XGBoost's gradient-boosted trees (``hist``), on a GPU (``device="cuda"``) where one is usable.
+"""``xgboost``: XGBoost's gradient-boosted trees (``hist``; XGBClassifier or XGBRegressor), on a GPU
+(``device="cuda"``) where one is usable.
 
 XGBoost is imported when a model of this family trains or predicts, not when the registry is read:
 a process that never uses the family (the API, a CPU lane) never loads it.
@@ -11,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ml.families.base import Family, Trained, TrainingSet
+from ml.families.base import Family, Trained, TrainingSet, plain_params
 
-# The XGBClassifier parameters a user may set, with their types; early_stopping as for hgb.
+# The XGBClassifier/XGBRegressor parameters a user may set, with their types; early_stopping as for hgb.
 TUNABLE_PARAMS: dict[str, type] = {
     "n_estimators": int,
     "learning_rate": float,
@@ -44,6 +45,8 @@ class XGBoostModel:
     classes: np.ndarray  # the labels the class codes stand for, with the target's dtype
     feature_types: list[str]  # "q" (quantitative) or "c" (categorical), per column
     best_iteration: int | None  # the best validation round when early stopping ran
+    # Models written before regressions existed unpickle as classifications.
+    task: str = "classification"
 
     def booster(self, device: str) -> Any:
         """The booster, loaded to run on ``device``."""
@@ -54,17 +57,14 @@ class XGBoostModel:
         return booster
 
 
-def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
-    """Fit an XGBClassifier on ``device``; early stopping on ``data``'s validation rows when given.
-
-    Categorical columns are declared as such (``feature_types`` ``c``) and split on natively.
-    """
+def estimator(task: str, params: dict[str, Any], device: str, feature_types: list[str], stopping: bool) -> Any:
+    """The unfitted XGBClassifier or XGBRegressor of ``task`` with ``params`` (``early_stopping`` aside) on
+    ``device``; categorical columns declared as such (``feature_types`` ``c``) and split on natively."""
     import xgboost
 
     chosen = {k: v for k, v in params.items() if k != "early_stopping"}
-    feature_types = ["c" if flag else "q" for flag in data.categorical]
-    stopping = data.X_val is not None
-    classifier = xgboost.XGBClassifier(
+    cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
+    return cls(
         tree_method="hist",
         device=device,
         enable_categorical=True,
@@ -72,28 +72,41 @@ def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
         early_stopping_rounds=EARLY_STOPPING_ROUNDS if stopping else None,
         **chosen,
     )
+
+
+def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
+    """Fit on ``device``; early stopping on ``data``'s validation rows when given. A classifier learns
+    the class codes (XGBoost wants 0..k-1), a regressor the values."""
+    feature_types = ["c" if flag else "q" for flag in data.categorical]
+    stopping = data.X_val is not None
+    model = estimator(data.task, params, device, feature_types, stopping)
     if stopping:
-        classifier.fit(data.X, data.codes, eval_set=[(data.X_val, data.codes_val)], verbose=False)
+        model.fit(data.X, data.codes, eval_set=[(data.X_val, data.codes_val)], verbose=False)
     else:
-        classifier.fit(data.X, data.codes)
-    booster = classifier.get_booster()
+        model.fit(data.X, data.codes)
+    booster = model.get_booster()
     best = booster.attr("best_iteration")
-    model = XGBoostModel(
+    saved = XGBoostModel(
         model=bytes(booster.save_raw(raw_format="ubj")),
         classes=data.classes,
         feature_types=feature_types,
         best_iteration=None if best is None else int(best),
+        task=data.task,
     )
+    used = {k: v for k, v in model.get_params().items() if v is not None and k != "feature_types"}
     return Trained(
-        estimator=model,
+        estimator=saved,
         iterations=int(booster.num_boosted_rounds()),
         device=device,
-        best_iteration=model.best_iteration,
+        best_iteration=saved.best_iteration,
+        used_params=plain_params({**used, "objective": booster.attr("objective") or model.objective}),
     )
 
 
-def predict(model: XGBoostModel, X: np.ndarray, device: str) -> np.ndarray:
-    """The predicted label of each row, with the trees up to the best validation round when early stopping ran."""
+def _raw(model: XGBoostModel, X: np.ndarray, device: str) -> np.ndarray:
+    """The booster's output for every row, with the trees up to the best validation round when
+    early stopping ran: values (a regression), the positive class's probability (two classes) or
+    one probability per class."""
     import xgboost
 
     booster = model.booster(device)  # the device of this process, whatever the model was trained on
@@ -101,9 +114,23 @@ def predict(model: XGBoostModel, X: np.ndarray, device: str) -> np.ndarray:
     # Through a DMatrix rather than inplace_predict: from host memory onto a GPU model, inplace_predict
     # warns of mismatched devices and falls back to a DMatrix anyway.
     matrix = xgboost.DMatrix(X, feature_types=model.feature_types, enable_categorical=True)
-    probabilities = booster.predict(matrix, iteration_range=rounds)
-    codes = probabilities.argmax(axis=1) if probabilities.ndim == 2 else (probabilities > 0.5).astype(np.int64)
-    return model.classes[codes]
+    return booster.predict(matrix, iteration_range=rounds)
+
+
+def predict_proba(model: XGBoostModel, X: np.ndarray, device: str) -> np.ndarray:
+    """Each row's probability of each class (columns in the classes' order, float64, rows summing to 1)."""
+    out = np.asarray(_raw(model, X, device), dtype=np.float64)
+    if out.ndim == 1:
+        out = np.column_stack([1.0 - out, out])
+    # softprob's float32 rows can miss 1 by an ulp or so; users sum them.
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def predict(model: XGBoostModel, X: np.ndarray, device: str) -> np.ndarray:
+    """The predicted label of each row (a regression: value)."""
+    if model.task == "regression":
+        return np.asarray(_raw(model, X, device), dtype=np.float64)
+    return model.classes[predict_proba(model, X, device).argmax(axis=1)]
 
 
 FAMILY = Family(
@@ -114,4 +141,5 @@ FAMILY = Family(
     train=train,
     predict=predict,
     uses_gpu=True,
+    predict_proba=predict_proba,
 )

@@ -67,7 +67,7 @@ def test_fit_predict_download_events_and_listing(api, small_worker, seed_files):
     import io
 
     frame = pd.read_parquet(io.BytesIO(httpx.get(link["url"]).content))
-    assert list(frame.columns) == ["y"] and len(frame) == 1000
+    assert list(frame.columns) == ["y", "proba_0", "proba_1"] and len(frame) == 1000  # the target's column, classes
 
     fits = api.get("/v1/jobs", params={"kind": "fit"}).json()["items"]
     assert [j["id"] for j in fits] == [fit["id"]]

@@ -83,7 +83,7 @@ def test_upload_waits_for_the_check_and_prints_rows_by_columns_or_the_problem(us
     quiet = user("upload", str(seed_files["train"]), "-q")
     assert quiet.exit_code == 0 and quiet.stdout.strip().startswith("ds_") and len(quiet.stdout.split()) == 1
 
-    bogus = tmp_path / "data.csv"
+    bogus = tmp_path / "data.txt"  # not Parquet (and not named .csv, which is converted first)
     bogus.write_text("a,b,y\n1,2,0\n")
     refused = user("upload", str(bogus))
     assert refused.exit_code == 2
@@ -117,8 +117,8 @@ def test_refusals_point_at_the_commands_help_not_at_the_api_docs(user, seed_file
     assert unknown.exit_code == 2 and json.loads(unknown.stdout)["error"]["code"] == "job.not_found"
     bad_lane = user("fit", dataset, "--lane", "huge")
     assert bad_lane.exit_code == 2 and "huge" in bad_lane.stderr
-    unsupported = user("fit", dataset, "--model", "xgboost", "--target", "label")
-    assert unsupported.exit_code == 2 and "job.target_unsupported" in unsupported.stderr
+    no_label = user("fit", dataset, "--model", "xgboost", "--target", "label")
+    assert no_label.exit_code == 2 and "dataset.missing_target" in no_label.stderr
 
 
 def test_an_unreachable_service_is_said_without_a_traceback(free_tcp_port):

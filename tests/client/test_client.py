@@ -47,7 +47,7 @@ def test_upload_a_dataframe_a_table_or_bytes(client):
 
 
 def test_an_upload_the_server_refuses_raises_invalid_dataset_with_the_problem(client, tmp_path):
-    bogus = tmp_path / "data.csv"
+    bogus = tmp_path / "data.txt"  # not Parquet, and not named .csv (a .csv is converted first)
     bogus.write_text("a,b,y\n1,2,0\n")
     with pytest.raises(tabjob.InvalidDataset) as refused:
         client.upload(bogus)
@@ -82,7 +82,7 @@ def test_fit_wait_predict_download_into_a_folder_and_read(client, small_worker, 
     assert pq.read_table(saved).num_rows == 1000 and not list(tmp_path.glob("*.part"))
     named = client.download(pred.id, tmp_path / "preds.parquet")
     assert pq.read_table(named).equals(pq.read_table(saved))
-    assert client.read_result(pred.id).column_names == ["y"]
+    assert client.read_result(pred.id).column_names == ["y", "proba_0", "proba_1"]  # the target's name, classes
 
     assert [j.id for j in client.jobs(kind="fit")] == [model.id]
     first = client.jobs(limit=1)

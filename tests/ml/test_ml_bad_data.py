@@ -132,15 +132,18 @@ def test_single_class_among_missing_targets(tmp_path, write_parquet):
 
 
 def test_float_target_with_too_many_classes(tmp_path, write_parquet):
-    # Given a regression target uploaded to a classifier
+    # Given a regression target, fitted as a classification on purpose
     frame = training_frame(rows=1500)
     frame["y"] = np.random.default_rng(1).normal(size=len(frame))
     data = write_parquet("train.parquet", frame)
+    model = tmp_path / "model.pkl"
 
-    problem = refused_fit("dataset.too_many_classes", data, tmp_path)
+    problem = refused("dataset.too_many_classes", fit, data, str(model), params=FAST, task="classification")
 
     assert "1,500 distinct values" in problem.message
     assert "regression" in problem.hint
+    # Without a task, the same target is inferred as a regression, never silently as classes.
+    assert fit(data, str(model), params=FAST)["task"] == "regression"
 
 
 def test_only_the_target(tmp_path, write_parquet):

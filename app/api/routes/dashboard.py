@@ -18,7 +18,12 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "job.js": "text/javascript"}
+_FILES = {
+    "dashboard.js": "text/javascript",
+    "dashboard_models.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "job.js": "text/javascript",
+}
 
 router = APIRouter(tags=["observability"])
 

@@ -7,20 +7,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
+import tabjob
 from tabjob.cli import show
 from tabjob.cli.common import JSON, KEY, LIMIT, QUIET, URL, connected, expect_id
 from tabjob.cli.output import EXIT_MISTAKE, Mistake, console, emit, fail, plain, transfer_progress
 
 
 def upload(
-    path: Annotated[Path, typer.Argument(help="A Parquet file.", show_default=False)],
+    path: Annotated[Path, typer.Argument(help="A Parquet or CSV file (CSV is converted here).", show_default=False)],
     name: Annotated[str | None, typer.Option(help="The dataset's name [default: the file's name].")] = None,
     quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
 ) -> None:  # fmt: skip
     """Upload a Parquet file as a new dataset; waits for the server's check and prints rows x columns.
 
-    Exits 2 when the server cannot use the file (not Parquet, no rows, unsupported types).
+    A CSV file (.csv, .tsv, .csv.gz) is converted to Parquet on this machine first, and the
+    column types inferred from it are printed. Exits 2 when the server cannot use the file (not
+    Parquet, no rows, unsupported types).
     """
     with connected(url, api_key, as_json) as client:
         if not path.exists():
@@ -28,8 +32,11 @@ def upload(
         if path.is_dir():
             raise Mistake(f"{path} is a folder; upload takes one Parquet file.", code="cli.not_a_file")
         progress, update = transfer_progress(f"upload {path.name}", not (quiet or as_json))
+        read_as: list[tabjob.CsvConversion] = []
         with progress:
-            dataset = client.upload(path, name=name, on_bytes=update, raise_on_invalid=False)
+            dataset = client.upload(path, name=name, on_bytes=update, raise_on_invalid=False, on_csv=read_as.append)
+        if read_as and not (quiet or as_json):
+            console.print(escape(read_as[0].describe()))
     if dataset.state == "invalid" and dataset.problem:
         if as_json:
             problem = {**asdict(dataset.problem), "status": 422}
@@ -40,7 +47,8 @@ def upload(
     if quiet:
         plain(dataset.id)
     else:
-        emit(dataset.to_dict(), as_json, show.dataset_summary(dataset))
+        body = dataset.to_dict() | ({"csv": asdict(read_as[0])} if read_as else {})
+        emit(body, as_json, show.dataset_summary(dataset))
 
 
 def datasets(

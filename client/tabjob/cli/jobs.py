@@ -48,6 +48,11 @@ class Family(StrEnum):
     xgboost = "xgboost"
 
 
+class Task(StrEnum):
+    classification = "classification"
+    regression = "regression"
+
+
 class Kind(StrEnum):
     fit = "fit"
     predict = "predict"
@@ -55,8 +60,14 @@ class Kind(StrEnum):
 
 def fit(
     dataset_id: DATASET_ID, param: PARAM = None,
-    target: Annotated[str | None, typer.Option(help="The column of class labels [default: y].")] = None,
+    target: Annotated[str | None, typer.Option(help="The column to learn [default: y].")] = None,
     model: Annotated[Family | None, typer.Option(help="The model family [default: hgb].")] = None,
+    task: Annotated[Task | None, typer.Option(
+        help="What to learn [default: inferred from the target: text is classes, fractional numbers a regression].",
+    )] = None,
+    evaluate_on: Annotated[str | None, typer.Option(
+        "--evaluate-on", help="A dataset id with the target: score the model on all its rows too.",
+    )] = None,
     lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None, webhook: WEBHOOK = None,
     webhook_secret: WEBHOOK_SECRET = None, quiet: QUIET = False, url: URL = None, api_key: KEY = None,
     as_json: JSON = False,
@@ -64,9 +75,12 @@ def fit(
     """Train a model on a dataset. The job's id is the model's id once it has finished."""
     with connected(url, api_key, as_json) as client:
         dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
+        if evaluate_on:
+            evaluate_on = expect_id(evaluate_on, "dataset", "--evaluate-on")
         job = client.fit(
             dataset_id, params=parse_params(param), lane=lane.value, model=model.value if model else None,
             target=target, webhook_url=webhook, webhook_secret=webhook_secret,
+            task=task.value if task else None, evaluate_on=evaluate_on,
         )  # fmt: skip
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 
@@ -74,13 +88,20 @@ def fit(
 def predict(
     dataset_id: DATASET_ID,
     model_id: Annotated[str, typer.Argument(help="A finished fit job's id (job_…).", show_default=False)],
+    passthrough: Annotated[list[str] | None, typer.Option(
+        "--passthrough", metavar="COLUMN",
+        help="A column of the data to copy next to the predictions, e.g. an id to join on (repeatable).",
+    )] = None,
     lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None,
     quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
 ) -> None:  # fmt: skip
-    """Predict a dataset with a model (a finished fit job's id); `tabjob download` fetches the result."""
+    """Predict a dataset with a model (a finished fit job's id); `tabjob download` fetches the result:
+    the --passthrough columns, one column named after the target, and proba_<class> columns."""
     with connected(url, api_key, as_json) as client:
         dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
-        job = client.predict(dataset_id, expect_id(model_id, "model", "MODEL_ID"), lane=lane.value)
+        job = client.predict(
+            dataset_id, expect_id(model_id, "model", "MODEL_ID"), lane=lane.value, passthrough=passthrough
+        )
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 
 
@@ -159,7 +180,8 @@ def download(
     ] = Path("."),
     quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
 ) -> None:  # fmt: skip
-    """Download a finished prediction (Parquet, one column y); prints where it was saved."""
+    """Download a finished prediction (Parquet: any --passthrough columns, one column named after the
+    target, and proba_<class> columns); prints where it was saved."""
     with connected(url, api_key, as_json) as client:
         job_id = expect_id(job_id, "job", "JOB_ID")
         progress, update = transfer_progress(f"download {job_id}", not (quiet or as_json))

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import tabjob
+from tabjob.cli.metrics_text import metrics_lines
 
 STATUS_STYLE = {"queued": "yellow", "started": "cyan", "finished": "green", "failed": "red", "canceled": "magenta"}
 
@@ -66,10 +67,14 @@ def _result_lines(job: tabjob.Job) -> list[str]:
     if job.kind == "predict":
         return [f"  {result.get('rows', 0):,} predictions: tabjob download {job.id}"]
     classes = result.get("classes") or []
+    learned = "a regression" if result.get("task") == "regression" else f"{len(classes)} classes"
     lines = [
-        f"  model {job.id}: {len(classes)} classes of '{result.get('target', 'y')}', trained on "
+        f"  model {job.id}: {learned} of '{result.get('target', 'y')}', trained on "
         f"{result.get('rows', 0):,} rows, {result.get('iterations', 0)} iterations"
     ]
+    if job.task_reason and job.task_reason != "asked for":
+        lines.append(f"  [dim]task {job.task}: {escape(job.task_reason)}[/]")
+    lines += metrics_lines(result.get("validation"), classes)
     facts = [validation_text(result.get("validation"))]
     if result.get("duration_s") is not None:
         facts.append(f"fit took {seconds(result['duration_s'])}")
@@ -98,10 +103,12 @@ def validation_text(validation: dict | None) -> str:
 
 def model_summary(model: tabjob.Model) -> str:
     """A model: where it came from, what it predicts from what, how good and how big it is."""
+    learned = "regression" if model.task == "regression" else f"{len(model.classes)} classes"
     lines = [
-        f"[bold]{model.id}[/]  model of '{escape(model.target)}' ({len(model.classes)} classes), "
+        f"[bold]{model.id}[/]  model of '{escape(model.target)}' ({learned}), "
         f"from dataset {model.dataset_id}, trained {when(model.trained_at)}"
     ]
+    lines += metrics_lines(model.raw.get("validation"), model.classes)
     facts = [validation_text(asdict(model.validation) if model.validation else None)]
     if model.duration_s is not None:
         facts.append(f"fit took {seconds(model.duration_s)}")
@@ -147,12 +154,13 @@ def jobs_table(jobs: list[tabjob.Job]) -> Table:
 
 def models_table(models: list[tabjob.Model]) -> Table:
     """Models, one a row, ids whole."""
-    table = _table("id", "target", "classes", "features", "validation", "size", "trained", ids=[m.id for m in models])
+    table = _table("id", "target", "learned", "features", "validation", "size", "trained", ids=[m.id for m in models])
     for m in models:
         score = m.validation.score if m.validation else None
-        shown = f"{score:.4f}" if score is not None else ""
+        shown = f"{m.validation.metric} {score:.4f}" if m.validation and score is not None else ""
+        learned = "regression" if m.task == "regression" else f"{len(m.classes)} classes"
         table.add_row(
-            m.id, escape(m.target), str(len(m.classes)), str(len(m.features)), shown,
+            m.id, escape(m.target), learned, str(len(m.features)), shown,
             size(m.size_bytes) if m.size_bytes is not None else "", when(m.trained_at),
         )  # fmt: skip
     return table
