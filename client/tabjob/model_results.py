@@ -91,6 +91,7 @@ class Model:
     size_bytes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     task: str = "classification"
+    task_reason: str | None = None
     family: str | None = None
     target_range: dict[str, float] | None = None
     params_used: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +115,7 @@ class Model:
             size_bytes=data.get("size_bytes"),
             params=data.get("params") or {},
             task=data.get("task") or "classification",
+            task_reason=data.get("task_reason"),
             family=data.get("family"),
             target_range=data.get("target_range"),
             params_used=data.get("params_used") or {},

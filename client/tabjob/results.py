@@ -162,6 +162,8 @@ class Job:
     registration: dict[str, Any] | None = None
     task: str | None = None
     task_reason: str | None = None
+    evaluate_on: str | None = None
+    passthrough: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -194,6 +196,8 @@ class Job:
             registration=data.get("registration"),
             task=data.get("task"),
             task_reason=data.get("task_reason"),
+            evaluate_on=data.get("evaluate_on"),
+            passthrough=list(data.get("passthrough") or []),
             raw=data,
         )
 

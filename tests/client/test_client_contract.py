@@ -27,6 +27,7 @@ TYPED = {
     "EstimatePublic": tabjob.Estimate,
     "ModelPublic": tabjob.Model,
     "ValidationPublic": tabjob.Validation,
+    "EvaluationPublic": tabjob.Evaluation,
     "ModelExportPublic": tabjob.ModelExport,
     "DatasetsPublic": tabjob.Page,
     "JobsPublic": tabjob.Page,
