@@ -139,6 +139,8 @@ class Job:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_outcome: str | None = None
+    # The engine that runs the job: None (one job process) or "dask" (app/engines/).
+    engine: str | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Job:
@@ -186,6 +188,10 @@ class Dataset:
     # The API key that got the upload URL, and when that URL expires (app/revocation.py).
     key_id: str | None = None
     upload_expires_at: float | None = None
+    # A dataset in parts (app/usecases/parts.py): how many, and each part's ETag and size when checked.
+    parts: int | None = None
+    part_etags: list[str] | None = None
+    part_sizes: list[int] | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Dataset:

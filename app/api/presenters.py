@@ -127,6 +127,7 @@ def dataset_public(dataset: Dataset) -> DatasetPublic:
         rows=dataset.rows,
         columns=dataset.columns,  # type: ignore[arg-type]
         problem=dataset.problem,  # type: ignore[arg-type]
+        parts=dataset.parts,
     )
 
 

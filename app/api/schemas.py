@@ -33,6 +33,9 @@ class DatasetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=200)
+    parts: int | None = Field(
+        None, ge=1, description="Upload the dataset as this many Parquet files of one schema (`upload_forms`)."
+    )
 
 
 class ColumnPublic(BaseModel):
@@ -54,6 +57,7 @@ class DatasetPublic(BaseModel):
     rows: int | None = None
     columns: list[ColumnPublic] | None = None
     problem: ErrorBody | None = None
+    parts: int | None = Field(None, description="A dataset in parts: how many (rows and size are their sums).")
 
 
 class UploadForm(BaseModel):
@@ -73,6 +77,7 @@ class DatasetCreated(DatasetPublic):
 
     upload_url: str | None
     upload_form: UploadForm | None = None
+    upload_forms: list[UploadForm] | None = Field(None, description="A dataset in parts: one form per part, in order.")
     upload_expires_at: datetime
 
 
@@ -161,6 +166,10 @@ class JobCreate(BaseModel):
         None, min_length=1, max_length=200, description="A fit's column of class labels (default `y`)."
     )
     webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
+    engine: Literal["dask"] | None = Field(
+        None, description="Run on the distributed engine (xgboost only; docs/distributed.md). Unset: one worker, "
+        "or Dask when the dataset is in parts or larger than one worker's memory budget.",
+    )  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod
@@ -286,3 +295,4 @@ class DownloadPublic(BaseModel):
 
     url: str
     expires_at: datetime
+    urls: list[str] | None = Field(None, description="A prediction written in parts (Dask): every part, in order.")

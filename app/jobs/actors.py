@@ -30,6 +30,11 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
     call, or the step it is in for a two-step job (``app.jobs.stepping``)."""
     job = ctx.state.jobs.get(job_id)
     assert job is not None
+    if job.engine:
+        from app.engines import dask_jobs  # it uses this module's helpers
+
+        dask_jobs.run(ctx, job)
+        return
     if job.steps:
         from app.jobs import stepping  # it uses this module's helpers
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from app import idempotency
 from app.domain import LANES, Job, JobKind, JobStatus, Lane, new_id
+from app.engines import routing
 from app.errors import InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
@@ -19,7 +20,6 @@ from app.steps import GPU_LANE, plan
 from app.storage import ObjectInfo, prepared_key
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
-from app.usecases.validation import validate_fit, validate_predict
 from app.webhooks import check_target
 from ml.schema import TARGET
 
@@ -47,6 +47,8 @@ class JobRequest:
     webhook_secret: str | None = None
     # The model family of a fit (default hgb); a predict's is its model's.
     model: str | None = None
+    # "dask" for the distributed engine (app/engines/); None: chosen from the dataset.
+    engine: str | None = None
 
 
 def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
@@ -110,13 +112,15 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
     return requested  # type: ignore[return-value]
 
 
-def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str, target: str) -> str:
+def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str, target: str, engine: str | None = None) -> str:
     # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
     what: dict[str, Any] = {"etag": info.etag, "size": info.size, "params": params}
     if family != "hgb":  # hgb fits keep the fingerprints they had before families existed
         what["model"] = family
     if target != TARGET:  # and fits of y the fingerprints they had before targets
         what["target"] = target
+    if engine:  # a Dask fit trains a different model from the same bytes
+        what["engine"] = engine
     material = json.dumps(what, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
@@ -135,21 +139,23 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
                 hint=f"Rename the label column to '{TARGET}', or fit the default model (hgb), which takes a target.",
                 status=422,
             )
-        info, rows, columns = validate_fit(svc, tenant, request.dataset_id, request.target)
+        info, rows, columns, in_parts = routing.validate(svc, tenant, request)
     else:
         assert request.model_id is not None
-        info, rows, columns = validate_predict(svc, tenant, request.dataset_id, request.model_id)
+        info, rows, columns, in_parts = routing.validate(svc, tenant, request)
         model = svc.state.jobs.get_for(tenant, request.model_id)
         family = choose_family("predict", request.model, model.model)
         features = (model.result or {}).get("features")
     check_params(family, params)
+    engine = routing.choose_engine(svc, request, family.name, rows, columns, in_parts)
     lane = choose_lane(svc, info.size, rows, request.lane)
     job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
-    if family.two_steps:
+    job.engine = engine
+    if family.two_steps and engine is None:
         _plan_steps(svc, job, info, features, requested_lane=request.lane)
     dedup = None
     if request.kind == "fit":  # a fit is a pure function of the bytes, family, target and parameters
-        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target)}"
+        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target, engine)}"
         existing = _claim_fit(svc, dedup, job_id)
         if existing is not None:
             return Submitted(job=existing, deduplicated=True)

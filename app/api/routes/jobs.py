@@ -11,6 +11,7 @@ from app.api.errors import error_responses
 from app.api.presenters import job_public, queue_info
 from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
 from app.domain import JobKind, JobStatus
+from app.engines.results import result_downloads
 from app.errors import UserError
 from app.usecases import jobs as job_actions
 from app.usecases.submission import JobRequest, submit
@@ -69,6 +70,7 @@ def create_job(
         body.kind, body.dataset_id, body.model_id, params, body.lane, model=body.model,
         target=body.target or TARGET,
         webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
+        engine=body.engine,
     )  # fmt: skip
     done = submit(svc, tenant, request, idempotency_key=idempotency_key)
     if done.replayed:
@@ -139,5 +141,5 @@ def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
 def job_result(job_id: str, svc: ServicesDep, tenant: TenantDep) -> DownloadPublic:
     """Where to download a finished prediction (Parquet, one column `y`, a row per input row),
     straight from the object store, until `expires_at`. 409 while the job has not finished."""
-    url, expires_at = job_actions.result_download(svc, tenant, job_id)
-    return DownloadPublic(url=url, expires_at=expires_at)
+    url, expires_at, urls = result_downloads(svc, tenant, job_id)
+    return DownloadPublic(url=url, expires_at=expires_at, urls=urls)
