@@ -15,6 +15,7 @@ from app.steps import shown
 # What a fit's result shows its owner (the model's digest and paths stay internal).
 FIT_RESULT_FIELDS = (
     "classes", "rows", "iterations", "params", "notes", "features", "timings", "target", "family", "device",
+    "engine", "parts", "worker_peak_rss_bytes",
 )  # fmt: skip
 NO_HELD_OUT_ROWS = (
     "early stopping was off (it is on by default above 10,000 rows): no rows were held out; "

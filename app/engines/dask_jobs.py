@@ -17,14 +17,14 @@ from typing import Any
 from app.domain import Job, JobStatus
 from app.engines.results import result_keys
 from app.errors import Conflict, InfraError, UserError
-from app.jobs.context import WorkerContext
-from app.jobs.runner import (
+from app.jobs.actors import (
     finished_message,
     record_model_size,
     run_operation,
     scratch_dir,
     url_expiry_s,
 )
+from app.jobs.context import WorkerContext
 from app.storage import dataset_key, dataset_part_key, model_key
 
 log = logging.getLogger("tabjob.engines")
@@ -77,7 +77,7 @@ def part_keys(ctx: WorkerContext, job: Job) -> list[str]:
             code="dataset.deleted", hint="Upload the data again and submit the job again.", status=409,
         )  # fmt: skip
     if not dataset.parts:
-        from app.jobs.runner import refuse_changed_dataset
+        from app.jobs.actors import refuse_changed_dataset
 
         refuse_changed_dataset(ctx, job)
         return [dataset_key(job.tenant, job.dataset_id)]

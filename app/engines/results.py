@@ -14,7 +14,7 @@ def result_downloads(svc: Services, tenant: str, job_id: str) -> tuple[str, date
     parts), its expiry, and ``urls``, every part in order, when it was written in several parts."""
     url, expires_at = job_actions.result_download(svc, tenant, job_id)  # refuses what has no result
     job = svc.state.jobs.get_for(tenant, job_id)
-    parts = int((job.result or {}).get("result_parts") or 1)
+    parts = int((job.result or {}).get("parts") or 1)  # a Dask predict writes a part per input part
     if parts == 1:
         return url, expires_at, None
     name = f"{job_id}-part-{{:05d}}.parquet"

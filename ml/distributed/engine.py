@@ -106,7 +106,7 @@ def fit(
         when the workers report a GPU, see ``ml.device``).
 
     Returns the fit summary every fit returns, plus ``engine`` ({"name": "dask", "workers": N})
-    and ``worker_peak_rss`` (bytes, per worker).
+    and ``worker_peak_rss_bytes`` (each Dask worker process's peak resident memory, ascending).
 
     Raises:
       DataProblem: a part cannot train, or the parts do not share one schema.
@@ -168,7 +168,7 @@ def fit(
         "params": chosen_params,
         "engine": {"name": ENGINE, "workers": n},
         "parts": len(part_urls),
-        "worker_peak_rss": {r["worker"]: r["peak_rss"] for r in results},
+        "worker_peak_rss_bytes": sorted(r["peak_rss"] for r in results),
     }
     report(progress, "uploading")
     t0 = time.perf_counter()

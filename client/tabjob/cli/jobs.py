@@ -53,20 +53,24 @@ class Kind(StrEnum):
     predict = "predict"
 
 
+# The distributed engine (docs/distributed.md): xgboost only.
+ENGINE = Annotated[str | None, typer.Option(help="dask: run on the distributed engine (xgboost only).")]
+
+
 def fit(
     dataset_id: DATASET_ID, param: PARAM = None,
     target: Annotated[str | None, typer.Option(help="The column of class labels [default: y].")] = None,
     model: Annotated[Family | None, typer.Option(help="The model family [default: hgb].")] = None,
     lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None, webhook: WEBHOOK = None,
     webhook_secret: WEBHOOK_SECRET = None, quiet: QUIET = False, url: URL = None, api_key: KEY = None,
-    as_json: JSON = False,
+    as_json: JSON = False, engine: ENGINE = None,
 ) -> None:  # fmt: skip
     """Train a model on a dataset. The job's id is the model's id once it has finished."""
     with connected(url, api_key, as_json) as client:
         dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
         job = client.fit(
             dataset_id, params=parse_params(param), lane=lane.value, model=model.value if model else None,
-            target=target, webhook_url=webhook, webhook_secret=webhook_secret,
+            target=target, webhook_url=webhook, webhook_secret=webhook_secret, engine=engine,
         )  # fmt: skip
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 
@@ -75,12 +79,12 @@ def predict(
     dataset_id: DATASET_ID,
     model_id: Annotated[str, typer.Argument(help="A finished fit job's id (job_…).", show_default=False)],
     lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None,
-    quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
+    quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False, engine: ENGINE = None,
 ) -> None:  # fmt: skip
     """Predict a dataset with a model (a finished fit job's id); `tabjob download` fetches the result."""
     with connected(url, api_key, as_json) as client:
         dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
-        job = client.predict(dataset_id, expect_id(model_id, "model", "MODEL_ID"), lane=lane.value)
+        job = client.predict(dataset_id, expect_id(model_id, "model", "MODEL_ID"), lane=lane.value, engine=engine)
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 
 
