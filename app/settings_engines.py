@@ -23,6 +23,11 @@ class EngineSettings(BaseSettings):
         300.0, gt=0, description="How long a Dask job waits for a first Dask worker (a cluster scaled to zero "
         "starts one on demand) before it fails as a platform error (retried).",
     )  # fmt: skip
+    dask_min_workers: int = Field(
+        1, ge=1, description="Dask workers a Dask job waits for before it starts (at most dask_workers_wait_s): a "
+        "retry after a lost worker waits for its replacement rather than doubling another worker's share. "
+        "`tabjob stack --dask-workers N` sets N.",
+    )  # fmt: skip
     dask_threads_per_worker: int = Field(
         1, ge=1, description="XGBoost threads in each Dask worker: its cores (the chart's Dask worker CPU limit)."
     )

@@ -100,6 +100,7 @@ def _operation(ctx: WorkerContext, job: Job, scheduler: str, time_limit_s: float
         "scheduler": scheduler,
         "part_urls": [store.internal_get_url(k, expires_s) for k in keys],
         "workers_wait_s": ctx.settings.dask_workers_wait_s,
+        "min_workers": ctx.settings.dask_min_workers,
     }
     if job.kind == "fit":
         return "dask_fit", {

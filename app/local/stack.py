@@ -113,10 +113,16 @@ class EmbeddedStack:
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
             "TABJOB_WORKER_THREADS": str(worker_threads(self.lanes)),  # the CPU budget
             "PYTHONUNBUFFERED": "1",
-            **({"TABJOB_DASK_SCHEDULER_ADDRESS": self.dask.address} if self.dask else {}),
+            **self.dask_env(),
             **self.env,
         }
         return env
+
+    def dask_env(self) -> dict[str, str]:
+        """Where the stack's Dask engine is, for the API and the workers (none: no engine)."""
+        if self.dask is None:
+            return {}
+        return {"TABJOB_DASK_SCHEDULER_ADDRESS": self.dask.address, "TABJOB_DASK_MIN_WORKERS": str(self.dask.workers)}
 
     def write_env_file(self) -> Path:
         """``DIR/tabjob.env``: the settings for ``tabjob admin`` against this stack (mode 0600)."""

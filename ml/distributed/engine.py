@@ -57,11 +57,11 @@ def _workers(client: Any) -> list[str]:
     return sorted(client.scheduler_info(n_workers=-1)["workers"])
 
 
-def _wait_for_workers(client: Any, wait_s: float) -> list[str]:
+def _wait_for_workers(client: Any, wait_s: float, count: int = 1) -> list[str]:
     try:
-        client.wait_for_workers(1, timeout=wait_s)
+        client.wait_for_workers(count, timeout=wait_s)
     except (TimeoutError, OSError) as exc:
-        raise ClusterUnavailable(f"The Dask cluster has no worker after {wait_s:g} s.") from exc
+        raise ClusterUnavailable(f"The Dask cluster has fewer than {count} workers after {wait_s:g} s.") from exc
     return _workers(client)
 
 
@@ -93,6 +93,7 @@ def fit(
     max_workers: int | None = None,
     threads_per_worker: int = 1,
     workers_wait_s: float = WORKERS_WAIT_S,
+    min_workers: int = 1,
 ) -> dict[str, Any]:
     """Train an XGBoost classifier on the Parquet parts at ``part_urls`` on the Dask cluster at
     ``scheduler``; write the ModelBundle (the one every fit writes) to ``model_url``.
@@ -104,6 +105,8 @@ def fit(
       threads_per_worker: XGBoost threads in each Dask worker (its cores).
       device: ``cpu``, ``cuda`` or ``auto``: what the Dask workers train on (``auto``: ``cuda``
         when the workers report a GPU, see ``ml.device``).
+      workers_wait_s, min_workers: wait up to this long for at least this many Dask workers (a
+        retry after a lost worker waits for its replacement, so no worker gets twice its share).
 
     Returns the fit summary every fit returns, plus ``engine`` ({"name": "dask", "workers": N})
     and ``worker_peak_rss_bytes`` (each Dask worker process's peak resident memory, ascending).
@@ -121,7 +124,7 @@ def fit(
     finished = False
     try:
         report(progress, "waiting", None, "Waiting for Dask workers.")
-        present = _wait_for_workers(client, workers_wait_s)
+        present = _wait_for_workers(client, workers_wait_s, min_workers)
         report(progress, "validating", 0.0, f"Scanning {len(part_urls)} parts on {len(present)} Dask workers.")
         scans = client.gather([client.submit(tasks.scan_part, url, target, pure=False, retries=2) for url in part_urls])
         spec, classes, rows = _merge_scans(scans)
@@ -277,6 +280,7 @@ def predict(
     scratch_dir: str | None = None,
     device: str | None = None,
     workers_wait_s: float = WORKERS_WAIT_S,
+    min_workers: int = 1,
 ) -> dict[str, Any]:
     """Predict every part at ``part_urls`` on the Dask cluster with the xgboost model at
     ``model_url`` (trained on Dask or on one node: the bundle is the same); part ``i``'s labels go
@@ -304,7 +308,7 @@ def predict(
     client = connect(scheduler)
     try:
         report(progress, "waiting", None, "Waiting for Dask workers.")
-        workers = _wait_for_workers(client, workers_wait_s)
+        workers = _wait_for_workers(client, workers_wait_s, min_workers)
         used_device = _device(client, workers, device)
         shared = client.scatter(model, broadcast=True)
         t0 = time.perf_counter()
