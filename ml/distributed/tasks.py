@@ -10,6 +10,7 @@ a quarter of float32). This module imports neither scikit-learn nor pandas (see 
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import sys
 import tempfile
@@ -46,9 +47,21 @@ def lean_imports() -> None:
     pyarrow and numpy), so they are marked absent before anything imports them. Called by the
     worker preload (``ml.distributed.preload``) and again by each task; a no-op in a process that
     already imported any of them (a tabjob job process, a test)."""
-    if not any(name in sys.modules for name in ("xgboost", "sklearn", "pandas")):
-        sys.modules["sklearn"] = None  # type: ignore[assignment]  # import sklearn -> ImportError
-        sys.modules["pandas"] = None  # type: ignore[assignment]
+    if not any(name in sys.modules for name in (*_KEPT_OUT, "xgboost")):
+        # A finder, not ``sys.modules[name] = None``: pyarrow's pandas shim reads sys.modules directly.
+        sys.meta_path.insert(0, _KeepOut())
+
+
+_KEPT_OUT = ("sklearn", "pandas")
+
+
+class _KeepOut(importlib.abc.MetaPathFinder):
+    """Makes ``import sklearn`` and ``import pandas`` (and their submodules) fail as if not installed."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.partition(".")[0] in _KEPT_OUT:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (kept out of Dask workers)", name=fullname)
+        return None
 
 
 def _scratch() -> str | None:
