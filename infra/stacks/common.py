@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from infra.app import Backends, Images, Placement, TabjobRelease
 from infra.config import StackConfig
+from infra.platform.dask_operator import DaskOperator
 from infra.platform.keda import Keda
 from infra.platform.monitoring import KubePrometheusStack, tabjob_monitoring_values
 
@@ -85,6 +86,8 @@ def app_layer(
     waits = list(depends_on)
     if cfg.install_keda:
         waits.append(Keda("keda", version=cfg.keda_version, provider=provider).release)
+        # The Dask engine's operator goes where we install operators (chart value dask.enabled uses it).
+        waits.append(DaskOperator("dask-operator", provider=provider).release)
     monitoring = None
     if cfg.monitoring_version is not None:  # its CRDs must exist before the chart's monitors
         waits.append(KubePrometheusStack("monitoring", version=cfg.monitoring_version, provider=provider).release)
