@@ -86,7 +86,8 @@ def app_layer(
     waits = list(depends_on)
     if cfg.install_keda:
         waits.append(Keda("keda", version=cfg.keda_version, provider=provider).release)
-        # The Dask engine's operator goes where we install operators (chart value dask.enabled uses it).
+    if cfg.cluster in ("kind", "gke"):  # clusters we own; a customer's cluster installs it itself
+        # The Dask engine's operator and CRDs (the chart's dask.enabled declares a DaskCluster).
         waits.append(DaskOperator("dask-operator", provider=provider).release)
     monitoring = None
     if cfg.monitoring_version is not None:  # its CRDs must exist before the chart's monitors
