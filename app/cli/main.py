@@ -104,13 +104,12 @@ def stack(
     ] = "192MiB",
 ) -> None:
     """Run Valkey, SeaweedFS, the API and workers for every lane in the foreground (Ctrl-C stops all)."""
-    from app.local.stack import EmbeddedStack
+    from app.local.dask_cluster import LocalDaskCluster
+    from app.local.dask_stack import DaskStack
 
     _logging("INFO")
-    embedded = EmbeddedStack(
-        data_dir=data_dir.resolve(), host=host, port=port, auth=auth,
-        dask_workers=dask_workers, dask_worker_memory=dask_worker_memory,
-    )  # fmt: skip
+    dask = LocalDaskCluster(data_dir.resolve(), dask_workers, dask_worker_memory) if dask_workers else None
+    embedded = DaskStack(data_dir=data_dir.resolve(), host=host, port=port, auth=auth, dask=dask)
     console.print(f"Starting tabjob in {embedded.data_dir} ...")
     embedded.handle_signals()
     try:

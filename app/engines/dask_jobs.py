@@ -56,7 +56,7 @@ def run(ctx: WorkerContext, job: Job) -> None:
 
 def _free(ctx: WorkerContext, job: Job, scheduler: str) -> None:
     """Restart the Dask workers after a job that did not finish (see the module docstring)."""
-    from ml.distributed.engine import ClusterUnavailable, free_workers
+    from ml.distributed.cluster import ClusterUnavailable, free_workers
 
     try:
         restarted = free_workers(scheduler)

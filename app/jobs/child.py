@@ -26,7 +26,7 @@ import ml.model_step
 import ml.prepare_step
 import ml.prepared
 from app.jobs import pinned
-from ml.distributed.engine import ClusterUnavailable, WorkerLost
+from ml.distributed.cluster import ClusterUnavailable, WorkerLost
 from ml.errors import DataProblem
 
 # What a job process runs: the one-call jobs, and the two steps of the others.

@@ -53,6 +53,10 @@ class LocalDaskCluster:
     def address(self) -> str:
         return f"tcp://127.0.0.1:{self.port}"
 
+    def env(self) -> dict[str, str]:
+        """Where this engine is, for the API and the workers (app/settings_engines.py)."""
+        return {"TABJOB_DASK_SCHEDULER_ADDRESS": self.address, "TABJOB_DASK_MIN_WORKERS": str(self.workers)}
+
     def _scheduler_args(self) -> list[str]:
         return [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                 "--port", str(self.port), "--no-dashboard", "--no-show",

@@ -26,7 +26,6 @@ from pathlib import Path
 import httpx
 import redis
 
-from app.local.dask_cluster import LocalDaskCluster
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
 from app.local.workers import concurrent_workers, worker_children, worker_threads
@@ -63,10 +62,6 @@ class EmbeddedStack:
     server_restarts: dict[str, Restarts] = field(default_factory=lambda: {n: Restarts() for n in SERVERS})
     stopping: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
-    # The Dask engine (app/local/dask_cluster.py): a scheduler and this many workers; 0: none.
-    dask_workers: int = 0
-    dask_worker_memory: str = "192MiB"
-    dask: LocalDaskCluster | None = None
 
     def concurrent_workers(self) -> int:
         """Workers that can run a job at once, the small lane's reserved one included."""
@@ -113,16 +108,9 @@ class EmbeddedStack:
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
             "TABJOB_WORKER_THREADS": str(worker_threads(self.lanes)),  # the CPU budget
             "PYTHONUNBUFFERED": "1",
-            **self.dask_env(),
             **self.env,
         }
         return env
-
-    def dask_env(self) -> dict[str, str]:
-        """Where the stack's Dask engine is, for the API and the workers (none: no engine)."""
-        if self.dask is None:
-            return {}
-        return {"TABJOB_DASK_SCHEDULER_ADDRESS": self.dask.address, "TABJOB_DASK_MIN_WORKERS": str(self.dask.workers)}
 
     def write_env_file(self) -> Path:
         """``DIR/tabjob.env``: the settings for ``tabjob admin`` against this stack (mode 0600)."""
@@ -154,9 +142,6 @@ class EmbeddedStack:
         # imports meanwhile and answers /readyz once it reaches both servers.
         self.s3.launch(self.logs / "seaweedfs.log")
         self.valkey.launch(self.logs / "valkey.log")
-        if self.dask_workers:
-            self.dask = LocalDaskCluster(self.data_dir, self.dask_workers, self.dask_worker_memory)
-            self.dask.launch(self.logs)
         self.write_env_file()
         python = [sys.executable, "-m", "app.cli"]
         api = Child("api", [*python, "api", "--host", self.host, "--port", str(self.port)])
@@ -168,8 +153,6 @@ class EmbeddedStack:
         # Readiness (a sentinel read in the bucket) needs it too.
         self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"), timeout_s)
         self._wait_for_api(api, timeout_s)
-        if self.dask:
-            self.dask.wait_ready(timeout_s)
         self.ready.set()
         for worker in worker_children(python, self.lanes):
             self.children.append(worker)
@@ -245,8 +228,6 @@ class EmbeddedStack:
             if server.process.poll() is not None and self.server_restarts[name].due(name, server.process.returncode):
                 self._restart_server(name)
                 restarted.append(name)
-        if self.dask and not self.stopping.is_set():
-            restarted.extend(self.dask.supervise_once(self.logs))
         for child in self.children:
             if self.stopping.is_set() or child.process is None or child.process.poll() is None:
                 continue
@@ -310,8 +291,6 @@ class EmbeddedStack:
                 child.process.send_signal(signal.SIGTERM)
         for child in self.children:
             _stop(child.process, self.worker_stop_timeout_s if child.lane else 15.0)
-        if self.dask:
-            self.dask.stop()
         if self.s3:
             self.s3.stop()
         if self.valkey:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
 from tabjob import transfers
 from tabjob.results import Dataset
 
@@ -99,3 +101,23 @@ def upload_dataset_in_parts(
         raise FileNotFoundError(f"No such file: {path}")
     with split_file(path, parts or 1) as files:
         return upload_parts(client, files, name=name or path.name, on_bytes=on_bytes)
+
+
+def join_parts(storage: httpx.Client, urls: list[str], dest: Path, on_bytes: ProgressCallback | None) -> None:
+    """Download a prediction written in parts and write it as one Parquet file at ``dest``, part
+    after part (one part in memory at a time)."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="tabjob-result-") as tmp:
+            for i, url in enumerate(urls):
+                part = Path(tmp) / f"{i}.parquet"
+                transfers.save(storage, url, part, on_bytes)
+                table = pq.read_table(part)
+                writer = writer or pq.ParquetWriter(dest, table.schema)
+                writer.write_table(table)
+                part.unlink()
+    finally:
+        if writer is not None:
+            writer.close()
