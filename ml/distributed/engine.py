@@ -54,38 +54,31 @@ def fit(
     ``scheduler``; write the ModelBundle (the one every fit writes) to ``model_url``.
 
     Parameters:
-      params: the xgboost family's parameters (``ml.families.xgb.TUNABLE_PARAMS``); early
-        stopping is not done on this engine.
+      params: the xgboost family's parameters (``ml.families.xgb.TUNABLE_PARAMS``); no early stopping.
       max_workers: use at most this many Dask workers (never more than there are parts).
       threads_per_worker: XGBoost threads in each Dask worker (its cores).
-      device: ``cpu``, ``cuda`` or ``auto``: what the Dask workers train on (``auto``: ``cuda``
-        when the workers report a GPU, see ``ml.device``).
-      workers_wait_s, min_workers: wait up to this long for at least this many Dask workers (a
-        retry after a lost worker waits for its replacement, so no worker gets twice its share).
+      device: ``cpu``, ``cuda`` or ``auto`` (``cuda`` when the workers report a GPU, ``ml.device``).
+      workers_wait_s, min_workers: wait this long for this many workers (a retry waits for a
+        lost worker's replacement, so no worker gets twice its share).
 
     Returns the fit summary every fit returns, plus ``engine`` ({"name": "dask", "workers": N}),
-    ``parts`` and ``worker_peak_rss_bytes`` (each Dask worker process's peak resident memory).
-
-    Raises:
-      DataProblem: a part cannot train, or the parts do not share one schema.
-      ClusterUnavailable, WorkerLost: the cluster failed (retry).
+    ``parts`` and ``worker_peak_rss_bytes``. Raises ``DataProblem`` (a part cannot train, the parts
+    differ) or ``ClusterUnavailable``/``WorkerLost`` (the cluster failed: retry).
     """
     chosen_params = families.chosen_params(families.family("xgboost"), params)
     timings: dict[str, float] = {}
-    started = time.perf_counter()
-    client = connect(scheduler)
-    ours: list[str] = []
+    started, client, ours = time.perf_counter(), connect(scheduler), []
     try:
         report(progress, "waiting", None, "Waiting for Dask workers.")
         present = cluster.wait_for_workers(client, workers_wait_s, min_workers)
         report(progress, "validating", 0.0, f"Scanning {len(part_urls)} parts on {len(present)} Dask workers.")
-        scans = client.gather([client.submit(tasks.scan_part, url, target, pure=False, retries=2) for url in part_urls])
-        spec, classes, rows = merge_scans(scans)
+        spec, classes, rows = merge_scans(client.gather([client.submit(tasks.scan_part, url, target, pure=False,
+                                                                       retries=2) for url in part_urls]))  # fmt: skip
         timings["scan_s"] = time.perf_counter() - started
         ours = cluster.workers(client)[: min(len(part_urls), max_workers or len(part_urls))]
         used_device = cluster.device(client, ours, device)
-        report(progress, "training", 0.0, f"Training on {rows:,} rows x {len(spec.columns)} features, "
-               f"{len(ours)} Dask workers.")  # fmt: skip
+        shape = f"{rows:,} rows x {len(spec.columns)} features"
+        report(progress, "training", 0.0, f"Training on {shape}, {len(ours)} Dask workers.")
         t0 = time.perf_counter()
         work = (spec.to_dict(), classes, target, chosen_params, threads_per_worker, used_device)
         results = _train(client, ours, part_urls, work, progress)
@@ -98,9 +91,7 @@ def fit(
         client.close()
     summary = _summary(results, classes, chosen_params, target, used_device, len(part_urls))
     report(progress, "uploading")
-    t0 = time.perf_counter()
-    digest = _save(model_url, results, spec, classes, summary, scratch_dir)
-    timings["upload_s"] = time.perf_counter() - t0
+    digest = _save(model_url, results, spec, classes, summary, scratch_dir, timings)
     return {"model_sha256": digest, "features": spec.to_dict(), **summary, "notes": spec.notes, "timings": timings}
 
 
@@ -136,16 +127,20 @@ def _summary(
 
 def _save(
     model_url: str, results: list[dict[str, Any]], spec: FeatureSpec, classes: np.ndarray, summary: dict[str, Any],
-    scratch_dir: str | None,
+    scratch_dir: str | None, timings: dict[str, float],
 ) -> str:  # fmt: skip
-    """Rank 0's booster as an XGBoostModel in the ModelBundle every fit writes; its sha256."""
+    """Rank 0's booster as an XGBoostModel in the ModelBundle every fit writes; its sha256
+    (``timings`` gains ``upload_s``)."""
+    t0 = time.perf_counter()
     model_bytes = next(r["model"] for r in results if r["rank"] == 0)
     estimator = XGBoostModel(model=model_bytes, classes=classes, feature_types=feature_types(spec), best_iteration=None)
     bundle = ModelBundle(
         estimator=estimator, spec=spec, classes=summary["classes"], trained_rows=summary["rows"],
         params=summary["params"], family="xgboost", device=summary["device"], target=summary["target"],
     )  # fmt: skip
-    return save_bundle(model_url, bundle, scratch_dir)
+    digest = save_bundle(model_url, bundle, scratch_dir)
+    timings["upload_s"] = time.perf_counter() - t0
+    return digest
 
 
 def merge_scans(scans: list[dict[str, Any]]) -> tuple[FeatureSpec, np.ndarray, int]:
