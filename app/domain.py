@@ -160,6 +160,8 @@ class Job:
     # A registered fit's request (app/usecases/registration.py): name, evaluation dataset (id,
     # reference, pinned version), promotion rule, and who asked.
     register: dict[str, Any] | None = None
+    # The engine that runs the job: None (one job process) or "dask" (app/engines/).
+    engine: str | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Job:
@@ -209,6 +211,10 @@ class Dataset:
     upload_expires_at: float | None = None
     # Its version under its name (1, 2, …: each upload under a name is the next); None when unnamed.
     version: int | None = None
+    # A dataset in parts (app/usecases/parts.py): how many, and each part's ETag and size when checked.
+    parts: int | None = None
+    part_etags: list[str] | None = None
+    part_sizes: list[int] | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Dataset:

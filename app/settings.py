@@ -19,6 +19,7 @@ from app.cpu import threads_per_worker as threads_per_worker  # re-exported for 
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
 from app.settings_broker import BrokerSettings
+from app.settings_engines import EngineSettings
 from app.settings_userdata import UserDataSettings
 
 # A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
@@ -39,7 +40,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(BrokerSettings, UserDataSettings):
+class Settings(BrokerSettings, UserDataSettings, EngineSettings):
     """The service's configuration. docs/configuration.md is generated from these field descriptions
     (`uv run python -m app.settings_docs`)."""
 

@@ -43,6 +43,16 @@ def dataset_key(tenant: str, dataset_id: str) -> str:
     return f"tenants/{tenant}/datasets/{dataset_id}.parquet"
 
 
+def dataset_part_key(tenant: str, dataset_id: str, part: int) -> str:
+    """Part ``part`` (from 0) of a dataset in parts."""
+    return f"tenants/{tenant}/datasets/{dataset_id}/part-{part:05d}.parquet"
+
+
+def result_part_key(tenant: str, job_id: str, part: int) -> str:
+    """Part ``part`` (from 0) of a prediction written in parts (a predict on the Dask engine)."""
+    return f"tenants/{tenant}/results/{job_id}/part-{part:05d}.parquet"
+
+
 def model_key(tenant: str, job_id: str) -> str:
     return f"tenants/{tenant}/models/{job_id}.pkl"
 

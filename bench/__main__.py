@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import api, burst, dispatch, estimates, fairness, memory, overhead, stack_start, throughput
+from bench import api, burst, dask_engine, dispatch, estimates, fairness, memory, overhead, stack_start, throughput
 from bench.harness import Harness, cpu_info, running_stack
 from bench.table import Figure, render, write_json
 
@@ -33,7 +33,7 @@ SECTIONS: dict[str, Callable[[Harness], list[Figure]]] = {
 # Sections that start a stack of their own: run before the harness's stack starts, so their
 # PSS is not shared with it (shared library pages are divided among the processes mapping them:
 # measured beside the harness's stack, the idle stack showed ~580 MiB instead of ~670).
-STANDALONE: dict[str, Callable[[], list[Figure]]] = {"stack": stack_start.run}
+STANDALONE: dict[str, Callable[[], list[Figure]]] = {"stack": stack_start.run, "dask": dask_engine.run}
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

@@ -107,6 +107,10 @@ class FeatureSpec:
             return _floats(column)
         raise ValueError(f"unknown feature kind {kind!r} for column {name!r}")
 
+    def encode(self, name: str, kind: str, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """One feature column (any slice of it, a row group for instance) encoded as float64."""
+        return self._encode(name, kind, column)
+
     def to_dict(self) -> dict:
         """A JSON-ready description (saved beside the model for checks at submission)."""
         return {"columns": self.columns, "categories": self.categories}

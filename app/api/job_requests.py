@@ -52,5 +52,5 @@ def job_request(body: JobCreate, actor: str | None) -> JobRequest:
         passthrough=tuple(body.passthrough or ()), probabilities=True,
         webhook_url=webhook.url if webhook else None, webhook_secret=webhook.secret if webhook else None,
         register_as=body.register_as, evaluate_on=body.evaluate_on,
-        promote=body.promote.model_dump() if body.promote else None, actor=actor,
+        promote=body.promote.model_dump() if body.promote else None, actor=actor, engine=body.engine,
     )  # fmt: skip

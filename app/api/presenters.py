@@ -17,6 +17,7 @@ from app.usecases.queueing import queue_view
 FIT_RESULT_FIELDS = (
     "classes", "rows", "iterations", "params", "notes", "features", "timings", "target", "family", "device",
     "task", "task_reason", "target_range", "feature_types", "estimator_params",
+    "engine", "parts", "worker_peak_rss_bytes",
 )  # fmt: skip
 NO_HELD_OUT_ROWS = (
     "early stopping was off (it is on by default above 10,000 rows): no rows were held out; "
@@ -178,6 +179,7 @@ def dataset_public(dataset: Dataset) -> DatasetPublic:
         rows=dataset.rows,
         columns=dataset.columns,  # type: ignore[arg-type]
         problem=dataset.problem,  # type: ignore[arg-type]
+        parts=dataset.parts,
     )
 
 

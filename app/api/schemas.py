@@ -36,6 +36,9 @@ class DatasetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=200)
+    parts: int | None = Field(
+        None, ge=1, description="Upload the dataset as this many Parquet files of one schema (`upload_forms`)."
+    )
 
 
 class ColumnPublic(BaseModel):
@@ -62,6 +65,7 @@ class DatasetPublic(BaseModel):
     rows: int | None = None
     columns: list[ColumnPublic] | None = None
     problem: ErrorBody | None = None
+    parts: int | None = Field(None, description="A dataset in parts: how many (rows and size are their sums).")
 
 
 class UploadForm(BaseModel):
@@ -81,6 +85,7 @@ class DatasetCreated(DatasetPublic):
 
     upload_url: str | None
     upload_form: UploadForm | None = None
+    upload_forms: list[UploadForm] | None = Field(None, description="A dataset in parts: one form per part, in order.")
     upload_expires_at: datetime
 
 
@@ -174,6 +179,10 @@ class JobCreate(RegistrationFields):
     passthrough: list[str] | None = Field(None, max_length=1000, description="A predict: input columns copied next "
                                           "to the predictions, in input order.")  # fmt: skip
     webhook: WebhookCreate | None = Field(None, description="Notify this URL when the job ends (if enabled).")
+    engine: Literal["dask"] | None = Field(
+        None, description="Run on the distributed engine (xgboost only; docs/distributed.md). Unset: one worker, "
+        "or Dask when the dataset is in parts or larger than one worker's memory budget.",
+    )  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod
@@ -313,3 +322,4 @@ class DownloadPublic(BaseModel):
 
     url: str
     expires_at: datetime
+    urls: list[str] | None = Field(None, description="A prediction written in parts (Dask): every part, in order.")

@@ -96,12 +96,20 @@ def stack(
     auth: Annotated[
         bool, typer.Option("--auth", help="Require API keys on loopback too (always on elsewhere).")
     ] = False,
+    dask_workers: Annotated[
+        int, typer.Option(min=0, help="Start a Dask scheduler and this many Dask workers (engine dask); 0: none.")
+    ] = 0,
+    dask_worker_memory: Annotated[
+        str, typer.Option(help="Each Dask worker's memory limit, as Dask reads it (192MiB, 2GiB).")
+    ] = "192MiB",
 ) -> None:
     """Run Valkey, SeaweedFS, the API and workers for every lane in the foreground (Ctrl-C stops all)."""
-    from app.local.stack import EmbeddedStack
+    from app.local.dask_cluster import LocalDaskCluster
+    from app.local.dask_stack import DaskStack
 
     _logging("INFO")
-    embedded = EmbeddedStack(data_dir=data_dir.resolve(), host=host, port=port, auth=auth)
+    dask = LocalDaskCluster(data_dir.resolve(), dask_workers, dask_worker_memory) if dask_workers else None
+    embedded = DaskStack(data_dir=data_dir.resolve(), host=host, port=port, auth=auth, dask=dask)
     console.print(f"Starting tabjob in {embedded.data_dir} ...")
     embedded.handle_signals()
     try:

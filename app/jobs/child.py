@@ -27,6 +27,7 @@ import ml.model_step
 import ml.prepare_step
 import ml.prepared
 from app.jobs import pinned
+from ml.distributed.cluster import ClusterUnavailable, WorkerLost
 from ml.errors import DataProblem
 
 # What a job process runs: the one-call jobs, and the two steps of the others.
@@ -39,6 +40,21 @@ OPERATIONS = {
     # The model registry scores a version on a labelled dataset (app/jobs/registration.py).
     "evaluate": ml.evaluation.evaluate,
 }
+
+
+def _dask_fit(**kwargs: Any) -> dict[str, Any]:
+    from ml.distributed import engine  # distributed is imported by Dask jobs only
+
+    return engine.fit(**kwargs)
+
+
+def _dask_predict(**kwargs: Any) -> dict[str, Any]:
+    from ml.distributed import engine
+
+    return engine.predict(**kwargs)
+
+
+OPERATIONS.update({"dask_fit": _dask_fit, "dask_predict": _dask_predict})
 # How a job process warms up: the CPU lanes read Parquet and fit HistGradientBoosting; the gpu
 # lane runs model steps only (no Parquet), so it loads XGBoost and opens its device instead.
 WARM_CPU, WARM_MODEL = "cpu", "model"
@@ -162,6 +178,9 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
             conn.send(("error", "internal", "step.prepared_mismatch", str(exc), None))
         except ml.model.ModelTampered as exc:
             conn.send(("error", "internal", "model.tampered", str(exc), None))
+        except (ClusterUnavailable, WorkerLost) as exc:  # the Dask cluster failed: retried
+            code = "platform.dask_worker_lost" if isinstance(exc, WorkerLost) else "platform.dask_unavailable"
+            conn.send(("error", "internal", code, str(exc), None))
         except MemoryError:
             conn.send(("error", "internal", "job.out_of_memory", "The job ran out of memory.", None))
         except Exception as exc:

@@ -17,6 +17,11 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
     call, or the step it is in for a two-step job (``app.jobs.stepping``)."""
     job = ctx.state.jobs.get(job_id)
     assert job is not None
+    if job.engine:
+        from app.engines import dask_jobs  # it imports distributed only where a job needs it
+
+        dask_jobs.run(ctx, job)
+        return
     if job.steps:
         stepping.run_step(ctx, job)
         return

@@ -14,6 +14,7 @@ from app.limits import inspection_slot, open_bounded
 from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
+from app.usecases.parts import parts_view
 
 
 def create_dataset(
@@ -31,6 +32,8 @@ def create_dataset(
 def dataset_view(svc: Services, tenant: str, dataset_id: str) -> Dataset:
     """The dataset with what the store says of it now: state, size, rows and columns."""
     dataset = svc.state.datasets.get(tenant, dataset_id)
+    if dataset.parts:
+        return parts_view(svc, dataset)
     info = svc.store.stat(dataset_key(tenant, dataset_id))
     if info is None:
         return replace(dataset, state="awaiting_upload")

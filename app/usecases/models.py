@@ -15,6 +15,7 @@ from datetime import datetime
 from app.domain import Job, JobStatus
 from app.services import Services
 from app.storage import dataset_key, model_key
+from app.usecases.parts import remove_parts
 from app.usecases.validation import usable_model
 
 # How a model file is made: what a user needs to load an export.
@@ -62,6 +63,7 @@ def delete_model(svc: Services, tenant: str, model_id: str) -> None:
 
 def delete_dataset(svc: Services, tenant: str, dataset_id: str) -> None:
     """Delete the dataset's bytes and record."""
-    svc.state.datasets.get(tenant, dataset_id)  # 404 for unknown ids and other tenants' ids
+    dataset = svc.state.datasets.get(tenant, dataset_id)  # 404 for unknown ids and other tenants' ids
     svc.store.remove(dataset_key(tenant, dataset_id))
+    remove_parts(svc, dataset)
     svc.state.datasets.delete(tenant, dataset_id)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from app import idempotency
 from app.domain import LANES, Job, JobKind, JobStatus, Lane, new_id
+from app.engines import routing
 from app.errors import InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
@@ -18,11 +17,11 @@ from app.settings import Settings
 from app.steps import GPU_LANE, plan
 from app.storage import ObjectInfo, prepared_key
 from app.usecases import estimates
-from app.usecases.families import ModelFamily, check_params, choose_family
+from app.usecases.data_checks import CheckedData, check_data
+from app.usecases.dedup import claim_fit, fingerprint
+from app.usecases.families import ModelFamily, check_params
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.registration import pin_evaluation, resolve_references
-from app.usecases.tasks import check_evaluation
-from app.usecases.validation import check_fit, validate_predict
 from app.webhooks import check_webhook_url
 from ml.schema import TARGET
 from ml.tasks import CLASSIFICATION
@@ -66,6 +65,8 @@ class JobRequest:
     promote: dict[str, Any] | None = None
     # Who asked: ``key:<api key id>`` or ``schedule:<id>`` (the registry's history records it).
     actor: str | None = None
+    # "dask" for the distributed engine (app/engines/); None: chosen from the dataset.
+    engine: str | None = None
 
 
 def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
@@ -93,21 +94,6 @@ def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: 
     return done
 
 
-def _claim_fit(svc: Services, claim: str, job_id: str) -> Job | None:
-    """Claim the deduplication key of a fit, or return the live job that holds it."""
-
-    def stale(held: str) -> bool:  # a failed, canceled, expired or deleted holder is not reused
-        holder = svc.state.jobs.get(held)
-        return (
-            holder is None
-            or holder.status in (JobStatus.FAILED, JobStatus.CANCELED)
-            or holder.model_deleted_at is not None
-        )
-
-    holder = svc.state.claims.claim(claim, job_id, svc.settings.job_retention_s, stale=stale)
-    return None if holder == job_id else svc.state.jobs.get(holder)
-
-
 def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None) -> Lane:
     """The lane for a job: asked for explicitly, else ``large`` for big datasets, else ``small``."""
     s = svc.settings
@@ -129,21 +115,6 @@ def choose_lane(svc: Services, size_bytes: int, rows: int, requested: str | None
     return requested  # type: ignore[return-value]
 
 
-def _fingerprint(info: ObjectInfo, params: dict[str, Any], family: str, target: str, job: Job | None = None) -> str:
-    # The ETag of a single PUT is the MD5 of its bytes: byte-identical uploads share it.
-    what: dict[str, Any] = {"etag": info.etag, "size": info.size, "params": params}
-    if family != "hgb":  # hgb fits keep the fingerprints they had before families existed
-        what["model"] = family
-    if target != TARGET:  # and fits of y the fingerprints they had before targets
-        what["target"] = target
-    if job is not None and job.task != CLASSIFICATION:  # and classifications theirs before tasks
-        what["task"] = job.task
-    if job is not None and job.evaluate_on:  # a fit scored on other data reports other metrics
-        what["evaluate_on"] = [job.evaluate_etag, job.evaluate_bytes]
-    material = json.dumps(what, sort_keys=True)
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
-
-
 def check_request(svc: Services, tenant: str, request: JobRequest) -> None:
     """The checks of a submission that need no data read: its references resolve, its
     registration and webhook are acceptable (a schedule is checked so when it is created)."""
@@ -158,48 +129,27 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     params = dict(request.params or {})
     if request.webhook_url:
         check_webhook(svc.settings, request.webhook_url)
-    features = None
     refuse_misplaced_options(request)
-    if request.kind == "fit":
-        family = choose_family("fit", request.model)
-        checked = check_fit(svc, tenant, request.dataset_id, request.target, request.task)
-        info, rows, columns = checked.info, checked.rows, checked.columns
-        evaluation = None
-        if request.evaluate_on:
-            evaluation = check_evaluation(
-                svc, tenant, request.evaluate_on, checked.schema, request.target, checked.task.task
-            )
-    else:
-        assert request.model_id is not None
-        info, rows, columns = validate_predict(
-            svc, tenant, request.dataset_id, request.model_id, request.passthrough,
-            probabilities=request.probabilities,
-        )  # fmt: skip
-        model = svc.state.jobs.get_for(tenant, request.model_id)
-        family = choose_family("predict", request.model, model.model)
-        features = (model.result or {}).get("features")
+    checked = check_data(svc, tenant, request)
+    family = checked.family
     check_params(family, params)
-    lane = choose_lane(svc, info.size, rows, request.lane)
-    job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
+    engine = routing.choose_engine(svc, request, family.name, checked.rows, checked.columns, checked.in_parts)
+    lane = choose_lane(svc, checked.info.size, checked.rows, request.lane)
+    job = _new_job(svc, tenant, job_id, request, family, lane, checked.info, (checked.rows, checked.columns))
     job.dataset_ref, job.model_ref, job.register = registered.dataset_ref, registered.model_ref, registered.register
-    if request.kind == "fit":
-        job.task, job.task_reason = checked.task.task, checked.task.reason
-        if evaluation is not None:
-            job.evaluate_on, job.evaluate_etag = request.evaluate_on, evaluation.etag
-            job.evaluate_bytes = evaluation.size
-    else:
-        job.task = (model.result or {}).get("task", CLASSIFICATION)
+    _record_checks(job, request, checked, engine)
     if job.register is not None:
         pin_evaluation(svc, tenant, job)
-    if family.two_steps:
-        _plan_steps(svc, job, info, features, requested_lane=request.lane)
+    if family.two_steps and engine is None:
+        _plan_steps(svc, job, checked.info, checked.features, requested_lane=request.lane)
     dedup = None
-    # A fit is a pure function of the bytes, family, target, task and parameters; a registered fit
-    # is also a new version of its model, and a schedule's run is its own job: those always train.
+    # A fit is a pure function of the bytes, family, target, task, engine and parameters; a
+    # registered fit is also a new version of its model, and a schedule's run is its own job:
+    # those always train.
     scheduled = (request.actor or "").startswith("schedule:")
     if request.kind == "fit" and job.register is None and not scheduled:
-        dedup = f"dedup:{tenant}:{_fingerprint(info, params, family.name, request.target, job)}"
-        existing = _claim_fit(svc, dedup, job_id)
+        dedup = f"dedup:{tenant}:{fingerprint(checked.info, params, family.name, request.target, job)}"
+        existing = claim_fit(svc, dedup, job_id)
         if existing is not None:
             return Submitted(job=existing, deduplicated=True)
     try:
@@ -215,6 +165,19 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         svc.state.events.add(job.id, "step_skipped", text, step="prepare")
     _enqueue(svc, job)
     return Submitted(job=job)
+
+
+def _record_checks(job: Job, request: JobRequest, checked: CheckedData, engine: str | None) -> None:
+    """What the checks decided, on the job: a fit's task and evaluation data, a predict's task
+    (its model's), the engine."""
+    job.engine = engine
+    if checked.task is not None:
+        job.task, job.task_reason = checked.task.task, checked.task.reason
+    if checked.evaluation is not None:
+        job.evaluate_on, job.evaluate_etag = request.evaluate_on, checked.evaluation.etag
+        job.evaluate_bytes = checked.evaluation.size
+    if checked.model is not None:
+        job.task = (checked.model.result or {}).get("task", CLASSIFICATION)
 
 
 def refuse_misplaced_options(request: JobRequest) -> None:

@@ -155,6 +155,20 @@ class Client(ManagingMethods, RegistryMethods):
             raise InvalidDataset(checked)
         return checked
 
+    def upload_parts(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        parts: int | None = None,
+        name: str | None = None,
+        on_bytes: ProgressCallback | None = None,
+    ) -> Dataset:
+        """Upload a dataset in parts: a folder of Parquet files (one part each, in name order), or
+        one Parquet file split into ``parts`` parts. Only the Dask engine reads such a dataset."""
+        from tabjob.parts import upload_dataset_in_parts
+
+        return upload_dataset_in_parts(self, source, parts=parts, name=name, on_bytes=on_bytes)
+
     # -- jobs -------------------------------------------------------------------------------
 
     def fit(
@@ -170,6 +184,7 @@ class Client(ManagingMethods, RegistryMethods):
         idempotency_key: str | None = None,
         task: str | None = None,
         evaluate_on: str | None = None,
+        engine: str | None = None,
     ) -> Job:
         """Start training a model on a dataset; returns the queued job.
 
@@ -186,12 +201,13 @@ class Client(ManagingMethods, RegistryMethods):
             webhook_url, webhook_secret: POST a signed notification to this URL when the job
                 ends (the service must have webhooks on; check it with ``tabjob.verify_webhook``).
             idempotency_key: retries with the same key return the same job instead of a new one.
+            engine: ``dask`` to train on the distributed engine (xgboost only; docs/distributed.md).
 
         The job's id is the model's id once it has finished. Bad data is refused here, as an
         ``ApiError`` naming the problem, not as a job that fails later.
         """
         body = {"kind": "fit", "dataset_id": dataset_id, "params": params, "lane": lane}
-        body |= {"model": model, "target": target, "task": task, "evaluate_on": evaluate_on}
+        body |= {"model": model, "target": target, "task": task, "evaluate_on": evaluate_on, "engine": engine}
         return self._submit(body, idempotency_key, webhook_url, webhook_secret)
 
     def predict(
@@ -204,13 +220,15 @@ class Client(ManagingMethods, RegistryMethods):
         webhook_secret: str | None = None,
         idempotency_key: str | None = None,
         passthrough: list[str] | None = None,
+        engine: str | None = None,
     ) -> Job:
         """Start predicting a dataset with a model (a finished fit's id); returns the queued job.
 
         The predictions file has the ``passthrough`` columns of the data (in the data's order, to
         join back), a column named after the model's target and, for a classification, one
-        ``proba_<class>`` column per class."""
-        body = {"kind": "predict", "dataset_id": dataset_id, "model_id": model_id, "lane": lane}
+        ``proba_<class>`` column per class. ``engine="dask"`` predicts on the distributed engine,
+        writing the output in parts."""
+        body = {"kind": "predict", "dataset_id": dataset_id, "model_id": model_id, "lane": lane, "engine": engine}
         body["passthrough"] = list(passthrough) if passthrough else None
         return self._submit(body, idempotency_key, webhook_url, webhook_secret)
 

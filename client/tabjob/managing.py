@@ -42,10 +42,15 @@ class ManagingMethods:
             target = target / f"{job_id}.parquet"
         elif not target.parent.is_dir():
             raise FileNotFoundError(f"The folder {target.parent} does not exist.")
-        url, _ = self.result_url(job_id)
+        body = self._call("GET", f"/v1/jobs/{job_id}/result")
         partial = target.with_name(target.name + ".part")
         try:
-            transfers.save(self.storage, url, partial, on_bytes)
+            if body.get("urls"):  # a prediction written in parts (Dask): one file, parts in order
+                from tabjob.parts import join_parts
+
+                join_parts(self.storage, body["urls"], partial, on_bytes)
+            else:
+                transfers.save(self.storage, body["url"], partial, on_bytes)
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
@@ -53,14 +58,18 @@ class ManagingMethods:
 
     def read_result(self, job_id: str) -> Any:
         """A finished prediction as a ``pyarrow.Table`` (``.to_pandas()`` for a DataFrame)."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        url, _ = self.result_url(job_id)
-        buffer = io.BytesIO()
-        with transfers.stream(self.storage, url) as response:
-            for chunk in response.iter_bytes(transfers.CHUNK_BYTES):
-                buffer.write(chunk)
-        return pq.read_table(io.BytesIO(buffer.getvalue()))
+        body = self._call("GET", f"/v1/jobs/{job_id}/result")
+        tables = []
+        for url in body.get("urls") or [body["url"]]:  # a prediction in parts is read in order
+            buffer = io.BytesIO()
+            with transfers.stream(self.storage, url) as response:
+                for chunk in response.iter_bytes(transfers.CHUNK_BYTES):
+                    buffer.write(chunk)
+            tables.append(pq.read_table(io.BytesIO(buffer.getvalue())))
+        return pa.concat_tables(tables)
 
     def models(self, *, limit: int = 50, cursor: str | None = None) -> Page[Model]:
         """Your models (finished fits that were not deleted), newest first, ``limit`` per page."""

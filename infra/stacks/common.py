@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from infra.app import Backends, Images, Placement, TabjobRelease
 from infra.config import StackConfig
 from infra.config_keys import KIND_IMAGE_TAG
+from infra.platform.dask_operator import DaskOperator
 from infra.platform.keda import Keda
 from infra.platform.monitoring import KubePrometheusStack, tabjob_monitoring_values
 
@@ -87,6 +88,9 @@ def app_layer(
     waits = list(depends_on)
     if cfg.install_keda:
         waits.append(Keda("keda", version=cfg.keda_version, provider=provider).release)
+    if cfg.cluster in ("kind", "gke"):  # clusters we own; a customer's cluster installs it itself
+        # The Dask engine's operator and CRDs (the chart's dask.enabled declares a DaskCluster).
+        waits.append(DaskOperator("dask-operator", provider=provider).release)
     monitoring = None
     if cfg.monitoring_version is not None:  # its CRDs must exist before the chart's monitors
         stack = KubePrometheusStack(

@@ -307,7 +307,7 @@ def test_first_gke_up_without_images_creates_infrastructure_but_no_release():
     # Given a new stack before CI has pushed any image, bootstrapped on purpose
     run = run_program("staging", {**stack_config("staging"), "bootstrap": True})
     # Then everything but the app release exists, the registry CI needs included
-    assert {r.name for r in run.of_type(RELEASE)} == {"keda"}
+    assert {r.name for r in run.of_type(RELEASE)} == {"keda", "dask-operator"}
     assert run.one("gcp:artifactregistry/repository:Repository")
     assert run.outputs["imageRegistry"] == "us-central1-docker.pkg.dev/tabjob-staging/tabjob"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 
 from app import limits
+from app.api.dataset_parts import parts_created
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
 from app.api.presenters import dataset_public
@@ -31,6 +32,8 @@ def create_dataset(
     size limit) or, where the deployment allows it, a PUT to `upload_url`. Then read the dataset
     back: the first read after the upload checks the file's footer."""
     key_id = getattr(request.state, "api_key_id", None)
+    if body is not None and body.parts:
+        return parts_created(svc, tenant, body.name, body.parts, key_id=key_id)
     dataset, url, expires_at = new_dataset(svc, tenant, body.name if body else None, key_id=key_id)
     return DatasetCreated(
         **dataset_public(dataset).model_dump(),

@@ -12,6 +12,7 @@ from app.api.job_requests import actor_of, job_request
 from app.api.presenters import job_public, queue_info
 from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
 from app.domain import JobKind, JobStatus
+from app.engines.results import result_downloads
 from app.usecases import jobs as job_actions
 from app.usecases.submission import submit
 
@@ -119,5 +120,5 @@ def cancel_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> JobPublic:
 def job_result(job_id: str, svc: ServicesDep, tenant: TenantDep) -> DownloadPublic:
     """Where to download a finished prediction (Parquet, one column `y`, a row per input row),
     straight from the object store, until `expires_at`. 409 while the job has not finished."""
-    url, expires_at = job_actions.result_download(svc, tenant, job_id)
-    return DownloadPublic(url=url, expires_at=expires_at)
+    url, expires_at, urls = result_downloads(svc, tenant, job_id)
+    return DownloadPublic(url=url, expires_at=expires_at, urls=urls)

@@ -449,3 +449,60 @@ empty.
 checksum/secret: {{ . | quote }}
 {{- end }}
 {{- end }}
+
+{{/*
+tabjob.daskWorkerPod: the pod spec of a Dask worker (CPU: `dask worker`; GPU: dask-cuda's
+`dask cuda worker`, one worker per GPU, on the GPU pool). Its memory limit for Dask is the
+container's; the operator sets DASK_SCHEDULER_ADDRESS and DASK_WORKER_NAME. No probes: the nanny
+restarts its worker process, and a worker that loses its scheduler exits (the operator replaces
+the pod). The workers hold no Dask-managed data: no spilling, no pausing (app/local/dask_cluster.py).
+Arguments: root, resources, image, gpu.
+*/}}
+{{- define "tabjob.daskWorkerPod" -}}
+{{- $root := .root -}}
+automountServiceAccountToken: false
+securityContext:
+  {{- include "tabjob.podSecurityContext" $root | nindent 2 }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .gpu }}
+{{- with $root.Values.gpu.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.gpu.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+containers:
+  - name: worker
+    image: {{ include "tabjob.image" (dict "image" .image "root" $root) }}
+    imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+    {{- if .gpu }}
+    args: ["dask", "cuda", "worker", "--name", "$(DASK_WORKER_NAME)", "--no-dashboard",
+           "--preload", "ml.distributed.preload", "--local-directory", "/tmp/dask"]
+    {{- else }}
+    args: ["python", "-m", "distributed.cli.dask_worker", "--name", "$(DASK_WORKER_NAME)",
+           "--nthreads", {{ $root.Values.dask.worker.threads | quote }},
+           "--memory-limit", {{ .resources.limits.memory | quote }}, "--no-dashboard",
+           "--preload", "ml.distributed.preload", "--local-directory", "/tmp/dask"]
+    {{- end }}
+    env:
+      - {name: DASK_DISTRIBUTED__WORKER__MEMORY__TARGET, value: "False"}
+      - {name: DASK_DISTRIBUTED__WORKER__MEMORY__SPILL, value: "False"}
+      - {name: DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE, value: "False"}
+      - {name: ARROW_DEFAULT_MEMORY_POOL, value: system}
+    resources:
+      {{- toYaml .resources | nindent 6 }}
+    securityContext:
+      {{- include "tabjob.containerSecurityContext" $root | nindent 6 }}
+    volumeMounts:
+      - {name: tmp, mountPath: /tmp}
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ $root.Values.dask.worker.scratchSizeLimit }}
+{{- end }}

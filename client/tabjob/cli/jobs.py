@@ -58,6 +58,10 @@ class Kind(StrEnum):
     predict = "predict"
 
 
+# The distributed engine (docs/distributed.md): xgboost only.
+ENGINE = Annotated[str | None, typer.Option(help="dask: run on the distributed engine (xgboost only).")]
+
+
 def fit(
     dataset_id: DATASET_ID, param: PARAM = None,
     target: Annotated[str | None, typer.Option(help="The column to learn [default: y].")] = None,
@@ -70,7 +74,7 @@ def fit(
     )] = None,
     lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None, webhook: WEBHOOK = None,
     webhook_secret: WEBHOOK_SECRET = None, quiet: QUIET = False, url: URL = None, api_key: KEY = None,
-    as_json: JSON = False,
+    as_json: JSON = False, engine: ENGINE = None,
 ) -> None:  # fmt: skip
     """Train a model on a dataset. The job's id is the model's id once it has finished."""
     with connected(url, api_key, as_json) as client:
@@ -79,7 +83,7 @@ def fit(
             evaluate_on = expect_id(evaluate_on, "dataset", "--evaluate-on")
         job = client.fit(
             dataset_id, params=parse_params(param), lane=lane.value, model=model.value if model else None,
-            target=target, webhook_url=webhook, webhook_secret=webhook_secret,
+            target=target, webhook_url=webhook, webhook_secret=webhook_secret, engine=engine,
             task=task.value if task else None, evaluate_on=evaluate_on,
         )  # fmt: skip
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
@@ -93,14 +97,18 @@ def predict(
         help="A column of the data to copy next to the predictions, e.g. an id to join on (repeatable).",
     )] = None,
     lane: LANE = Lane.auto, wait: WAIT = False, timeout: TIMEOUT = None,
-    quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False,
+    quiet: QUIET = False, url: URL = None, api_key: KEY = None, as_json: JSON = False, engine: ENGINE = None,
 ) -> None:  # fmt: skip
     """Predict a dataset with a model (a finished fit job's id); `tabjob download` fetches the result:
     the --passthrough columns, one column named after the target, and proba_<class> columns."""
     with connected(url, api_key, as_json) as client:
         dataset_id = expect_id(dataset_id, "dataset", "DATASET_ID")
         job = client.predict(
-            dataset_id, expect_id(model_id, "model", "MODEL_ID"), lane=lane.value, passthrough=passthrough
+            dataset_id,
+            expect_id(model_id, "model", "MODEL_ID"),
+            lane=lane.value,
+            passthrough=passthrough,
+            engine=engine,
         )
         _submitted(client, job, wait=wait, timeout=timeout, quiet=quiet, as_json=as_json)
 

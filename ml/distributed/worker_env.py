@@ -1,0 +1,75 @@
+"""The Dask worker process's side of the engine: keep it lean, find its scratch disk, download a part.
+
+Imported on Dask workers (and by ``ml.distributed.preload`` at their start); it never imports
+XGBoost, pandas or scikit-learn itself.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import sys
+from pathlib import Path
+from typing import Any
+
+from ml.io import fetch_to_file
+
+
+def lean_imports() -> None:
+    """Keep scikit-learn and pandas (and the scipy they drag in) out of a Dask worker.
+
+    ``import xgboost`` imports scikit-learn for its estimator wrappers when it is installed, and
+    pyarrow imports pandas on its first ``pa.array`` or ``to_numpy`` (measured in a ``dask worker``
+    process: 112 MiB RSS idle, 169 MiB after pyarrow pulled pandas in, 190 MiB with XGBoost and
+    scikit-learn; 135 MiB with XGBoost alone), which would leave a 192 MiB worker nothing for data.
+    Both treat the module as optional, and the worker's tasks use neither (XGBoost's Booster API,
+    pyarrow and numpy), so they are marked absent before anything imports them. Called by the
+    worker preload (``ml.distributed.preload``) and again by each task; a no-op in a process that
+    already imported any of them (a tabjob job process, a test)."""
+    if not any(name in sys.modules for name in (*_KEPT_OUT, "xgboost")):
+        # A finder, not ``sys.modules[name] = None``: pyarrow's pandas shim reads sys.modules directly.
+        sys.meta_path.insert(0, _KeepOut())
+
+
+_KEPT_OUT = ("sklearn", "pandas")
+
+
+class _KeepOut(importlib.abc.MetaPathFinder):
+    """Makes ``import sklearn`` and ``import pandas`` (and their submodules) fail as if not installed."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.partition(".")[0] in _KEPT_OUT:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (kept out of Dask workers)", name=fullname)
+        return None
+
+
+def scratch() -> str | None:
+    """The Dask worker's own local directory for downloads (its spill directory's parent)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().local_directory
+    except (ImportError, ValueError):
+        return None
+
+
+def download(url: str) -> tuple[Path, bool]:
+    return fetch_to_file(url, scratch_dir=scratch())
+
+
+def release(path: Path, temporary: bool) -> None:
+    if temporary:
+        path.unlink(missing_ok=True)
+
+
+def peak_rss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def worker_device(requested: str | None) -> str:
+    """``cpu`` or ``cuda``: what this Dask worker trains on for a request (``ml.device``)."""
+    lean_imports()
+    from ml.device import choose_device
+
+    return choose_device(requested)

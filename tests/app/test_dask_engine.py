@@ -1,0 +1,272 @@
+"""Datasets in parts and the Dask engine, on the real broker, store and a real local Dask cluster.
+
+The cluster is the embedded stack's own (``app.local.dask_cluster``): a scheduler and two Dask
+workers of 192 MiB each, as separate processes on 127.0.0.1, started once for the module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from app.local.dask_cluster import LocalDaskCluster
+from tests.app.jobs_testing import wait_for, wait_job
+from tests.conftest import Workers, make_settings
+
+pytestmark = pytest.mark.slow
+
+WORKER_LIMIT_BYTES = 192 * 1024**2
+ROWS, FEATURES, PARTS = 24_000, 20, 4
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDaskCluster]:
+    base = tmp_path_factory.mktemp("dask")
+    cluster = LocalDaskCluster(base, workers=2, worker_memory="192MiB")
+    (base / "logs").mkdir()
+    cluster.launch(base / "logs")
+    try:
+        cluster.wait_ready(120)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def dask_env(base_env: dict[str, str], dask_cluster: LocalDaskCluster) -> dict[str, str]:
+    return {
+        **base_env,
+        "TABJOB_DASK_SCHEDULER_ADDRESS": dask_cluster.address,
+        "TABJOB_DASK_WORKERS_WAIT_S": "60",
+        "TABJOB_DASK_MIN_WORKERS": "2",
+    }
+
+
+@pytest.fixture(scope="module")
+def dask_worker(dask_env: dict[str, str]) -> Iterator[Workers]:
+    pool = Workers(dask_env)
+    pool.start("small")
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def dask_api(dask_env: dict[str, str], new_tenant: Callable[[], tuple[str, str]], dask_worker: Workers):
+    from app.api.main import create_app
+
+    _, token = new_tenant()
+    with TestClient(create_app(make_settings(dask_env)), headers={"authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A learnable training set in 4 parts (written with several row groups each) and a test set in 2."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=ROWS + 6_000, n_features=FEATURES, n_informative=10, random_state=0)
+    folder = tmp_path_factory.mktemp("parts")
+
+    def write(rows: slice, count: int, prefix: str, with_y: bool) -> list[Path]:
+        chunks = np.array_split(np.arange(rows.start, rows.stop), count)
+        paths = []
+        for i, idx in enumerate(chunks):
+            columns = {f"c{j}": X[idx, j] for j in range(FEATURES)}
+            if with_y:
+                columns["y"] = y[idx]
+            path = folder / f"{prefix}-{i}.parquet"
+            pq.write_table(pa.table(columns), path, row_group_size=2_500)
+            paths.append(path)
+        return paths
+
+    return {
+        "X": X, "y": y, "train": write(slice(0, ROWS), PARTS, "train", True),
+        "test": write(slice(ROWS, ROWS + 6_000), 2, "test", False),
+    }  # fmt: skip
+
+
+def upload_parts(api: httpx.Client | TestClient, paths: list[Path]) -> str:
+    created = api.post("/v1/datasets", json={"name": "parts", "parts": len(paths)})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["parts"] == len(paths) and body["upload_url"] is None and len(body["upload_forms"]) == len(paths)
+    for form, path in zip(body["upload_forms"], paths, strict=True):
+        response = httpx.post(form["url"], data=form["fields"], files={"file": (path.name, path.read_bytes())})
+        assert response.status_code < 300, response.text
+    return body["id"]
+
+
+def dask_workers_now(cluster: LocalDaskCluster) -> dict[str, Any]:
+    from distributed import Client
+
+    with Client(cluster.address, set_as_default=False) as client:
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        pids = client.run(os.getpid)
+        processing = client.processing()
+    return {"addresses": sorted(info), "pids": pids, "processing": processing}
+
+
+def test_a_dataset_in_parts_is_ready_once_every_part_is_uploaded_and_checked(api, data):
+    # Given a dataset of 4 parts with 3 uploaded
+    paths = data["train"]
+    created = api.post("/v1/datasets", json={"parts": PARTS}).json()
+    for form, path in zip(created["upload_forms"][:3], paths[:3], strict=True):
+        httpx.post(form["url"], data=form["fields"], files={"file": (path.name, path.read_bytes())})
+    # Then it waits for the last one
+    assert api.get(f"/v1/datasets/{created['id']}").json()["state"] == "awaiting_upload"
+    # When the last part arrives, it is uploaded: parts, rows summed, columns
+    form = created["upload_forms"][3]
+    httpx.post(form["url"], data=form["fields"], files={"file": ("p.parquet", paths[3].read_bytes())})
+    seen = api.get(f"/v1/datasets/{created['id']}").json()
+    assert seen["state"] == "uploaded" and seen["parts"] == PARTS and seen["rows"] == ROWS
+    assert [c["name"] for c in seen["columns"]] == [*(f"c{j}" for j in range(FEATURES)), "y"]
+    assert seen["size_bytes"] == sum(p.stat().st_size for p in paths)
+    # And each form is bounded by the store like a single upload
+    assert all(f["max_bytes"] > 0 for f in created["upload_forms"])
+
+
+def test_parts_with_different_schemas_make_the_dataset_invalid(api, data, tmp_path):
+    odd = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({"other": [1.0, 2.0], "y": [0, 1]}), odd)
+    dataset_id = upload_parts(api, [data["train"][0], odd])
+    seen = api.get(f"/v1/datasets/{dataset_id}").json()
+    assert seen["state"] == "invalid" and seen["problem"]["code"] == "dataset.parts_differ"
+
+
+def test_each_part_gets_the_single_file_checks(api, tmp_path, data):
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    dataset_id = upload_parts(api, [data["train"][0], broken])
+    problem = api.get(f"/v1/datasets/{dataset_id}").json()["problem"]
+    assert problem["code"] == "dataset.not_parquet" and problem["message"].startswith("Part 1:")
+
+
+def test_without_a_dask_engine_a_dataset_in_parts_is_refused_naming_the_engine(api, data):
+    dataset_id = upload_parts(api, data["train"])
+    refused = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id, "model": "xgboost"})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "dataset.too_large_for_worker" and "Dask engine" in error["hint"]
+    asked = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id, "model": "xgboost", "engine": "dask"})
+    assert asked.status_code == 422 and asked.json()["error"]["code"] == "engine.unavailable"
+
+
+def test_a_big_single_file_is_refused_with_the_limit_when_there_is_no_engine(settings_from, base_env, new_tenant, data):
+    from app.api.main import create_app
+
+    env = {**base_env, "TABJOB_SINGLE_NODE_MAX_MATRIX_BYTES": "1000"}
+    _, token = new_tenant()
+    with TestClient(create_app(settings_from(env)), headers={"authorization": f"Bearer {token}"}) as api:
+        created = api.post("/v1/datasets", json={}).json()
+        path = data["train"][0]
+        form = created["upload_form"]
+        httpx.post(form["url"], data=form["fields"], files={"file": (path.name, path.read_bytes())})
+        refused = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": created["id"]})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "dataset.too_large_for_worker" and "1,000" in error["message"]
+    assert "engine: dask" in error["hint"]
+
+
+def test_only_xgboost_runs_on_the_engine(dask_api, data):
+    dataset_id = upload_parts(dask_api, data["train"])
+    refused = dask_api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id, "engine": "dask"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "job.engine_unsupported"
+    # Without an engine, an hgb fit of a dataset in parts is refused with the way out
+    auto = dask_api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id})
+    assert auto.status_code == 422 and '"engine": "dask"' in auto.json()["error"]["hint"]
+
+
+def test_fit_and_predict_on_dask_within_the_workers_memory_and_as_accurate_as_one_node(dask_api, data, dask_cluster):
+    import xgboost
+
+    # Given the training set in 4 parts and the test set in 2
+    train_id = upload_parts(dask_api, data["train"])
+    test_id = upload_parts(dask_api, data["test"])
+    # When an xgboost fit runs without naming the engine (a dataset in parts goes to Dask)
+    params = {"n_estimators": 60, "max_depth": 6}
+    submitted = dask_api.post("/v1/jobs", json={"kind": "fit", "dataset_id": train_id, "model": "xgboost",
+                                                "params": params})  # fmt: skip
+    assert submitted.status_code == 202, submitted.text
+    fit = wait_job(dask_api, submitted.json()["id"], 300)
+    # Then it trained on both Dask workers, none above its memory limit
+    assert fit["status"] == "finished", fit
+    result = fit["result"]
+    assert result["engine"] == {"name": "dask", "workers": 2} and result["rows"] == ROWS
+    assert len(result["worker_peak_rss_bytes"]) == 2
+    assert all(0 < peak < WORKER_LIMIT_BYTES for peak in result["worker_peak_rss_bytes"])
+    # When it predicts the test set on Dask
+    predicted = dask_api.post("/v1/jobs", json={"kind": "predict", "dataset_id": test_id, "model_id": fit["id"],
+                                                "engine": "dask"})  # fmt: skip
+    assert predicted.status_code == 202, predicted.text
+    job = wait_job(dask_api, predicted.json()["id"], 300)
+    assert job["status"] == "finished", job
+    # Then the result is in parts, in order, and as accurate as single-node XGBoost on the same data
+    download = dask_api.get(f"/v1/jobs/{job['id']}/result").json()
+    assert len(download["urls"]) == 2 and download["url"] == download["urls"][0]
+    labels = np.concatenate([pq.read_table(pa.BufferReader(httpx.get(u).content)).column("y").to_numpy()
+                             for u in download["urls"]])  # fmt: skip
+    X, y = data["X"], data["y"]
+    single = xgboost.XGBClassifier(tree_method="hist", random_state=0, **params).fit(X[:ROWS], y[:ROWS])
+    single_accuracy = float(np.mean(single.predict(X[ROWS:]) == y[ROWS:]))
+    dask_accuracy = float(np.mean(labels == y[ROWS:]))
+    assert abs(dask_accuracy - single_accuracy) <= 0.01, (dask_accuracy, single_accuracy)
+
+
+def start_long_fit(api: TestClient, data: dict[str, Any], rounds: int) -> str:
+    dataset_id = upload_parts(api, data["train"])
+    submitted = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id, "model": "xgboost",
+                                           "engine": "dask", "params": {"n_estimators": rounds}})  # fmt: skip
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+
+    def training() -> bool:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] not in ("failed", "finished"), job
+        return job["phase"] == "training" and (job["progress"] or 0) > 0
+
+    wait_for(training, 180, 0.2)
+    return job_id
+
+
+def test_cancel_mid_fit_frees_the_dask_workers(dask_api, data, dask_cluster):
+    # Given a fit training on both Dask workers
+    job_id = start_long_fit(dask_api, data, 10_000)
+    assert any(dask_workers_now(dask_cluster)["processing"].values())
+    # When it is canceled
+    assert dask_api.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+    assert wait_job(dask_api, job_id, 60)["status"] == "canceled"
+
+    # Then the Dask workers were restarted and run nothing: the cluster is free
+    def free() -> bool:
+        now = dask_workers_now(dask_cluster)
+        return len(now["addresses"]) == 2 and not any(now["processing"].values())
+
+    wait_for(free, 60, 0.5)
+    events = dask_api.get(f"/v1/jobs/{job_id}/events").json()["items"]
+    assert any("Restarted" in (e.get("message") or "") for e in events)
+
+
+def test_a_dask_worker_killed_mid_fit_is_retried_not_a_hang(dask_api, data, dask_cluster):
+    # Given a fit training on both Dask workers
+    job_id = start_long_fit(dask_api, data, 400)
+    # When one Dask worker process is killed (its nanny starts a new one)
+    victim = next(iter(dask_workers_now(dask_cluster)["pids"].values()))
+    os.kill(victim, signal.SIGKILL)
+    # Then the job is retried as a platform failure and finishes on the new worker
+    job = wait_job(dask_api, job_id, 300)
+    assert job["status"] == "finished", job
+    assert job["attempts"] == 2 and job["result"]["engine"]["workers"] == 2
+    events = dask_api.get(f"/v1/jobs/{job_id}/events").json()["items"]
+    retried = [e for e in events if e["type"] == "retrying"]
+    assert retried and "left during the fit" in (retried[0]["message"] or ""), events
