@@ -17,7 +17,7 @@ from app.usecases.parts import validate_parts
 from app.usecases.validation import usable_model, validate_fit, validate_predict
 
 if TYPE_CHECKING:
-    from app.usecases.submission import JobRequest
+    from app.usecases.job_request import JobRequest
 
 DASK = "dask"
 ENGINES = (DASK,)

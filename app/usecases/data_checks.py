@@ -18,7 +18,7 @@ from app.usecases.validation import check_fit, validate_predict
 from ml.tasks import CLASSIFICATION
 
 if TYPE_CHECKING:
-    from app.usecases.submission import JobRequest
+    from app.usecases.job_request import JobRequest
 
 
 @dataclass(frozen=True)

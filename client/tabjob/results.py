@@ -70,6 +70,7 @@ class Dataset:
     upload_form: dict[str, Any] | None = None
     upload_expires_at: datetime | None = None
     version: int | None = None
+    parts: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -81,6 +82,7 @@ class Dataset:
             created_at=_time(data["created_at"]),  # type: ignore[arg-type]
             name=data.get("name"),
             version=data.get("version"),
+            parts=data.get("parts"),
             size_bytes=data.get("size_bytes"),
             rows=data.get("rows"),
             columns=[Column(c["name"], c["type"], c["kind"]) for c in columns] if columns is not None else None,

@@ -8,13 +8,13 @@ import secrets
 import httpx
 import pandas as pd
 from jobs_testing import upload, wait_job
-from test_dashboard import dump_dom, live_api  # noqa: F401  (tabjob api in its own process; Chromium)
+from test_dashboard import dump_dom  # Chromium's DOM of a page (live_api, the api process: conftest)
 
 from app.auth import ApiKeys
 from app.jobs.broker import redis_client
 
 
-def test_the_page_shows_a_models_metrics(live_api, small_worker, settings, seed_files, tmp_path):  # noqa: F811
+def test_the_page_shows_a_models_metrics(live_api, small_worker, settings, seed_files, tmp_path):
     keys = ApiKeys(client=redis_client(settings, decode=True))
     token = keys.create("t-" + secrets.token_hex(5), "dashboard models test")[0]
     with httpx.Client(base_url=live_api, headers={"authorization": f"Bearer {token}"}) as client:

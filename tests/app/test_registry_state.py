@@ -210,4 +210,4 @@ def test_the_api_refuses_registrations_that_cannot_be_decided(api, sets):
         assert refused.status_code == 422 and refused.json()["error"]["code"] == code, (extra, refused.text)
     no_columns = upload(api, sets["unlabelled"])
     refused = api.post("/v1/jobs", json={**base, "evaluate_on": no_columns})
-    assert refused.status_code == 422 and refused.json()["error"]["code"] == "dataset.missing_target"
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "job.evaluate_on_missing_target"
