@@ -18,6 +18,7 @@ from app.cpu import available_cpus
 from app.cpu import threads_per_worker as threads_per_worker  # re-exported for app.local.stack
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
+from app.settings_tenants import TenantLimitSettings
 from app.settings_userdata import UserDataSettings
 
 # A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
@@ -38,7 +39,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(UserDataSettings):
+class Settings(UserDataSettings, TenantLimitSettings):
     """The service's configuration. docs/configuration.md is generated from these field descriptions
     (`uv run python -m app.settings_docs`)."""
 

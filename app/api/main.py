@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from app.api import errors
 from app.api.middleware import RequestGuards
 from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview
 from app.auth import seed_bootstrap_keys
+from app.inspection_pool import pool_for
 from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
 from app.services import Services
@@ -54,7 +56,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 "non-loopback address are refused (403)"
             )
         app.state.queue_collector = QueueCollector(client=app.state.services.state.conn.r, lanes=LANES)
+        inspections = pool_for(app.state.services.settings)
+        # One child started in the background: the first submission does not pay for its interpreter.
+        threading.Thread(target=inspections.warm, name="tabjob-inspect-warm", daemon=True).start()
         yield
+        inspections.close()
 
     app = FastAPI(
         title="tabjob",

@@ -9,8 +9,8 @@ from typing import Any
 
 from app.domain import Dataset
 from app.errors import Conflict, TabjobError
-from app.inspection import check_size, describe
-from app.limits import inspection_slot, open_bounded
+from app.inspection import check_size
+from app.inspection_pool import InspectRequest, inspect
 from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
@@ -37,8 +37,8 @@ def dataset_view(svc: Services, tenant: str, dataset_id: str) -> Dataset:
     if dataset.etag != info.etag:
         fields: dict[str, Any] = {"state": "uploaded", "size_bytes": info.size, "etag": info.etag}
         try:
-            with inspection_slot(svc.settings):
-                fields.update(describe(open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)))
+            request = InspectRequest("describe", dataset_key(tenant, dataset_id), info)
+            fields.update(inspect(svc.settings, request)["described"])
             fields["problem"] = None
         except TabjobError as exc:
             if exc.retryable:

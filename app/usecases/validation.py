@@ -5,41 +5,31 @@ from __future__ import annotations
 
 from app.domain import Job, JobStatus
 from app.errors import Conflict, ModelDeleted, UserError
-from app.inspection import data_error
-from app.limits import inspection_slot, open_bounded, scan_target
+from app.inspection_pool import InspectRequest, inspect
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
 from app.usecases.datasets import uploaded
-from ml.errors import DataProblem
-from ml.schema import TARGET, check_predict_schema, check_training_schema
+from ml.schema import TARGET
 
 
 def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int, int]:
     """Refuse a training set that cannot train on ``target``; return its object info, rows and columns."""
     info = uploaded(svc, tenant, dataset_id)
-    with inspection_slot(svc.settings):
-        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
-        try:
-            check_training_schema(source.schema_arrow, source.metadata.num_rows, target)
-        except DataProblem as problem:
-            raise data_error(problem) from problem
-        scan_target(source, svc.settings.target_scan_rows, target)  # a bounded sample, never the whole column
-    return info, source.metadata.num_rows, source.metadata.num_columns
+    # In a child process under a memory limit: the schema, then a sample of the target bounded
+    # in rows and bytes, never the whole column (app/inspection_pool.py).
+    found = inspect(svc.settings, InspectRequest("fit", dataset_key(tenant, dataset_id), info, target=target))
+    return info, found["rows"], found["columns"]
 
 
 def validate_predict(svc: Services, tenant: str, dataset_id: str, model_id: str) -> tuple[ObjectInfo, int, int]:
     """Refuse prediction data that does not fit the model; return its object info, rows and columns."""
     model = usable_model(svc.state.jobs.get_for(tenant, model_id))
     info = uploaded(svc, tenant, dataset_id)
-    with inspection_slot(svc.settings):
-        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
-    try:
-        assert model.result is not None
-        features = model.result["features"]["columns"]
-        check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, model.target)
-    except DataProblem as problem:
-        raise data_error(problem) from problem
-    return info, source.metadata.num_rows, source.metadata.num_columns
+    assert model.result is not None
+    features = model.result["features"]["columns"]
+    request = InspectRequest("predict", dataset_key(tenant, dataset_id), info, target=model.target, features=features)
+    found = inspect(svc.settings, request)
+    return info, found["rows"], found["columns"]
 
 
 def usable_model(model: Job) -> Job:

@@ -1,0 +1,240 @@
+"""Inspecting an upload in a warm child process under a memory limit, never in the API process.
+
+Whatever a file declares (footer length, chunk sizes, labels), the bounds of ``app.limits``
+refuse it before decoding; this is the second wall, for the bug or the format trick those bounds
+miss. Each child sets ``RLIMIT_AS`` to what it holds idle plus ``inspection_memory_bytes``, so a
+file that needs more makes the child's allocations fail (413 ``dataset.inspection_too_large``)
+or kills the child, and the API process, which only sends a request and reads a small summary on
+a pipe, does not grow. Children are started once (``spawn``: a fresh interpreter that shares no
+thread or socket with the API) and reused, so a submission pays a pipe round trip (about
+a millisecond, measured in docs/benchmarks.md), not an interpreter start.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from app.errors import InfraError, TabjobError, TooLarge, UserError
+from app.settings import Settings
+from app.storage import ObjectInfo
+
+log = logging.getLogger("tabjob.inspection")
+
+
+@dataclass(frozen=True)
+class InspectRequest:
+    """What to check of the dataset at ``key`` (version ``info``).
+
+    ``purpose``: ``describe`` (rows and columns for the dataset page), ``fit`` (the training
+    schema and a bounded scan of ``target``) or ``predict`` (the schema against ``features``, the
+    model's training columns)."""
+
+    purpose: str
+    key: str
+    info: ObjectInfo
+    target: str = "y"
+    features: dict[str, str] | None = None
+
+
+def inspect_in_child(store: Any, settings: Settings, request: InspectRequest) -> dict[str, Any]:
+    """The check itself, run in a child: a summary with ``rows`` and ``columns`` (and, for
+    ``describe``, the columns' names, types and kinds)."""
+    from app.inspection import data_error, describe
+    from app.limits import open_bounded, scan_target
+    from ml.errors import DataProblem
+    from ml.schema import check_predict_schema, check_training_schema
+
+    target = request.target if request.purpose == "fit" else None
+    source = open_bounded(store, request.key, request.info, settings, target=target)
+    rows, columns = source.metadata.num_rows, source.metadata.num_columns
+    try:
+        if request.purpose == "fit":
+            check_training_schema(source.schema_arrow, rows, request.target)
+        elif request.purpose == "predict":
+            check_predict_schema(source.schema_arrow, rows, request.features or {}, request.target)
+    except DataProblem as problem:
+        raise data_error(problem) from problem
+    if request.purpose == "fit":
+        scan_target(source, settings, request.target)  # bounded in rows and bytes, never the whole column
+    summary: dict[str, Any] = {"rows": rows, "columns": columns}
+    if request.purpose == "describe":
+        summary["described"] = describe(source)
+    return summary
+
+
+def _vm_size_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _child_main(conn: Connection, settings: Settings) -> None:
+    """A child's loop: one request in, ``("ok", summary)`` or ``("error", fields)`` out."""
+    import resource
+
+    import pyarrow as pa
+
+    from app.storage import Store
+
+    pa.set_cpu_count(1)  # no thread pool to reserve stacks for: one inspection at a time
+    pa.set_io_thread_count(1)
+    store = Store.from_settings(settings)
+    import app.limits  # noqa: F401  (imported before the limit, so the limit bounds the work only)
+
+    budget = _vm_size_bytes() + settings.inspection_memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (budget, budget))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return  # the API process is gone
+        try:
+            conn.send(("ok", inspect_in_child(store, settings, request)))
+        except TabjobError as exc:
+            conn.send(("error", _fields(exc)))
+        except MemoryError:
+            conn.send(("memory", None))
+            return  # an allocation failed half-way: start clean rather than trust this process
+        except Exception as exc:  # a bug or a file pyarrow chokes on: the user's file, this request only
+            conn.send(("bug", f"{type(exc).__name__}: {exc}"[:500]))
+
+
+def _fields(exc: TabjobError) -> dict[str, Any]:
+    return {"class": type(exc).__name__, "message": exc.message, "code": exc.code, "hint": exc.hint,
+            "status": exc.status, "headers": exc.headers}  # fmt: skip
+
+
+def _rebuilt(fields: dict[str, Any]) -> TabjobError:
+    """The child's error as the same class in the API process (the classes' constructors
+    differ, so the fields are set rather than passed)."""
+    import app.errors
+
+    cls = getattr(app.errors, fields.pop("class"), UserError)
+    if not (isinstance(cls, type) and issubclass(cls, TabjobError)):
+        cls = UserError
+    error = cls.__new__(cls)
+    Exception.__init__(error, fields["message"])
+    error.__dict__.update(fields)
+    return error
+
+
+def _too_large(detail: str) -> TooLarge:
+    return TooLarge(
+        f"Checking this file needs more memory than one inspection may use ({detail}).",
+        code="dataset.inspection_too_large",
+        hint="Write the file with fewer columns, smaller row groups or shorter values, or ask an operator to "
+        "raise TABJOB_INSPECTION_MEMORY_BYTES.",
+    )
+
+
+class _Child:
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(
+            target=_child_main, args=(child_conn, settings), name="tabjob-inspect", daemon=True
+        )
+        self.process.start()
+        child_conn.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class InspectionPool:
+    """At most ``max_concurrent_inspections`` children, started on demand and kept warm.
+
+    Parameters:
+        settings: the service's settings (the children build their own store client from them).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._slots = threading.BoundedSemaphore(settings.max_concurrent_inspections)
+        self._idle: queue.LifoQueue[_Child] = queue.LifoQueue()
+
+    def warm(self) -> None:
+        """Start one child now, so the first submission does not pay for an interpreter."""
+        with self._slots:
+            self._idle.put(self._take())
+
+    def close(self) -> None:
+        while not self._idle.empty():
+            self._idle.get_nowait().kill()
+
+    def _take(self) -> _Child:
+        while True:
+            try:
+                child = self._idle.get_nowait()
+            except queue.Empty:
+                return _Child(self.settings)
+            if child.process.is_alive():
+                return child
+            child.kill()
+
+    def run(self, request: InspectRequest) -> dict[str, Any]:
+        """Run ``request`` in a child and return its summary, or raise its error.
+
+        Raises:
+            TooLarge: 413 ``dataset.inspection_too_large`` when the child ran out of its memory.
+            UserError: 422 ``dataset.not_parquet`` when pyarrow failed on the file otherwise.
+            InfraError: the child did not answer within ``inspection_timeout_s``.
+        """
+        with self._slots:
+            child = self._take()
+            try:
+                child.conn.send(request)
+                if not child.conn.poll(self.settings.inspection_timeout_s):
+                    child.kill()
+                    raise InfraError(
+                        f"Checking the dataset took longer than {self.settings.inspection_timeout_s:g} s.",
+                        code="dataset.inspection_timeout",
+                        hint="Retry; if it keeps happening, the store is slow or the file very large.",
+                    )
+                kind, value = child.conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                child.kill()  # died mid-request: killed for memory (OOM killer) or crashed in native code
+                log.warning("an inspection child died on %s", request.key)
+                raise _too_large("the checking process was stopped") from None
+            if kind == "memory":
+                child.kill()
+                raise _too_large("an allocation failed")
+            self._idle.put(child)
+        if kind == "ok":
+            return value
+        if kind == "error":
+            raise _rebuilt(value)
+        raise UserError(
+            f"The uploaded file is not a readable Parquet file ({value}).",
+            code="dataset.not_parquet",
+            hint="Write the data with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table.",
+            status=422,
+        )
+
+
+_pools: dict[int, tuple[Settings, InspectionPool]] = {}
+_pools_lock = threading.Lock()
+
+
+def pool_for(settings: Settings) -> InspectionPool:
+    """The process's pool for ``settings`` (one per settings object: tests run several apps)."""
+    with _pools_lock:
+        found = _pools.get(id(settings))
+        if found is None or found[0] is not settings:
+            found = _pools[id(settings)] = (settings, InspectionPool(settings))
+        return found[1]
+
+
+def inspect(settings: Settings, request: InspectRequest) -> dict[str, Any]:
+    """Run ``request`` in the pool of ``settings``."""
+    return pool_for(settings).run(request)
