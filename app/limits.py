@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from app.errors import TooLarge, UserError
-from app.inspection import check_size, data_error, open_footer
+from app.inspection import check_size, data_error, open_footer, raise_if_out_of_memory
 from app.settings import Settings
 from app.storage import ObjectInfo, Store
 from ml.errors import DataProblem
@@ -166,8 +166,7 @@ def scan_target(source: pq.ParquetFile, settings: Settings, target: str = TARGET
             if (seen is not None and len(seen) > MAX_CLASSES) or scanned >= max_rows:
                 break
     except (pa.ArrowException, OSError) as exc:
-        if isinstance(exc, MemoryError):
-            raise
+        raise_if_out_of_memory(exc)
         raise UserError(
             f"The column '{target}' could not be read ({exc}); the file is damaged or truncated.",
             code="dataset.corrupt",
