@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             )
         app.state.queue_collector = QueueCollector(client=app.state.services.state.conn.r, lanes=LANES)
         inspections = pool_for(app.state.services.settings)
-        # One child started in the background: the first submission does not pay for its interpreter.
+        # The inspection children start in the background: no submission pays for their interpreters.
         threading.Thread(target=inspections.warm, name="tabjob-inspect-warm", daemon=True).start()
         yield
         inspections.close()
