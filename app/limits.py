@@ -13,7 +13,10 @@ every row again, so a check left to it is late, never skipped.
 
 from __future__ import annotations
 
+import json
 import struct
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -219,3 +222,66 @@ def _statistics_show_one_value(source: pq.ParquetFile, target: str) -> bool:
             return False
         values.add(stats.min)
     return len(values) == 1
+
+
+@dataclass(frozen=True)
+class FileBounds:
+    """The limits a job process applies to its downloaded dataset (it has no settings of its own:
+    the worker sends these with the job). Attribute names are the settings' names."""
+
+    max_footer_bytes: int
+    max_dataset_rows: int
+    max_dataset_columns: int
+    max_column_name_chars: int
+    max_column_names_bytes: int
+    max_target_chunk_bytes: int
+    max_label_chars: int
+    target_scan_rows: int
+    target_scan_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FileBounds:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+def check_local_file(path: str, bounds: FileBounds, target: str | None) -> None:
+    """The submission's byte bounds again, in the job process, on every row of the downloaded
+    file (``target`` None: a predict, no labels to read). Raises TooLarge or UserError."""
+    with open(path, "rb") as file:
+        file.seek(0, 2)
+        if file.tell() >= _TAIL_BYTES:
+            file.seek(-_TAIL_BYTES, 2)
+            check_tail(file.read(_TAIL_BYTES), bounds)  # type: ignore[arg-type]
+    try:
+        source = pq.ParquetFile(path, read_dictionary=[target] if target else None)
+    except (pa.ArrowException, OSError) as exc:
+        raise_if_out_of_memory(exc)
+        return  # not Parquet: the ml call says so in its own words
+    check_footer(source.metadata, bounds)  # type: ignore[arg-type]
+    if target and target in source.schema_arrow.names:
+        scan_target(source, bounds, target, whole=True)  # type: ignore[arg-type]
+
+
+def check_result_record(summary: dict[str, Any], settings: Settings) -> None:
+    """Refuse a job result too big to keep in the job record (served by GET /v1/jobs/{id},
+    /v1/models and the webhook): categories found by the worker, which reads every row, over
+    ``max_category_chars``, or the whole over ``max_result_record_bytes``."""
+    categories = ((summary.get("features") or {}).get("categories")) or {}
+    for column, values in categories.items():
+        longest = max((len(str(v)) for v in values), default=0)
+        if longest > settings.max_category_chars:
+            raise UserError(
+                f"A category of the column '{column[:80]}' is {longest:,} characters long; the limit is "
+                f"{settings.max_category_chars:,}.",
+                code="dataset.category_too_long",
+                hint="Map long text values to short codes, or drop the column.",
+                status=422,
+            )
+    size = len(json.dumps(summary, default=str))
+    if size > settings.max_result_record_bytes:
+        raise TooLarge(
+            f"The job's result (features, categories, classes) takes {size:,} bytes; the limit is "
+            f"{settings.max_result_record_bytes:,}.",
+            code="job.record_too_large",
+            hint="Use fewer or shorter column names and categories.",
+        )

@@ -15,6 +15,7 @@ from app.domain import Job, JobStatus
 from app.errors import Conflict, ModelDeleted, UserError
 from app.jobs.broker import ACTOR_NAME
 from app.jobs.context import WorkerContext
+from app.limits import FileBounds, check_result_record
 from app.settings import Settings
 from app.steps import step_tag
 from app.storage import dataset_key, model_key, result_key
@@ -137,7 +138,9 @@ def run_operation(
             last[phase] = now
             ctx.state.events.add(job_id, "progress", message, phase=phase, progress=fraction, **step_tag(job))
 
-    return ctx.runner.run(
+    if "data_url" in kwargs:  # the job process applies the submission's byte bounds to every row
+        kwargs = {**kwargs, "bounds": FileBounds.from_settings(ctx.settings)}
+    summary = ctx.runner.run(
         operation,
         kwargs,
         time_limit_s=time_limit_s,
@@ -146,6 +149,8 @@ def run_operation(
         on_progress=on_progress,
         threads=threads_for(job, ctx.settings),
     )
+    check_result_record(summary, ctx.settings)
+    return summary
 
 
 def threads_for(job: Job, settings: Settings) -> int:

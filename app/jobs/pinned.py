@@ -86,6 +86,7 @@ def prepare(operation: str, kwargs: dict[str, Any], progress: Progress | None = 
     """
     kwargs = dict(kwargs)
     etag, size_bytes = kwargs.pop("data_etag", None), kwargs.pop("data_bytes", None)
+    bounds = kwargs.pop("bounds", None)
     if operation in ("predict", "predict_prepared") and not kwargs.get("model_sha256"):
         raise DataProblem(
             "model.tampered",
@@ -106,4 +107,18 @@ def prepare(operation: str, kwargs: dict[str, Any], progress: Progress | None = 
         progress=progress,
     )
     kwargs["data_url"] = str(path)
+    if bounds is not None:
+        check_bounds(str(path), bounds, operation, kwargs)
     return kwargs
+
+
+def check_bounds(path: str, bounds: Any, operation: str, kwargs: dict[str, Any]) -> None:
+    """The submission's byte bounds on the downloaded file (``app.limits``), as a DataProblem."""
+    from app.errors import TabjobError
+    from app.limits import check_local_file
+
+    reads_labels = operation == "fit" or (operation == "prepare" and kwargs.get("kind", "fit") == "fit")
+    try:
+        check_local_file(path, bounds, kwargs.get("target", "y") if reads_labels else None)
+    except TabjobError as exc:
+        raise DataProblem(exc.code, exc.message, exc.hint or "") from exc

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import idempotency
+from app.copies import remember_prepared
 from app.domain import LANES, Job, JobKind, JobStatus, Lane, new_id
 from app.errors import InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
@@ -218,6 +219,7 @@ def _plan_steps(
         )
     key = cache_key(content_digest(info), kind=job.kind, feature_schema=features if job.kind == "predict" else None)
     job.prepared_key = prepared_key(job.tenant, key)
+    remember_prepared(svc.state, job.dataset_id, job.prepared_key, svc.settings.job_retention_s)
     prepared = svc.store.stat(job.prepared_key) is not None
     job.steps = plan(job.lane, prepared=prepared)
     if prepared:
