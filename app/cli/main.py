@@ -1,4 +1,7 @@
-"""The ``tabjob`` command: the service's processes, admin tasks, and the user commands."""
+"""The server's commands of ``tabjob``: the service's processes (``api``, ``worker``, ``stack``),
+the demo and smoke checks, and API key administration. The user commands live in the client
+package (``tabjob.cli``); this module adds its commands there through the ``tabjob.cli``
+entry-point group (``register``), so one ``tabjob`` command serves both."""
 
 from __future__ import annotations
 
@@ -10,53 +13,15 @@ from typing import Annotated
 
 import typer
 
-from app.cli import common, data, jobs, logs, models, top
-from app.cli.output import Invocation, console
 from app.logging_setup import setup_logging
+from tabjob.cli import common
+from tabjob.cli.output import console
 
-# Plain (click) help: typer's rich help shows every flag as `--json <bool>`.
-app = typer.Typer(
-    help="tabjob: tabular fit and predict jobs as a service.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
 admin = typer.Typer(
     help="Manage API keys (needs the broker's settings: TABJOB_REDIS_URL, ...).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-app.add_typer(admin, name="admin")
-data.register(app)
-jobs.register(app)
-models.register(app)
-top.register(app)
-logs.register(app)
-
-
-def _show_version(asked: bool) -> None:
-    if asked:
-        from importlib.metadata import version
-
-        import tabjob
-
-        typer.echo(f"tabjob {version('tabjob')} (client tabjob-client {tabjob.__version__})")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    context: typer.Context,
-    show_version: Annotated[
-        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """tabjob: tabular fit and predict jobs as a service.
-
-    Exit codes of the user commands: 0 done, 2 a mistake or a refusal (the message says what to
-    fix), 1 a job that did not finish or a service that failed, 130 Ctrl-C.
-    """
-    Invocation.command = f"tabjob {context.invoked_subcommand}"
 
 
 def _settings(env_file: Path | None = None):
@@ -76,7 +41,6 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@app.command()
 def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the HTTP API (uvicorn)."""
     import uvicorn
@@ -110,7 +74,6 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     )
 
 
-@app.command()
 def worker(
     lane: Annotated[str, typer.Option(help="small, large or gpu.")] = "small",
     max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs (KEDA ScaledJob pods use 1).")] = None,
@@ -126,7 +89,6 @@ def worker(
     raise SystemExit(run_worker(settings, lane=lane, max_jobs=max_jobs))
 
 
-@app.command()
 def stack(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -164,7 +126,6 @@ def stack(
     console.print("Stopped.")
 
 
-@app.command()
 def demo(
     rows: Annotated[int, typer.Option(help="Rows of the generated dataset.")] = 100_000,
     features: int = 50,
@@ -177,7 +138,6 @@ def demo(
         raise SystemExit(run_demo(Path(tmp), data_dir=data_dir, rows=rows, features=features))
 
 
-@app.command()
 def smoke(
     url: common.URL = None,
     api_key: common.KEY = None,
@@ -236,6 +196,19 @@ def revoke_key(key_id: str, env_file: ENV_FILE = None) -> None:
     console.print(f"Revoked {key_id}.")
 
 
+def register(app: typer.Typer) -> None:
+    """Add the server's commands to the ``tabjob`` app (the ``tabjob.cli`` entry point)."""
+    for command in (api, worker, stack, demo, smoke):
+        app.command()(command)
+    app.add_typer(admin, name="admin")
+
+
 def main() -> None:
+    """``python -m app.cli``: the whole ``tabjob`` command, whether or not this package's entry
+    points are installed (a source tree run without ``uv sync``)."""
+    from tabjob.cli.main import add_commands
+    from tabjob.cli.main import main as run
+
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    add_commands(register)
+    run()

@@ -105,6 +105,11 @@ class ManagingMethods:
         """
         self._call("DELETE", f"/v1/models/{model_id}")
 
+    def overview(self) -> dict[str, Any]:
+        """What the dashboard and ``tabjob top`` show: lanes, running and waiting jobs, recent
+        failures and workers (``GET /v1/overview``, as the API answers it)."""
+        return self._call("GET", "/v1/overview")
+
     def delete_dataset(self, dataset_id: str) -> None:
         """Delete a dataset's bytes and record. Jobs still queued on it fail with ``dataset.deleted``;
         models trained on it and finished predictions stay."""

@@ -28,10 +28,10 @@ from typer.testing import CliRunner
 
 import tabjob
 from app.api.main import create_app
-from app.cli.live import FractionBar, PhaseColumn
-from app.cli.main import app
-from app.cli.show import jobs_table
 from app.waiting import wait_until
+from tabjob.cli.live import FractionBar, PhaseColumn
+from tabjob.cli.main import app
+from tabjob.cli.show import jobs_table
 
 ROOT = Path(__file__).resolve().parents[2]
 ENDLESS = {"max_iter": 10_000, "early_stopping": False, "max_leaf_nodes": 255}

@@ -52,7 +52,7 @@ def loaded(statement: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["app.api.main", "app.client", "app.cli.main"])
+@pytest.mark.parametrize("module", ["app.api.main", "app.client", "app.cli.main", "tabjob.cli.main"])
 def test_the_api_and_the_client_load_no_ml_library(module):
     assert loaded(f"import {module}") <= loaded("import pyarrow.parquet")
     assert not {"sklearn", "pandas", "ml.model"} & loaded(f"import {module}")
@@ -63,3 +63,12 @@ def test_the_api_knows_the_models_parameters_without_importing_the_model():
     from ml.model import TUNABLE_PARAMS
 
     assert set(FitParams.model_fields) == set(TUNABLE_PARAMS)
+
+
+def test_the_user_commands_import_nothing_of_the_server():
+    """The user CLI ships in the client package (pip install "tabjob-client[cli]"): it must run
+    where the server package is not installed, so it may speak the API through tabjob.Client only."""
+    ours = "m == 'app' or m.startswith(('app.', 'ml.'))"
+    code = f"import sys, tabjob.cli.main; print(' '.join(sorted(m for m in sys.modules if {ours})))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "client", capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []

@@ -150,7 +150,7 @@ def test_the_page_asks_for_a_key_when_it_has_none(scene, tmp_path):
 def test_tabjob_top_shows_the_same_picture_in_the_terminal(scene):
     from typer.testing import CliRunner
 
-    from app.cli.main import app
+    from tabjob.cli.main import app
 
     args = ["top", "--once", "--url", scene["url"], "--api-key", scene["tokens"]["a"]]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})

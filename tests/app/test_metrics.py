@@ -195,7 +195,7 @@ def test_a_job_start_is_logged_when_it_starts_not_when_it_ends(observed):
 
 
 def test_tabjob_logs_prints_one_jobs_lines(observed):
-    from app.cli.main import app
+    from tabjob.cli.main import app
 
     job = observed["jobs"]["failed"]
     result = CliRunner().invoke(app, ["logs", job["id"], "--data-dir", str(observed["data_dir"]), "--json"])

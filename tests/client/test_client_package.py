@@ -39,6 +39,7 @@ def client_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wheel(tmp_path_factory.mktemp("client-wheel"), "--package", "tabjob-client")
 
 
+@pytest.mark.slow
 def test_the_client_wheel_holds_only_the_tabjob_module_and_needs_http_and_parquet(client_wheel):
     with zipfile.ZipFile(client_wheel) as wheel:
         names = wheel.namelist()
@@ -49,6 +50,7 @@ def test_the_client_wheel_holds_only_the_tabjob_module_and_needs_http_and_parque
     assert metadata["Name"] == "tabjob-client"
 
 
+@pytest.mark.slow
 def test_the_server_wheel_keeps_app_and_ml_on_top_and_not_the_client(tmp_path):
     wheel = build_wheel(tmp_path, "--package", "tabjob")
     with zipfile.ZipFile(wheel) as archive:
@@ -56,6 +58,8 @@ def test_the_server_wheel_keeps_app_and_ml_on_top_and_not_the_client(tmp_path):
     assert tops == {"app", "ml", "tabjob-0.1.0.dist-info"}
 
 
+# Builds wheels and installs them into fresh environments: seconds of uv, not the fast loop's.
+@pytest.mark.slow
 def test_the_client_installs_and_imports_in_an_environment_without_the_server(client_wheel, tmp_path):
     venv = tmp_path / "venv"
     uv = uv_binary()
@@ -78,3 +82,30 @@ def test_the_client_installs_and_imports_in_an_environment_without_the_server(cl
     ran = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "[]"
+
+    # The console script is there without the `cli` extra, and says how to get its commands.
+    bare = subprocess.run([str(venv / "bin" / "tabjob"), "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert bare.returncode == 2 and 'pip install "tabjob-client[cli]"' in bare.stderr
+
+
+@pytest.mark.slow
+def test_the_client_with_its_cli_extra_alone_gives_the_user_commands(client_wheel, tmp_path):
+    venv = tmp_path / "venv"
+    uv = uv_binary()
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
+    install = subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"{client_wheel}[cli]"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    tabjob = str(venv / "bin" / "tabjob")
+    shown = subprocess.run([tabjob, "--help"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    commands = {line.split()[0] for line in shown.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert {"upload", "fit", "predict", "status", "wait", "jobs", "download", "top", "logs"} <= commands
+    # The server's commands come with the server package only.
+    assert not {"api", "worker", "stack", "admin"} & commands
+    unreachable = subprocess.run(
+        [tabjob, "jobs", "--url", "http://127.0.0.1:9"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert unreachable.returncode == 1 and "Cannot reach the tabjob API" in unreachable.stderr

@@ -11,8 +11,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.text import Text
 
 import tabjob
-from app.cli.output import EXIT_INTERRUPTED, console
-from app.cli.show import seconds
+from tabjob.cli.output import EXIT_INTERRUPTED, console
+from tabjob.cli.show import seconds
 
 POLL_S = 0.5
 

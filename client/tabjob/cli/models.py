@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from app.cli import show
-from app.cli.common import JSON, KEY, LIMIT, QUIET, URL, connected, expect_id
-from app.cli.output import Mistake, console, emit, plain
+from tabjob.cli import show
+from tabjob.cli.common import JSON, KEY, LIMIT, QUIET, URL, connected, expect_id
+from tabjob.cli.output import Mistake, console, emit, plain
 
 MODEL_ID = Annotated[str, typer.Argument(help="The model's id: its fit job's id (job_…).", show_default=False)]
 YES = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

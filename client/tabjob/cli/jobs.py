@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 import tabjob
-from app.cli import show
-from app.cli.common import JSON, KEY, LANE, LIMIT, QUIET, URL, WAIT, Lane, connected, expect_id, parse_params
-from app.cli.live import follow
-from app.cli.output import EXIT_FAILED, console, emit, plain, transfer_progress
+from tabjob.cli import show
+from tabjob.cli.common import JSON, KEY, LANE, LIMIT, QUIET, URL, WAIT, Lane, connected, expect_id, parse_params
+from tabjob.cli.live import follow
+from tabjob.cli.output import EXIT_FAILED, console, emit, plain, transfer_progress
 
 PARAM = Annotated[
     list[str] | None,

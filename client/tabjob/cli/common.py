@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 import tabjob
-from app.cli.output import EXIT_INTERRUPTED, Mistake, console, fail
+from tabjob.cli.output import EXIT_INTERRUPTED, Mistake, console, fail
 
 URL = Annotated[
     str | None, typer.Option("--url", envvar="TABJOB_URL", help="API base URL [default: http://127.0.0.1:8000].")

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from app.cli.common import KEY, URL
-from app.cli.output import console, fail
-from app.client import ApiError, TabjobClient
+import tabjob
+from tabjob.cli.common import KEY, URL
+from tabjob.cli.output import console, fail
 
 
 def _duration(seconds: float | None) -> str:
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
-        with TabjobClient(url, api_key) as client:
+        with tabjob.Client(url, api_key) as client:
             try:
                 if once:
                     Console().print(render(client.overview()))
@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
                     while True:
                         time.sleep(interval)
                         live.update(render(client.overview()), refresh=True)
-            except ApiError as exc:
+            except tabjob.ApiError as exc:
                 fail(exc, as_json=False)
             except KeyboardInterrupt:
                 console.print("Stopped.")

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from app.cli import show
-from app.cli.common import JSON, KEY, LIMIT, QUIET, URL, connected, expect_id
-from app.cli.output import EXIT_MISTAKE, Mistake, console, emit, fail, plain, transfer_progress
+from tabjob.cli import show
+from tabjob.cli.common import JSON, KEY, LIMIT, QUIET, URL, connected, expect_id
+from tabjob.cli.output import EXIT_MISTAKE, Mistake, console, emit, fail, plain, transfer_progress
 
 
 def upload(

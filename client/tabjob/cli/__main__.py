@@ -1,0 +1,3 @@
+from tabjob.cli.main import main
+
+main()
