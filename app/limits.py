@@ -35,10 +35,10 @@ _TAIL_BYTES = 8
 TARGET_BATCH_ROWS = 64 * 1024
 
 
-def upload_form(store: Store, key: str, settings: Settings) -> dict[str, object]:
-    """The size-bounded POST upload of ``key``, as ``UploadForm`` fields."""
-    url, fields, _ = store.presign_upload_form(key, settings.max_dataset_bytes)
-    return {"url": url, "fields": fields, "max_bytes": settings.max_dataset_bytes}
+def upload_form(store: Store, key: str, max_bytes: int) -> dict[str, object]:
+    """The POST upload of ``key`` bounded to ``max_bytes``, as ``UploadForm`` fields."""
+    url, fields, _ = store.presign_upload_form(key, max_bytes)
+    return {"url": url, "fields": fields, "max_bytes": max_bytes}
 
 
 def refuse_put_uploads(settings: Settings) -> None:

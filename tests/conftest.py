@@ -176,11 +176,17 @@ def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
     from app.auth import ApiKeys
     from app.jobs.broker import redis_client
 
-    keys = ApiKeys(client=redis_client(settings, decode=True))
+    from app import quotas
+    from app.state import State
+
+    client = redis_client(settings, decode=True)
+    keys = ApiKeys(client=client)
 
     def make() -> tuple[str, str]:
         tenant = "t-" + secrets.token_hex(5)
         token, _ = keys.create(tenant, "test")
+        # Tests of the gpu lane's work need the grant (app/quotas.py); tests of the grant withdraw it.
+        quotas.set_policy(State(client=client, retention_s=60), tenant, gpu=True)
         return tenant, token
 
     return make

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.api import errors
 from app.api.middleware import RequestGuards
-from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview
+from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview, usage
 from app.auth import seed_bootstrap_keys
 from app.inspection_pool import pool_for
 from app.observability.http import RequestMetrics
@@ -33,6 +33,7 @@ TAGS = [
     {"name": "datasets", "description": "Upload Parquet data, see what the store holds, delete it."},
     {"name": "jobs", "description": "Fits and predicts: submit, follow, cancel, download the result."},
     {"name": "models", "description": "Finished fits: list, inspect, export with their schema, delete."},
+    {"name": "usage", "description": "Your quotas and what you use of them."},
     {"name": "health", "description": "Liveness and readiness probes (no API key)."},
     {"name": "legacy", "description": "The seed's five routes, unchanged for existing clients. Deprecated: use /v1."},
 ]
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(overview.router)
+    app.include_router(usage.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     return app

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from app import quotas
 from app.domain import Dataset
 from app.errors import Conflict, TabjobError
 from app.inspection import check_size
@@ -18,14 +19,18 @@ from app.storage import ObjectInfo, dataset_key
 
 def create_dataset(
     svc: Services, tenant: str, name: str | None = None, *, key_id: str | None = None
-) -> tuple[Dataset, str, datetime]:
-    """A new dataset record and the presigned URL to PUT its bytes to (with its expiry).
+) -> tuple[Dataset, str, datetime, int]:
+    """A new dataset record, the presigned URL to PUT its bytes to (with its expiry), and the most
+    bytes its upload may hold (the size limit, or what is left of the tenant's stored-bytes quota).
 
-    ``key_id`` is the API key asking: if it is revoked while the URL lives, the data is refused."""
+    ``key_id`` is the API key asking: if it is revoked while the URL lives, the data is refused.
+    Refused (429/413 ``quota.*``) when a dataset quota is spent (app/quotas.py)."""
+    max_bytes = quotas.admit_dataset(svc, tenant)
     upload_expires_at = time.time() + svc.store.presign_expiry_s
     dataset = svc.state.datasets.create(tenant, name=name, key_id=key_id, upload_expires_at=upload_expires_at)
+    quotas.record_upload_url(svc, tenant, dataset.id, upload_expires_at)
     url, expires_at = svc.store.presign_upload(dataset_key(tenant, dataset.id))
-    return dataset, url, expires_at
+    return dataset, url, expires_at, max_bytes
 
 
 def dataset_view(svc: Services, tenant: str, dataset_id: str) -> Dataset:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app import idempotency
+from app import idempotency, quotas
 from app.copies import remember_prepared
 from app.domain import LANES, Job, JobKind, JobStatus, Lane, new_id
 from app.errors import InfraError, TabjobError, UserError
@@ -52,6 +52,7 @@ class JobRequest:
 
 def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
     """Validate and queue a fit or predict job (or return the job it duplicates or replays)."""
+    quotas.admit_job(svc, tenant)  # jobs per minute, stored bytes (app/quotas.py)
     job_id = new_id("job")
     if not idempotency_key:
         return _submit(svc, tenant, job_id, request)
@@ -144,6 +145,7 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         family = choose_family("predict", request.model, model.model)
         features = (model.result or {}).get("features")
     check_params(family, params)
+    check_lane_for_family(svc, tenant, family, request.lane)
     lane = choose_lane(svc, info.size, rows, request.lane)
     job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
     if family.two_steps:
@@ -167,6 +169,19 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         svc.state.events.add(job.id, "step_skipped", text, step="prepare")
     _enqueue(svc, job)
     return Submitted(job=job)
+
+
+def check_lane_for_family(svc: Services, tenant: str, family: ModelFamily, requested: str | None) -> None:
+    """A CPU family never runs on the gpu lane; gpu-lane work needs the tenant's grant (app/quotas.py)."""
+    if not family.two_steps and requested == GPU_LANE:
+        raise UserError(
+            f"A '{family.name}' model runs on CPU lanes only; the gpu lane is for GPU families.",
+            code="job.cpu_family_on_gpu",
+            hint="Leave the lane on auto (or small, large), or fit a GPU family (model: xgboost).",
+            status=422,
+        )
+    if family.two_steps:
+        quotas.check_gpu(svc, tenant)
 
 
 def check_webhook(settings: Settings, url: str) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 import tabjob
-from tabjob.cli import data, jobs, logs, models, top
+from tabjob.cli import data, jobs, logs, models, top, usage
 from tabjob.cli.output import Invocation
 
 PLUGIN_GROUP = "tabjob.cli"
@@ -33,6 +33,7 @@ jobs.register(app)
 models.register(app)
 top.register(app)
 logs.register(app)
+usage.register(app)
 
 _added: set[str] = set()
 
