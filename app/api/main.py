@@ -11,7 +11,8 @@ from fastapi import FastAPI
 
 from app.api import errors
 from app.api.middleware import RequestGuards
-from app.api.routes import dashboard, datasets, health, jobs, legacy, metrics, models, overview, usage
+from app.api.openapi_security import match_auth_mode
+from app.api.routes import dashboard, datasets, docs_pages, health, jobs, legacy, metrics, models, overview, usage
 from app.auth import seed_bootstrap_keys
 from app.inspection_pool import pool_for
 from app.observability.http import RequestMetrics
@@ -70,12 +71,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description=API_DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served from pinned package assets instead of a CDN (routes/docs_pages.py)
+        redoc_url=None,
         # What RequestGuards answers on any route, before routing.
         responses=errors.error_responses(403, 431),
     )
     if services is not None:
         app.state.services = services
     errors.install(app)
+    match_auth_mode(app)
     app.add_middleware(RequestGuards)  # auth-off loopback rule, header and body bounds
     if observe:  # added last, so outermost: it times and labels the guards' refusals too
         app.add_middleware(RequestMetrics)
@@ -88,4 +92,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(usage.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
+    docs_pages.install(app)
     return app

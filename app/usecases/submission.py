@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from app import idempotency, quotas
@@ -57,13 +57,7 @@ def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: 
     if not idempotency_key:
         return _submit(svc, tenant, job_id, request)
     claim = idempotency.claim_key(tenant, idempotency_key)
-    digest = idempotency.request_digest(
-        kind=request.kind,
-        dataset_id=request.dataset_id,
-        model_id=request.model_id,
-        params=dict(request.params or {}),
-        lane=request.lane,
-    )
+    digest = idempotency.request_digest({**asdict(request), "params": dict(request.params or {})})
     earlier = idempotency.claim(svc, claim, digest, job_id)
     if earlier is not None:
         return Submitted(job=earlier, replayed=True)
