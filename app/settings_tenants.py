@@ -72,6 +72,11 @@ class TenantLimitSettings(BaseSettings):
         "with 429 `quota.concurrent_uploads` and `Retry-After`."
     ))  # fmt: skip
 
+    webhook_sealing_key: SecretStr | None = Field(None, description=(
+        "Key that seals webhook secrets in job records (unset: derived from `TABJOB_S3_SECRET_KEY`; changing "
+        "either makes the secrets of jobs still running unreadable, and their notifications are not sent)."
+    ))  # fmt: skip
+
     # Observability endpoints.
     metrics_token: SecretStr | None = Field(None, description=(
         "When set, `/metrics` and `/readyz` answer only requests with `Authorization: Bearer <token>` (the "

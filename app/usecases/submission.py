@@ -21,7 +21,7 @@ from app.storage import ObjectInfo, prepared_key
 from app.usecases.families import ModelFamily, check_params, choose_family
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.validation import validate_fit, validate_predict
-from app.webhooks import check_target
+from app.webhooks import check_target, seal_secret, sealing_key
 from ml.schema import TARGET
 
 
@@ -200,9 +200,14 @@ def _new_job(
         dataset_id=request.dataset_id, model_id=request.model_id, params=dict(request.params or {}),
         created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
         time_limit_s=svc.settings.time_limit_s(lane), model=family.name, target=request.target,
-        webhook_url=request.webhook_url, webhook_secret=request.webhook_secret,
+        webhook_url=request.webhook_url, webhook_secret=_sealed(svc.settings, request.webhook_secret),
         queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
+
+
+def _sealed(settings: Settings, secret: str | None) -> str | None:
+    """The webhook secret as the job record keeps it: sealed, never in plain text (app/webhooks.py)."""
+    return seal_secret(sealing_key(settings), secret) if secret else None
 
 
 def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:
