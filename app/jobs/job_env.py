@@ -12,8 +12,8 @@ import os
 # Variables a job process keeps: anything else (TABJOB_*, AWS_*, GOOGLE_*, REDIS*...) goes.
 KEEP = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONHASHSEED",
                   "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-                  "NVIDIA_VISIBLE_DEVICES", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
-                  "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})  # fmt: skip
+                  "NVIDIA_VISIBLE_DEVICES", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})  # fmt: skip
 # Settings a job process reads itself (ml/): none is a credential.
 KEEP_PREFIXES = ("TABJOB_ML_", "TABJOB_TEST_")
 
