@@ -132,8 +132,6 @@ def resolve_target(url: str, *, allow_private: bool) -> list[str]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise _refuse(f"The webhook URL '{url}' has an invalid port.", "webhook.invalid_url") from exc
-    if not allow_private and port not in ALLOWED_PORTS:
-        raise _refuse(f"The webhook URL's port {port} is not allowed; use 443 (https) or 80.", "webhook.forbidden_port")
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -143,6 +141,8 @@ def resolve_target(url: str, *, allow_private: bool) -> list[str]:
         for text in addresses:
             if not _public(ipaddress.ip_address(text)):
                 raise _refuse(f"The webhook host '{parts.hostname}' resolves to {text}, which is not a public address.")
+        if port not in ALLOWED_PORTS:
+            raise _refuse(f"The webhook URL's port {port} is not allowed; use 443 (https) or 80.", "webhook.forbidden_port")
     return addresses
 
 
