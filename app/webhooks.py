@@ -142,7 +142,7 @@ def resolve_target(url: str, *, allow_private: bool) -> list[str]:
             if not _public(ipaddress.ip_address(text)):
                 raise _refuse(f"The webhook host '{parts.hostname}' resolves to {text}, which is not a public address.")
         if port not in ALLOWED_PORTS:
-            raise _refuse(f"The webhook URL's port {port} is not allowed; use 443 (https) or 80.", "webhook.forbidden_port")
+            raise _refuse(f"The webhook URL's port {port} is not allowed; use 443 or 80.", "webhook.forbidden_port")
     return addresses
 
 

@@ -173,10 +173,9 @@ def small_worker(base_env: dict[str, str]) -> Iterator[subprocess.Popen]:
 @pytest.fixture
 def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
     """Makes a fresh tenant and returns (tenant, api key)."""
+    from app import quotas
     from app.auth import ApiKeys
     from app.jobs.broker import redis_client
-
-    from app import quotas
     from app.state import State
 
     client = redis_client(settings, decode=True)
