@@ -172,9 +172,10 @@ class InspectionPool:
         self._lock = threading.Lock()
 
     def warm(self) -> None:
-        """Start every child now, one after the other, so no submission pays for an interpreter
-        (a burst of submissions on a cold pool measured 7 req/s where a warm one served 30)."""
-        for _ in range(self.settings.max_concurrent_inspections):
+        """Start ``inspection_warm_children`` children now, one after the other, so no submission
+        pays for an interpreter (a burst of submissions on a cold pool measured 7 req/s where a
+        warm one served 30); more start in the background when submissions need them."""
+        for _ in range(min(self.settings.inspection_warm_children, self.settings.max_concurrent_inspections)):
             with self._lock:
                 if self._started >= self.settings.max_concurrent_inspections:
                     return
@@ -182,8 +183,12 @@ class InspectionPool:
             self._start_one()
 
     def close(self) -> None:
-        while not self._idle.empty():
-            self._idle.get_nowait().kill()
+        """Stop the idle children (each stopped one may be started again: the count follows)."""
+        while True:
+            try:
+                self._drop(self._idle.get_nowait())
+            except queue.Empty:
+                return
 
     def _start_one(self) -> None:
         child = None
@@ -265,17 +270,22 @@ class InspectionPool:
         )
 
 
-_pools: dict[int, tuple[Settings, InspectionPool]] = {}
+# Pools by the settings they were made with: apps of one process with equal settings (tests make
+# many) share one, and at most MAX_POOLS live at once (the oldest is closed).
+MAX_POOLS = 2
+_pools: dict[str, InspectionPool] = {}
 _pools_lock = threading.Lock()
 
 
 def pool_for(settings: Settings) -> InspectionPool:
-    """The process's pool for ``settings`` (one per settings object: tests run several apps)."""
+    """The process's pool for ``settings``: its children live as long as the process."""
+    fingerprint = settings.model_dump_json()
     with _pools_lock:
-        found = _pools.get(id(settings))
-        if found is None or found[0] is not settings:
-            found = _pools[id(settings)] = (settings, InspectionPool(settings))
-        return found[1]
+        pool = _pools.pop(fingerprint, None) or InspectionPool(settings)
+        _pools[fingerprint] = pool  # newest last
+        while len(_pools) > MAX_POOLS:
+            _pools.pop(next(iter(_pools))).close()
+        return pool
 
 
 def inspect(settings: Settings, request: InspectRequest) -> dict[str, Any]:

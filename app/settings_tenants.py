@@ -19,6 +19,10 @@ class TenantLimitSettings(BaseSettings):
         "Address space one inspection child may add to what it holds idle (RLIMIT_AS): a file that needs more "
         "is refused with 413 `dataset.inspection_too_large`, and the API process itself never reads the file."
     ))  # fmt: skip
+    inspection_warm_children: int = Field(4, ge=0, description=(
+        "Inspection children the API starts with it (at most `TABJOB_MAX_CONCURRENT_INSPECTIONS`); more start "
+        "in the background when submissions need them. The test suite sets 1."
+    ))  # fmt: skip
     inspection_timeout_s: float = Field(60.0, gt=0, description=(
         "Wall-clock limit of one inspection; the child is killed past it and the submission answers 503."
     ))  # fmt: skip

@@ -66,6 +66,8 @@ def settings_env(valkey: Valkey, s3: SeaweedS3, **overrides: str) -> dict[str, s
         "TABJOB_WORKER_HEALTH_PORT": "0",
         "TABJOB_WORKER_THREADS": "1",
         "TABJOB_WORKER_SHUTDOWN_TIMEOUT_S": "5",
+        # Each app starts its inspection children; tests need one warm, the rest start on demand.
+        "TABJOB_INSPECTION_WARM_CHILDREN": "1",
     }
     env.update(overrides)
     return env

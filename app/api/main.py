@@ -62,7 +62,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # The inspection children start in the background: no submission pays for their interpreters.
         threading.Thread(target=inspections.warm, name="tabjob-inspect-warm", daemon=True).start()
         yield
-        inspections.close()
 
     app = FastAPI(
         title="tabjob",
