@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from webhook_receiver import webhook_receiver
 
 import tabjob
-from app import webhooks
+from app import webhook_targets, webhooks
 from app.errors import UserError
 from app.logging_setup import setup_logging
 from app.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, Notifier, check_target, seal_secret, sign
@@ -67,7 +67,7 @@ def test_the_address_checked_is_the_address_connected_to(monkeypatch):
                         on_outcome=lambda *outcome: outcomes.append(outcome))  # fmt: skip
     with webhook_receiver() as receiver:
         port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
-        monkeypatch.setattr(webhooks, "ALLOWED_PORTS", frozenset({80, 443, port}))
+        monkeypatch.setattr(webhook_targets, "ALLOWED_PORTS", frozenset({80, 443, port}))
         # When a notification goes to that name
         notifier.notify(JOB, f"http://rebind.example:{port}/hook", SECRET).join(30)
     # Then the connection went to the public address checked (unreachable here), never to loopback
