@@ -43,14 +43,11 @@ def check_size(info: ObjectInfo, max_bytes: int) -> None:
         )
 
 
-def open_footer(
-    store: Store, key: str, info: ObjectInfo, *, read_dictionary: list[str] | None = None
-) -> pq.ParquetFile:
-    """The Parquet file behind ``key``, of which only the footer has been read so far; the
-    columns named in ``read_dictionary`` are read as dictionaries (not decoded value by value)."""
+def open_footer(store: Store, key: str, info: ObjectInfo) -> pq.ParquetFile:
+    """The Parquet file behind ``key``, of which only the footer has been read so far."""
     reader = store.open_ranged(key, info)
     try:
-        return pq.ParquetFile(pa.PythonFile(reader, mode="r"), read_dictionary=read_dictionary)
+        return pq.ParquetFile(pa.PythonFile(reader, mode="r"))
     except (TabjobError, MemoryError):  # the store failed, the file changed, or the child's limit
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:

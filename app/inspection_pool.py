@@ -46,12 +46,11 @@ def inspect_in_child(store: Any, settings: Settings, request: InspectRequest) ->
     """The check itself, run in a child: a summary with ``rows`` and ``columns`` (and, for
     ``describe``, the columns' names, types and kinds)."""
     from app.inspection import data_error, describe
-    from app.limits import open_bounded, scan_target
+    from app.limits import open_bounded, scan_target, with_dictionary
     from ml.errors import DataProblem
     from ml.schema import check_predict_schema, check_training_schema
 
-    target = request.target if request.purpose == "fit" else None
-    source = open_bounded(store, request.key, request.info, settings, target=target)
+    source = open_bounded(store, request.key, request.info, settings)
     rows, columns = source.metadata.num_rows, source.metadata.num_columns
     try:
         if request.purpose == "fit":
@@ -60,8 +59,9 @@ def inspect_in_child(store: Any, settings: Settings, request: InspectRequest) ->
             check_predict_schema(source.schema_arrow, rows, request.features or {}, request.target)
     except DataProblem as problem:
         raise data_error(problem) from problem
-    if request.purpose == "fit":
-        scan_target(source, settings, request.target)  # bounded in rows and bytes, never the whole column
+    if request.purpose == "fit":  # the target read as a dictionary, bounded in rows and bytes
+        labels = with_dictionary(store, request.key, request.info, source, request.target)
+        scan_target(labels, settings, request.target)
     summary: dict[str, Any] = {"rows": rows, "columns": columns}
     if request.purpose == "describe":
         summary["described"] = describe(source)

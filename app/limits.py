@@ -52,19 +52,22 @@ def refuse_put_uploads(settings: Settings) -> None:
         )
 
 
-def open_bounded(
-    store: Store, key: str, info: ObjectInfo, settings: Settings, *, target: str | None = None
-) -> pq.ParquetFile:
+def open_bounded(store: Store, key: str, info: ObjectInfo, settings: Settings) -> pq.ParquetFile:
     """The Parquet file at ``key`` (version ``info.etag``) after the size, footer, row, column and
-    column-name limits; raises TooLarge (413) or UserError (422) naming the limit.
-
-    ``target``, when given, is read as a dictionary (see ``scan_target``)."""
+    column-name limits; raises TooLarge (413) or UserError (422) naming the limit."""
     check_size(info, settings.max_dataset_bytes)
     if info.size >= _TAIL_BYTES:  # shorter: open_footer refuses it as not Parquet
         check_tail(store.read_range(key, info.size - _TAIL_BYTES, _TAIL_BYTES, etag=info.etag), settings)
-    source = open_footer(store, key, info, read_dictionary=[target] if target else None)
+    source = open_footer(store, key, info)
     check_footer(source.metadata, settings)
     return source
+
+
+def with_dictionary(store: Store, key: str, info: ObjectInfo, source: pq.ParquetFile, target: str) -> pq.ParquetFile:
+    """The file of ``source`` opened again, its footer not read twice, with ``target`` (which
+    must exist: pyarrow refuses to open a file naming a column it lacks) read as a dictionary."""
+    reader = pa.PythonFile(store.open_ranged(key, info), mode="r")
+    return pq.ParquetFile(reader, metadata=source.metadata, read_dictionary=[target])
 
 
 def check_tail(tail: bytes, settings: Settings) -> None:
@@ -253,13 +256,14 @@ def check_local_file(path: str, bounds: FileBounds, target: str | None) -> None:
             file.seek(-_TAIL_BYTES, 2)
             check_tail(file.read(_TAIL_BYTES), bounds)  # type: ignore[arg-type]
     try:
-        source = pq.ParquetFile(path, read_dictionary=[target] if target else None)
+        source = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         raise_if_out_of_memory(exc)
         return  # not Parquet: the ml call says so in its own words
     check_footer(source.metadata, bounds)  # type: ignore[arg-type]
     if target and target in source.schema_arrow.names:
-        scan_target(source, bounds, target, whole=True)  # type: ignore[arg-type]
+        labels = pq.ParquetFile(path, metadata=source.metadata, read_dictionary=[target])
+        scan_target(labels, bounds, target, whole=True)  # type: ignore[arg-type]
 
 
 def check_result_record(summary: dict[str, Any], settings: Settings) -> None:

@@ -52,7 +52,6 @@ class JobRequest:
 
 def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: str | None = None) -> Submitted:
     """Validate and queue a fit or predict job (or return the job it duplicates or replays)."""
-    quotas.admit_job(svc, tenant)  # jobs per minute, stored bytes (app/quotas.py)
     job_id = new_id("job")
     if not idempotency_key:
         return _submit(svc, tenant, job_id, request)
@@ -140,6 +139,7 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
         features = (model.result or {}).get("features")
     check_params(family, params)
     check_lane_for_family(svc, tenant, family, request.lane)
+    quotas.admit_job(svc, tenant)  # jobs per minute, stored bytes (app/quotas.py)
     lane = choose_lane(svc, info.size, rows, request.lane)
     job = _new_job(svc, tenant, job_id, request, family, lane, info, (rows, columns))
     if family.two_steps:

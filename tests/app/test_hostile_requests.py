@@ -27,7 +27,7 @@ def test_an_idempotency_key_reused_with_another_body_is_refused(api, seed_files)
         # Another body under the same key is refused, whatever differs.
         for other in (
             {**body, "params": {"max_iter": 4}},
-            {**body, "lane": "large"},
+            {**body, "lane": "small"},
             {"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "lane": "large", "params": {"max_iter": 3}},
         ):
             refused = api.post("/v1/jobs", json=other, headers={"Idempotency-Key": "reuse-1"})

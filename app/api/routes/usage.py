@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app import quotas
 from app.api.deps import ServicesDep, TenantDep
@@ -22,6 +22,23 @@ class QuotaUse(BaseModel):
 
 class UsagePublic(BaseModel):
     """What the tenant uses of each of its quotas, and whether it may use the gpu lane."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant": "acme",
+                    "quotas": [
+                        {"name": "datasets", "used": 12, "limit": 1000},
+                        {"name": "stored_bytes", "used": 734003200, "limit": 53687091200},
+                        {"name": "jobs_per_minute", "used": 3, "limit": 120},
+                        {"name": "concurrent_uploads", "used": 1, "limit": 20},
+                    ],
+                    "gpu_lane": False,
+                }
+            ]
+        }
+    )
 
     tenant: str
     quotas: list[QuotaUse]
