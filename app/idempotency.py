@@ -17,11 +17,15 @@ from app.errors import Conflict, UserError
 from app.services import Services
 
 
-def request_digest(
-    *, kind: str, dataset_id: str, model_id: str | None, params: dict[str, Any], lane: str | None
-) -> str:
-    """A hash of what a submission asks for (``lane`` None and ``auto`` are the same request)."""
-    material = {"kind": kind, "dataset_id": dataset_id, "model_id": model_id, "params": params, "lane": lane or "auto"}
+def request_digest(request: dict[str, Any]) -> str:
+    """A hash of everything a validated submission asks for: each field of the request (kind,
+    dataset, model, parameters, lane, target, model family, webhook URL and secret), so reusing
+    a key with any other value is refused. ``lane`` None and ``auto`` are the same request; the
+    webhook secret enters as its own hash, so the claim never holds it."""
+    material = dict(request)
+    material["lane"] = material.get("lane") or "auto"
+    if material.get("webhook_secret"):
+        material["webhook_secret"] = hashlib.sha256(str(material["webhook_secret"]).encode()).hexdigest()
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

@@ -14,6 +14,14 @@ from ml.errors import DataProblem
 from ml.schema import TARGET, column_kind, describe_type
 
 
+def raise_if_out_of_memory(exc: BaseException) -> None:
+    """Raise MemoryError for an Arrow failure that is one in disguise: the Parquet reader turns a
+    failed allocation (std::bad_alloc under the inspection child's RLIMIT_AS) into an OSError
+    about thrift, which would otherwise read as a damaged file."""
+    if isinstance(exc, MemoryError) or "bad_alloc" in str(exc):
+        raise MemoryError(str(exc)) from exc
+
+
 def data_error(problem: DataProblem) -> UserError:
     """The API's error for a data problem found by ``ml`` (422: the request was fine, the data not)."""
     return UserError(problem.message, code=problem.code, hint=problem.hint, status=422)
@@ -40,9 +48,10 @@ def open_footer(store: Store, key: str, info: ObjectInfo) -> pq.ParquetFile:
     reader = store.open_ranged(key, info)
     try:
         return pq.ParquetFile(pa.PythonFile(reader, mode="r"))
-    except TabjobError:  # the store failed or the file changed: not the file's format
+    except (TabjobError, MemoryError):  # the store failed, the file changed, or the child's limit
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
+        raise_if_out_of_memory(exc)
         raise UserError(
             f"The uploaded file is not a readable Parquet file ({exc}).",
             code="dataset.not_parquet",
@@ -59,6 +68,7 @@ def read_column(source: pq.ParquetFile, name: str) -> pa.ChunkedArray:
     except TabjobError:  # the store failed or the file changed: not the file's format
         raise
     except (pa.ArrowException, OSError) as exc:
+        raise_if_out_of_memory(exc)
         raise UserError(
             f"The column '{name}' could not be read ({exc}); the file is damaged or truncated.",
             code="dataset.corrupt",

@@ -1,26 +1,29 @@
-"""Submission-time bounds: what the API reads of a dataset never grows with its rows.
+"""Bounds on what reading a dataset costs, in bytes, whatever the file declares.
 
-The API opens a dataset only through ``open_bounded``: the size from the store's metadata, the
-footer's length from the file's last 8 bytes (before any parsing: a footer's in-memory form is
-many times its size, about 17 times for a 50,000-column file), then rows and columns from the
-footer. The target column is read as a stream of small batches, up to a row cap; where the cap
-stops the scan, the footer's column statistics decide what the sample cannot. The worker checks
-every row again, so a check left to it here is late, never skipped.
+A dataset is opened only through ``open_bounded`` (in an inspection child, app/inspection_pool.py,
+and again in the job process): the size from the store's metadata; the footer's length and magic
+from the file's last 8 bytes, before any parsing (an encrypted ``PARE`` footer is refused, since
+pyarrow would read whatever length it declares; a footer's in-memory form is many times its
+size); then rows, columns and column names from the footer. The target is read as a dictionary,
+row group by row group, each group's ``total_uncompressed_size`` checked before it is decoded, up
+to a row and a byte budget; label lengths are checked on the dictionary. Where the budget stops
+the scan, the footer's column statistics decide what the sample cannot; the job process checks
+every row again, so a check left to it is late, never skipped.
 """
 
 from __future__ import annotations
 
+import json
 import struct
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from app.errors import TooLarge, UserError
-from app.inspection import check_size, data_error, open_footer
+from app.inspection import check_size, data_error, open_footer, raise_if_out_of_memory
 from app.settings import Settings
 from app.storage import ObjectInfo, Store
 from ml.errors import DataProblem
@@ -31,26 +34,11 @@ _TAIL_BYTES = 8
 # Rows of the target decoded at once: the scan's memory, whatever the file's row groups.
 TARGET_BATCH_ROWS = 64 * 1024
 
-_gates: dict[int, threading.BoundedSemaphore] = {}
-_gates_lock = threading.Lock()
 
-
-@contextmanager
-def inspection_slot(settings: Settings) -> Iterator[None]:
-    """Hold one of the process's ``max_concurrent_inspections`` slots: parallel submissions wait
-    here rather than each holding a footer and a scan in memory at once."""
-    with _gates_lock:
-        gate = _gates.setdefault(
-            settings.max_concurrent_inspections, threading.BoundedSemaphore(settings.max_concurrent_inspections)
-        )
-    with gate:
-        yield
-
-
-def upload_form(store: Store, key: str, settings: Settings) -> dict[str, object]:
-    """The size-bounded POST upload of ``key``, as ``UploadForm`` fields."""
-    url, fields, _ = store.presign_upload_form(key, settings.max_dataset_bytes)
-    return {"url": url, "fields": fields, "max_bytes": settings.max_dataset_bytes}
+def upload_form(store: Store, key: str, max_bytes: int) -> dict[str, object]:
+    """The POST upload of ``key`` bounded to ``max_bytes``, as ``UploadForm`` fields."""
+    url, fields, _ = store.presign_upload_form(key, max_bytes)
+    return {"url": url, "fields": fields, "max_bytes": max_bytes}
 
 
 def refuse_put_uploads(settings: Settings) -> None:
@@ -65,12 +53,56 @@ def refuse_put_uploads(settings: Settings) -> None:
 
 
 def open_bounded(store: Store, key: str, info: ObjectInfo, settings: Settings) -> pq.ParquetFile:
-    """The Parquet file at ``key`` (version ``info.etag``) after the size, footer, row and
-    column limits; raises TooLarge (413) or UserError (422) naming the limit."""
+    """The Parquet file at ``key`` (version ``info.etag``) after the size, footer, row, column and
+    column-name limits; raises TooLarge (413) or UserError (422) naming the limit."""
     check_size(info, settings.max_dataset_bytes)
-    _check_footer_length(store, key, info, settings.max_footer_bytes)
+    if info.size >= _TAIL_BYTES:  # shorter: open_footer refuses it as not Parquet
+        check_tail(store.read_range(key, info.size - _TAIL_BYTES, _TAIL_BYTES, etag=info.etag), settings)
     source = open_footer(store, key, info)
-    rows, columns = source.metadata.num_rows, source.metadata.num_columns
+    check_footer(source.metadata, settings)
+    return source
+
+
+def with_dictionary(store: Store, key: str, info: ObjectInfo, source: pq.ParquetFile, target: str) -> pq.ParquetFile:
+    """The file of ``source`` opened again, its footer not read twice, with ``target`` (which
+    must exist: pyarrow refuses to open a file naming a column it lacks) read as a dictionary."""
+    reader = pa.PythonFile(store.open_ranged(key, info), mode="r")
+    return pq.ParquetFile(reader, metadata=source.metadata, read_dictionary=[target])
+
+
+def check_tail(tail: bytes, settings: Settings) -> None:
+    """Refuse, from a file's last 8 bytes and before any parsing, a footer pyarrow would read
+    whatever its size: an encrypted footer (magic ``PARE``, which this service cannot read and
+    whose length pyarrow trusts) or a plain one over ``max_footer_bytes``."""
+    length, magic = struct.unpack("<i4s", tail)
+    if magic == b"PARE":
+        raise UserError(
+            "The file's Parquet footer is encrypted (Parquet modular encryption); this service reads plain files only.",
+            code="dataset.encrypted",
+            hint="Write the file without encryption (no encryption_properties in pyarrow's writer).",
+            status=422,
+        )
+    if magic != b"PAR1":
+        raise UserError(
+            "The uploaded file does not end with Parquet's magic bytes (PAR1).",
+            code="dataset.not_parquet",
+            hint="Write the data with pandas.DataFrame.to_parquet or pyarrow.parquet.write_table "
+            "and upload the whole file (a truncated upload looks like this too).",
+            status=422,
+        )
+    if not 0 < length <= settings.max_footer_bytes:
+        raise TooLarge(
+            f"The file's Parquet footer is {length:,} bytes; the limit is {settings.max_footer_bytes:,}.",
+            code="dataset.footer_too_large",
+            hint="Write fewer columns or fewer, larger row groups (pyarrow's row_group_size), "
+            "or ask an operator to raise TABJOB_MAX_FOOTER_BYTES.",
+        )
+
+
+def check_footer(metadata: pq.FileMetaData, settings: Settings) -> None:
+    """Rows, columns and column names from the parsed footer: each bounded, since they are kept
+    in the dataset's and the model's records and shown on every page about them."""
+    rows, columns = metadata.num_rows, metadata.num_columns
     if rows > settings.max_dataset_rows:
         raise TooLarge(
             f"The dataset has {rows:,} rows; the limit is {settings.max_dataset_rows:,}.",
@@ -83,41 +115,64 @@ def open_bounded(store: Store, key: str, info: ObjectInfo, settings: Settings) -
             code="dataset.too_many_columns",
             hint="Drop unused columns, or ask an operator to raise TABJOB_MAX_DATASET_COLUMNS.",
         )
-    return source
-
-
-def _check_footer_length(store: Store, key: str, info: ObjectInfo, max_footer_bytes: int) -> None:
-    if info.size < _TAIL_BYTES:
-        return  # open_footer refuses it as not Parquet
-    tail = store.read_range(key, info.size - _TAIL_BYTES, _TAIL_BYTES, etag=info.etag)
-    length, magic = struct.unpack("<i4s", tail)
-    if magic == b"PAR1" and length > max_footer_bytes:
+    names = [metadata.schema.column(j).path for j in range(columns)]
+    longest = max(names, key=len, default="")
+    if len(longest) > settings.max_column_name_chars:
+        raise UserError(
+            f"The column name '{longest[:40]}…' is {len(longest):,} characters; the limit is "
+            f"{settings.max_column_name_chars:,}.",
+            code="dataset.column_name_too_long",
+            hint="Rename the column to something shorter.",
+            status=422,
+        )
+    total = sum(len(name.encode()) for name in names)
+    if total > settings.max_column_names_bytes:
         raise TooLarge(
-            f"The file's Parquet footer is {length:,} bytes; the limit is {max_footer_bytes:,}.",
-            code="dataset.footer_too_large",
-            hint="Write fewer columns or fewer, larger row groups (pyarrow's row_group_size), "
-            "or ask an operator to raise TABJOB_MAX_FOOTER_BYTES.",
+            f"The column names take {total:,} bytes together; the limit is {settings.max_column_names_bytes:,}.",
+            code="dataset.column_names_too_large",
+            hint="Use shorter column names, or fewer columns.",
         )
 
 
-def scan_target(source: pq.ParquetFile, max_rows: int, target: str = TARGET) -> None:
+def scan_target(source: pq.ParquetFile, settings: Settings, target: str = TARGET, *, whole: bool = False) -> None:
     """Refuse a target (the column ``target``) that cannot train (all missing, one class, too many
-    classes), reading at most ``max_rows`` of it in batches of TARGET_BATCH_ROWS.
+    classes, a label over ``max_label_chars``) or whose chunks are too big to decode.
 
-    Raises UserError (422) for the data problems ``ml.schema.check_target`` names.
+    Reads row group by row group, in batches of TARGET_BATCH_ROWS, at most ``target_scan_rows``
+    rows and ``target_scan_bytes`` uncompressed bytes (``whole``: every row, as the worker does).
+    ``source`` must read ``target`` as a dictionary (``open_bounded(target=...)``): a file of a
+    few long labels repeated stays a few labels in memory, where decoding it would repeat them.
+
+    Raises UserError (422) for the data problems ``ml.schema.check_target`` names, TooLarge (413)
+    for a column chunk over ``max_target_chunk_bytes``.
     """
-    seen, scanned = None, 0
+    metadata = source.metadata
+    index = next((j for j in range(metadata.num_columns) if metadata.schema.column(j).path == target), None)
+    seen, scanned, decoded = None, 0, 0
+    max_rows = metadata.num_rows if whole else settings.target_scan_rows
     try:
-        for batch in source.iter_batches(batch_size=TARGET_BATCH_ROWS, columns=[target]):
-            values = batch.column(0)
-            if pa.types.is_dictionary(values.type):
-                values = values.cast(values.type.value_type)
-            present = pc.unique(pc.drop_null(nan_as_null(values)))
-            seen = present if seen is None else pc.unique(pa.concat_arrays([seen, present]))
-            scanned += batch.num_rows
-            if len(seen) > MAX_CLASSES or scanned >= max_rows:
+        for group in range(metadata.num_row_groups):
+            chunk_bytes = metadata.row_group(group).column(index).total_uncompressed_size if index is not None else 0
+            if chunk_bytes > settings.max_target_chunk_bytes:
+                raise TooLarge(
+                    f"The column '{target}' holds {chunk_bytes:,} bytes in row group {group} once uncompressed; "
+                    f"the limit is {settings.max_target_chunk_bytes:,}.",
+                    code="dataset.target_chunk_too_large",
+                    hint="Write smaller row groups (pyarrow's row_group_size) or shorter labels.",
+                )
+            if not whole and decoded + chunk_bytes > settings.target_scan_bytes and scanned:
+                break  # the byte budget is spent: the statistics and the worker decide the rest
+            decoded += chunk_bytes
+            for batch in source.iter_batches(batch_size=TARGET_BATCH_ROWS, columns=[target], row_groups=[group]):
+                present = _present_values(batch.column(0), target, settings.max_label_chars)
+                seen = present if seen is None else pc.unique(pa.concat_arrays([seen, present]))
+                scanned += batch.num_rows
+                if len(seen) > MAX_CLASSES or scanned >= max_rows:
+                    break
+            if (seen is not None and len(seen) > MAX_CLASSES) or scanned >= max_rows:
                 break
     except (pa.ArrowException, OSError) as exc:
+        raise_if_out_of_memory(exc)
         raise UserError(
             f"The column '{target}' could not be read ({exc}); the file is damaged or truncated.",
             code="dataset.corrupt",
@@ -125,7 +180,7 @@ def scan_target(source: pq.ParquetFile, max_rows: int, target: str = TARGET) -> 
             status=422,
         ) from exc
     seen = seen if seen is not None else pa.array([], type=pa.null())
-    complete = scanned >= source.metadata.num_rows
+    complete = scanned >= metadata.num_rows
     one_value = _statistics_show_one_value(source, target)
     if not complete and len(seen) <= MAX_CLASSES and (len(seen) >= 2 or not one_value):
         return  # the sample cannot refuse it and the statistics do not: the worker reads every row
@@ -133,6 +188,25 @@ def scan_target(source: pq.ParquetFile, max_rows: int, target: str = TARGET) -> 
         check_target(seen, target)
     except DataProblem as problem:
         raise data_error(problem) from problem
+
+
+def _present_values(values: pa.Array, target: str, max_label_chars: int) -> pa.Array:
+    """The distinct non-missing values of one batch of the target, after the label length check
+    (on the dictionary, never on the decoded column)."""
+    if pa.types.is_dictionary(values.type):
+        distinct = pc.unique(values)
+        values = distinct.dictionary.take(pc.drop_null(distinct.indices))
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_binary(values.type):
+        longest = pc.max(pc.utf8_length(values) if not pa.types.is_binary(values.type) else pc.binary_length(values))
+        if longest.is_valid and longest.as_py() > max_label_chars:
+            raise UserError(
+                f"A value of the column '{target}' is {longest.as_py():,} characters long; labels may be at most "
+                f"{max_label_chars:,}.",
+                code="dataset.label_too_long",
+                hint="Map the labels to short names or codes before uploading.",
+                status=422,
+            )
+    return pc.unique(pc.drop_null(nan_as_null(values)))
 
 
 def _statistics_show_one_value(source: pq.ParquetFile, target: str) -> bool:
@@ -151,3 +225,67 @@ def _statistics_show_one_value(source: pq.ParquetFile, target: str) -> bool:
             return False
         values.add(stats.min)
     return len(values) == 1
+
+
+@dataclass(frozen=True)
+class FileBounds:
+    """The limits a job process applies to its downloaded dataset (it has no settings of its own:
+    the worker sends these with the job). Attribute names are the settings' names."""
+
+    max_footer_bytes: int
+    max_dataset_rows: int
+    max_dataset_columns: int
+    max_column_name_chars: int
+    max_column_names_bytes: int
+    max_target_chunk_bytes: int
+    max_label_chars: int
+    target_scan_rows: int
+    target_scan_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FileBounds:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+def check_local_file(path: str, bounds: FileBounds, target: str | None) -> None:
+    """The submission's byte bounds again, in the job process, on every row of the downloaded
+    file (``target`` None: a predict, no labels to read). Raises TooLarge or UserError."""
+    with open(path, "rb") as file:
+        file.seek(0, 2)
+        if file.tell() >= _TAIL_BYTES:
+            file.seek(-_TAIL_BYTES, 2)
+            check_tail(file.read(_TAIL_BYTES), bounds)  # type: ignore[arg-type]
+    try:
+        source = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise_if_out_of_memory(exc)
+        return  # not Parquet: the ml call says so in its own words
+    check_footer(source.metadata, bounds)  # type: ignore[arg-type]
+    if target and target in source.schema_arrow.names:
+        labels = pq.ParquetFile(path, metadata=source.metadata, read_dictionary=[target])
+        scan_target(labels, bounds, target, whole=True)  # type: ignore[arg-type]
+
+
+def check_result_record(summary: dict[str, Any], settings: Settings) -> None:
+    """Refuse a job result too big to keep in the job record (served by GET /v1/jobs/{id},
+    /v1/models and the webhook): categories found by the worker, which reads every row, over
+    ``max_category_chars``, or the whole over ``max_result_record_bytes``."""
+    categories = ((summary.get("features") or {}).get("categories")) or {}
+    for column, values in categories.items():
+        longest = max((len(str(v)) for v in values), default=0)
+        if longest > settings.max_category_chars:
+            raise UserError(
+                f"A category of the column '{column[:80]}' is {longest:,} characters long; the limit is "
+                f"{settings.max_category_chars:,}.",
+                code="dataset.category_too_long",
+                hint="Map long text values to short codes, or drop the column.",
+                status=422,
+            )
+    size = len(json.dumps(summary, default=str))
+    if size > settings.max_result_record_bytes:
+        raise TooLarge(
+            f"The job's result (features, categories, classes) takes {size:,} bytes; the limit is "
+            f"{settings.max_result_record_bytes:,}.",
+            code="job.record_too_large",
+            hint="Use fewer or shorter column names and categories.",
+        )

@@ -86,6 +86,10 @@ def setup_logging(level: str, *, fmt: Literal["json", "text"] = "json", process:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request's full URL at INFO: webhook URLs carry their receivers' tokens,
+    # presigned URLs their signatures. Their failures still surface as our own messages.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # uvicorn's own loggers would print their own format: route them through ours.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq"):
         logger = logging.getLogger(name)

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from app.copies import delete_every_copy
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
@@ -45,9 +46,11 @@ def sweep(
             continue
         tenant, what, name = parts[1], parts[2], parts[3].rsplit(".", 1)[0]
         if what == "datasets":
-            store.remove(key)
+            delete_every_copy(state, store, tenant, name)  # its prepared matrices too
             state.datasets.delete(tenant, name)
             swept.datasets += 1
+        elif what == "prepared":  # a matrix older than the rule, whatever dataset made it
+            store.remove(key)
         elif what == "models":
             if state.jobs.get(name) is not None:
                 state.jobs.update(name, model_deleted_at=time.time())

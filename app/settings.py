@@ -20,6 +20,7 @@ from app.domain import LANES as LANES  # re-exported: app.local.stack reads the 
 from app.domain import Lane
 from app.settings_broker import BrokerSettings
 from app.settings_engines import EngineSettings
+from app.settings_tenants import TenantLimitSettings
 from app.settings_userdata import UserDataSettings
 
 # A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
@@ -40,7 +41,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(BrokerSettings, UserDataSettings, EngineSettings):
+class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSettings):
     """The service's configuration. docs/configuration.md is generated from these field descriptions
     (`uv run python -m app.settings_docs`)."""
 

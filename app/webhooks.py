@@ -14,14 +14,15 @@ followed. Delivery is at most ``webhook_max_attempts`` tries; each outcome is a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
+import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,55 +31,41 @@ import httpx
 
 from app.errors import UserError
 from app.settings import Settings
+from app.webhook_secrets import SEALED_PREFIX, open_secret, seal_secret, sealing_key
+from app.webhook_targets import check_webhook_url, pinned_request, resolve_target
 
 if TYPE_CHECKING:
     from app.state import State
+
+__all__ = ["Notifier", "check_webhook_url", "open_secret", "seal_secret", "sealing_key", "sign"]
 
 log = logging.getLogger("tabjob.webhooks")
 SIGNATURE_HEADER = "Tabjob-Signature"
 MIN_SECRET_CHARS = 16
 # Statuses worth another try: the receiver was busy or failing, not refusing the request.
+# The whole of one attempt, connection to last byte: a receiver dripping bytes cannot hold a
+# delivery longer (GitHub gives its webhooks 10 s).
+ATTEMPT_DEADLINE_S = 10.0
+# Deliveries in flight per tenant: more wait their turn, so one tenant's slow receivers cannot
+# hold every delivery thread.
+TENANT_IN_FLIGHT = 4
+DELIVERY_HEADER = "Tabjob-Delivery"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # What a notification tells of a job's result (the model's digest and features stay out).
 RESULT_FIELDS = ("target", "rows", "classes", "iterations", "validation_score", "validation_rows", "model_bytes")
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``Tabjob-Signature`` value for ``body`` sent at ``timestamp`` (Unix seconds)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def sign(secret: str, timestamp: int, body: bytes, delivery_id: str | None = None) -> str:
+    """The ``Tabjob-Signature`` value for ``body`` sent at ``timestamp`` (Unix seconds).
 
-
-def _refuse(message: str, code: str = "webhook.forbidden_target") -> UserError:
-    return UserError(
-        message,
-        code=code,
-        hint="Give a public http(s) URL that your receiver answers on (private and loopback addresses are refused).",
-        status=422,
-    )
-
-
-def check_webhook_url(url: str, *, allow_private: bool) -> str:
-    """``url`` when it may be notified; a UserError (422) naming why not otherwise.
-
-    Every address the host resolves to must be a public (global) one unless ``allow_private``.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _refuse(f"The webhook URL '{url}' is not an http(s) URL.", "webhook.invalid_url")
-    if parts.username or parts.password:
-        raise _refuse("The webhook URL must not carry credentials; use the signing secret.", "webhook.invalid_url")
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except (socket.gaierror, UnicodeError) as exc:
-        raise _refuse(f"The webhook host '{parts.hostname}' does not resolve ({exc}).", "webhook.invalid_url") from exc
-    if allow_private:
-        return url
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise _refuse(f"The webhook host '{parts.hostname}' resolves to {address}, which is not a public address.")
-    return url
+    With ``delivery_id`` (the ``Tabjob-Delivery`` header, the same on every retry of one
+    notification) the header reads ``t=<t>,d=<id>,v1=<HMAC of "<t>.<id>.<body>">``, so a receiver
+    that drops ids it has seen also knows the id is the one the service signed."""
+    if delivery_id is None:
+        digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        return f"t={timestamp},v1={digest}"
+    digest = hmac.new(secret.encode(), f"{timestamp}.{delivery_id}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},d={delivery_id},v1={digest}"
 
 
 def payload(job: dict[str, Any]) -> dict[str, Any]:
@@ -107,18 +94,39 @@ def notifier_for(settings: Settings, state: State) -> Notifier | None:
         backoff_s=settings.webhook_backoff_s,
         timeout_s=settings.webhook_timeout_s,
         on_outcome=record,
+        sealing_key=sealing_key(settings),
     )
+
+
+class Delivery:
+    """One notification on its way: ``join`` waits for its last attempt."""
+
+    def __init__(self, job: dict[str, Any], url: str, secret: str) -> None:
+        self.job, self.url, self.secret = job, url, secret
+        self.id = "whd_" + secrets.token_hex(12)
+        self.done = threading.Event()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        return not self.done.is_set()
 
 
 class Notifier:
     """Delivers job-end notifications on background threads, so ending a job never waits on a receiver.
 
+    At most ``TENANT_IN_FLIGHT`` deliveries of one tenant run at once (the others wait in order);
+    each attempt connects to the address that was checked and ends within ``ATTEMPT_DEADLINE_S``
+    (or ``timeout_s`` if shorter), whatever the receiver does.
+
     Parameters:
-        allow_private: let URLs resolve to loopback and private addresses.
+        allow_private: let URLs resolve to loopback and private addresses, on any port.
         max_attempts: tries per notification (1 = no retry).
         backoff_s: the pause before the second try; it doubles after each failed try.
-        timeout_s: the receiver's time to answer one try.
+        timeout_s: the receiver's time to answer one try, in all.
         on_outcome: called as ``on_outcome(job_id, delivered, message)`` after the last try.
+        sealing_key: opens secrets sealed in job records (``seal_secret``); plain secrets pass as they are.
     """
 
     def __init__(
@@ -129,31 +137,69 @@ class Notifier:
         backoff_s: float,
         timeout_s: float,
         on_outcome: Callable[[str, bool, str], None] | None = None,
+        sealing_key: bytes | None = None,
     ) -> None:
         self.allow_private, self.max_attempts = allow_private, max_attempts
-        self.backoff_s, self.timeout_s = backoff_s, timeout_s
+        self.backoff_s, self.timeout_s = backoff_s, min(timeout_s, ATTEMPT_DEADLINE_S)
         self.on_outcome = on_outcome
-        self._threads: list[threading.Thread] = []
+        self.sealing_key = sealing_key
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._waiting: dict[str, deque[Delivery]] = {}
+        self._deliveries: list[Delivery] = []
 
-    def notify(self, job: dict[str, Any], url: str, secret: str) -> threading.Thread:
-        """Start delivering the notification of ``job``'s end to ``url``; returns the delivering thread."""
-        thread = threading.Thread(target=self._deliver, args=(job, url, secret), name=f"webhook-{job['id']}")
+    def notify(self, job: dict[str, Any], url: str, secret: str) -> Delivery:
+        """Start (or queue behind the tenant's others) delivering the notification of ``job``'s end."""
+        if self.sealing_key is not None and secret.startswith(SEALED_PREFIX):
+            try:
+                secret = open_secret(self.sealing_key, secret)
+            except ValueError:  # sealed under another key (rotated): nothing to sign with
+                log.warning("job %s: its webhook secret does not open with this key; not notified", job.get("id"))
+                delivery = Delivery(job, url, "")
+                delivery.done.set()
+                return delivery
+        delivery = Delivery(job, url, secret)
+        tenant = str(job.get("tenant") or "")
+        with self._lock:
+            self._deliveries = [d for d in self._deliveries if d.is_alive()] + [delivery]
+            if self._in_flight.get(tenant, 0) >= TENANT_IN_FLIGHT:
+                self._waiting.setdefault(tenant, deque()).append(delivery)
+                return delivery
+            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
+        self._start(tenant, delivery)
+        return delivery
+
+    def _start(self, tenant: str, delivery: Delivery) -> None:
+        thread = threading.Thread(target=self._run, args=(tenant, delivery), name=f"webhook-{delivery.job['id']}")
         thread.daemon = True
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
-        return thread
+
+    def _run(self, tenant: str, delivery: Delivery) -> None:
+        while True:
+            try:
+                self._deliver(delivery)
+            finally:
+                delivery.done.set()
+            with self._lock:  # this thread takes the tenant's next waiting delivery, if any
+                waiting = self._waiting.get(tenant)
+                if not waiting:
+                    self._in_flight[tenant] -= 1
+                    self._waiting.pop(tenant, None)
+                    return
+                delivery = waiting.popleft()
 
     def drain(self, timeout_s: float) -> None:
         """Wait (at most ``timeout_s`` in all) for deliveries in flight: a worker calls it before exiting."""
         deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        for delivery in list(self._deliveries):
+            delivery.join(max(0.0, deadline - time.monotonic()))
 
-    def _deliver(self, job: dict[str, Any], url: str, secret: str) -> None:
+    def _deliver(self, delivery: Delivery) -> None:
+        job, url = delivery.job, delivery.url
         body = json.dumps(payload(job), default=str).encode()
         delivered, outcome = False, "not tried"
         for attempt in range(1, self.max_attempts + 1):
-            delivered, outcome, retry = self._attempt(url, secret, body)
+            delivered, outcome, retry = self._attempt(url, delivery.secret, body, delivery.id)
             if delivered or not retry:
                 break
             if attempt < self.max_attempts:
@@ -166,21 +212,35 @@ class Notifier:
             except Exception:  # recording the outcome must never kill the thread loudly
                 log.exception("job %s: could not record the webhook outcome", job["id"])
 
-    def _attempt(self, url: str, secret: str, body: bytes) -> tuple[bool, str, bool]:
+    def _attempt(self, url: str, secret: str, body: bytes, delivery_id: str) -> tuple[bool, str, bool]:
         """(delivered, what happened, worth retrying) of one POST."""
         try:
-            check_webhook_url(url, allow_private=self.allow_private)
+            address = resolve_target(url, allow_private=self.allow_private)[0]
         except UserError as exc:
             return False, exc.message, False
+        target, host, extensions = pinned_request(url, address)
         headers = {
+            **host,
             "content-type": "application/json",
             "user-agent": "tabjob-webhook",
-            SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+            DELIVERY_HEADER: delivery_id,
+            SIGNATURE_HEADER: sign(secret, int(time.time()), body, delivery_id),
         }
         try:
-            response = httpx.post(url, content=body, headers=headers, timeout=self.timeout_s, follow_redirects=False)
+            status = asyncio.run(self._post(target, body, headers, extensions))
+        except TimeoutError:
+            return False, f"no complete answer within {self.timeout_s:g} s", True
         except httpx.HTTPError as exc:
             return False, f"no answer ({type(exc).__name__})", True
-        if 200 <= response.status_code < 300:
-            return True, f"delivered (HTTP {response.status_code})", False
-        return False, f"refused with HTTP {response.status_code}", response.status_code in RETRY_STATUSES
+        if 200 <= status < 300:
+            return True, f"delivered (HTTP {status})", False
+        return False, f"refused with HTTP {status}", status in RETRY_STATUSES
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], extensions: dict[str, Any]) -> int:
+        """The receiver's status, within ``timeout_s`` for the whole exchange (not per read)."""
+        async with (
+            asyncio.timeout(self.timeout_s),
+            httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False, trust_env=False) as client,
+        ):
+            response = await client.post(url, content=body, headers=headers, extensions=extensions)
+            return response.status_code

@@ -66,6 +66,8 @@ def settings_env(valkey: Valkey, s3: SeaweedS3, **overrides: str) -> dict[str, s
         "TABJOB_WORKER_HEALTH_PORT": "0",
         "TABJOB_WORKER_THREADS": "1",
         "TABJOB_WORKER_SHUTDOWN_TIMEOUT_S": "5",
+        # Each app starts its inspection children; tests need one warm, the rest start on demand.
+        "TABJOB_INSPECTION_WARM_CHILDREN": "1",
     }
     env.update(overrides)
     return env
@@ -191,14 +193,19 @@ def live_api(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture
 def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
     """Makes a fresh tenant and returns (tenant, api key)."""
+    from app import quotas
     from app.auth import ApiKeys
     from app.jobs.broker import redis_client
+    from app.state import State
 
-    keys = ApiKeys(client=redis_client(settings, decode=True))
+    client = redis_client(settings, decode=True)
+    keys = ApiKeys(client=client)
 
     def make() -> tuple[str, str]:
         tenant = "t-" + secrets.token_hex(5)
         token, _ = keys.create(tenant, "test")
+        # Tests of the gpu lane's work need the grant (app/quotas.py); tests of the grant withdraw it.
+        quotas.set_policy(State(client=client, retention_s=60), tenant, gpu=True)
         return tenant, token
 
     return make

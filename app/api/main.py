@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,9 +11,11 @@ from fastapi import FastAPI
 
 from app.api import errors
 from app.api.middleware import RequestGuards
+from app.api.openapi_security import match_auth_mode
 from app.api.routes import (
     dashboard,
     datasets,
+    docs_pages,
     health,
     history,
     jobs,
@@ -23,8 +26,10 @@ from app.api.routes import (
     registry,
     scaling,
     schedules,
+    usage,
 )
 from app.auth import seed_bootstrap_keys
+from app.inspection_pool import pool_for
 from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
 from app.services import Services
@@ -44,6 +49,7 @@ TAGS = [
     {"name": "datasets", "description": "Upload Parquet data, see what the store holds, delete it."},
     {"name": "jobs", "description": "Fits and predicts: submit, follow, cancel, download the result."},
     {"name": "models", "description": "Finished fits: list, inspect, export with their schema, delete."},
+    {"name": "usage", "description": "Your quotas and what you use of them."},
     {"name": "health", "description": "Liveness and readiness probes (no API key)."},
     {"name": "legacy", "description": "The seed's five routes, unchanged for existing clients. Deprecated: use /v1."},
 ]
@@ -67,6 +73,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 "non-loopback address are refused (403)"
             )
         app.state.queue_collector = QueueCollector(client=app.state.services.state.conn.r, lanes=LANES)
+        inspections = pool_for(app.state.services.settings)
+        # The inspection children start in the background: no submission pays for their interpreters.
+        threading.Thread(target=inspections.warm, name="tabjob-inspect-warm", daemon=True).start()
         yield
 
     app = FastAPI(
@@ -76,12 +85,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description=API_DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served from pinned package assets instead of a CDN (routes/docs_pages.py)
+        redoc_url=None,
         # What RequestGuards answers on any route, before routing.
         responses=errors.error_responses(403, 431),
     )
     if services is not None:
         app.state.services = services
     errors.install(app)
+    match_auth_mode(app)
     app.add_middleware(RequestGuards)  # auth-off loopback rule, header and body bounds
     if observe:  # added last, so outermost: it times and labels the guards' refusals too
         app.add_middleware(RequestMetrics)
@@ -95,7 +107,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(schedules.router)
     app.include_router(overview.router)
     app.include_router(history.router)
+    app.include_router(usage.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     app.include_router(scaling.router)
+    docs_pages.install(app)
     return app

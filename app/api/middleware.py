@@ -1,5 +1,10 @@
 """Bounds every request meets before routing, whatever server runs the app.
 
+- With auth off, only loopback ``Host`` names are served and writes from another site's page
+  (``Origin``, ``Sec-Fetch-Site``) are refused: the API acts for whoever reaches it.
+- With ``TABJOB_METRICS_TOKEN`` set, ``/metrics`` and ``/readyz`` need it (they are for the
+  scraper and probes; the chart's Ingress does not route them either).
+
 - With auth off, only requests that arrived on a loopback address are served: the check is on
   each connection's local address (ASGI ``scope["server"]``), so it holds however the app was
   started (``tabjob api``, ``uvicorn --host 0.0.0.0``, gunicorn...), where a check of the
@@ -12,14 +17,60 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import LEGACY_PATHS
 from app.settings import Settings, is_loopback
+
+# Paths for the cluster's scraper and probes, not users: with a scrape token set, they need it.
+SCRAPE_PATHS = frozenset({"/metrics", "/readyz"})
+# Methods a cross-site page can send without a CORS preflight (the "simple" requests).
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def keyless_refusal(scope: Scope) -> tuple[int, str, str, str | None] | None:
+    """With auth off, the API acts for whoever reaches it, so a web page the user opens must not:
+
+    - a ``Host`` other than a loopback name is refused (DNS rebinding: an attacker's name that
+      resolves to 127.0.0.1 reaches the API, but with the attacker's name as Host);
+    - a write whose ``Origin`` is not a loopback origin, or whose ``Sec-Fetch-Site`` says
+      ``cross-site``, is refused (a form or ``text/plain`` fetch needs no preflight).
+    """
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin-1")
+    if host and not is_loopback(_hostname(host)):
+        return (
+            403,
+            "auth.off_foreign_host",
+            f"This API runs without authentication and answers only loopback host names, not '{host[:100]}'.",
+            "Use http://127.0.0.1:<port> or http://localhost:<port>.",
+        )
+    if scope["method"] not in _UNSAFE_METHODS:
+        return None
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    site = headers.get(b"sec-fetch-site", b"").decode("latin-1")
+    foreign_origin = origin not in ("", "null") and not is_loopback(_hostname(urlsplit(origin).netloc))
+    if foreign_origin or origin == "null" or site == "cross-site":
+        return (
+            403,
+            "auth.off_cross_site",
+            "This API runs without authentication, so it refuses writes sent by another site's page.",
+            "Call it from a terminal, a script or the dashboard served by this API.",
+        )
+    return None
+
+
+def _hostname(host: str) -> str:
+    """``host`` (a Host header or an origin's netloc) without its port or IPv6 brackets."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 class _BodyTooLarge(BaseException):
@@ -96,6 +147,20 @@ def _refusal(scope: Scope, settings: Settings) -> tuple[int, str, str, str | Non
             f"request arrived on {scope['server'][0]}.",
             "Operators: set TABJOB_AUTH_ENABLED=true, or listen on 127.0.0.1 only.",
         )
+    if not settings.auth_enabled:
+        refused = keyless_refusal(scope)
+        if refused is not None:
+            return refused
+    if scope.get("path") in SCRAPE_PATHS and settings.metrics_token is not None:
+        expected = b"Bearer " + settings.metrics_token.get_secret_value().encode()
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if not hmac.compare_digest(given, expected):
+            return (
+                401,
+                "auth.scrape_token",
+                "This path answers only the metrics scraper.",
+                "Send Authorization: Bearer <TABJOB_METRICS_TOKEN>.",
+            )
     headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
     if len(headers) > settings.api_max_headers or sum(len(k) + len(v) for k, v in headers) > (
         settings.api_max_header_bytes

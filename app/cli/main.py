@@ -207,6 +207,33 @@ def revoke_key(key_id: str, env_file: ENV_FILE = None) -> None:
     console.print(f"Revoked {key_id}.")
 
 
+@admin.command("tenant-policy")
+def tenant_policy(
+    tenant: Annotated[str, typer.Option(help="The tenant whose quotas or gpu grant to change.")],
+    datasets: Annotated[int | None, typer.Option(min=1, help="Datasets it may hold.")] = None,
+    stored_bytes: Annotated[int | None, typer.Option(min=1, help="Bytes of datasets it may store.")] = None,
+    jobs_per_minute: Annotated[int | None, typer.Option(min=1, help="Jobs it may submit per minute.")] = None,
+    concurrent_uploads: Annotated[int | None, typer.Option(min=1, help="Uploads it may have waiting.")] = None,
+    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Grant or withdraw the gpu lane.")] = None,
+    reset: Annotated[bool, typer.Option(help="Forget this tenant's own values first (back to the defaults).")] = False,
+    env_file: ENV_FILE = None,
+) -> None:
+    """Set a tenant's quotas and gpu-lane grant (unset options keep their value); prints the result."""
+    from app import quotas
+    from app.jobs.broker import redis_client
+    from app.state import State
+
+    settings = _settings(env_file)
+    state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
+    if reset:
+        quotas.set_policy(state, tenant, **dict.fromkeys((*quotas.QUOTA_NAMES, quotas.GPU)))
+    given = {"datasets": datasets, "stored_bytes": stored_bytes, "jobs_per_minute": jobs_per_minute,
+             "concurrent_uploads": concurrent_uploads, "gpu": gpu}  # fmt: skip
+    quotas.set_policy(state, tenant, **{name: value for name, value in given.items() if value is not None})
+    for name, value in vars(quotas.policy(state, settings, tenant)).items():
+        typer.echo(f"{name}: {value}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the server's commands to the ``tabjob`` app (the ``tabjob.cli`` entry point)."""
     for command in (api, worker, stack, demo, smoke):

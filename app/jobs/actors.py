@@ -14,6 +14,7 @@ from typing import Any
 from app.domain import Job
 from app.errors import Conflict, ModelDeleted, UserError
 from app.jobs.context import WorkerContext
+from app.limits import FileBounds, check_result_record
 from app.settings import Settings
 from app.steps import step_tag
 from app.storage import dataset_key, model_key, result_key
@@ -140,7 +141,9 @@ def run_operation(
             last[phase] = now
             ctx.state.events.add(job_id, "progress", message, phase=phase, progress=fraction, **step_tag(job))
 
-    return ctx.runner.run(
+    if "data_url" in kwargs:  # the job process applies the submission's byte bounds to every row
+        kwargs = {**kwargs, "bounds": FileBounds.from_settings(ctx.settings)}
+    summary = ctx.runner.run(
         operation,
         kwargs,
         time_limit_s=time_limit_s,
@@ -149,6 +152,8 @@ def run_operation(
         on_progress=on_progress,
         threads=threads_for(job, ctx.settings),
     )
+    check_result_record(summary, ctx.settings)
+    return summary
 
 
 def threads_for(job: Job, settings: Settings) -> int:

@@ -27,6 +27,7 @@ import ml.model_step
 import ml.prepare_step
 import ml.prepared
 from app.jobs import pinned
+from app.jobs.job_env import clean_environment
 from ml.distributed.cluster import ClusterUnavailable, WorkerLost
 from ml.errors import DataProblem
 
@@ -151,6 +152,7 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
     message, hint)`` where kind is ``data`` (the user's data), ``transport`` (the store) or
     ``internal`` (a bug or resource problem).
     """
+    clean_environment()  # presigned URLs only: no store or broker credentials in a job process
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
     controller = ThreadpoolController()
     controller.limit(limits=threads)

@@ -86,6 +86,7 @@ def prepare(operation: str, kwargs: dict[str, Any], progress: Progress | None = 
     the model's digest.
     """
     kwargs = dict(kwargs)
+    bounds = kwargs.pop("bounds", None)
     if operation in ("predict", "predict_prepared") and not kwargs.get("model_sha256"):
         raise DataProblem(
             "model.tampered",
@@ -99,6 +100,8 @@ def prepare(operation: str, kwargs: dict[str, Any], progress: Progress | None = 
         etag, size_bytes = kwargs.pop(etag_key, None), kwargs.pop(size_key, None)
         if url_key in kwargs:
             kwargs[url_key] = _pinned_path(str(kwargs[url_key]), etag, size_bytes, kwargs, progress)
+    if bounds is not None and "data_url" in kwargs:  # the training or predict data, not the evaluation's
+        check_bounds(str(kwargs["data_url"]), bounds, operation, kwargs)
     return kwargs
 
 
@@ -115,3 +118,15 @@ def _pinned_path(
         url, etag=etag, size_bytes=int(size_bytes), scratch_dir=kwargs.get("scratch_dir"), progress=progress
     )
     return str(path)
+
+
+def check_bounds(path: str, bounds: Any, operation: str, kwargs: dict[str, Any]) -> None:
+    """The submission's byte bounds on the downloaded file (``app.limits``), as a DataProblem."""
+    from app.errors import TabjobError
+    from app.limits import check_local_file
+
+    reads_labels = operation == "fit" or (operation == "prepare" and kwargs.get("kind", "fit") == "fit")
+    try:
+        check_local_file(path, bounds, kwargs.get("target", "y") if reads_labels else None)
+    except TabjobError as exc:
+        raise DataProblem(exc.code, exc.message, exc.hint or "") from exc

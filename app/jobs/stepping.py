@@ -108,6 +108,7 @@ def _to_model_step(ctx: WorkerContext, job: Job, *, skipped: bool, text: str) ->
 def _model(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     store, expires_s = ctx.store, url_expiry_s(time_limit_s)
     assert job.prepared_key is not None
+    refuse_changed_dataset(ctx, job)  # a cached matrix is used only while its dataset still exists
     if store.stat(job.prepared_key) is None:  # removed between the steps (a lifecycle rule)
         _back_to_prepare(ctx, job)
         return

@@ -19,6 +19,9 @@ from app.observability.metrics import HTTP_DURATION
 
 log = logging.getLogger("tabjob.api.access")
 UNMATCHED_ROUTE = "<unmatched>"
+# Methods a label may name; any other (a client may send any token) counts as ``other``, so a
+# made-up method never makes a new series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _JOB_IN_PATH = re.compile(r"/jobs/(job_[0-9a-f]{1,40})(?:/|$)")
 
 
@@ -48,14 +51,15 @@ class RequestMetrics:
             finally:
                 elapsed = time.perf_counter() - started
                 route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-                HTTP_DURATION.labels(scope["method"], route, str(status)).observe(elapsed)
+                method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+                HTTP_DURATION.labels(method, route, str(status)).observe(elapsed)
                 # Mutations and errors are worth a line; the polls of a status page are not.
                 level = logging.INFO if scope["method"] != "GET" or status >= 400 else logging.DEBUG
                 if log.isEnabledFor(level):
                     log.log(
                         level,
                         "%s %s %d %.1f ms",
-                        scope["method"],
+                        method,
                         route,
                         status,
                         elapsed * 1000,

@@ -8,6 +8,7 @@ jobs and failures (other tenants' work shows only as load and busy workers); an 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ def build_overview(
         "waiting": [_job_public(j, viewer, now, queue) for j, queue in zip(waiting, reasons, strict=True)],
         "failures": failures,
         "failure_window_s": FAILURE_WINDOW_S,
-        "workers": _workers(snapshots, {j.id for j in running}, now),
+        "workers": _workers(snapshots, {j.id for j in running}, now, viewer),
     }
 
 
@@ -123,7 +124,7 @@ def _job_public(job: Job, viewer: Viewer, now: float, queue: dict[str, Any] | No
         "progress": job.progress,
         "attempts": job.attempts,
         "for_s": max(0.0, now - since),
-        "worker": job.worker if running else None,
+        "worker": worker_label(job.worker, viewer) if running else None,
         "cancel_requested": job.cancel_requested,
         "queue": queue,
     }
@@ -132,7 +133,17 @@ def _job_public(job: Job, viewer: Viewer, now: float, queue: dict[str, Any] | No
     return public
 
 
-def _workers(snapshots: list[dict[str, Any]], visible_jobs: set[str], now: float) -> list[dict[str, Any]]:
+def worker_label(worker: str | None, viewer: Viewer) -> str | None:
+    """A worker as ``viewer`` may see it: its id (host name and process) for an admin; for a
+    tenant, a stable pseudonym, since host names map the cluster for someone probing it."""
+    if worker is None or viewer.admin:
+        return worker
+    return "worker-" + hashlib.sha256(worker.encode()).hexdigest()[:10]
+
+
+def _workers(
+    snapshots: list[dict[str, Any]], visible_jobs: set[str], now: float, viewer: Viewer
+) -> list[dict[str, Any]]:
     """Every live worker; the job it runs is named only when the viewer may see that job."""
     workers = []
     for snap in snapshots:
@@ -141,7 +152,7 @@ def _workers(snapshots: list[dict[str, Any]], visible_jobs: set[str], now: float
             job_id = runs.get(worker)
             workers.append(
                 {
-                    "id": worker,
+                    "id": worker_label(worker, viewer),
                     "lane": snap["lane"],
                     "busy": job_id is not None,
                     "job_id": job_id if job_id in visible_jobs else None,

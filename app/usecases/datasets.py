@@ -7,10 +7,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from app import quotas
 from app.domain import Dataset
 from app.errors import Conflict, TabjobError
-from app.inspection import check_size, describe
-from app.limits import inspection_slot, open_bounded
+from app.inspection import check_size
+from app.inspection_pool import InspectRequest, inspect
 from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
@@ -19,14 +20,18 @@ from app.usecases.parts import parts_view
 
 def create_dataset(
     svc: Services, tenant: str, name: str | None = None, *, key_id: str | None = None
-) -> tuple[Dataset, str, datetime]:
-    """A new dataset record and the presigned URL to PUT its bytes to (with its expiry).
+) -> tuple[Dataset, str, datetime, int]:
+    """A new dataset record, the presigned URL to PUT its bytes to (with its expiry), and the most
+    bytes its upload may hold (the size limit, or what is left of the tenant's stored-bytes quota).
 
-    ``key_id`` is the API key asking: if it is revoked while the URL lives, the data is refused."""
+    ``key_id`` is the API key asking: if it is revoked while the URL lives, the data is refused.
+    Refused (429/413 ``quota.*``) when a dataset quota is spent (app/quotas.py)."""
+    max_bytes = quotas.admit_dataset(svc, tenant)
     upload_expires_at = time.time() + svc.store.presign_expiry_s
     dataset = svc.state.datasets.create(tenant, name=name, key_id=key_id, upload_expires_at=upload_expires_at)
+    quotas.record_upload_url(svc, tenant, dataset.id, upload_expires_at)
     url, expires_at = svc.store.presign_upload(dataset_key(tenant, dataset.id))
-    return dataset, url, expires_at
+    return dataset, url, expires_at, max_bytes
 
 
 def dataset_view(svc: Services, tenant: str, dataset_id: str) -> Dataset:
@@ -40,8 +45,8 @@ def dataset_view(svc: Services, tenant: str, dataset_id: str) -> Dataset:
     if dataset.etag != info.etag:
         fields: dict[str, Any] = {"state": "uploaded", "size_bytes": info.size, "etag": info.etag}
         try:
-            with inspection_slot(svc.settings):
-                fields.update(describe(open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)))
+            request = InspectRequest("describe", dataset_key(tenant, dataset_id), info)
+            fields.update(inspect(svc.settings, request)["described"])
             fields["problem"] = None
         except TabjobError as exc:
             if exc.retryable:

@@ -3,8 +3,8 @@
 A model is the fit job that made it: its id, its record (kept ``TABJOB_JOB_RETENTION_S`` after
 the fit ends) and its file in the store. Deleting a model removes the file and marks the record,
 so predicts are refused at submission (410 ``model.deleted``) and, if already queued, by the
-worker. Deleting a dataset removes its bytes and record; jobs still queued on it fail
-(``dataset.deleted``); models trained on it and finished predictions stay.
+worker. Deleting a dataset removes its bytes, the prepared matrices made from them and its
+record; jobs still queued on it fail (``dataset.deleted``); models trained on it and finished predictions stay.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from app.copies import delete_every_copy
 from app.domain import Job, JobStatus
 from app.services import Services
-from app.storage import dataset_key, model_key
+from app.storage import model_key
 from app.usecases.parts import remove_parts
 from app.usecases.validation import usable_model
 
@@ -62,8 +63,8 @@ def delete_model(svc: Services, tenant: str, model_id: str) -> None:
 
 
 def delete_dataset(svc: Services, tenant: str, dataset_id: str) -> None:
-    """Delete the dataset's bytes and record."""
+    """Delete the dataset's record, its bytes (every part) and every prepared matrix made from them."""
     dataset = svc.state.datasets.get(tenant, dataset_id)  # 404 for unknown ids and other tenants' ids
-    svc.store.remove(dataset_key(tenant, dataset_id))
+    delete_every_copy(svc.state, svc.store, tenant, dataset_id)
     remove_parts(svc, dataset)
     svc.state.datasets.delete(tenant, dataset_id)

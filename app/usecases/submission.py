@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from app import idempotency
+from app import idempotency, quotas
+from app.copies import remember_prepared
 from app.domain import LANES, Job, JobStatus, Lane, new_id
 from app.engines import routing
 from app.errors import InfraError, TabjobError, UserError
@@ -23,7 +24,7 @@ from app.usecases.families import ModelFamily, check_params
 from app.usecases.job_request import JobRequest
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.registration import pin_evaluation, resolve_references
-from app.webhooks import check_webhook_url
+from app.webhooks import check_webhook_url, seal_secret, sealing_key
 from ml.schema import TARGET
 from ml.tasks import CLASSIFICATION
 
@@ -43,13 +44,7 @@ def submit(svc: Services, tenant: str, request: JobRequest, *, idempotency_key: 
     if not idempotency_key:
         return _submit(svc, tenant, job_id, request)
     claim = idempotency.claim_key(tenant, idempotency_key)
-    digest = idempotency.request_digest(
-        kind=request.kind,
-        dataset_id=request.dataset_id,
-        model_id=request.model_id,
-        params=dict(request.params or {}),
-        lane=request.lane,
-    )
+    digest = idempotency.request_digest({**asdict(request), "params": dict(request.params or {})})
     earlier = idempotency.claim(svc, claim, digest, job_id)
     if earlier is not None:
         return Submitted(job=earlier, replayed=True)
@@ -101,6 +96,8 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     checked = check_data(svc, tenant, request)
     family = checked.family
     check_params(family, params)
+    check_lane_for_family(svc, tenant, family, request.lane)
+    quotas.admit_job(svc, tenant)  # jobs per minute, stored bytes (app/quotas.py)
     engine = routing.choose_engine(svc, request, family.name, checked.rows, checked.columns, checked.in_parts)
     lane = choose_lane(svc, checked.info.size, checked.rows, request.lane)
     job = _new_job(svc, tenant, job_id, request, family, lane, checked.info, (checked.rows, checked.columns))
@@ -166,6 +163,19 @@ def refuse_misplaced_options(request: JobRequest) -> None:
         )
 
 
+def check_lane_for_family(svc: Services, tenant: str, family: ModelFamily, requested: str | None) -> None:
+    """A CPU family never runs on the gpu lane; gpu-lane work needs the tenant's grant (app/quotas.py)."""
+    if not family.two_steps and requested == GPU_LANE:
+        raise UserError(
+            f"A '{family.name}' model runs on CPU lanes only; the gpu lane is for GPU families.",
+            code="job.cpu_family_on_gpu",
+            hint="Leave the lane on auto (or small, large), or fit a GPU family (model: xgboost).",
+            status=422,
+        )
+    if family.two_steps:
+        quotas.check_gpu(svc, tenant)
+
+
 def check_webhook(settings: Settings, url: str) -> None:
     """Refuse a webhook when they are off, or when its URL may not be called (see app/webhooks.py)."""
     if not settings.webhooks_enabled:
@@ -188,12 +198,17 @@ def _new_job(
         dataset_id=request.dataset_id, model_id=request.model_id, params=dict(request.params or {}),
         created_at=now, queued_at=now, dataset_bytes=info.size, dataset_rows=rows, dataset_etag=info.etag,
         time_limit_s=svc.settings.time_limit_s(lane), model=family.name, target=request.target,
-        webhook_url=request.webhook_url, webhook_secret=request.webhook_secret,
+        webhook_url=request.webhook_url, webhook_secret=_sealed(svc.settings, request.webhook_secret),
         passthrough=list(request.passthrough), probabilities=request.probabilities,
         queue_handicap_s=queue_handicap_s(svc.settings, rows, columns), cost_cells=rows * max(1, columns),
     )  # fmt: skip
     job.estimate = estimates.estimate(svc.state.conn.r, svc.state.keys, job)
     return job
+
+
+def _sealed(settings: Settings, secret: str | None) -> str | None:
+    """The webhook secret as the job record keeps it: sealed, never in plain text (app/webhooks.py)."""
+    return seal_secret(sealing_key(settings), secret) if secret else None
 
 
 def queue_handicap_s(settings: Settings, rows: int, columns: int) -> float:
@@ -223,6 +238,7 @@ def _plan_steps(
         passthrough=job.passthrough,
     )  # fmt: skip
     job.prepared_key = prepared_key(job.tenant, key)
+    remember_prepared(svc.state, job.dataset_id, job.prepared_key, svc.settings.job_retention_s)
     prepared = svc.store.stat(job.prepared_key) is not None
     job.steps = plan(job.lane, prepared=prepared)
     if prepared:

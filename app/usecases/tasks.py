@@ -114,12 +114,12 @@ def check_evaluation(
     return info
 
 
-def check_predict_passthrough(source: pq.ParquetFile, model: Job, names: Sequence[str], probabilities: bool) -> None:
+def check_predict_passthrough(schema: pa.Schema, model: Job, names: Sequence[str], probabilities: bool) -> None:
     """Refuse passthrough columns the prediction data lacks or that clash with a predicted column."""
     result = model.result or {}
     classes = result.get("classes") or [] if result.get("task", CLASSIFICATION) != REGRESSION else []
     target = result.get("target") or model.target
     try:
-        check_passthrough(source.schema_arrow, names, output_columns(target, classes, probabilities=probabilities))
+        check_passthrough(schema, names, output_columns(target, classes, probabilities=probabilities))
     except DataProblem as problem:
         raise data_error(problem) from problem

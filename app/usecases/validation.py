@@ -10,14 +10,12 @@ import pyarrow as pa
 
 from app.domain import Job, JobStatus
 from app.errors import Conflict, ModelDeleted, UserError
-from app.inspection import data_error
-from app.limits import inspection_slot, open_bounded, scan_target
+from app.inspection_pool import InspectRequest, inspect
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key
 from app.usecases.datasets import uploaded
-from app.usecases.tasks import TaskChoice, check_predict_passthrough, choose_task
-from ml.errors import DataProblem
-from ml.schema import TARGET, check_predict_schema, check_training_schema
+from app.usecases.tasks import TaskChoice, check_predict_passthrough
+from ml.schema import TARGET
 from ml.tasks import CLASSIFICATION
 
 
@@ -38,17 +36,13 @@ def check_fit(
     """Refuse a training set that cannot train on ``target`` as ``task`` (None: inferred from a
     bounded sample of the target, ``app.usecases.tasks``)."""
     info = uploaded(svc, tenant, dataset_id)
-    with inspection_slot(svc.settings):
-        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
-        try:
-            check_training_schema(source.schema_arrow, source.metadata.num_rows, target)
-        except DataProblem as problem:
-            raise data_error(problem) from problem
-        choice = choose_task(source, target, task, svc.settings.target_scan_rows)
-        if choice.task == CLASSIFICATION:  # a regression's many values are no problem
-            scan_target(source, svc.settings.target_scan_rows, target)  # a bounded sample, never the whole column
-    meta = source.metadata
-    return CheckedFit(info, meta.num_rows, meta.num_columns, source.schema_arrow, choice)
+    # In a child process under a memory limit (app/inspection_pool.py): the footer bounded in
+    # bytes, the schema, the task from a bounded sample, a classification's labels bounded in rows
+    # and bytes; never the whole column.
+    key = dataset_key(tenant, dataset_id)
+    found = inspect(svc.settings, InspectRequest("fit", key, info, target=target, task=task))
+    choice = TaskChoice(found["task"], found["task_reason"])
+    return CheckedFit(info, found["rows"], found["columns"], found["schema"], choice)
 
 
 def validate_fit(svc: Services, tenant: str, dataset_id: str, target: str = TARGET) -> tuple[ObjectInfo, int, int]:
@@ -71,17 +65,16 @@ def validate_predict(
     return its object info, rows and columns."""
     model = usable_model(svc.state.jobs.get_for(tenant, model_id))
     info = uploaded(svc, tenant, dataset_id)
-    with inspection_slot(svc.settings):
-        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
-    try:
-        assert model.result is not None
-        features = model.result["features"]["columns"]
-        if passthrough:  # first: a missing passthrough column is named as such
-            check_predict_passthrough(source, model, passthrough, probabilities)
-        check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, model.target, passthrough)
-    except DataProblem as problem:
-        raise data_error(problem) from problem
-    return info, source.metadata.num_rows, source.metadata.num_columns
+    assert model.result is not None
+    features = model.result["features"]["columns"]
+    request = InspectRequest(
+        "predict", dataset_key(tenant, dataset_id), info, target=model.target, features=features,
+        passthrough=tuple(passthrough),
+    )  # fmt: skip
+    found = inspect(svc.settings, request)  # in a memory-limited child, as a fit's
+    if passthrough:  # a missing passthrough column is named as such
+        check_predict_passthrough(found["schema"], model, passthrough, probabilities)
+    return info, found["rows"], found["columns"]
 
 
 def usable_model(model: Job) -> Job:

@@ -100,6 +100,10 @@ class Client(ManagingMethods, RegistryMethods):
                 "Check the URL (TABJOB_URL or --url): it should be the tabjob API's base URL.",
             ) from None
 
+    def usage(self) -> dict[str, Any]:
+        """Your quotas (``quotas``: name, used, limit) and whether the gpu lane is granted (``gpu_lane``)."""
+        return self._call("GET", "/v1/usage")
+
     # -- datasets ---------------------------------------------------------------------------
 
     def create_dataset(self, name: str | None = None) -> Dataset:

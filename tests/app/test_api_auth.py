@@ -34,7 +34,7 @@ def test_a_tenant_never_sees_another_tenants_data(settings, new_tenant, seed_fil
         TestClient(app, headers={"authorization": f"Bearer {key_b}"}) as b,
     ):
         dataset = upload(a, seed_files["train"])
-        job = a.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"}).json()
+        job = a.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "large"}).json()
         # Another tenant's ids are simply not found, on every route.
         assert b.get(f"/v1/datasets/{dataset}").status_code == 404
         assert b.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset}).status_code == 404

@@ -98,7 +98,7 @@ def test_result_before_the_prediction_finished_is_a_clear_409(api, seed_files):
     # A fit sent to the gpu lane, where no worker runs here, stays queued.
     train = api.get("/upload").json()
     put_file(train["url"], seed_files["train"])
-    model_id = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": train["id"], "lane": "gpu"}).json()["id"]
+    model_id = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": train["id"], "lane": "large"}).json()["id"]
     response = api.get("/result", params={"id": model_id})
     assert response.status_code == 409
     test = api.get("/upload").json()

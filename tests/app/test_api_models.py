@@ -68,22 +68,22 @@ def test_a_predict_job_or_an_unknown_id_is_not_a_model(api):
 
 def test_deleting_a_dataset_removes_it_and_fails_the_jobs_still_queued_on_it(api, workers, seed_files):
     dataset = upload(api, seed_files["train"])
-    queued = fit(api, dataset, lane="gpu")  # no gpu worker yet: it waits
+    queued = fit(api, dataset, lane="large")  # no gpu worker yet: it waits
     assert api.delete(f"/v1/datasets/{dataset}").status_code == 204
     assert api.get(f"/v1/datasets/{dataset}").json()["error"]["code"] == "dataset.not_found"
     assert dataset not in [d["id"] for d in api.get("/v1/datasets").json()["items"]]
     assert api.delete(f"/v1/datasets/{dataset}").status_code == 404
-    workers.start("gpu")
+    workers.start("large")
     ended = wait_job(api, queued["id"])
     assert ended["status"] == "failed" and ended["error"]["code"] == "dataset.deleted"
 
 
 def test_a_predict_queued_with_a_model_deleted_since_fails_with_model_deleted(api, small_worker, workers, seed_files):
     model = wait_job(api, fit(api, upload(api, seed_files["train"]), params={"max_iter": 10})["id"])
-    body = {"kind": "predict", "dataset_id": upload(api, seed_files["test"]), "model_id": model["id"], "lane": "gpu"}
+    body = {"kind": "predict", "dataset_id": upload(api, seed_files["test"]), "model_id": model["id"], "lane": "large"}
     queued = api.post("/v1/jobs", json=body).json()
     assert api.delete(f"/v1/models/{model['id']}").status_code == 204
-    workers.start("gpu")
+    workers.start("large")
     ended = wait_job(api, queued["id"])
     assert ended["status"] == "failed" and ended["error"]["code"] == "model.deleted"
 

@@ -80,7 +80,7 @@ def test_fit_predict_download_events_and_listing(api, small_worker, seed_files):
 
 def test_cancel_a_queued_job_means_it_never_starts(api, seed_files):
     train = upload(api, seed_files["train"])
-    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": train, "lane": "gpu"}).json()
+    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": train, "lane": "large"}).json()
     assert job["status"] == "queued" and job["queue"]["position"] >= 1
     canceled = api.post(f"/v1/jobs/{job['id']}/cancel")
     assert canceled.status_code == 202 and canceled.json()["status"] == "canceled"
@@ -126,7 +126,7 @@ def test_a_follower_keeps_its_place_when_old_events_are_trimmed(api, seed_files)
     from app.state import MAX_EVENTS
 
     job = api.post(
-        "/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "lane": "gpu"}
+        "/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "lane": "large"}
     ).json()
     state = api.app.state.services.state
     seen = api.get(f"/v1/jobs/{job['id']}/events").json()

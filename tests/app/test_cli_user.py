@@ -178,13 +178,13 @@ def test_cancel_shows_the_state_after_the_cancel(user, workers, tmp_path):
     frame.to_parquet(tmp_path / "big.parquet")
     dataset = user("upload", str(tmp_path / "big.parquet"), "-q").stdout.strip()
 
-    queued = user("fit", dataset, "--lane", "gpu", "-q").stdout.strip()
+    queued = user("fit", dataset, "--lane", "large", "-q").stdout.strip()
     canceled = user("cancel", queued)
     assert canceled.exit_code == 0 and "canceled" in canceled.stdout
 
-    workers.start("gpu")
+    workers.start("large")
     params = [arg for k, v in ENDLESS.items() for arg in ("-p", f"{k}={json.dumps(v)}")]
-    running = user("fit", dataset, "--lane", "gpu", *params, "-q").stdout.strip()
+    running = user("fit", dataset, "--lane", "large", *params, "-q").stdout.strip()
     client = tabjob.Client(user.url, user.key)
     wait_until(lambda: client.job(running).phase == "training", what="training", timeout_s=120, interval_s=0.1)
     stopped = user("cancel", running, "--json")
@@ -195,12 +195,12 @@ def test_cancel_shows_the_state_after_the_cancel(user, workers, tmp_path):
 
 def test_ctrl_c_on_wait_says_the_job_goes_on_and_how_to_cancel_it(api_url, user, seed_files, tmp_path):
     dataset = user("upload", str(seed_files["train"]), "-q").stdout.strip()
-    job = user("fit", dataset, "--lane", "gpu", "-q").stdout.strip()  # no gpu worker: it stays queued
+    job = user("fit", dataset, "--lane", "large", "-q").stdout.strip()  # no large worker: it stays queued
     env = {**os.environ, "TABJOB_URL": api_url, "TABJOB_API_KEY": user.key}
     err = tmp_path / "stderr.txt"
     with err.open("w") as stderr:
         waiting = subprocess.Popen([sys.executable, "-m", "app.cli", "wait", job], env=env, cwd=ROOT, stderr=stderr)
-        wait_until(lambda: "Queued on the gpu lane" in err.read_text(), what="wait to show the job", timeout_s=60)
+        wait_until(lambda: "Queued on the large lane" in err.read_text(), what="wait to show the job", timeout_s=60)
         waiting.send_signal(signal.SIGINT)
         assert waiting.wait(30) == 130
     said = err.read_text()

@@ -36,7 +36,7 @@ def scene(live_api, settings, seed_files) -> Iterator[dict[str, Any]]:
     tokens = {name: keys.create(tenant, "dashboard test", admin=name == "ops")[0] for name, tenant in tenants.items()}
     client = httpx.Client(base_url=live_api, headers={"authorization": f"Bearer {tokens['a']}"})
     dataset = upload(client, seed_files["train"])
-    submitted = client.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"})
+    submitted = client.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "large"})
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["id"]
     try:
@@ -58,7 +58,7 @@ def test_a_tenant_sees_its_waiting_job_and_why_it_waits(scene):
     assert [lane["lane"] for lane in view["lanes"]] == ["small", "large", "gpu"]
     waiting = {job["id"]: job for job in view["waiting"]}
     job = waiting[scene["job_id"]]
-    assert job["lane"] == "gpu" and job["status"] == "queued" and "tenant" not in job
+    assert job["lane"] == "large" and job["status"] == "queued" and "tenant" not in job
     assert job["queue"]["position"] >= 1
     assert "No worker is running on the gpu lane" in job["queue"]["reason"]
 
@@ -97,7 +97,7 @@ def test_the_page_shows_everyones_jobs_to_an_admin_and_none_to_another_tenant(sc
     assert f'data-job-id="{scene["job_id"]}"' in admin and "all tenants (admin)" in admin
     assert scene["tenants"]["a"] in admin  # the tenant column
     other = dump_dom(f"{scene['url']}/dashboard#key={scene['tokens']['b']}", tmp_path / "b")
-    assert 'data-lane="gpu"' in other and scene["job_id"] not in other
+    assert 'data-lane="large"' in other and scene["job_id"] not in other
 
 
 def test_the_page_asks_for_a_key_when_it_has_none(scene, tmp_path):

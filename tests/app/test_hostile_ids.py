@@ -42,7 +42,7 @@ def test_another_tenants_ids_with_suffixes_answer_like_unknown_ids(api, settings
     _, other_key = new_tenant()
     with TestClient(create_app(settings), headers={"authorization": f"Bearer {other_key}"}) as other:
         dataset = upload(other, seed_files["train"])
-        theirs = other.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"}).json()["id"]
+        theirs = other.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "large"}).json()["id"]
         try:
             unknown = new_id("job")
             for job_id in [theirs, unknown, *_malformed(theirs)]:

@@ -17,7 +17,7 @@ from ml.errors import DataProblem
 
 def test_an_idempotency_key_reused_with_another_body_is_refused(api, seed_files):
     dataset = upload(api, seed_files["train"])
-    body = {"kind": "fit", "dataset_id": dataset, "lane": "gpu", "params": {"max_iter": 3}}
+    body = {"kind": "fit", "dataset_id": dataset, "lane": "large", "params": {"max_iter": 3}}
     first = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "reuse-1"})
     assert first.status_code == 202, first.text
     try:
@@ -27,8 +27,8 @@ def test_an_idempotency_key_reused_with_another_body_is_refused(api, seed_files)
         # Another body under the same key is refused, whatever differs.
         for other in (
             {**body, "params": {"max_iter": 4}},
-            {**body, "lane": "large"},
-            {"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "lane": "gpu", "params": {"max_iter": 3}},
+            {**body, "lane": "small"},
+            {"kind": "fit", "dataset_id": upload(api, seed_files["train"]), "lane": "large", "params": {"max_iter": 3}},
         ):
             refused = api.post("/v1/jobs", json=other, headers={"Idempotency-Key": "reuse-1"})
             assert refused.status_code == 422, refused.text
@@ -40,7 +40,7 @@ def test_an_idempotency_key_reused_with_another_body_is_refused(api, seed_files)
 def test_a_model_record_without_its_digest_is_never_used(api, broker_db, seed_files):
     # Given a finished fit whose record lost its digest
     dataset = upload(api, seed_files["train"])
-    model = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"}).json()["id"]
+    model = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "large"}).json()["id"]
     api.post(f"/v1/jobs/{model}/cancel")
     result = {"model_sha256": None, "features": {"columns": {"col_0": "numeric"}}}
     broker_db.hset(KEYS.job(model), mapping={"status": '"finished"', "result": json.dumps(result)})
@@ -71,9 +71,9 @@ def test_datasets_of_a_revoked_key_are_refused_while_its_upload_urls_lived(setti
         # When whoever holds its still-valid upload URL writes to it
         put_file(created["upload_url"], seed_files["train"])
         # Then the tenant's current key cannot submit it: its contents cannot be trusted.
-        refused = with_current.post("/v1/jobs", json={"kind": "fit", "dataset_id": created["id"], "lane": "gpu"})
+        refused = with_current.post("/v1/jobs", json={"kind": "fit", "dataset_id": created["id"], "lane": "large"})
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "dataset.key_revoked"
-        accepted = with_current.post("/v1/jobs", json={"kind": "fit", "dataset_id": kept, "lane": "gpu"})
+        accepted = with_current.post("/v1/jobs", json={"kind": "fit", "dataset_id": kept, "lane": "large"})
         assert accepted.status_code == 202, accepted.text
         with_current.post(f"/v1/jobs/{accepted.json()['id']}/cancel")
         assert with_leaked.get("/v1/jobs").status_code == 401

@@ -109,16 +109,16 @@ def test_a_big_dataset_cannot_be_forced_onto_the_small_lane(base_env, new_tenant
         dataset = upload(api, seed_files["train"])
         refused = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "small"})
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "job.lane_too_small"
-        auto = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu"}).json()
+        auto = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "large"}).json()
         api.post(f"/v1/jobs/{auto['id']}/cancel")
 
 
 def test_a_dataset_replaced_after_submission_is_refused_by_the_worker(api, workers, seed_files):
     created = api.post("/v1/datasets", json={"name": "swap"}).json()
     put_file(created["upload_url"], seed_files["train"])
-    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": created["id"], "lane": "gpu"}).json()
+    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": created["id"], "lane": "large"}).json()
     # The upload URL is still valid: other bytes go to the same dataset before a worker runs.
     put_file(created["upload_url"], seed_files["train_without_y"])
-    workers.start("gpu")
+    workers.start("large")
     ended = wait_job(api, job["id"])
     assert ended["status"] == "failed" and ended["error"]["code"] == "dataset.changed"

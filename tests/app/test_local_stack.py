@@ -152,9 +152,9 @@ def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):
     _, bad = cli(url, "upload", str(seed_files["train_without_y"]))
     code, refused = cli(url, "fit", bad["id"])
     assert code == 2 and refused["error"]["code"] == "dataset.missing_target"
-    code, queued = cli(url, "fit", train["id"], "--lane", "gpu", "--param", "max_iter=3")
+    code, queued = cli(url, "fit", train["id"], "--lane", "large", "--param", "max_iter=3")
     code, canceled = cli(url, "cancel", queued["id"])
-    # A toy fit may already have ended on the stack's gpu-lane worker: then the refusal says so;
+    # A toy fit may already have ended on the stack's large-lane worker: then the refusal says so;
     # or it may finish while its worker is being told to stop (cancel shows the state after).
     assert (code == 0 and canceled["status"] in ("canceled", "started", "finished")) or (
         code == 2 and canceled["error"]["code"] == "job.already_ended"

@@ -35,7 +35,7 @@ LANE = "large"  # no shared test worker consumes it, so this module's worker see
 @pytest.fixture(scope="module")
 def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
     """A worker on the large lane runs a fit that finishes, one that fails (time limit) and one
-    canceled while running; a job on the gpu lane (no worker) is canceled while queued."""
+    canceled while running; a job queued behind it is canceled while queued."""
     tenant = "t-" + secrets.token_hex(5)
     token, _ = ApiKeys(client=redis_client(settings, decode=True)).create(tenant, "metrics test")
     data_dir = tmp_path_factory.mktemp("stack")
@@ -63,10 +63,11 @@ def observed(settings, base_env, seed_files, tmp_path_factory) -> Any:
             log_while_running = wait_until(
                 lambda: _text_once_it_names(log_path, running), what="the start's log line", timeout_s=30
             )
+            # Behind the running job on the lane's one worker: it waits (hgb never goes to the gpu lane).
+            queued = submit(LANE, max_iter=11)
+            api.post(f"/v1/jobs/{queued}/cancel")
             api.post(f"/v1/jobs/{running}/cancel")
             canceled = wait_job(api, running)
-            queued = submit("gpu", max_iter=11)
-            api.post(f"/v1/jobs/{queued}/cancel")
             yield {
                 "jobs": {"finished": finished, "failed": failed, "canceled": canceled},
                 "queued_canceled": api.get(f"/v1/jobs/{queued}").json(),
@@ -122,7 +123,7 @@ def test_worker_histograms_cover_each_job(observed):
 
 
 def test_api_counts_jobs_canceled_while_queued(observed):
-    labels = {"kind": "fit", "lane": "gpu", "status": "canceled"}
+    labels = {"kind": "fit", "lane": LANE, "status": "canceled"}
     grew = value(observed["api_after"], "tabjob_jobs_total", **labels) - value(
         observed["api_before"], "tabjob_jobs_total", **labels
     )

@@ -141,7 +141,7 @@ def test_webhooks_are_refused_while_off_and_private_targets_unless_allowed(api, 
 def test_a_job_canceled_while_queued_notifies_its_webhook_from_the_api(hooked_api, seed_files):
     dataset = upload(hooked_api, seed_files["train"])
     with webhook_receiver() as receiver:
-        job = fit_with_hook(hooked_api, dataset, receiver.url, lane="gpu").json()
+        job = fit_with_hook(hooked_api, dataset, receiver.url, lane="large").json()
         assert job["webhook"] == {"url": receiver.url, "outcome": None} and SECRET not in json.dumps(job)
         hooked_api.post(f"/v1/jobs/{job['id']}/cancel")
         wait_until(lambda: receiver.received, what="the notification", timeout_s=30)
@@ -159,9 +159,9 @@ def test_a_job_canceled_while_queued_notifies_its_webhook_from_the_api(hooked_ap
 
 def test_a_finished_job_notifies_its_webhook_from_the_worker(hooked_api, workers, seed_files):
     dataset = upload(hooked_api, seed_files["train"])
-    workers.start("gpu", **HOOK_ENV)
+    workers.start("large", **HOOK_ENV)
     with webhook_receiver(answers=[503]) as receiver:
-        job = fit_with_hook(hooked_api, dataset, receiver.url, lane="gpu", params={"max_iter": 10}).json()
+        job = fit_with_hook(hooked_api, dataset, receiver.url, lane="large", params={"max_iter": 10}).json()
         assert wait_job(hooked_api, job["id"])["status"] == "finished"
         wait_until(lambda: len(receiver.received) == 2, what="the retried notification", timeout_s=60)
     sent = json.loads(receiver.received[-1][1])

@@ -64,10 +64,10 @@ def test_cancel_stops_a_running_fit_and_frees_its_worker(api, workers, big_file,
 
 def test_a_job_past_its_lane_time_limit_fails_with_job_timeout(api, workers, big_file):
     # The worker's lane limit applies, whatever the API recorded at submission.
-    workers.start("gpu", TABJOB_TIME_LIMIT_GPU_S="2")
+    workers.start("large", TABJOB_TIME_LIMIT_LARGE_S="2")
     dataset = upload(api, big_file)
-    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": ENDLESS, "lane": "gpu"}).json()
-    assert job["lane"] == "gpu"
+    job = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": ENDLESS, "lane": "large"}).json()
+    assert job["lane"] == "large"
     ended = wait_job(api, job["id"], timeout_s=120)
     assert ended["status"] == "failed"
     assert ended["error"]["code"] == "job.timeout"
@@ -141,7 +141,7 @@ def test_identical_fits_are_trained_once(api, small_worker, seed_files, tmp_path
 
 def test_idempotency_key_makes_retries_safe(api, seed_files):
     dataset = upload(api, seed_files["train"])
-    body = {"kind": "fit", "dataset_id": dataset, "lane": "gpu", "params": {"max_iter": 3}}
+    body = {"kind": "fit", "dataset_id": dataset, "lane": "large", "params": {"max_iter": 3}}
     first = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc-1"})
     second = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "abc-1"})
     assert first.json()["id"] == second.json()["id"]
@@ -157,7 +157,7 @@ def test_a_retry_while_the_first_request_still_runs_is_told_to_wait(settings, ne
         # Given a first request with this key still between its checks and its answer
         claim = f"idem:{tenant}:{hashlib.sha256(b'slow-1').hexdigest()[:32]}"
         api.app.state.services.state.claims.remember(claim, "pending:job_first")
-        body = {"kind": "fit", "dataset_id": dataset, "lane": "gpu"}
+        body = {"kind": "fit", "dataset_id": dataset, "lane": "large"}
         retry = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "slow-1"})
         assert retry.status_code == 409 and retry.json()["error"]["code"] == "job.idempotency_in_progress"
         assert retry.headers["retry-after"] == "1"
@@ -208,7 +208,7 @@ def test_size_and_tenant_limits(base_env, new_tenant, seed_files, settings_from)
         dataset = upload(api, seed_files["train"])
         jobs = [
             api.post(
-                "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu", "params": {"max_iter": i + 1}}
+                "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "large", "params": {"max_iter": i + 1}}
             )
             for i in range(3)
         ]
@@ -219,7 +219,7 @@ def test_size_and_tenant_limits(base_env, new_tenant, seed_files, settings_from)
         # A canceled job frees its slot.
         assert (
             api.post(
-                "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "gpu", "params": {"max_iter": 9}}
+                "/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "large", "params": {"max_iter": 9}}
             ).status_code
             == 202
         )

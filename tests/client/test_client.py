@@ -92,7 +92,7 @@ def test_fit_wait_predict_download_into_a_folder_and_read(client, small_worker, 
 
 def test_wait_raises_job_canceled_and_returns_it_when_asked_not_to_raise(client, seed_files):
     train = client.upload(seed_files["train"])
-    job = client.fit(train.id, lane="gpu")  # no gpu worker in this test: it stays queued
+    job = client.fit(train.id, lane="large")  # no gpu worker in this test: it stays queued
     assert job.queue is not None and job.queue.position >= 1 and job.queue.reason
     with pytest.raises(tabjob.WaitTimeout) as timed_out:
         client.wait(job.id, timeout_s=0.2, poll_s=0.05)

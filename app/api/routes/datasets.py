@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=error_res
     "",
     status_code=201,
     summary="Create a dataset; upload its Parquet bytes with upload_form (or upload_url)",
-    responses=error_responses(400, 413),
+    responses=error_responses(400, 413, 429),
 )
 def create_dataset(
     request: Request, svc: ServicesDep, tenant: TenantDep, body: DatasetCreate | None = None
@@ -34,11 +34,11 @@ def create_dataset(
     key_id = getattr(request.state, "api_key_id", None)
     if body is not None and body.parts:
         return parts_created(svc, tenant, body.name, body.parts, key_id=key_id)
-    dataset, url, expires_at = new_dataset(svc, tenant, body.name if body else None, key_id=key_id)
+    dataset, url, expires_at, max_bytes = new_dataset(svc, tenant, body.name if body else None, key_id=key_id)
     return DatasetCreated(
         **dataset_public(dataset).model_dump(),
         upload_url=url if svc.settings.upload_put_urls else None,
-        upload_form=limits.upload_form(svc.store, dataset_key(tenant, dataset.id), svc.settings),
+        upload_form=limits.upload_form(svc.store, dataset_key(tenant, dataset.id), max_bytes),
         upload_expires_at=expires_at,
     )
 

@@ -40,7 +40,7 @@ def upload(request: Request, svc: ServicesDep, tenant: TenantDep) -> dict[str, A
     """Legacy (the seed's API): `POST /v1/datasets` does the same and says more. Returns a new
     dataset's id and the presigned URL to PUT its Parquet bytes to."""
     refuse_put_uploads(svc.settings)
-    dataset, url, _ = create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
+    dataset, url, *_ = create_dataset(svc, tenant, key_id=getattr(request.state, "api_key_id", None))
     return {"id": dataset.id, "url": url}
 
 

@@ -21,7 +21,7 @@ def list_models(
     svc: ServicesDep,
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
-    cursor: float | None = Query(None, description="next_cursor of the previous page"),
+    cursor: float | None = Query(None, allow_inf_nan=False, description="next_cursor of the previous page"),
 ) -> ModelsPublic:
     """Finished fits whose model file was not deleted, newest first: each model's target, features,
     classes, validation score, training time and file size. A model stays usable as long as its

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 import tabjob
-from tabjob.cli import data, jobs, logs, models, parts, registry, schedules, top
+from tabjob.cli import data, jobs, logs, models, parts, registry, schedules, top, usage
 from tabjob.cli.output import Invocation
 
 PLUGIN_GROUP = "tabjob.cli"
@@ -36,6 +36,7 @@ logs.register(app)
 parts.register(app)
 registry.register(app)
 schedules.register(app)
+usage.register(app)
 
 _added: set[str] = set()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,6 +16,16 @@ from rich.text import Text
 import tabjob
 from tabjob.cli.common import KEY, URL
 from tabjob.cli.output import console, fail
+
+# C0 and C1 control characters (ESC, CSI, BEL, backspace, carriage return...): text from the
+# server (other tenants' error messages for an admin) must not move the cursor, retitle the
+# terminal or hide lines; each is shown as U+FFFD.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(value: object) -> str:
+    """``value`` as text safe for a terminal and for rich: control characters replaced, markup escaped."""
+    return escape(_CONTROL.sub("\ufffd", "" if value is None else str(value)))
 
 
 def _duration(seconds: float | None) -> str:
@@ -50,7 +61,7 @@ def render(view: dict[str, Any]) -> Group:
     lanes = Table("lane", "queued", "running", "messages", "delayed", "oldest wait", "workers busy/live", title="Lanes")
     for lane in view["lanes"]:
         lanes.add_row(
-            lane["lane"], str(lane["queued"]), str(lane["running"]), str(lane["messages"]),
+            clean(lane["lane"]), str(lane["queued"]), str(lane["running"]), str(lane["messages"]),
             str(lane["delayed_messages"]), _duration(lane["oldest_queued_age_s"]),
             f"{lane['busy_workers']}/{lane['workers']}",
         )  # fmt: skip
@@ -60,29 +71,29 @@ def render(view: dict[str, Any]) -> Group:
     )
     for job in view["running"]:
         running.add_row(
-            job["id"], job["kind"], job["lane"], job.get("phase") or "", _progress(job.get("progress")),
-            _duration(job["for_s"]), str(job["attempts"]), job.get("worker") or "",
-            *((job.get("tenant") or "",) if admin else ()),
+            clean(job["id"]), clean(job["kind"]), clean(job["lane"]), clean(job.get("phase")),
+            _progress(job.get("progress")), _duration(job["for_s"]), str(job["attempts"]), clean(job.get("worker")),
+            *((clean(job.get("tenant")),) if admin else ()),
         )  # fmt: skip
     waiting = Table("job", "kind", "lane", "pos", "for", "why it waits", *tenant_col, title="Waiting")
     for job in view["waiting"]:
         queue = job.get("queue") or {}
         waiting.add_row(
-            job["id"], job["kind"], job["lane"], str(queue.get("position") or ""), _duration(job["for_s"]),
-            escape(queue.get("reason", "")), *((job.get("tenant") or "",) if admin else ()),
+            clean(job["id"]), clean(job["kind"]), clean(job["lane"]), str(queue.get("position") or ""),
+            _duration(job["for_s"]), clean(queue.get("reason")), *((clean(job.get("tenant")),) if admin else ()),
         )  # fmt: skip
     window = _duration(view.get("failure_window_s"))
     failures = Table("code", "count", "lanes", "latest message", "what to do", title=f"Failures (last {window})")
     for group in view["failures"]:
         failures.add_row(
-            f"[red]{group['code']}[/]", str(group["count"]), ", ".join(name or "" for name in group["lanes"]),
-            escape(group.get("message") or ""), escape(group.get("hint") or ""),
+            f"[red]{clean(group['code'])}[/]", str(group["count"]), clean(", ".join(n or "" for n in group["lanes"])),
+            clean(group.get("message")), clean(group.get("hint")),
         )  # fmt: skip
     workers = Table("worker", "lane", "state", "running", "heartbeat", title="Workers")
     for w in view["workers"]:
         state = "[green]busy[/]" if w["busy"] else "[dim]idle[/]"
         job = (w.get("job_id") or "another tenant's job") if w["busy"] else ""
-        workers.add_row(w["id"], w["lane"], state, job, f"{_duration(w['heartbeat_age_s'])} ago")
+        workers.add_row(clean(w["id"]), clean(w["lane"]), state, clean(job), f"{_duration(w['heartbeat_age_s'])} ago")
     header = Text(f"tabjob top - {scope} - {stamp}", style="bold")
     running, waiting = _ids_whole(running, 0, 7), _ids_whole(waiting, 0)
     return Group(header, lanes, running, waiting, failures, _ids_whole(workers, 0, 3))
