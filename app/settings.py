@@ -15,7 +15,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from app.cpu import available_cpus
-from app.cpu import threads_per_worker as threads_per_worker  # re-exported for app.local.stack
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
 from app.settings_userdata import UserDataSettings
@@ -211,8 +210,12 @@ class Settings(UserDataSettings):
 
     # Workers.
     worker_threads: int | None = Field(None, ge=1, description=(
-        "OpenMP/BLAS threads of a job on this worker, capped at the cores it may use; unset: the cgroup CPU quota "
-        "(a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets its cores / concurrent workers."
+        "Cores in this worker's core pool (a job takes the free ones, up to what its size uses), capped at the "
+        "cores it may use; unset: the cgroup CPU quota (a pod's `limits.cpu`, rounded down) or affinity mask."
+    ))  # fmt: skip
+    worker_core_pool: Literal["process", "machine"] = Field("process", description=(
+        "Where a job's cores come from (app/cpu_pool.py): `process`, this process's cores (a pod's CPU limit), "
+        "shared by its consumers; `machine`, one pool in Valkey for every worker on this host (`tabjob stack`)."
     ))  # fmt: skip
     worker_max_cells: int | None = Field(None, ge=1, description=(
         "Reserves this worker for small work: it starts only jobs of at most this many cells (rows x columns)."

@@ -11,8 +11,9 @@ from typing import Any
 
 import dramatiq
 
+from app.cpu_pool import cores_wanted, leased_cores
 from app.domain import Job, JobStatus
-from app.errors import Conflict, ModelDeleted, UserError
+from app.errors import Conflict, JobCanceled, ModelDeleted, UserError
 from app.jobs.broker import ACTOR_NAME
 from app.jobs.context import WorkerContext
 from app.settings import Settings
@@ -125,7 +126,8 @@ def refuse_changed_dataset(ctx: WorkerContext, job: Job) -> None:
 def run_operation(
     ctx: WorkerContext, job: Job, operation: str, kwargs: dict[str, Any], time_limit_s: float
 ) -> dict[str, Any]:
-    """Run ``operation`` in the worker's job process, relaying progress and watching for a cancel."""
+    """Run ``operation`` in the worker's job process on the cores it takes from the pool,
+    relaying progress and watching for a cancel."""
     job_id = job.id
     last: dict[str, float] = {}
 
@@ -137,24 +139,42 @@ def run_operation(
             last[phase] = now
             ctx.state.events.add(job_id, "progress", message, phase=phase, progress=fraction, **step_tag(job))
 
-    return ctx.runner.run(
-        operation,
-        kwargs,
-        time_limit_s=time_limit_s,
-        should_cancel=lambda: ctx.state.jobs.cancel_requested(job_id),
-        cancel_poll_s=ctx.settings.cancel_poll_s,
-        on_progress=on_progress,
-        threads=threads_for(job, ctx.settings),
-    )
+    def raise_if_canceled() -> bool:
+        if ctx.state.jobs.cancel_requested(job_id):
+            raise JobCanceled("The job was canceled.")
+        return False
+
+    def waiting_for_cores() -> None:
+        on_progress("waiting for cores", None, "Waiting for a free core: every core runs another job.")
+
+    want = threads_for(job, ctx.settings, ctx.cores.total)
+    reserved = ctx.settings.worker_max_cells is not None
+    started = time.monotonic()
+    with leased_cores(
+        ctx.cores, f"{ctx.worker_id}:{job_id}", want, should_cancel=raise_if_canceled,
+        on_wait=waiting_for_cores, reserved=reserved,
+    ) as threads:  # fmt: skip
+        ctx.state.jobs.update(job_id, threads=threads)
+        try:
+            return ctx.runner.run(
+                operation,
+                kwargs,
+                time_limit_s=max(1.0, time_limit_s - (time.monotonic() - started)),
+                should_cancel=lambda: ctx.state.jobs.cancel_requested(job_id),
+                cancel_poll_s=ctx.settings.cancel_poll_s,
+                on_progress=on_progress,
+                threads=threads,
+            )
+        finally:  # the record says what the job holds now: nothing, once the pool has the cores back
+            ctx.state.jobs.update(job_id, threads=None)
 
 
-def threads_for(job: Job, settings: Settings) -> int:
-    """Small jobs run on one thread: OpenMP's start-up and synchronisation cost more than
-    they save below a few tens of thousands of rows (measured: a 200-row fit 0.048 s on one
-    thread, 0.076 s on two), and a single-threaded job leaves the other cores to other jobs."""
-    if (job.dataset_rows or 0) < settings.single_thread_max_rows:
-        return 1
-    return settings.threads_for_worker()
+def threads_for(job: Job, settings: Settings, pool_total: int) -> int:
+    """The cores a job asks the pool for: one per ``single_thread_max_rows`` rows of its dataset,
+    at most the pool. Small jobs run on one thread: OpenMP's start-up and synchronisation cost
+    more than they save below a few tens of thousands of rows (measured: a 200-row fit 0.048 s on
+    one thread, 0.076 s on two), and a single-threaded job leaves the other cores to other jobs."""
+    return cores_wanted(job.dataset_rows or 0, pool_total=pool_total, rows_per_core=settings.single_thread_max_rows)
 
 
 def finished_message(operation: str, summary: dict[str, Any]) -> str:

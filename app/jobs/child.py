@@ -124,6 +124,14 @@ def hold_if_asked() -> None:
     wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)
 
 
+def openmp_threads(controller: ThreadpoolController, default: int) -> int:
+    """The OpenMP threads the job ran with (threadpoolctl's view), or ``default`` without OpenMP."""
+    for pool in controller.info():
+        if pool.get("user_api") == "openmp":
+            return int(pool["num_threads"])
+    return default
+
+
 def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM_CPU) -> None:
     """Run operations sent on ``conn`` until it closes.
 
@@ -150,6 +158,8 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
             with controller.limit(limits=job_threads):
                 # The dataset is downloaded pinned to the version checked at submission.
                 summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
+                if isinstance(summary, dict):  # the threads OpenMP really ran with, for the record
+                    summary["threads"] = openmp_threads(controller, job_threads)
             conn.send(("ok", summary))
         except DataProblem as exc:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from app.cpu_pool import CorePool
 from app.domain import Job, JobStatus, Lane
 from app.jobs.ending import end_job
 from app.jobs.runner import JobRunner
@@ -23,6 +24,8 @@ class WorkerContext:
     runner: JobRunner
     worker_id: str
     lane: Lane
+    # The cores this worker's jobs take from (app.cpu_pool): the process's, or the machine's.
+    cores: CorePool
     jobs_done: int = 0
     jobs_started: int = 0
     # A one-shot worker (KEDA ScaledJob pod) starts at most this many jobs; None: no limit.
