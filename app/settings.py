@@ -239,6 +239,10 @@ class Settings(UserDataSettings):
         "On SIGTERM, how long a running job may finish before it is handed back to the queue; "
         "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not."
     ))  # fmt: skip
+    checkpoint_interval_s: float = Field(30.0, gt=0, description=(
+        "Longest time between two checkpoints of a long fit (it also saves every 10 % of its rounds); a fit "
+        "whose whole run fits in one interval saves none. A lost worker costs at most this much of a fit."
+    ))  # fmt: skip
     worker_warm_start: bool = Field(True, description=(
         "Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
         "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "

@@ -15,6 +15,7 @@ from typing import Any
 
 from ml import families
 from ml.bundle import ModelBundle, ModelTampered, load_bundle, predict_to_result, save_trained
+from ml.checkpoint import Checkpoint
 from ml.dataset import open_parquet, read_predict, read_training
 from ml.device import choose_device
 from ml.families.hgb import DEFAULT_RANDOM_STATE, TUNABLE_PARAMS
@@ -45,6 +46,7 @@ def fit(
     family: str = families.DEFAULT_FAMILY,
     device: str | None = None,
     target: str = TARGET,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """Train a classifier on the Parquet at ``data_url`` (target column ``target``, ``y`` by
     default) and write the cloudpickled ModelBundle to ``model_url``.
@@ -55,6 +57,7 @@ def fit(
       scratch_dir: where downloads are staged (the system temp dir when None).
       family: the model family, ``hgb`` (HistGradientBoosting) or ``xgboost``.
       device: ``auto``, ``cpu`` or ``cuda`` for families that can use a GPU (see ``ml.device``).
+      checkpoint: train in chunks of rounds, saving and resuming there (``ml.checkpoint``); None: in one go.
 
     Returns a summary: family, device, feature columns and kinds, categories, classes, rows,
     iterations, validation score (None without early stopping), parameters, notes, timings in seconds.
@@ -79,7 +82,7 @@ def fit(
     spec = training.spec
     n_rows = len(training.codes)
     report(progress, "training", None, f"Training on {n_rows:,} rows x {data.X.shape[1]} features.")
-    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device)
+    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device, checkpoint, progress)
     summary = fit_summary(chosen, trained, data, chosen_params, target)
     del data, training
 

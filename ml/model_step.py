@@ -14,6 +14,7 @@ from typing import Any
 
 from ml import families
 from ml.bundle import ModelBundle, load_bundle, predict_to_result, save_trained
+from ml.checkpoint import Checkpoint
 from ml.device import choose_device
 from ml.io import Progress, fetch_to_file, report
 from ml.prepared import PREDICT, PreparedMismatch, read_prepared
@@ -29,6 +30,7 @@ def train_prepared(
     progress: Progress | None = None,
     scratch_dir: str | None = None,
     device: str | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """Train ``family`` on the prepared file (kind ``fit``) at ``prepared_url``; write the model to ``model_url``.
 
@@ -37,6 +39,7 @@ def train_prepared(
       params: the family's parameters (its ``tunable_params``).
       progress: called with (phase, fraction or None, message or None): downloading, training, uploading.
       device: ``auto``, ``cpu`` or ``cuda`` (None: the ``TABJOB_ML_DEVICE`` environment variable, else auto).
+      checkpoint: train in chunks of rounds, saving and resuming there (``ml.checkpoint``); None: in one go.
 
     Returns the same summary as ``ml.model.fit`` (model_sha256, family, device, features, classes,
     rows, iterations, best_iteration, validation_score, params, notes) with timings download_s,
@@ -63,7 +66,7 @@ def train_prepared(
 
     n_rows = len(data.codes) + (0 if data.codes_val is None else len(data.codes_val))
     report(progress, "training", None, f"Training on {n_rows:,} rows x {data.X.shape[1]} features.")
-    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device)
+    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device, checkpoint, progress)
     summary = fit_summary(chosen, trained, data, chosen_params)
     del data
 

@@ -15,6 +15,7 @@ from app.cpu_pool import cores_wanted, leased_cores
 from app.domain import Job, JobStatus
 from app.errors import Conflict, JobCanceled, ModelDeleted, UserError
 from app.jobs.broker import ACTOR_NAME
+from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
 from app.settings import Settings
 from app.steps import step_tag
@@ -80,7 +81,9 @@ def _operation(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[str, 
     pin = {"data_etag": job.dataset_etag, "data_bytes": job.dataset_bytes}
     if job.kind == "fit":
         model_url = store.internal_put_url(model_key(tenant, job.id), expires_s)
-        return "fit", {"data_url": data_url, "model_url": model_url, "params": job.params, "target": job.target, **pin}
+        checkpoint = checkpoint_spec(store, job, ctx.settings, expires_s)  # long fits resume there
+        return "fit", {"data_url": data_url, "model_url": model_url, "params": job.params, "target": job.target,
+                       "checkpoint": checkpoint, **pin}  # fmt: skip
     assert job.model_id is not None
     model = ctx.state.jobs.get(job.model_id)
     if model is not None and model.model_deleted_at is not None:
@@ -133,8 +136,11 @@ def run_operation(
 
     def on_progress(phase: str, fraction: float | None, message: str | None) -> None:
         now = time.monotonic()
-        fields: dict[str, Any] = {"phase": phase, "progress": fraction}
-        ctx.state.jobs.update(job_id, **fields)
+        if phase == "resumed":  # the fit continues a checkpoint: its own event, then it trains on
+            ctx.state.jobs.update(job_id, phase="training", progress=fraction)
+            ctx.state.events.add(job_id, "resumed", message, progress=fraction, **step_tag(job))
+            return
+        ctx.state.jobs.update(job_id, phase=phase, progress=fraction)
         if message or phase not in last or now - last[phase] >= PROGRESS_EVENT_INTERVAL_S:
             last[phase] = now
             ctx.state.events.add(job_id, "progress", message, phase=phase, progress=fraction, **step_tag(job))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
 import tempfile
 import threading
 import traceback
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 from threadpoolctl import ThreadpoolController
 
+import ml.checkpoint
 import ml.model
 import ml.model_step
 import ml.prepare_step
@@ -39,6 +41,8 @@ OPERATIONS = {
 # How a job process warms up: the CPU lanes read Parquet and fit HistGradientBoosting; the gpu
 # lane runs model steps only (no Parquet), so it loads XGBoost and opens its device instead.
 WARM_CPU, WARM_MODEL = "cpu", "model"
+# What the worker sends a job process to make a chunked fit checkpoint and stop.
+STOP_SIGNAL = signal.SIGUSR1
 
 
 def _exit_when_worker_dies(lifeline: Connection) -> None:
@@ -124,6 +128,16 @@ def hold_if_asked() -> None:
     wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)
 
 
+def with_checkpoint(kwargs: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+    """The call's arguments with its checkpoint spec (URLs, pin, interval) made a
+    ``ml.checkpoint.Checkpoint`` that stops when ``stop`` is set."""
+    spec = kwargs.get("checkpoint")
+    if not isinstance(spec, dict):
+        return kwargs
+    checkpoint = ml.checkpoint.Checkpoint(**spec, stop_requested=stop.is_set, scratch_dir=kwargs.get("scratch_dir"))
+    return {**kwargs, "checkpoint": checkpoint}
+
+
 def openmp_threads(controller: ThreadpoolController, default: int) -> int:
     """The OpenMP threads the job ran with (threadpoolctl's view), or ``default`` without OpenMP."""
     for pool in controller.info():
@@ -141,6 +155,10 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
     ``internal`` (a bug or resource problem).
     """
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
+    # The worker got SIGTERM (scale-in, node upgrade, spot preemption): a chunked fit saves its
+    # checkpoint at the end of its chunk and stops (ml.checkpoint.Preempted); the job is requeued.
+    stop = threading.Event()
+    signal.signal(STOP_SIGNAL, lambda *_: stop.set())
     controller = ThreadpoolController()
     controller.limit(limits=threads)
     warm_up_model_step() if warm == WARM_MODEL else warm_up()
@@ -153,14 +171,18 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
             operation, kwargs, job_threads = conn.recv()
         except (EOFError, OSError):
             return
+        stop.clear()
         hold_if_asked()
         try:
+            kwargs = with_checkpoint(kwargs, stop)
             with controller.limit(limits=job_threads):
                 # The dataset is downloaded pinned to the version checked at submission.
                 summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
                 if isinstance(summary, dict):  # the threads OpenMP really ran with, for the record
                     summary["threads"] = openmp_threads(controller, job_threads)
             conn.send(("ok", summary))
+        except ml.checkpoint.Preempted as exc:
+            conn.send(("error", "preempted", "platform.worker_shutdown", str(exc), None))
         except DataProblem as exc:
             conn.send(("error", "data", exc.code, exc.message, exc.hint))
         except httpx.HTTPError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.cpu_pool import CorePool
 from app.domain import Job, JobStatus, Lane
+from app.jobs.checkpoints import delete_checkpoint
 from app.jobs.ending import end_job
 from app.jobs.runner import JobRunner
 from app.settings import Settings
@@ -39,4 +40,5 @@ class WorkerContext:
     def end(self, job: Job, status: JobStatus, text: str, **fields: Any) -> bool:
         """End ``job`` (see ``end_job``) and count it as done by this worker."""
         self.jobs_done += 1
+        delete_checkpoint(self.store, job)  # ended, whichever way: nothing will resume it
         return end_job(self.state, self.store, job, status, text, notifier=self.notifier, **fields)

@@ -193,7 +193,9 @@ def _stop(consumers: list[Consumer]) -> None:
     stops at once, so several take no longer than one."""
     settings = consumers[0].ctx.settings
     grace_s = settings.worker_shutdown_timeout_s
-    log.info("stopping: waiting up to %.0f s for running jobs", grace_s)
+    log.info("stopping: waiting up to %.0f s for running jobs; long fits checkpoint and are requeued", grace_s)
+    for c in consumers:  # a chunked fit saves at its chunk's end and hands the job back
+        c.ctx.runner.request_checkpoint()
     stoppers = [
         threading.Thread(target=c.worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
         for c in consumers

@@ -24,10 +24,18 @@ TUNABLE_PARAMS: dict[str, type] = {
 DEFAULT_RANDOM_STATE = 0
 
 
-def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
-    """Fit on the CPU (``device`` is ignored); early stopping on ``data``'s validation rows when given."""
+def new_estimator(data: TrainingSet, params: dict[str, Any]) -> HistGradientBoostingClassifier:
+    """An unfitted estimator for ``data`` (its categorical columns) with ``params``."""
     mask = data.categorical if any(data.categorical) else None
-    estimator = HistGradientBoostingClassifier(categorical_features=mask, **params)
+    return HistGradientBoostingClassifier(categorical_features=mask, **params)
+
+
+def train(data: TrainingSet, params: dict[str, Any], device: str, estimator: Any = None) -> Trained:
+    """Fit on the CPU (``device`` is ignored); early stopping on ``data``'s validation rows when given.
+
+    ``estimator``: one to continue with ``params`` (``warm_start``, a chunked fit: ml/checkpoint.py).
+    """
+    estimator = new_estimator(data, params) if estimator is None else estimator.set_params(**params)
     if data.X_val is None:
         estimator.fit(data.X, data.labels())
     else:

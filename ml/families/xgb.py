@@ -54,10 +54,11 @@ class XGBoostModel:
         return booster
 
 
-def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
+def train(data: TrainingSet, params: dict[str, Any], device: str, start_from: XGBoostModel | None = None) -> Trained:
     """Fit an XGBClassifier on ``device``; early stopping on ``data``'s validation rows when given.
 
     Categorical columns are declared as such (``feature_types`` ``c``) and split on natively.
+    ``start_from``: a model to continue with ``n_estimators`` more rounds (a chunked fit: ml/checkpoint.py).
     """
     import xgboost
 
@@ -72,10 +73,11 @@ def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
         early_stopping_rounds=EARLY_STOPPING_ROUNDS if stopping else None,
         **chosen,
     )
+    previous = None if start_from is None else start_from.booster(device)
     if stopping:
-        classifier.fit(data.X, data.codes, eval_set=[(data.X_val, data.codes_val)], verbose=False)
+        classifier.fit(data.X, data.codes, eval_set=[(data.X_val, data.codes_val)], verbose=False, xgb_model=previous)
     else:
-        classifier.fit(data.X, data.codes)
+        classifier.fit(data.X, data.codes, xgb_model=previous)
     booster = classifier.get_booster()
     best = booster.attr("best_iteration")
     model = XGBoostModel(
