@@ -213,10 +213,7 @@ class Settings(UserDataSettings):
         "Cores in this worker's core pool (a job takes the free ones, up to what its size uses), capped at the "
         "cores it may use; unset: the cgroup CPU quota (a pod's `limits.cpu`, rounded down) or affinity mask."
     ))  # fmt: skip
-    worker_core_pool: Literal["process", "machine"] = Field("process", description=(
-        "Where a job's cores come from (app/cpu_pool.py): `process`, this process's cores (a pod's CPU limit), "
-        "shared by its consumers; `machine`, one pool in Valkey for every worker on this host (`tabjob stack`)."
-    ))  # fmt: skip
+    worker_core_pool: Literal["process", "machine"] = Field("process", description="Where jobs take cores from: `process`, this process's (a pod's CPU limit); `machine`, one pool in Valkey for the host's workers (`tabjob stack`).")  # fmt: skip  # noqa: E501
     worker_max_cells: int | None = Field(None, ge=1, description=(
         "Reserves this worker for small work: it starts only jobs of at most this many cells (rows x columns)."
     ))  # fmt: skip
@@ -239,10 +236,7 @@ class Settings(UserDataSettings):
         "On SIGTERM, how long a running job may finish before it is handed back to the queue; "
         "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not."
     ))  # fmt: skip
-    checkpoint_interval_s: float = Field(30.0, gt=0, description=(
-        "Longest time between two checkpoints of a long fit (it also saves every 10 % of its rounds); a fit "
-        "whose whole run fits in one interval saves none. A lost worker costs at most this much of a fit."
-    ))  # fmt: skip
+    checkpoint_interval_s: float = Field(30.0, gt=0, description="Longest time between two checkpoints of a long fit (also every 10 % of its rounds): what a lost worker costs it at most.")  # fmt: skip  # noqa: E501
     worker_warm_start: bool = Field(True, description=(
         "Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
         "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
