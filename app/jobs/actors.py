@@ -13,7 +13,7 @@ import dramatiq
 
 from app.cpu_pool import cores_wanted, leased_cores
 from app.domain import Job, JobStatus
-from app.errors import Conflict, JobCanceled, ModelDeleted, UserError
+from app.errors import Conflict, InfraError, JobCanceled, ModelDeleted, UserError
 from app.jobs.broker import ACTOR_NAME
 from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
@@ -148,6 +148,8 @@ def run_operation(
     def raise_if_canceled() -> bool:
         if ctx.state.jobs.cancel_requested(job_id):
             raise JobCanceled("The job was canceled.")
+        if ctx.runner.stopping:
+            raise InfraError("The worker was shut down before the job got a core.", code="platform.worker_shutdown")
         return False
 
     def waiting_for_cores() -> None:

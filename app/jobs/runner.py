@@ -57,6 +57,8 @@ class JobRunner:
         self._conn: Any = None
         self._lifeline: Any = None
         self._abort_reason: str | None = None
+        # The worker is shutting down (SIGTERM): a job still waiting for a core is handed back.
+        self.stopping = False
 
     def start(self) -> None:
         """Start the job process now (otherwise the first job pays for it)."""
@@ -88,6 +90,7 @@ class JobRunner:
         """Ask the job in progress to checkpoint and stop at the end of its chunk (a chunked fit
         then fails with ``platform.worker_shutdown`` and is retried from its checkpoint; any other
         job runs on). For SIGTERM: the worker hands the job back within its grace period."""
+        self.stopping = True
         if self._process is not None and self._process.pid is not None and self._process.is_alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._process.pid, STOP_SIGNAL)

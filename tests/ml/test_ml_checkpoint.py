@@ -124,41 +124,33 @@ def test_a_checkpoint_of_other_data_or_parameters_is_not_resumed(files, tmp_path
     assert pin_digest(etag="e1", params=PARAMS) == pin_digest(params=dict(PARAMS), etag="e1")
 
 
-def _fit_forever(train: str, model: str, cp: str) -> None:
-    fit(
-        train,
-        model,
-        params={"max_iter": 400, "early_stopping": False},
-        checkpoint=Checkpoint(str(cp), str(cp), "p", 0.01),
-    )
+def long_checkpoint(cp: Path) -> Checkpoint:
+    return Checkpoint(str(cp), str(cp), "p", interval_s=0.2, min_chunk_s=0)
+
+
+def _fit_long(train: str, model: str, cp: str) -> None:
+    fit(train, model, params=LONG, checkpoint=long_checkpoint(Path(cp)))
 
 
 def test_a_fit_killed_mid_run_resumes_and_matches(files, tmp_path):
     # Given a fit whose process is SIGKILLed once it has saved a checkpoint
     cp = tmp_path / "cp"
     process = multiprocessing.get_context("spawn").Process(
-        target=_fit_forever, args=(str(files["train"]), str(tmp_path / "killed.pkl"), str(cp))
+        target=_fit_long, args=(str(files["train"]), str(tmp_path / "killed.pkl"), str(cp))
     )
     process.start()
-    deadline = time.monotonic() + 120
-    while not cp.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 240
+    while not cp.exists() and time.monotonic() < deadline and process.is_alive():
+        time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.join()
     done = pickle.loads(cp.read_bytes())["rounds_done"]
-    assert 0 < done < 80
-    # When it runs again, it resumes, and its model matches an uninterrupted fit's
-    params = {"max_iter": 400, "early_stopping": False}
-    fit(
-        str(files["train"]),
-        str(tmp_path / "resumed.pkl"),
-        params=params,
-        checkpoint=Checkpoint(str(cp), str(cp), "p", 0.01),
-    )
-    fit(str(files["train"]), str(tmp_path / "plain.pkl"), params=params)
-    resumed, plain = (
-        accuracy(files, tmp_path / "resumed.pkl", tmp_path),
-        accuracy(files, tmp_path / "plain.pkl", tmp_path),
-    )
-    assert abs(resumed - plain) <= 0.005
+    assert 0 < done < LONG["max_iter"]
+    # When it runs again, it resumes there, and its model matches an uninterrupted fit's
+    calls: list[tuple] = []
+    resumed_model, plain_model = tmp_path / "resumed.pkl", tmp_path / "plain.pkl"
+    fit(str(files["train"]), str(resumed_model), params=LONG, checkpoint=long_checkpoint(cp),
+        progress=lambda *c: calls.append(c))  # fmt: skip
+    assert [c[1] for c in calls if c[0] == "resumed"] == [done / LONG["max_iter"]]
+    fit(str(files["train"]), str(plain_model), params=LONG)
+    assert abs(accuracy(files, resumed_model, tmp_path) - accuracy(files, plain_model, tmp_path)) <= 0.005
