@@ -178,10 +178,8 @@ def run_operation(
 
 
 def threads_for(job: Job, settings: Settings, pool_total: int) -> int:
-    """The cores a job asks the pool for: one per ``single_thread_max_rows`` rows of its dataset,
-    at most the pool. Small jobs run on one thread: OpenMP's start-up and synchronisation cost
-    more than they save below a few tens of thousands of rows (measured: a 200-row fit 0.048 s on
-    one thread, 0.076 s on two), and a single-threaded job leaves the other cores to other jobs."""
+    """The cores a job asks the pool for (``app.cpu_pool.cores_wanted``): one below
+    ``single_thread_max_rows`` rows of its dataset, the whole pool above."""
     return cores_wanted(job.dataset_rows or 0, pool_total=pool_total, rows_per_core=settings.single_thread_max_rows)
 
 

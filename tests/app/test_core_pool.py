@@ -106,10 +106,9 @@ def test_a_job_waiting_for_a_core_can_be_canceled():
     assert pool.held() == 1
 
 
-def test_a_job_asks_for_the_cores_its_size_can_use():
+def test_a_job_asks_for_one_core_when_small_and_the_whole_pool_otherwise():
     assert cores_wanted(200, pool_total=8, rows_per_core=20_000) == 1
-    assert cores_wanted(45_000, pool_total=8, rows_per_core=20_000) == 3
-    assert cores_wanted(10_000_000, pool_total=8, rows_per_core=20_000) == 8
+    assert cores_wanted(45_000, pool_total=8, rows_per_core=20_000) == 8
     assert cores_wanted(10, pool_total=8, rows_per_core=0) == 8
 
 

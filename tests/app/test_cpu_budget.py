@@ -83,14 +83,14 @@ def test_the_configured_thread_count_never_exceeds_the_quota(monkeypatch, settin
     assert settings.model_copy(update={"worker_threads": None}).threads_for_worker() == 2
 
 
-def test_small_jobs_ask_for_one_core_and_others_for_what_their_size_uses(settings):
+def test_small_jobs_ask_for_one_core_and_others_for_the_whole_pool(settings):
     tuned = settings.model_copy(update={"single_thread_max_rows": 20_000})
 
     def job(rows: int) -> Job:
         return Job(id="job_x", tenant="t", kind="fit", lane="small", status=JobStatus.QUEUED, dataset_rows=rows)
 
     assert threads_for(job(200), tuned, 4) == 1
-    assert threads_for(job(30_000), tuned, 4) == 2
+    assert threads_for(job(30_000), tuned, 4) == 4
     assert threads_for(job(75_000), tuned, 4) == 4
     assert threads_for(job(75_000), tuned, 2) == 2  # never more than the pool
 
