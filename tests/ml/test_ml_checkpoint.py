@@ -154,3 +154,18 @@ def test_a_fit_killed_mid_run_resumes_and_matches(files, tmp_path):
     assert [c[1] for c in calls if c[0] == "resumed"] == [done / LONG["max_iter"]]
     fit(str(files["train"]), str(plain_model), params=LONG)
     assert abs(accuracy(files, resumed_model, tmp_path) - accuracy(files, plain_model, tmp_path)) <= 0.005
+
+
+def test_an_xgboost_fit_continues_from_its_booster(files, tmp_path):
+    pytest.importorskip("xgboost")
+    params = {"n_estimators": 40, "early_stopping": False}
+    cp = tmp_path / "cp"
+    with pytest.raises(Preempted) as stopped:
+        fit(str(files["train"]), str(tmp_path / "m.pkl"), params=params, family="xgboost",
+            checkpoint=checkpoint_at(cp, stop_after=2))  # fmt: skip
+    resumed_model, plain_model = tmp_path / "resumed.pkl", tmp_path / "plain.pkl"
+    summary = fit(str(files["train"]), str(resumed_model), params=params, family="xgboost",
+                  checkpoint=checkpoint_at(cp))  # fmt: skip
+    assert 0 < stopped.value.rounds_done < 40 and summary["iterations"] == 40
+    fit(str(files["train"]), str(plain_model), params=params, family="xgboost")
+    assert abs(accuracy(files, resumed_model, tmp_path) - accuracy(files, plain_model, tmp_path)) <= 0.005
