@@ -20,16 +20,15 @@ from bench.harness import Harness, random_frame, write_frame
 from bench.table import Figure
 
 ROWS, FEATURES, ROUNDS = 75_000, 50, 300
-QUICK_ROWS, QUICK_ROUNDS = 40_000, 150
+QUICK_ROWS, QUICK_ROUNDS = 40_000, 100
 KILL_AT = 0.6
 RESUME_TARGET_X = 1.4
 COST_TARGET_X = 1.05
 
 
-def _events(h: Harness, job_id: str) -> list[dict[str, Any]]:
-    response = h.client.http.get(f"/v1/jobs/{job_id}/events")
-    response.raise_for_status()
-    return response.json()["items"]
+def _events(state: State, job_id: str) -> list[dict[str, Any]]:
+    """The job's events as stored (``at`` in Unix seconds)."""
+    return state.events.since(job_id)
 
 
 def _run(h: Harness, dataset: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def _killed(h: Harness, dataset: str, params: dict[str, Any], after_s: float) ->
     job_id = h.client.fit(dataset, params=params, lane="large")["id"]
 
     def started() -> float | None:
-        return next((e["at"] for e in _events(h, job_id) if e["type"] == "started"), None)
+        return next((e["at"] for e in _events(state, job_id) if e["type"] == "started"), None)
 
     while (first := started()) is None:
         time.sleep(0.02)
@@ -61,7 +60,7 @@ def _killed(h: Harness, dataset: str, params: dict[str, Any], after_s: float) ->
         os.kill(process.pid, signal.SIGKILL)
     killed_at = time.time()
     record = h.wait(job_id, poll_s=0.05)
-    events = _events(h, job_id)
+    events = _events(state, job_id)
     restarted = [e["at"] for e in events if e["type"] == "started"][-1]
     resumed = [e.get("progress") for e in events if e["type"] == "resumed"]
     return {
