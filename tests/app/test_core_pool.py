@@ -165,9 +165,11 @@ def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all
     assert state.jobs.get(lone["id"]).result["threads"] == POOL_CORES  # OpenMP's own count
 
     # When five fits arrive at once on both lanes
+    # (each its own seed: identical fits would be deduplicated into the lone one)
+    body = {"kind": "fit", "dataset_id": dataset}
     jobs = [
-        api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": params, "lane": lane}).json()
-        for lane in ("small", "large", "small", "large", "small")
+        api.post("/v1/jobs", json={**body, "params": {**params, "random_state": seed}, "lane": lane}).json()
+        for seed, lane in enumerate(("small", "large", "small", "large", "small"), start=1)
     ]
     wait_for(lambda: any(state.jobs.get(j["id"]).status == JobStatus.STARTED for j in jobs), 120)
     # Then, sampled while they run, the job processes never run more threads than the cores,
