@@ -141,6 +141,7 @@ def job_processes(worker_pids: list[int]) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # six real fits on a machine the suite shares
 def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all(api, workers, tmp_path):
     state = api.app.state.services.state
     # Given three workers of one machine sharing a pool of 2 cores (as `tabjob stack` runs them):
@@ -150,13 +151,13 @@ def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all
     small = workers.start("small", TABJOB_WORKER_CONSUMERS="2", **pool, **sized)
     large = workers.start("large", **pool, **sized)
     rng = np.random.default_rng(0)
-    rows = 30_000
+    rows = 20_000
     frame = pd.DataFrame(rng.normal(size=(rows, 20)), columns=[f"c{i}" for i in range(20)])
     frame["y"] = (frame["c0"] + rng.normal(size=rows) > 0).astype(int)
     path = tmp_path / "train.parquet"
     frame.to_parquet(path, index=False)
     dataset = upload(api, path)
-    params = {"max_iter": 150, "early_stopping": False}
+    params = {"max_iter": 80, "early_stopping": False}
 
     # When a lone fit runs, it takes every core of the pool
     lone = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": params}).json()
@@ -164,12 +165,12 @@ def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all
     assert state.jobs.get(lone["id"]).threads is None  # given back
     assert state.jobs.get(lone["id"]).result["threads"] == POOL_CORES  # OpenMP's own count
 
-    # When five fits arrive at once on both lanes
+    # When four fits arrive at once on both lanes
     # (each its own seed: identical fits would be deduplicated into the lone one)
     body = {"kind": "fit", "dataset_id": dataset}
     jobs = [
         api.post("/v1/jobs", json={**body, "params": {**params, "random_state": seed}, "lane": lane}).json()
-        for seed, lane in enumerate(("small", "large", "small", "large", "small"), start=1)
+        for seed, lane in enumerate(("small", "large", "small", "large"), start=1)
     ]
     wait_for(lambda: any(state.jobs.get(j["id"]).status == JobStatus.STARTED for j in jobs), 120)
     # Then, sampled while they run, the job processes never run more threads than the cores,
@@ -181,7 +182,7 @@ def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all
         peak_granted = max(peak_granted, sum(j.threads or 0 for j in running if j.status == JobStatus.STARTED))
         samples += 1
         time.sleep(0.02)
-    assert samples > 20
+    assert samples > 10
     assert all(wait_job(api, j["id"])["status"] == "finished" for j in jobs)
     assert 1 <= peak_running <= POOL_CORES
     assert peak_granted <= POOL_CORES
