@@ -19,7 +19,7 @@ from app.domain import JobStatus
 from app.jobs.checkpoints import checkpoint_key
 from app.settings import WORKER_STOP_MARGIN_S
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # long fits, on purpose
 GRACE_S = 20.0
 LONG_FIT = {"max_iter": 300, "early_stopping": False}
 # Checkpoints every half second (and every 10 % of rounds), so a test fit of seconds has several.

@@ -141,7 +141,7 @@ def job_processes(worker_pids: list[int]) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # six real fits on a machine the suite shares
+@pytest.mark.timeout(900)  # five real fits on a machine the suite shares
 def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all(api, workers, tmp_path):
     state = api.app.state.services.state
     # Given three workers of one machine sharing a pool of 2 cores (as `tabjob stack` runs them):
