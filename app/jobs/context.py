@@ -40,5 +40,8 @@ class WorkerContext:
     def end(self, job: Job, status: JobStatus, text: str, **fields: Any) -> bool:
         """End ``job`` (see ``end_job``) and count it as done by this worker."""
         self.jobs_done += 1
-        delete_checkpoint(self.store, job)  # ended, whichever way: nothing will resume it
-        return end_job(self.state, self.store, job, status, text, notifier=self.notifier, **fields)
+        ended = end_job(self.state, self.store, job, status, text, notifier=self.notifier, **fields)
+        # After the end (a worker lost between the two leaves a checkpoint for the retention
+        # sweep, never a redone job without one): nothing will resume it now.
+        delete_checkpoint(self.store, job)
+        return ended
