@@ -51,9 +51,14 @@ def _killed(h: Harness, dataset: str, params: dict[str, Any], after_s: float) ->
 
     while (first := started()) is None:
         time.sleep(0.02)
+
     # At 60 % of the uninterrupted run's time, or of its rounds if this run is faster (a shared
     # machine's load changes): never after its training ended.
-    while time.time() < first + after_s and ((job := state.jobs.get(job_id)) is None or (job.progress or 0) < KILL_AT):
+    def trained_enough() -> bool:
+        job = state.jobs.get(job_id)
+        return job is not None and job.phase == "training" and (job.progress or 0) >= KILL_AT
+
+    while time.time() < first + after_s and not trained_enough():
         time.sleep(0.02)
     job = state.jobs.get(job_id)
     assert job is not None and job.worker is not None
