@@ -126,15 +126,14 @@ def running_threads(pids: list[int]) -> int:
 
 
 def job_processes(worker_pids: list[int]) -> list[int]:
-    """The job processes of these workers (``tabjob-job``, forked by their forkserver)."""
+    """The job processes of these workers: the children of their forkserver (forked from it, they
+    carry its command line)."""
     found = []
     for pid in worker_pids:
-        for child in psutil.Process(pid).children(recursive=True):
+        for child in psutil.Process(pid).children():
             try:
-                if "forkserver" not in " ".join(child.cmdline()) and "resource_tracker" not in " ".join(
-                    child.cmdline()
-                ):
-                    found.append(child.pid)
+                if "forkserver" in " ".join(child.cmdline()):
+                    found.extend(job.pid for job in child.children())
             except psutil.NoSuchProcess:
                 continue
     return found
