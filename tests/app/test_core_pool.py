@@ -146,7 +146,10 @@ def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all
     # Given three workers of one machine sharing a pool of 2 cores (as `tabjob stack` runs them):
     # two consumers of the small lane in one process and one large-lane worker
     pool = {"TABJOB_WORKER_CORE_POOL": "machine", "TABJOB_WORKER_THREADS": str(POOL_CORES)}
-    sized = {"TABJOB_SINGLE_THREAD_MAX_ROWS": "1000"}  # every fit here can use both cores
+    # Every fit here can use both cores. Passive OpenMP waiting: a thread then shows as running
+    # only while it works, not while libgomp spins for its next region after a job's last one
+    # (GOMP_SPINCOUNT, about 0.3 ms), which a sample can catch as a job hands its cores over.
+    sized = {"TABJOB_SINGLE_THREAD_MAX_ROWS": "1000", "OMP_WAIT_POLICY": "passive"}
     small = workers.start("small", TABJOB_WORKER_CONSUMERS="2", **pool, **sized)
     large = workers.start("large", **pool, **sized)
     rng = np.random.default_rng(0)
