@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
+import pyarrow
 from threadpoolctl import ThreadpoolController
 
 import ml.checkpoint
@@ -175,6 +176,9 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
         hold_if_asked()
         try:
             kwargs = with_checkpoint(kwargs, stop)
+            # Arrow decodes Parquet on a pool of its own (one thread per core by default), which
+            # threadpoolctl does not see: it gets the job's cores too.
+            pyarrow.set_cpu_count(job_threads)
             with controller.limit(limits=job_threads):
                 # The dataset is downloaded pinned to the version checked at submission.
                 summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
