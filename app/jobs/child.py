@@ -129,6 +129,14 @@ def hold_if_asked() -> None:
     wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)
 
 
+def job_limits(threads: int) -> dict[str, int]:
+    """Thread pools of a job on ``threads`` cores: OpenMP (HistGradientBoosting, XGBoost) gets
+    them; BLAS, which these fits barely use, one: its worker threads spin after each call, and
+    beside an OpenMP team of as many they made a 2-core job run 3 threads at once (counted in
+    tests/app/test_core_pool.py)."""
+    return {"openmp": threads, "blas": 1}
+
+
 def with_checkpoint(kwargs: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
     """The call's arguments with its checkpoint spec (URLs, pin, interval) made a
     ``ml.checkpoint.Checkpoint`` that stops when ``stop`` is set."""
@@ -161,7 +169,7 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
     stop = threading.Event()
     signal.signal(STOP_SIGNAL, lambda *_: stop.set())
     controller = ThreadpoolController()
-    controller.limit(limits=threads)
+    controller.limit(limits=job_limits(threads))
     warm_up_model_step() if warm == WARM_MODEL else warm_up()
 
     def progress(phase: str, fraction: float | None, message: str | None) -> None:
@@ -191,7 +199,7 @@ def run_one(
         # Arrow decodes Parquet on a pool of its own (one thread per core by default), which
         # threadpoolctl does not see: it gets the job's cores too.
         pyarrow.set_cpu_count(job_threads)
-        with controller.limit(limits=job_threads):
+        with controller.limit(limits=job_limits(job_threads)):
             # The dataset is downloaded pinned to the version checked at submission.
             summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
             if isinstance(summary, dict):  # the threads OpenMP really ran with, for the record
