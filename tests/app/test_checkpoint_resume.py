@@ -85,7 +85,7 @@ def test_sigterm_mid_fit_checkpoints_requeues_and_the_job_resumes(api, workers, 
     assert len(resumed) == 1 and 0 < resumed[0]["progress"] < 1
     assert "Resumed from a checkpoint at" in resumed[0]["message"]
     assert ended["result"]["iterations"] == 300
-    assert not in_store(api, checkpoint_key(tenant, job["id"]))
+    wait_for(lambda: not in_store(api, checkpoint_key(tenant, job["id"])), 30)  # deleted right after the end
 
 
 def test_a_worker_killed_with_its_job_process_resumes_from_the_checkpoint(api, workers, long_dataset):
@@ -109,4 +109,4 @@ def test_a_worker_killed_with_its_job_process_resumes_from_the_checkpoint(api, w
     assert ended["status"] == "finished", ended
     resumed = [e for e in events(api, job["id"]) if e["type"] == "resumed"]
     assert len(resumed) == 1 and 0 < resumed[0]["progress"] < 1
-    assert not in_store(api, checkpoint_key(tenant, job["id"]))
+    wait_for(lambda: not in_store(api, checkpoint_key(tenant, job["id"])), 30)  # deleted right after the end
