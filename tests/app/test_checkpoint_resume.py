@@ -21,9 +21,10 @@ from app.settings import WORKER_STOP_MARGIN_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # long fits, on purpose
 GRACE_S = 20.0
-LONG_FIT = {"max_iter": 300, "early_stopping": False}
+# Long enough on an idle machine for several chunks of at least a second (ml.checkpoint.MIN_CHUNK_S)
+LONG_FIT = {"max_iter": 1500, "early_stopping": False}
 # Checkpoints every half second (and every 10 % of rounds), so a test fit of seconds has several.
-# Small work (no checkpoint) ends at 1,000 cells here, so these 8,000 x 20 fits count as long.
+# Small work (no checkpoint) ends at 1,000 cells here, so these 20,000 x 20 fits count as long.
 FAST_CHECKPOINTS = {
     "TABJOB_CHECKPOINT_INTERVAL_S": "0.5",
     "TABJOB_WORKER_SHUTDOWN_TIMEOUT_S": str(GRACE_S),
@@ -34,7 +35,7 @@ FAST_CHECKPOINTS = {
 @pytest.fixture(scope="module")
 def long_dataset(tmp_path_factory) -> Path:
     rng = np.random.default_rng(1)
-    rows = 8000
+    rows = 20_000
     frame = pd.DataFrame(rng.normal(size=(rows, 20)), columns=[f"c{i}" for i in range(20)])
     frame["y"] = (frame["c0"] + frame["c1"] * frame["c2"] + rng.normal(size=rows) > 0).astype(int)
     path = tmp_path_factory.mktemp("long") / "train.parquet"
@@ -84,7 +85,7 @@ def test_sigterm_mid_fit_checkpoints_requeues_and_the_job_resumes(api, workers, 
     resumed = [e for e in events(api, job["id"]) if e["type"] == "resumed"]
     assert len(resumed) == 1 and 0 < resumed[0]["progress"] < 1
     assert "Resumed from a checkpoint at" in resumed[0]["message"]
-    assert ended["result"]["iterations"] == 300
+    assert ended["result"]["iterations"] == LONG_FIT["max_iter"]
     wait_for(lambda: not in_store(api, checkpoint_key(tenant, job["id"])), 30)  # deleted right after the end
 
 
