@@ -1,9 +1,9 @@
-"""The CPU budget: how many cores this process may use, and each worker's share of them.
+"""The CPU budget: how many cores this process may use.
 
 In a pod the limit is the cgroup's CPU quota (Kubernetes ``limits.cpu``); OpenMP and BLAS count
 the node's cores instead, so a job left to their defaults would run more threads than it may
-use and be throttled. ``app.settings.Settings.threads_for_worker`` turns this into a job's
-thread count.
+use and be throttled. ``app.settings.Settings.threads_for_worker`` turns this into the size of a
+worker's core pool (``app.cpu_pool``).
 """
 
 from __future__ import annotations
@@ -69,9 +69,3 @@ def available_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/sel
     if limit is not None:
         cpus = min(cpus, math.floor(limit))
     return max(1, cpus)
-
-
-def threads_per_worker(cpus: int, workers: int) -> int:
-    """OpenMP threads each of ``workers`` concurrent workers may use so that together they stay
-    within ``cpus`` cores: an equal share, rounded down, and at least one."""
-    return max(1, cpus // max(1, workers))

@@ -149,6 +149,8 @@ class Job:
     probabilities: bool = False
     # When the fit's model file was deleted (the record stays, for the history); None: it exists.
     model_deleted_at: float | None = None
+    # The cores the running attempt took from its worker's pool (app.cpu_pool).
+    threads: int | None = None
     # Where to POST when the job ends, signed with the secret (never shown); see app/webhooks.py.
     webhook_url: str | None = None
     webhook_secret: str | None = None

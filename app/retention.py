@@ -30,6 +30,7 @@ class Swept:
     datasets: int = 0
     models: int = 0
     results: int = 0
+    checkpoints: int = 0
 
 
 def sweep(
@@ -59,6 +60,9 @@ def sweep(
         elif what == "results":
             store.remove(key)
             swept.results += 1
+        elif what == "checkpoints":  # a fit's, left behind (its job ended without its worker)
+            store.remove(key)
+            swept.checkpoints += 1
     return swept
 
 

@@ -15,7 +15,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from app.cpu import available_cpus
-from app.cpu import threads_per_worker as threads_per_worker  # re-exported for app.local.stack
 from app.domain import LANES as LANES  # re-exported: app.local.stack reads the lanes from here
 from app.domain import Lane
 from app.settings_broker import BrokerSettings
@@ -183,9 +182,10 @@ class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSett
 
     # Workers.
     worker_threads: int | None = Field(None, ge=1, description=(
-        "OpenMP/BLAS threads of a job on this worker, capped at the cores it may use; unset: the cgroup CPU quota "
-        "(a pod's `limits.cpu`, rounded down) or affinity mask. `tabjob stack` sets its cores / concurrent workers."
+        "Cores in this worker's core pool (a job takes the free ones, up to what its size uses), capped at the "
+        "cores it may use; unset: the cgroup CPU quota (a pod's `limits.cpu`, rounded down) or affinity mask."
     ))  # fmt: skip
+    worker_core_pool: Literal["process", "machine"] = Field("process", description="Where jobs take cores from: `process`, this process's (a pod's CPU limit); `machine`, one pool in Valkey for the host's workers (`tabjob stack`).")  # fmt: skip  # noqa: E501
     worker_max_cells: int | None = Field(None, ge=1, description=(
         "Reserves this worker for small work: it starts only jobs of at most this many cells (rows x columns)."
     ))  # fmt: skip
@@ -208,6 +208,7 @@ class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSett
         "On SIGTERM, how long a running job may finish before it is handed back to the queue; "
         "the worker then has `WORKER_STOP_MARGIN_S` (10 s) more to exit, broker or not."
     ))  # fmt: skip
+    checkpoint_interval_s: float = Field(30.0, gt=0, description="Longest time between two checkpoints of a long fit (also every 10 % of its rounds): what a lost worker costs it at most.")  # fmt: skip  # noqa: E501
     worker_warm_start: bool = Field(True, description=(
         "Start the worker's job process (pandas and scikit-learn imported, one tiny fit run) "
         "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "

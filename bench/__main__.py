@@ -16,7 +16,19 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import api, burst, dask_engine, dispatch, estimates, fairness, memory, overhead, stack_start, throughput
+from bench import (
+    api,
+    burst,
+    dask_engine,
+    dispatch,
+    estimates,
+    fairness,
+    memory,
+    overhead,
+    resume,
+    stack_start,
+    throughput,
+)
 from bench.harness import Harness, cpu_info, running_stack
 from bench.table import Figure, render, write_json
 
@@ -29,6 +41,7 @@ SECTIONS: dict[str, Callable[[Harness], list[Figure]]] = {
     "throughput": throughput.run,
     "burst": burst.run,
     "estimates": estimates.run,
+    "resume": resume.run,
 }
 # Sections that start a stack of their own: run before the harness's stack starts, so their
 # PSS is not shared with it (shared library pages are divided among the processes mapping them:

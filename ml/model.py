@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ml import families
 from ml.bundle import ModelBundle, ModelTampered, load_bundle, predict_to_result, save_trained
+from ml.checkpoint import Checkpoint
 from ml.dataset import TrainingSource, open_parquet, read_evaluation, read_predict, read_training
 from ml.device import choose_device
 from ml.families import Trained
@@ -54,6 +55,7 @@ def fit(
     target: str = TARGET,
     task: str | None = None,
     evaluate_url: str | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """Train a classifier or a regressor on the Parquet at ``data_url`` (target column ``target``,
     ``y`` by default) and write the cloudpickled ModelBundle to ``model_url``.
@@ -66,6 +68,7 @@ def fit(
       device: ``auto``, ``cpu`` or ``cuda`` for families that can use a GPU (see ``ml.device``).
       task: ``classification``, ``regression``, or None to infer it from the target (``ml.tasks``).
       evaluate_url: a second Parquet file with the target, on which the model is scored after training.
+      checkpoint: train in chunks of rounds, saving and resuming there (``ml.checkpoint``); None: in one go.
 
     Returns a summary (docs/models.md, "The contract the job service calls"): task and why,
     features, classes or target range, metrics, parameters asked and used, timings in seconds.
@@ -90,7 +93,7 @@ def fit(
     spec = training.spec
     n_rows = len(training.codes)
     report(progress, "training", None, f"Training on {n_rows:,} rows x {data.X.shape[1]} features.")
-    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device)
+    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device, checkpoint, progress)
     summary = fit_summary(chosen, trained, data, chosen_params, target)
     summary.update(task_reason=training.task_reason, feature_types=training_feature_types(training))
     del data, training

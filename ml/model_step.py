@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ml import families
 from ml.bundle import ModelBundle, load_bundle, predict_to_result, save_trained
+from ml.checkpoint import Checkpoint
 from ml.device import choose_device
 from ml.io import Progress, fetch_to_file, report
 from ml.model import add_evaluation
@@ -33,6 +34,7 @@ def train_prepared(
     scratch_dir: str | None = None,
     device: str | None = None,
     evaluate_url: str | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """Train ``family`` on the prepared file (kind ``fit``) at ``prepared_url``; write the model to ``model_url``.
 
@@ -44,6 +46,7 @@ def train_prepared(
       evaluate_url: a Parquet file with the target to score the model on after training. The one
         Parquet this step reads: an evaluation set is encoded with the encoding the model learned,
         which the prepare step of a cached training matrix never saw.
+      checkpoint: train in chunks of rounds, saving and resuming there (``ml.checkpoint``); None: in one go.
 
     Returns the same summary as ``ml.model.fit`` (model_sha256, family, device, features, classes,
     rows, iterations, best_iteration, validation_score, params, notes) with timings download_s,
@@ -72,7 +75,7 @@ def train_prepared(
 
     n_rows = len(data.codes) + (0 if data.codes_val is None else len(data.codes_val))
     report(progress, "training", None, f"Training on {n_rows:,} rows x {data.X.shape[1]} features.")
-    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device)
+    trained, timings["train_s"] = train_family(chosen, data, chosen_params, used_device, checkpoint, progress)
     summary = fit_summary(chosen, trained, data, chosen_params, target)
     summary.update(facts)
     del data

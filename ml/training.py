@@ -64,10 +64,23 @@ def validation_split(
     return np.sort(train), np.sort(val)
 
 
-def train_family(family: Family, data: TrainingSet, params: dict[str, Any], device: str) -> tuple[Trained, float]:
-    """Train ``family`` on ``data``; returns what it trained and the seconds it took (validation score aside)."""
+def train_family(
+    family: Family, data: TrainingSet, params: dict[str, Any], device: str, checkpoint: Any = None,
+    progress: Any = None,
+) -> tuple[Trained, float]:  # fmt: skip
+    """Train ``family`` on ``data``; returns what it trained and the seconds it took (validation score aside).
+
+    ``checkpoint``: an ``ml.checkpoint.Checkpoint``: the fit trains in chunks of rounds, saving
+    and resuming there (``progress`` hears of each chunk); None trains in one go.
+    """
     started = time.perf_counter()
-    trained = family.train(data, params, device if family.uses_gpu else "cpu")
+    used = device if family.uses_gpu else "cpu"
+    if checkpoint is None:
+        trained = family.train(data, params, used)
+    else:  # ---- checkpoint hook (issue 22): the chunk loop lives in ml/checkpoint.py
+        from ml.checkpoint import train_in_chunks
+
+        trained = train_in_chunks(family, data, params, used, checkpoint, progress)
     return trained, time.perf_counter() - started
 
 

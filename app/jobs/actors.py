@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from app.cpu_pool import cores_wanted, leased_cores
 from app.domain import Job
-from app.errors import Conflict, ModelDeleted, UserError
+from app.errors import Conflict, InfraError, JobCanceled, ModelDeleted, UserError
+from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
 from app.limits import FileBounds, check_result_record
 from app.settings import Settings
@@ -58,8 +60,9 @@ def operation_for(ctx: WorkerContext, job: Job, time_limit_s: float) -> tuple[st
     pin = {"data_etag": job.dataset_etag, "data_bytes": job.dataset_bytes}
     if job.kind == "fit":
         model_url = store.internal_put_url(model_key(tenant, job.id), expires_s)
+        checkpoint = checkpoint_spec(store, job, ctx.settings, expires_s)  # long fits resume there
         fit = {"data_url": data_url, "model_url": model_url, "params": job.params, "target": job.target, **pin}
-        return "fit", {**fit, "task": job.task, **evaluation_kwargs(ctx, job, expires_s)}
+        return "fit", {**fit, "task": job.task, "checkpoint": checkpoint, **evaluation_kwargs(ctx, job, expires_s)}
     assert job.model_id is not None
     model = ctx.state.jobs.get(job.model_id)
     if model is not None and model.model_deleted_at is not None:
@@ -129,40 +132,63 @@ def refuse_changed_dataset(
 def run_operation(
     ctx: WorkerContext, job: Job, operation: str, kwargs: dict[str, Any], time_limit_s: float
 ) -> dict[str, Any]:
-    """Run ``operation`` in the worker's job process, relaying progress and watching for a cancel."""
+    """Run ``operation`` in the worker's job process on the cores it takes from the pool,
+    relaying progress and watching for a cancel."""
     job_id = job.id
     last: dict[str, float] = {}
 
     def on_progress(phase: str, fraction: float | None, message: str | None) -> None:
         now = time.monotonic()
-        fields: dict[str, Any] = {"phase": phase, "progress": fraction}
-        ctx.state.jobs.update(job_id, **fields)
+        if phase == "resumed":  # the fit continues a checkpoint: its own event, then it trains on
+            ctx.state.jobs.update(job_id, phase="training", progress=fraction)
+            ctx.state.events.add(job_id, "resumed", message, progress=fraction, **step_tag(job))
+            return
+        ctx.state.jobs.update(job_id, phase=phase, progress=fraction)
         if message or phase not in last or now - last[phase] >= PROGRESS_EVENT_INTERVAL_S:
             last[phase] = now
             ctx.state.events.add(job_id, "progress", message, phase=phase, progress=fraction, **step_tag(job))
 
     if "data_url" in kwargs:  # the job process applies the submission's byte bounds to every row
         kwargs = {**kwargs, "bounds": FileBounds.from_settings(ctx.settings)}
-    summary = ctx.runner.run(
-        operation,
-        kwargs,
-        time_limit_s=time_limit_s,
-        should_cancel=lambda: ctx.state.jobs.cancel_requested(job_id),
-        cancel_poll_s=ctx.settings.cancel_poll_s,
-        on_progress=on_progress,
-        threads=threads_for(job, ctx.settings),
-    )
+
+    def raise_if_canceled() -> bool:
+        if ctx.state.jobs.cancel_requested(job_id):
+            raise JobCanceled("The job was canceled.")
+        if ctx.runner.stopping:
+            raise InfraError("The worker was shut down before the job got a core.", code="platform.worker_shutdown")
+        return False
+
+    def waiting_for_cores() -> None:
+        on_progress("waiting for cores", None, "Waiting for a free core: every core runs another job.")
+
+    want = threads_for(job, ctx.settings, ctx.cores.total)
+    reserved = ctx.settings.worker_max_cells is not None
+    started = time.monotonic()
+    with leased_cores(
+        ctx.cores, f"{ctx.worker_id}:{job_id}", want, should_cancel=raise_if_canceled,
+        on_wait=waiting_for_cores, reserved=reserved,
+    ) as threads:  # fmt: skip
+        ctx.state.jobs.update(job_id, threads=threads)
+        try:
+            summary = ctx.runner.run(
+                operation,
+                kwargs,
+                time_limit_s=max(1.0, time_limit_s - (time.monotonic() - started)),
+                should_cancel=lambda: ctx.state.jobs.cancel_requested(job_id),
+                cancel_poll_s=ctx.settings.cancel_poll_s,
+                on_progress=on_progress,
+                threads=threads,
+            )
+        finally:  # the record says what the job holds now: nothing, once the pool has the cores back
+            ctx.state.jobs.update(job_id, threads=None)
     check_result_record(summary, ctx.settings)
     return summary
 
 
-def threads_for(job: Job, settings: Settings) -> int:
-    """Small jobs run on one thread: OpenMP's start-up and synchronisation cost more than
-    they save below a few tens of thousands of rows (measured: a 200-row fit 0.048 s on one
-    thread, 0.076 s on two), and a single-threaded job leaves the other cores to other jobs."""
-    if (job.dataset_rows or 0) < settings.single_thread_max_rows:
-        return 1
-    return settings.threads_for_worker()
+def threads_for(job: Job, settings: Settings, pool_total: int) -> int:
+    """The cores a job asks the pool for (``app.cpu_pool.cores_wanted``): one below
+    ``single_thread_max_rows`` rows of its dataset, the whole pool above."""
+    return cores_wanted(job.dataset_rows or 0, pool_total=pool_total, rows_per_core=settings.single_thread_max_rows)
 
 
 def finished_message(operation: str, summary: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
 import tempfile
 import threading
 import traceback
@@ -19,8 +20,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
+import pyarrow
 from threadpoolctl import ThreadpoolController
 
+import ml.checkpoint
 import ml.evaluation
 import ml.model
 import ml.model_step
@@ -59,6 +62,8 @@ OPERATIONS.update({"dask_fit": _dask_fit, "dask_predict": _dask_predict})
 # How a job process warms up: the CPU lanes read Parquet and fit HistGradientBoosting; the gpu
 # lane runs model steps only (no Parquet), so it loads XGBoost and opens its device instead.
 WARM_CPU, WARM_MODEL = "cpu", "model"
+# What the worker sends a job process to make a chunked fit checkpoint and stop.
+STOP_SIGNAL = signal.SIGUSR1
 
 
 def _exit_when_worker_dies(lifeline: Connection) -> None:
@@ -123,8 +128,8 @@ def release_freed_memory() -> None:
     """Hand the heap a finished job freed back to the system. glibc keeps freed blocks in its
     arenas for reuse, so a job process that ran a big fit idles at that fit's high-water mark
     (measured: the stack's three job processes idled at 257 MiB after four 40,000 x 50 fits and
-    their predicts, 203 MiB with this); ``malloc_trim`` returns those pages after the reply is
-    sent (0.55 ms after a 40,000 x 50 fit)."""
+    their predicts, 203 MiB with this); ``malloc_trim`` returns those pages just before the
+    reply (0.55 ms after a 40,000 x 50 fit)."""
     if MALLOC_TRIM is not None:
         MALLOC_TRIM(0)
 
@@ -144,6 +149,32 @@ def hold_if_asked() -> None:
     wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)
 
 
+def job_limits(threads: int) -> dict[str, int]:
+    """Thread pools of a job on ``threads`` cores: OpenMP (HistGradientBoosting, XGBoost) gets
+    them; BLAS, which these fits barely use, one: its worker threads spin after each call, and
+    beside an OpenMP team of as many they made a 2-core job run 3 threads at once (counted in
+    tests/app/test_core_pool.py)."""
+    return {"openmp": threads, "blas": 1}
+
+
+def with_checkpoint(kwargs: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+    """The call's arguments with its checkpoint spec (URLs, pin, interval) made a
+    ``ml.checkpoint.Checkpoint`` that stops when ``stop`` is set."""
+    spec = kwargs.get("checkpoint")
+    if not isinstance(spec, dict):
+        return kwargs
+    checkpoint = ml.checkpoint.Checkpoint(**spec, stop_requested=stop.is_set, scratch_dir=kwargs.get("scratch_dir"))
+    return {**kwargs, "checkpoint": checkpoint}
+
+
+def openmp_threads(controller: ThreadpoolController, default: int) -> int:
+    """The OpenMP threads the job ran with (threadpoolctl's view), or ``default`` without OpenMP."""
+    for pool in controller.info():
+        if pool.get("user_api") == "openmp":
+            return int(pool["num_threads"])
+    return default
+
+
 def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM_CPU) -> None:
     """Run operations sent on ``conn`` until it closes.
 
@@ -154,8 +185,12 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
     """
     clean_environment()  # presigned URLs only: no store or broker credentials in a job process
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
+    # The worker got SIGTERM (scale-in, node upgrade, spot preemption): a chunked fit saves its
+    # checkpoint at the end of its chunk and stops (ml.checkpoint.Preempted); the job is requeued.
+    stop = threading.Event()
+    signal.signal(STOP_SIGNAL, lambda *_: stop.set())
     controller = ThreadpoolController()
-    controller.limit(limits=threads)
+    controller.limit(limits=job_limits(threads))
     warm_up_model_step() if warm == WARM_MODEL else warm_up()
 
     def progress(phase: str, fraction: float | None, message: str | None) -> None:
@@ -166,27 +201,46 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
             operation, kwargs, job_threads = conn.recv()
         except (EOFError, OSError):
             return
+        stop.clear()
         hold_if_asked()
-        try:
-            with controller.limit(limits=job_threads):
-                # The dataset is downloaded pinned to the version checked at submission.
-                summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
-            conn.send(("ok", summary))
-        except DataProblem as exc:
-            conn.send(("error", "data", exc.code, exc.message, exc.hint))
-        except httpx.HTTPError as exc:
-            conn.send(("error", "transport", "platform.store_unavailable", describe_transport_error(exc), None))
-        except ml.prepared.PreparedMismatch as exc:
-            conn.send(("error", "internal", "step.prepared_mismatch", str(exc), None))
-        except ml.model.ModelTampered as exc:
-            conn.send(("error", "internal", "model.tampered", str(exc), None))
-        except (ClusterUnavailable, WorkerLost) as exc:  # the Dask cluster failed: retried
-            code = "platform.dask_worker_lost" if isinstance(exc, WorkerLost) else "platform.dask_unavailable"
-            conn.send(("error", "internal", code, str(exc), None))
-        except MemoryError:
-            conn.send(("error", "internal", "job.out_of_memory", "The job ran out of memory.", None))
-        except Exception as exc:
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            conn.send(("error", "internal", "job.internal_error", detail, traceback.format_exc(limit=20)))
-        finally:
-            release_freed_memory()
+        reply = run_one(controller, operation, kwargs, job_threads, stop, progress)
+        # Trim before replying: the worker gives the job's cores back on the reply, and this
+        # process must not still be working when another job takes them.
+        release_freed_memory()
+        conn.send(reply)
+
+
+def run_one(
+    controller: ThreadpoolController, operation: str, kwargs: dict[str, Any], job_threads: int,
+    stop: threading.Event, progress: Callable[[str, float | None, str | None], None],
+) -> tuple:  # fmt: skip
+    """Run one operation on ``job_threads`` cores; the reply to send (see ``serve``)."""
+    try:
+        kwargs = with_checkpoint(kwargs, stop)
+        # Arrow decodes Parquet on a pool of its own (one thread per core by default), which
+        # threadpoolctl does not see: it gets the job's cores too.
+        pyarrow.set_cpu_count(job_threads)
+        with controller.limit(limits=job_limits(job_threads)):
+            # The dataset is downloaded pinned to the version checked at submission.
+            summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
+            if isinstance(summary, dict):  # the threads OpenMP really ran with, for the record
+                summary["threads"] = openmp_threads(controller, job_threads)
+        return ("ok", summary)
+    except ml.checkpoint.Preempted as exc:
+        return ("error", "preempted", "platform.worker_shutdown", str(exc), None)
+    except DataProblem as exc:
+        return ("error", "data", exc.code, exc.message, exc.hint)
+    except httpx.HTTPError as exc:
+        return ("error", "transport", "platform.store_unavailable", describe_transport_error(exc), None)
+    except ml.prepared.PreparedMismatch as exc:
+        return ("error", "internal", "step.prepared_mismatch", str(exc), None)
+    except ml.model.ModelTampered as exc:
+        return ("error", "internal", "model.tampered", str(exc), None)
+    except (ClusterUnavailable, WorkerLost) as exc:  # the Dask cluster failed: retried
+        code = "platform.dask_worker_lost" if isinstance(exc, WorkerLost) else "platform.dask_unavailable"
+        return ("error", "internal", code, str(exc), None)
+    except MemoryError:
+        return ("error", "internal", "job.out_of_memory", "The job ran out of memory.", None)
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return ("error", "internal", "job.internal_error", detail, traceback.format_exc(limit=20))

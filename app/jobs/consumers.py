@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import dramatiq
 
+from app.cpu_pool import CorePool, LocalCorePool, SharedCorePool
 from app.domain import Lane
 from app.jobs import dispatch
 from app.jobs.broker import IDLE_TIMEOUT_MS, TabjobBroker, build_broker, redis_client
@@ -51,12 +52,24 @@ def consumer_settings(settings: Settings) -> list[Settings]:
     return [settings] * settings.worker_consumers + [small] * settings.worker_small_work_consumers
 
 
-def start_consumer(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -> Consumer:
-    """Build a consumer of ``lane`` with ``settings`` (its threads, its job-size limit), announce
-    it, and start its Dramatiq worker thread."""
+def core_pool(settings: Settings) -> CorePool:
+    """The pool a worker process's consumers take their jobs' cores from: the process's own cores
+    (a pod's quota), or with ``worker_core_pool=machine`` the machine's, held in Valkey for every
+    worker on it."""
+    total = settings.threads_for_worker()
+    if settings.worker_core_pool == "process":
+        return LocalCorePool(total)
+    key = f"tabjob:cores:{socket.gethostname()}"
+    return SharedCorePool(redis_client(settings, decode=True), key=key, total=total)
+
+
+def start_consumer(settings: Settings, *, lane: Lane, cores: CorePool, max_jobs: int | None = None) -> Consumer:
+    """Build a consumer of ``lane`` with ``settings`` (its job-size limit), taking its jobs'
+    cores from ``cores``, announce it, and start its Dramatiq worker thread."""
     worker_id = new_worker_id()
     # The gpu lane runs model steps: its job process loads XGBoost and opens the device once.
-    runner = JobRunner(threads=settings.threads_for_worker(), warm="model" if lane == "gpu" else "cpu")
+    # Its threads follow each job's grant from the pool (up to the pool's size).
+    runner = JobRunner(threads=cores.total, warm="model" if lane == "gpu" else "cpu")
     if settings.worker_warm_start:
         runner.start()
     state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
@@ -67,6 +80,7 @@ def start_consumer(settings: Settings, *, lane: Lane, max_jobs: int | None = Non
         runner=runner,
         worker_id=worker_id,
         lane=lane,
+        cores=cores,
         max_jobs=max_jobs,
         notifier=notifier_for(settings, state),
     )

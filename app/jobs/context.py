@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from app.cpu_pool import CorePool
 from app.domain import Job, JobStatus, Lane
+from app.jobs.checkpoints import delete_checkpoint
 from app.jobs.ending import end_job
 from app.jobs.runner import JobRunner
 from app.settings import Settings
@@ -23,6 +25,8 @@ class WorkerContext:
     runner: JobRunner
     worker_id: str
     lane: Lane
+    # The cores this worker's jobs take from (app.cpu_pool): the process's, or the machine's.
+    cores: CorePool
     jobs_done: int = 0
     jobs_started: int = 0
     # A one-shot worker (KEDA ScaledJob pod) starts at most this many jobs; None: no limit.
@@ -36,4 +40,8 @@ class WorkerContext:
     def end(self, job: Job, status: JobStatus, text: str, **fields: Any) -> bool:
         """End ``job`` (see ``end_job``) and count it as done by this worker."""
         self.jobs_done += 1
-        return end_job(self.state, self.store, job, status, text, notifier=self.notifier, **fields)
+        ended = end_job(self.state, self.store, job, status, text, notifier=self.notifier, **fields)
+        # After the end (a worker lost between the two leaves a checkpoint for the retention
+        # sweep, never a redone job without one): nothing will resume it now.
+        delete_checkpoint(self.store, job)
+        return ended

@@ -7,7 +7,10 @@ same child is reused.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -15,6 +18,9 @@ from typing import Any
 
 from app.errors import CanceledWhileRunning, InfraError, JobTimeout, UserError
 
+# What asks a job process to checkpoint and stop (app.jobs.child.STOP_SIGNAL; named here so the
+# worker never imports app.jobs.child).
+STOP_SIGNAL = signal.SIGUSR1
 Progress = Callable[[str, float | None, str | None], None]
 
 _context: multiprocessing.context.ForkServerContext | None = None
@@ -51,6 +57,8 @@ class JobRunner:
         self._conn: Any = None
         self._lifeline: Any = None
         self._abort_reason: str | None = None
+        # The worker is shutting down (SIGTERM): a job still waiting for a core is handed back.
+        self.stopping = False
 
     def start(self) -> None:
         """Start the job process now (otherwise the first job pays for it)."""
@@ -77,6 +85,15 @@ class JobRunner:
             if end is not None:
                 end.close()
         self._conn = self._lifeline = None
+
+    def request_checkpoint(self) -> None:
+        """Ask the job in progress to checkpoint and stop at the end of its chunk (a chunked fit
+        then fails with ``platform.worker_shutdown`` and is retried from its checkpoint; any other
+        job runs on). For SIGTERM: the worker hands the job back within its grace period."""
+        self.stopping = True
+        if self._process is not None and self._process.pid is not None and self._process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, STOP_SIGNAL)
 
     def abort(self, reason: str) -> None:
         """Make the job in progress fail as a platform error (it is retried): for shutdown."""
@@ -172,6 +189,11 @@ class JobRunner:
         _, kind, code, text, hint = message
         if kind == "data":
             raise UserError(text, code=code, hint=hint, status=422)
+        if kind == "preempted":
+            raise InfraError(
+                f"The worker was shut down during the fit, which {text}; it resumes from there on another worker.",
+                code=code,
+            )
         if kind == "transport":
             raise InfraError(f"The object store failed during the job: {text}", code=code)
         raise InfraError(text, code=code, hint=None)

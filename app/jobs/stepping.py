@@ -28,6 +28,7 @@ from app.jobs.actors import (
     url_expiry_s,
 )
 from app.jobs.broker import enqueue
+from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
 from app.steps import GPU_LANE, MODEL, PREPARE, advanced, closed, current, plan, spent_s
 from app.storage import dataset_key, model_key, result_key
@@ -116,7 +117,9 @@ def _model(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     if job.kind == "fit":
         operation = "train_prepared"
         kwargs |= {"model_url": store.internal_put_url(model_key(job.tenant, job.id), expires_s),
-                   "family": job.model, "params": job.params, **evaluation_kwargs(ctx, job, expires_s)}  # fmt: skip
+                   "family": job.model, "params": job.params,
+                   "checkpoint": checkpoint_spec(store, job, ctx.settings, expires_s),
+                   **evaluation_kwargs(ctx, job, expires_s)}  # fmt: skip
     else:
         assert job.model_id is not None
         operation = "predict_prepared"

@@ -22,7 +22,7 @@ import dramatiq
 
 from app.domain import LANES, Lane
 from app.jobs.broker import NAMESPACE, enqueue
-from app.jobs.consumers import Consumer, consumer_settings, start_consumer
+from app.jobs.consumers import Consumer, consumer_settings, core_pool, start_consumer
 from app.jobs.context import WorkerContext
 from app.jobs.scheduling import start_scheduler
 from app.observability import exposition
@@ -67,22 +67,22 @@ def run_worker(settings: Settings, *, lane: Lane, max_jobs: int | None = None) -
     every = consumer_settings(settings)
     if max_jobs is not None and len(every) > 1:
         raise ValueError("a one-shot worker (--max-jobs) runs one consumer: unset TABJOB_WORKER_*CONSUMERS")
-    # Set before the forkserver starts so OpenMP (and BLAS) in every job process sees it: a job
-    # must not spin on cores it does not own. Each job process also limits its pools to its
-    # consumer's threads with threadpoolctl, per job (app.jobs.child).
-    threads = max(s.threads_for_worker() for s in every)
+    # The consumers share one core pool; each job runs on the cores it was granted (threadpoolctl
+    # in the job process, app.jobs.child). OpenMP/BLAS never see more than the pool, set before
+    # the forkserver starts so every job process inherits it.
+    cores = core_pool(settings)
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = str(threads)
+        os.environ[variable] = str(cores.total)
     stop = threading.Event()
     alive = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before any consumer takes a job
         signal.signal(sig, lambda *_: stop.set())
-    consumers = [start_consumer(s, lane=lane, max_jobs=max_jobs) for s in every]
+    consumers = [start_consumer(s, lane=lane, cores=cores, max_jobs=max_jobs) for s in every]
     dramatiq.set_broker(consumers[0].broker)
     alive.set()
     health = _health_server(settings.worker_health_port, alive) if settings.worker_health_port else None
     for c in consumers:
-        log.info("worker %s consuming lane %s with %d thread(s) per job", c.ctx.worker_id, lane, c.ctx.runner.threads)
+        log.info("worker %s consuming lane %s; jobs take up to %d core(s)", c.ctx.worker_id, lane, cores.total)
 
     _start_background([c.ctx for c in consumers], stop)
     if max_jobs is None:  # schedules fire from long-lived workers (a one-shot pod may never see a tick)
@@ -196,7 +196,9 @@ def _stop(consumers: list[Consumer]) -> None:
     stops at once, so several take no longer than one."""
     settings = consumers[0].ctx.settings
     grace_s = settings.worker_shutdown_timeout_s
-    log.info("stopping: waiting up to %.0f s for running jobs", grace_s)
+    log.info("stopping: waiting up to %.0f s for running jobs; long fits checkpoint and are requeued", grace_s)
+    for c in consumers:  # a chunked fit saves at its chunk's end and hands the job back
+        c.ctx.runner.request_checkpoint()
     stoppers = [
         threading.Thread(target=c.worker.stop, kwargs={"timeout": int((grace_s + 60) * 1000)}, daemon=True)
         for c in consumers

@@ -29,7 +29,7 @@ import redis
 from app.local import shared_metrics
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
-from app.local.workers import concurrent_workers, worker_children, worker_threads
+from app.local.workers import concurrent_workers, core_pool_env, worker_children
 from app.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
 from app.state import lane_workers_key
 from app.waiting import wait_until
@@ -107,7 +107,7 @@ class EmbeddedStack:
             # A dead local worker's job is picked up again within seconds, not a minute.
             "TABJOB_BROKER_HEARTBEAT_TIMEOUT_S": "5",
             "TABJOB_SCRATCH_DIR": str(self.data_dir / "scratch"),
-            "TABJOB_WORKER_THREADS": str(worker_threads(self.lanes)),  # the CPU budget
+            **core_pool_env(),  # every worker's jobs take their cores from one pool
             "PYTHONUNBUFFERED": "1",
             **shared_metrics.env(self.data_dir),
             **self.env,

@@ -1,9 +1,9 @@
-"""Which workers ``tabjob stack`` runs, and the share of the machine's cores each may use.
+"""Which workers ``tabjob stack`` runs, and the cores they share.
 
-The CPU budget on one machine: every worker's jobs get ``cores // workers that can run at
-once`` OpenMP threads (at least one), so concurrent jobs never run more threads than there are
-cores (unless there are fewer cores than workers, when each job runs on one thread). The small
-lane gets one worker per core (up to 4), plus one reserved for small work: it starts only jobs
+The cores on one machine are one pool held in Valkey (``app.cpu_pool``, ``TABJOB_WORKER_CORE_POOL
+=machine``): a job takes the cores free when it starts, up to what its size uses, so a lone fit
+gets the whole machine and the running jobs together never run more threads than there are
+cores. The small lane gets one worker per core (up to 4), plus one reserved for small work: it starts only jobs
 of at most 1,000,000 cells (``TABJOB_WORKER_SMALL_WORK_MAX_CELLS``), so a toy never waits for
 the big jobs the others run (ordering alone, ``app.state.scripts.PICK``, leaves it waiting for
 the first of them to end).
@@ -15,7 +15,7 @@ processes are forked from one forkserver, which loads pandas and scikit-learn on
 
 from __future__ import annotations
 
-from app.cpu import available_cpus, threads_per_worker
+from app.cpu import available_cpus
 from app.local.supervision import Child
 
 MAX_SMALL_WORKERS = 4
@@ -32,9 +32,10 @@ def concurrent_workers(lanes: tuple[str, ...]) -> int:
     return sum(workers_for(lane) for lane in lanes) + ("small" in lanes)
 
 
-def worker_threads(lanes: tuple[str, ...]) -> int:
-    """Each worker's OpenMP threads (``TABJOB_WORKER_THREADS``): its share of the cores."""
-    return threads_per_worker(available_cpus(), concurrent_workers(lanes))
+def core_pool_env() -> dict[str, str]:
+    """The settings that make every worker of the stack share the machine's cores: one pool in
+    Valkey, as big as the cores this process may use."""
+    return {"TABJOB_WORKER_CORE_POOL": "machine", "TABJOB_WORKER_THREADS": str(available_cpus())}
 
 
 def worker_children(python: list[str], lanes: tuple[str, ...]) -> list[Child]:

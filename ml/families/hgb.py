@@ -34,9 +34,19 @@ def estimator(
     return cls(categorical_features=mask, **params)
 
 
-def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
-    """Fit on the CPU (``device`` is ignored); early stopping on ``data``'s validation rows when given."""
-    model = estimator(data.task, params, data.categorical)
+def new_estimator(
+    data: TrainingSet, params: dict[str, Any]
+) -> HistGradientBoostingClassifier | HistGradientBoostingRegressor:
+    """An unfitted estimator for ``data`` (its task and categorical columns) with ``params``."""
+    return estimator(data.task, params, data.categorical)
+
+
+def train(data: TrainingSet, params: dict[str, Any], device: str, estimator: Any = None) -> Trained:
+    """Fit on the CPU (``device`` is ignored); early stopping on ``data``'s validation rows when given.
+
+    ``estimator``: one to continue with ``params`` (``warm_start``, a chunked fit: ml/checkpoint.py).
+    """
+    model = new_estimator(data, params) if estimator is None else estimator.set_params(**params)
     if data.X_val is None:
         model.fit(data.X, data.labels())
     else:

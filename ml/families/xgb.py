@@ -74,16 +74,18 @@ def estimator(task: str, params: dict[str, Any], device: str, feature_types: lis
     )
 
 
-def train(data: TrainingSet, params: dict[str, Any], device: str) -> Trained:
+def train(data: TrainingSet, params: dict[str, Any], device: str, start_from: XGBoostModel | None = None) -> Trained:
     """Fit on ``device``; early stopping on ``data``'s validation rows when given. A classifier learns
-    the class codes (XGBoost wants 0..k-1), a regressor the values."""
+    the class codes (XGBoost wants 0..k-1), a regressor the values. ``start_from``: a model to
+    continue with ``n_estimators`` more rounds (a chunked fit: ml/checkpoint.py)."""
     feature_types = ["c" if flag else "q" for flag in data.categorical]
     stopping = data.X_val is not None
     model = estimator(data.task, params, device, feature_types, stopping)
+    previous = None if start_from is None else start_from.booster(device)
     if stopping:
-        model.fit(data.X, data.codes, eval_set=[(data.X_val, data.codes_val)], verbose=False)
+        model.fit(data.X, data.codes, eval_set=[(data.X_val, data.codes_val)], verbose=False, xgb_model=previous)
     else:
-        model.fit(data.X, data.codes)
+        model.fit(data.X, data.codes, xgb_model=previous)
     booster = model.get_booster()
     best = booster.attr("best_iteration")
     saved = XGBoostModel(

@@ -1,6 +1,6 @@
-"""The CPU budget: how many OpenMP threads a job may run, from the cgroup quota (a pod's CPU
-limit), the affinity mask, the worker's configured share, and the embedded stack's split of the
-machine among its workers. Fake cgroup trees stand in for /sys/fs/cgroup."""
+"""The CPU budget: how many cores a worker's pool holds, from the cgroup quota (a pod's CPU limit),
+the affinity mask and the configured size, the cores a job asks for, and the embedded stack's one
+pool for the whole machine. Fake cgroup trees stand in for /sys/fs/cgroup."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from app import settings as settings_module
-from app.cpu import available_cpus, cgroup_cpu_limit, threads_per_worker
+from app.cpu import available_cpus, cgroup_cpu_limit
 from app.domain import Job, JobStatus
 from app.jobs.actors import threads_for
 from app.local.stack import EmbeddedStack
@@ -76,13 +76,6 @@ def test_a_v1_cfs_quota_is_read_too(tmp_path):
     assert cgroup_cpu_limit(root, missing) is None
 
 
-def test_workers_share_the_cores_and_each_gets_at_least_one_thread():
-    assert threads_per_worker(8, 2) == 4
-    assert threads_per_worker(8, 3) == 2
-    assert threads_per_worker(2, 4) == 1
-    assert threads_per_worker(1, 1) == 1
-
-
 def test_the_configured_thread_count_never_exceeds_the_quota(monkeypatch, settings):
     monkeypatch.setattr(settings_module, "available_cpus", lambda: 2)
     assert settings.model_copy(update={"worker_threads": 8}).threads_for_worker() == 2
@@ -90,38 +83,27 @@ def test_the_configured_thread_count_never_exceeds_the_quota(monkeypatch, settin
     assert settings.model_copy(update={"worker_threads": None}).threads_for_worker() == 2
 
 
-def test_small_jobs_run_on_one_thread_and_others_on_the_worker_budget(monkeypatch, settings):
-    monkeypatch.setattr(settings_module, "available_cpus", lambda: 4)
-    tuned = settings.model_copy(update={"worker_threads": 4, "single_thread_max_rows": 20_000})
+def test_small_jobs_ask_for_one_core_and_others_for_the_whole_pool(settings):
+    tuned = settings.model_copy(update={"single_thread_max_rows": 20_000})
 
     def job(rows: int) -> Job:
         return Job(id="job_x", tenant="t", kind="fit", lane="small", status=JobStatus.QUEUED, dataset_rows=rows)
 
-    assert threads_for(job(200), tuned) == 1
-    assert threads_for(job(75_000), tuned) == 4
+    assert threads_for(job(200), tuned, 4) == 1
+    assert threads_for(job(30_000), tuned, 4) == 4
+    assert threads_for(job(75_000), tuned, 4) == 4
+    assert threads_for(job(75_000), tuned, 2) == 2  # never more than the pool
 
 
-def test_the_stack_gives_every_worker_an_equal_share_of_the_cores(monkeypatch, tmp_path):
-    # Given a machine of 8 cores and a stack of every lane
-    monkeypatch.setattr("app.local.workers.available_cpus", lambda: 8)
+@pytest.mark.parametrize("cores", [16, 2])
+def test_the_stack_workers_share_one_pool_of_the_machines_cores(monkeypatch, tmp_path, cores):
+    # Given a machine of `cores` cores and a stack of every lane
+    monkeypatch.setattr("app.local.workers.available_cpus", lambda: cores)
     stack = EmbeddedStack(data_dir=tmp_path)
     stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
     stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]
-    workers = stack.concurrent_workers()
-    # Then each worker's jobs may use 8 // 7 = 1 thread, so all together never exceed 8
-    threads = int(stack.child_env()["TABJOB_WORKER_THREADS"])
-    assert workers == 7  # 4 small, 1 reserved for small work, 1 large, 1 gpu
-    assert threads == 1
-    assert threads * workers <= 8
-
-
-@pytest.mark.parametrize("cores, expected", [(16, 2), (2, 1)])
-def test_the_stack_share_follows_the_cores(monkeypatch, tmp_path, cores, expected):
-    monkeypatch.setattr("app.local.workers.available_cpus", lambda: cores)
-    stack = EmbeddedStack(data_dir=tmp_path, lanes=("small", "large"))
-    stack.valkey = SimpleNamespace(url="redis://127.0.0.1:1")  # type: ignore[assignment]
-    stack.s3 = SimpleNamespace(endpoint="http://127.0.0.1:1")  # type: ignore[assignment]
-    workers = stack.concurrent_workers()
-    threads = int(stack.child_env()["TABJOB_WORKER_THREADS"])
-    assert threads == expected
-    assert threads * workers <= cores or threads == 1
+    env = stack.child_env()
+    # Then every worker takes its jobs' cores from one pool in Valkey, as big as the machine:
+    # a lone job may use every core (no static share of cores / workers)
+    assert env["TABJOB_WORKER_CORE_POOL"] == "machine"
+    assert int(env["TABJOB_WORKER_THREADS"]) == cores

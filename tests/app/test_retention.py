@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 from app.api.main import create_app
+from app.jobs.checkpoints import checkpoint_key
 from app.retention import DAY_S, LOCK, sweep, sweep_if_due
 from app.storage import dataset_key, manifest_key, model_key, result_key
 
@@ -25,7 +26,8 @@ def test_the_sweep_deletes_old_data_and_what_refers_to_it(tenant_api, seed_files
     tenant, api = tenant_api
     svc = api.app.state.services
     dataset_id = upload(api, seed_files["train"])
-    for key in (model_key(tenant, "job_old"), result_key(tenant, "job_old"), manifest_key(tenant, "job_old")):
+    left = checkpoint_key(tenant, "job_old")  # a fit's checkpoint its worker never deleted
+    for key in (model_key(tenant, "job_old"), result_key(tenant, "job_old"), manifest_key(tenant, "job_old"), left):
         svc.store.put_json(key, {"written": "now"})
     mine = f"tenants/{tenant}/"
 
@@ -33,7 +35,8 @@ def test_the_sweep_deletes_old_data_and_what_refers_to_it(tenant_api, seed_files
     assert svc.store.stat(dataset_key(tenant, dataset_id)) is not None
 
     swept = sweep(svc.state, svc.store, older_than_s=DAY_S, now=time.time() + 2 * DAY_S, prefix=mine)
-    assert (swept.datasets, swept.models, swept.results) == (1, 1, 1)
+    assert (swept.datasets, swept.models, swept.results, swept.checkpoints) == (1, 1, 1, 1)
+    assert svc.store.stat(left) is None
     assert svc.store.stat(dataset_key(tenant, dataset_id)) is None
     assert api.get(f"/v1/datasets/{dataset_id}").json()["error"]["code"] == "dataset.not_found"
     assert svc.store.stat(model_key(tenant, "job_old")) is None

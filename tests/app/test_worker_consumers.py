@@ -32,6 +32,7 @@ def test_consumers_of_one_process_run_jobs_side_by_side_from_one_forkserver(
     process = workers.start(
         "large",
         TABJOB_WORKER_CONSUMERS="2",
+        TABJOB_WORKER_THREADS="2",  # a core pool of 2: each big fit (3,000 rows) takes one
         TABJOB_WORKER_SMALL_WORK_CONSUMERS="1",
         TABJOB_WORKER_SMALL_WORK_MAX_CELLS=str(SMALL_WORK_MAX_CELLS),
         TABJOB_TEST_HOLD_JOBS=str(tmp_path),

@@ -285,6 +285,16 @@ containers:
         value: {{ int64 $lane.timeLimitS | quote }}
       - name: TABJOB_WORKER_HEALTH_PORT
         value: "8001"
+      {{- with $lane.checkpointIntervalS }}
+      # On SIGTERM a long fit checkpoints at its chunk's end (at most this long) and is requeued.
+      - name: TABJOB_CHECKPOINT_INTERVAL_S
+        value: {{ . | quote }}
+      {{- end }}
+      {{- with $lane.smallWorkConsumers }}
+      # A toy never waits for KEDA to add a pod: this pod keeps a consumer for small work.
+      - name: TABJOB_WORKER_SMALL_WORK_CONSUMERS
+        value: {{ . | quote }}
+      {{- end }}
       # The CPU budget: one thread per CPU of the container's limit (a whole number of CPUs,
       # equal to the request: checked by tabjob.workerCpus), for the worker's jobs
       # (TABJOB_WORKER_THREADS) and for OpenMP/BLAS in every process before any fork.
