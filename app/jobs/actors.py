@@ -13,7 +13,7 @@ from typing import Any
 
 from app.cpu_pool import cores_wanted, leased_cores
 from app.domain import Job
-from app.errors import Conflict, InfraError, JobCanceled, ModelDeleted, UserError
+from app.errors import CanceledWhileRunning, Conflict, InfraError, ModelDeleted, UserError
 from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
 from app.limits import FileBounds, check_result_record
@@ -153,7 +153,7 @@ def run_operation(
 
     def raise_if_canceled() -> bool:
         if ctx.state.jobs.cancel_requested(job_id):
-            raise JobCanceled("The job was canceled.")
+            raise CanceledWhileRunning("The job was canceled.")
         if ctx.runner.stopping:
             raise InfraError("The worker was shut down before the job got a core.", code="platform.worker_shutdown")
         return False

@@ -13,8 +13,8 @@ from app.errors import UserError
 from app.services import Services
 from app.storage import ObjectInfo
 from app.usecases.families import ModelFamily, choose_family
-from app.usecases.tasks import TaskChoice, check_evaluation
-from app.usecases.validation import check_fit, validate_predict
+from app.usecases.tasks import TaskChoice
+from app.usecases.validation import check_evaluation, check_fit, validate_predict
 from ml.tasks import CLASSIFICATION
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 ``POST /v1/datasets {"parts": K}`` hands out K size-bounded upload forms; the dataset is
 ``uploaded`` once every part is in the store and each has passed the checks a single file passes
-(``app.limits.open_bounded``: size, footer, rows, columns; ``app.inspection.describe``) and all
+(``app.inspection_pool``: size, footer, rows, columns, in a memory-limited child) and all
 parts share one schema; its rows are the parts' sum. Only the Dask engine reads a dataset in parts
 (``app.engines``): each Dask worker downloads its own parts.
 """
@@ -16,8 +16,9 @@ from typing import Any
 
 from app.domain import Dataset
 from app.errors import Conflict, TabjobError, UserError
-from app.inspection import check_size, data_error, describe
-from app.limits import inspection_slot, open_bounded, upload_form
+from app.inspection import check_size, data_error
+from app.inspection_pool import InspectRequest, inspect
+from app.limits import upload_form
 from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_part_key
@@ -84,12 +85,11 @@ def _describe_parts(svc: Services, dataset: Dataset, infos: list[ObjectInfo]) ->
     rows = 0
     for i, info in enumerate(infos):
         key = dataset_part_key(dataset.tenant, dataset.id, i)
-        with inspection_slot(svc.settings):
-            try:
-                described = describe(open_bounded(svc.store, key, info, svc.settings))
-            except TabjobError as exc:
-                exc.message = f"Part {i}: {exc.message}"
-                raise
+        try:  # in a memory-limited child, as a single file's (app/inspection_pool.py)
+            described = inspect(svc.settings, InspectRequest("describe", key, info))["described"]
+        except TabjobError as exc:
+            exc.message = f"Part {i}: {exc.message}"
+            raise
         if first is None:
             first = described
         elif described["columns"] != first["columns"]:
@@ -136,13 +136,12 @@ def validate_parts(
     dataset, info = uploaded_parts(svc, tenant, dataset_id)
     for i, size in enumerate(dataset.part_sizes or []):
         part = ObjectInfo(size=size, etag=(dataset.part_etags or [])[i])
-        with inspection_slot(svc.settings):
-            source = open_bounded(svc.store, dataset_part_key(tenant, dataset_id, i), part, svc.settings)
+        found = inspect(svc.settings, InspectRequest("describe", dataset_part_key(tenant, dataset_id, i), part))
         try:
             if features is None:
-                check_training_schema(source.schema_arrow, source.metadata.num_rows, target)
+                check_training_schema(found["schema"], found["rows"], target)
             else:
-                check_predict_schema(source.schema_arrow, source.metadata.num_rows, features, target)
+                check_predict_schema(found["schema"], found["rows"], features, target)
         except DataProblem as problem:
             error = data_error(problem)
             error.message = f"Part {i}: {error.message}"

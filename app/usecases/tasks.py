@@ -16,13 +16,9 @@ import pyarrow.parquet as pq
 from app.domain import Job
 from app.errors import UserError
 from app.inspection import data_error
-from app.limits import TARGET_BATCH_ROWS, inspection_slot, open_bounded
-from app.services import Services
-from app.storage import ObjectInfo, dataset_key
-from app.usecases.datasets import uploaded
+from app.limits import TARGET_BATCH_ROWS
 from ml.errors import DataProblem
 from ml.outputs import check_passthrough, output_columns
-from ml.schema import check_predict_schema, feature_schema
 from ml.tasks import CLASSIFICATION, INFERRED_MAX_CLASSES, REGRESSION, check_task, infer_task, is_numeric_target
 
 ASKED_FOR = "asked for"
@@ -80,38 +76,6 @@ def _target_sample(source: pq.ParquetFile, target: str, max_rows: int) -> tuple[
             status=422,
         ) from exc
     return seen, scanned >= source.metadata.num_rows
-
-
-def check_evaluation(
-    svc: Services, tenant: str, dataset_id: str, training: pa.Schema, target: str, task: str
-) -> ObjectInfo:
-    """Refuse an evaluation dataset the fit cannot be scored on; return its object info.
-
-    It must be uploaded, have the target column (numeric for a regression) and the training
-    data's feature columns with compatible types.
-    """
-    info = uploaded(svc, tenant, dataset_id)
-    with inspection_slot(svc.settings):
-        source = open_bounded(svc.store, dataset_key(tenant, dataset_id), info, svc.settings)
-    schema = source.schema_arrow
-    if target not in schema.names:
-        raise UserError(
-            f"The evaluation dataset '{dataset_id}' has no column '{target}', the fit's target.",
-            code="job.evaluate_on_missing_target",
-            hint=f"Evaluate on a dataset that has the true '{target}' of each row, or leave evaluate_on out.",
-            status=422,
-        )
-    try:
-        check_task(task, schema.field(target).type, target)
-        check_predict_schema(schema, source.metadata.num_rows, feature_schema(training, target), target)
-    except DataProblem as problem:
-        raise UserError(
-            f"The evaluation dataset '{dataset_id}' cannot score this fit: {problem.message}",
-            code=problem.code,
-            hint=problem.hint,
-            status=422,
-        ) from problem
-    return info
 
 
 def check_predict_passthrough(schema: pa.Schema, model: Job, names: Sequence[str], probabilities: bool) -> None:

@@ -15,8 +15,9 @@ from app.services import Services
 from app.storage import ObjectInfo, dataset_key
 from app.usecases.datasets import uploaded
 from app.usecases.tasks import TaskChoice, check_predict_passthrough
-from ml.schema import TARGET
-from ml.tasks import CLASSIFICATION
+from ml.errors import DataProblem
+from ml.schema import TARGET, check_predict_schema, feature_schema
+from ml.tasks import CLASSIFICATION, check_task
 
 
 @dataclass(frozen=True)
@@ -103,3 +104,35 @@ def usable_model(model: Job) -> Job:
             hint="Train the model again.",
         )
     return model
+
+
+def check_evaluation(
+    svc: Services, tenant: str, dataset_id: str, training: pa.Schema, target: str, task: str
+) -> ObjectInfo:
+    """Refuse an evaluation dataset the fit cannot be scored on; return its object info.
+
+    It must be uploaded, have the target column (numeric for a regression) and the training
+    data's feature columns with compatible types.
+    """
+    info = uploaded(svc, tenant, dataset_id)
+    # The footer, bounded, in a memory-limited child (app/inspection_pool.py): a tenant's file.
+    found = inspect(svc.settings, InspectRequest("describe", dataset_key(tenant, dataset_id), info))
+    schema = found["schema"]
+    if target not in schema.names:
+        raise UserError(
+            f"The evaluation dataset '{dataset_id}' has no column '{target}', the fit's target.",
+            code="job.evaluate_on_missing_target",
+            hint=f"Evaluate on a dataset that has the true '{target}' of each row, or leave evaluate_on out.",
+            status=422,
+        )
+    try:
+        check_task(task, schema.field(target).type, target)
+        check_predict_schema(schema, found["rows"], feature_schema(training, target), target)
+    except DataProblem as problem:
+        raise UserError(
+            f"The evaluation dataset '{dataset_id}' cannot score this fit: {problem.message}",
+            code=problem.code,
+            hint=problem.hint,
+            status=422,
+        ) from problem
+    return info

@@ -17,7 +17,7 @@ from jobs_testing import upload, wait_for, wait_job
 
 from app.cpu_pool import LocalCorePool, SharedCorePool, cores_wanted, leased_cores
 from app.domain import JobStatus
-from app.errors import JobCanceled
+from app.errors import CanceledWhileRunning
 
 POOL_CORES = 2
 
@@ -99,9 +99,9 @@ def test_a_job_waiting_for_a_core_can_be_canceled():
     pool.acquire("big", 1)
 
     def canceled() -> bool:
-        raise JobCanceled("The job was canceled.")
+        raise CanceledWhileRunning("The job was canceled.")
 
-    with pytest.raises(JobCanceled), leased_cores(pool, "j", 1, should_cancel=canceled, on_wait=lambda: None):
+    with pytest.raises(CanceledWhileRunning), leased_cores(pool, "j", 1, should_cancel=canceled, on_wait=lambda: None):
         pass
     assert pool.held() == 1
 
