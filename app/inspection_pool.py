@@ -16,69 +16,14 @@ import logging
 import multiprocessing
 import queue
 import threading
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from app.errors import InfraError, TabjobError, TooLarge, UserError
+from app.inspection_checks import InspectRequest, inspect_in_child
 from app.settings import Settings
-from app.storage import ObjectInfo
 
 log = logging.getLogger("tabjob.inspection")
-
-
-@dataclass(frozen=True)
-class InspectRequest:
-    """What to check of the dataset at ``key`` (version ``info``).
-
-    ``purpose``: ``describe`` (rows and columns for the dataset page), ``fit`` (the training
-    schema and a bounded scan of ``target``) or ``predict`` (the schema against ``features``, the
-    model's training columns)."""
-
-    purpose: str
-    key: str
-    info: ObjectInfo
-    target: str = "y"
-    features: dict[str, str] | None = None
-    # A fit's task: classification, regression, or None to infer it (app/usecases/tasks.py).
-    task: str | None = "classification"
-    # A predict's columns copied next to the predictions (allowed beside the features).
-    passthrough: tuple[str, ...] = ()
-
-
-def inspect_in_child(store: Any, settings: Settings, request: InspectRequest) -> dict[str, Any]:
-    """The check itself, run in a child: a summary with ``rows``, ``columns`` and the Arrow
-    ``schema`` (the footer's, already bounded), a fit's ``task`` and ``task_reason``, and for
-    ``describe`` the columns' names, types and kinds."""
-    from app.inspection import data_error, describe
-    from app.limits import open_bounded, scan_target, with_dictionary
-    from app.usecases.tasks import choose_task
-    from ml.errors import DataProblem
-    from ml.schema import check_predict_schema, check_training_schema
-    from ml.tasks import CLASSIFICATION
-
-    source = open_bounded(store, request.key, request.info, settings)
-    rows, columns = source.metadata.num_rows, source.metadata.num_columns
-    try:
-        if request.purpose == "fit":
-            check_training_schema(source.schema_arrow, rows, request.target)
-        elif request.purpose == "predict":
-            features = request.features or {}
-            check_predict_schema(source.schema_arrow, rows, features, request.target, request.passthrough)
-    except DataProblem as problem:
-        raise data_error(problem) from problem
-    summary: dict[str, Any] = {"rows": rows, "columns": columns, "schema": source.schema_arrow}
-    if request.purpose == "fit":
-        # The task from a bounded sample of a numeric target (text is classes without reading);
-        # then a classification's labels, read as a dictionary, bounded in rows and bytes.
-        choice = choose_task(source, request.target, request.task, settings.target_scan_rows)
-        summary |= {"task": choice.task, "task_reason": choice.reason}
-        if choice.task == CLASSIFICATION:
-            labels = with_dictionary(store, request.key, request.info, source, request.target)
-            scan_target(labels, settings, request.target)
-    if request.purpose == "describe":
-        summary["described"] = describe(source)
-    return summary
 
 
 def _vm_size_bytes() -> int:
@@ -100,7 +45,12 @@ def _child_main(conn: Connection, settings: Settings) -> None:
     pa.set_cpu_count(1)  # no thread pool to reserve stacks for: one inspection at a time
     pa.set_io_thread_count(1)
     store = Store.from_settings(settings)
-    import app.limits  # noqa: F401  (imported before the limit, so the limit bounds the work only)
+    import app.limits
+    import app.usecases.tasks  # noqa: F401  (a fit's task inference, same reason)
+
+    # Arrow starts its one CPU and one I/O thread on first use; started here, their stacks are
+    # not charged to the first inspection under the limit (where a launch could fail).
+    pa.array([1, 2, 2]).cast(pa.float64()).unique()
 
     budget = _vm_size_bytes() + settings.inspection_memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (budget, budget))

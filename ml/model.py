@@ -70,8 +70,7 @@ def fit(
       evaluate_url: a second Parquet file with the target, on which the model is scored after training.
       checkpoint: train in chunks of rounds, saving and resuming there (``ml.checkpoint``); None: in one go.
 
-    Returns a summary (docs/models.md, "The contract the job service calls"): task and why,
-    features, classes or target range, metrics, parameters asked and used, timings in seconds.
+    Returns a summary (docs/models.md, "The contract the job service calls"), timings in seconds.
     """
     chosen = families.family(family)
     chosen_params = families.chosen_params(chosen, params)

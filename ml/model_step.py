@@ -48,9 +48,7 @@ def train_prepared(
         which the prepare step of a cached training matrix never saw.
       checkpoint: train in chunks of rounds, saving and resuming there (``ml.checkpoint``); None: in one go.
 
-    Returns the same summary as ``ml.model.fit`` (model_sha256, family, device, features, classes,
-    rows, iterations, best_iteration, validation_score, params, notes) with timings download_s,
-    load_s, train_s, upload_s.
+    Returns the same summary as ``ml.model.fit``, with timings download_s, load_s, train_s, upload_s.
     """
     chosen = families.family(family)
     chosen_params = families.chosen_params(chosen, params)

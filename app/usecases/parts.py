@@ -40,7 +40,8 @@ def create_parts_dataset(
     expires_at = time.time() + svc.store.presign_expiry_s
     dataset = svc.state.datasets.create(tenant, name=name, key_id=key_id, upload_expires_at=expires_at)
     svc.state.datasets.update(dataset.id, parts=parts)
-    forms = [upload_form(svc.store, dataset_part_key(tenant, dataset.id, i), svc.settings) for i in range(parts)]
+    limit = svc.settings.max_dataset_bytes  # each part is bounded as one upload is
+    forms = [upload_form(svc.store, dataset_part_key(tenant, dataset.id, i), limit) for i in range(parts)]
     return replace(dataset, parts=parts), forms, expires_at
 
 

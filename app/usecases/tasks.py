@@ -63,7 +63,7 @@ def _target_sample(source: pq.ParquetFile, target: str, max_rows: int) -> tuple[
     if not is_numeric_target(dtype):  # text, booleans, dates: classes whatever the values
         return seen, True
     try:
-        for batch in source.iter_batches(batch_size=TARGET_BATCH_ROWS, columns=[target]):
+        for batch in source.iter_batches(batch_size=TARGET_BATCH_ROWS, columns=[target], use_threads=False):
             seen = pa.concat_arrays([seen, batch.column(0).cast(dtype).unique()]).unique()
             scanned += batch.num_rows
             if scanned >= max_rows or len(seen) > INFERRED_MAX_CLASSES + 1:

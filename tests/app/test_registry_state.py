@@ -121,7 +121,7 @@ def test_a_promotion_needs_a_gain_in_the_metrics_direction_of_at_least_min_delta
 
 def test_name_at_latest_racing_an_upload_only_ever_resolves_to_a_ready_version(svc, tenant, sets):
     # Given: version 1 uploaded, then versions 2..6 created and uploaded one by one meanwhile
-    first, url, _ = create_dataset(svc, tenant, "sales")
+    first, url, *_ = create_dataset(svc, tenant, "sales")
     put_file(url, sets["good"])
     pending = [create_dataset(svc, tenant, "sales") for _ in range(5)]
     assert [d.version for d, _, _ in pending] == [2, 3, 4, 5, 6]
@@ -151,9 +151,9 @@ def test_name_at_latest_racing_an_upload_only_ever_resolves_to_a_ready_version(s
 
 
 def test_name_at_latest_passes_over_an_invalid_upload(svc, tenant, sets, tmp_path):
-    good, url, _ = create_dataset(svc, tenant, "sales")
+    good, url, *_ = create_dataset(svc, tenant, "sales")
     put_file(url, sets["good"])
-    broken, url, _ = create_dataset(svc, tenant, "sales")
+    broken, url, *_ = create_dataset(svc, tenant, "sales")
     (tmp_path / "x.parquet").write_text("not parquet")
     put_file(url, tmp_path / "x.parquet")
     assert resolve_dataset(svc, tenant, "sales@latest")[0] == good.id

@@ -49,7 +49,7 @@ def sets(tmp_path_factory):
 @pytest.fixture
 def tenant(svc, sets):
     name = "t-" + secrets.token_hex(5)
-    _, url, _ = create_dataset(svc, name, "sales")
+    _, url, *_ = create_dataset(svc, name, "sales")
     put_file(url, sets["good"])
     yield name
     for job in svc.state.jobs.list(name, limit=100, before=None):  # leave no queued job to other tests' workers

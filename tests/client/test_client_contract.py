@@ -46,14 +46,14 @@ UNTYPED = {
     "HistoryPage": "the dashboard's answer (/v1/history)",
     "JobRecord": "the dashboard's page per job (/v1/history/{id})",
 }
-# The registry's and schedules' answers: RegistryMethods (client/tabjob/registry.py) returns them
-# as the API's JSON, each shape shown in docs/registry.md.
+# The registry's, schedules' and usage answers: the client's methods return them as the API's JSON
+# (docs/registry.md, docs/api.md show each shape).
 UNTYPED |= {
-    name: "returned as the API's dict by tabjob.Client's registry and schedule methods (docs/registry.md)"
+    name: "returned as the API's dict by tabjob.Client's registry, schedule and usage methods"
     for name in (
         "AliasHistoryPublic", "AliasMove", "AliasMovePublic", "NoticePublic", "NoticesPublic", "PromoteRule",
         "RegistryModelPublic", "RegistryNamePublic", "RegistryNamesPublic", "RegistryVersionPublic",
-        "SchedulePublic", "ScheduleRunPublic", "SchedulesPublic",
+        "SchedulePublic", "ScheduleRunPublic", "SchedulesPublic", "QuotaUse", "UsagePublic",
     )
 }  # fmt: skip
 
