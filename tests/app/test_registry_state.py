@@ -124,13 +124,13 @@ def test_name_at_latest_racing_an_upload_only_ever_resolves_to_a_ready_version(s
     first, url, *_ = create_dataset(svc, tenant, "sales")
     put_file(url, sets["good"])
     pending = [create_dataset(svc, tenant, "sales") for _ in range(5)]
-    assert [d.version for d, _, _ in pending] == [2, 3, 4, 5, 6]
+    assert [d.version for d, *_ in pending] == [2, 3, 4, 5, 6]
     done = threading.Event()
     seen: list[str] = []
     uploaded = {first.id}
 
     def uploads() -> None:
-        for dataset, put_url, _ in pending:
+        for dataset, put_url, *_ in pending:
             uploaded.add(dataset.id)  # before its bytes land: a resolver may see them at once
             put_file(put_url, sets["fair"])
         done.set()
