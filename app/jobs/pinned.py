@@ -125,7 +125,9 @@ def check_bounds(path: str, bounds: Any, operation: str, kwargs: dict[str, Any])
     from app.errors import TabjobError
     from app.limits import check_local_file
 
-    reads_labels = operation == "fit" or (operation == "prepare" and kwargs.get("kind", "fit") == "fit")
+    # A classification's labels (a regression's target is numbers: no class or label rules apply).
+    fits = operation == "fit" or (operation == "prepare" and kwargs.get("kind", "fit") == "fit")
+    reads_labels = fits and kwargs.get("task") != "regression"
     try:
         check_local_file(path, bounds, kwargs.get("target", "y") if reads_labels else None)
     except TabjobError as exc:

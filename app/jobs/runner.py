@@ -173,7 +173,7 @@ class JobRunner:
             if now >= deadline:
                 self.kill()
                 raise JobTimeout(
-                    f"The job ran longer than its lane's time limit of {time_limit_s:g} seconds.",
+                    f"The job ran longer than its lane's time limit of {round(time_limit_s, 1):g} seconds.",
                     hint="Use a smaller dataset or fewer iterations (max_iter), or ask an operator for a longer limit.",
                 )
             if now >= next_check:

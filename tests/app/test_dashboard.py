@@ -60,7 +60,7 @@ def test_a_tenant_sees_its_waiting_job_and_why_it_waits(scene):
     job = waiting[scene["job_id"]]
     assert job["lane"] == "large" and job["status"] == "queued" and "tenant" not in job
     assert job["queue"]["position"] >= 1
-    assert "No worker is running on the gpu lane" in job["queue"]["reason"]
+    assert "No worker is running on the large lane" in job["queue"]["reason"]
 
 
 def test_another_tenant_does_not_see_it_and_an_admin_sees_everyones(scene):
@@ -87,7 +87,7 @@ def test_the_page_renders_lanes_and_the_tenants_job_in_chromium(scene, tmp_path)
     for lane in ("small", "large", "gpu"):
         assert f'data-lane="{lane}"' in dom, dom[:3000]
     assert f'data-job-id="{scene["job_id"]}"' in dom
-    assert "No worker is running on the gpu lane" in dom
+    assert "No worker is running on the large lane" in dom
     assert f"tenant {scene['tenants']['a']}" in dom
     assert scene["tokens"]["a"] not in dom  # the key left the address bar and the page
 
@@ -115,7 +115,7 @@ def test_tabjob_top_shows_the_same_picture_in_the_terminal(scene):
     assert result.exit_code == 0, result.output
     assert scene["job_id"] in result.stdout and f"tenant {scene['tenants']['a']}" in result.stdout
     assert all(lane in result.stdout for lane in ("small", "large", "gpu"))
-    assert "No worker is running on the gpu lane" in result.stdout
+    assert "No worker is running on the large lane" in result.stdout
     refused = CliRunner().invoke(app, ["top", "--once", "--url", scene["url"], "--api-key", "tj_bad"])
     assert refused.exit_code == 2
 

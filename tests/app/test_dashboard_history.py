@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from browser_testing import dump_dom, screenshot
-from jobs_testing import put_file, upload, wait_job
+from jobs_testing import put_file, upload, wait_for, wait_job
 
+from app import quotas
 from app.auth import ApiKeys
 from app.jobs.broker import redis_client
 from app.local.spawn import ROOT
+from app.state import State
 
 # Early stopping holds rows out, so the finished fit has a validation score to show.
 PARAMS = {"max_iter": 7, "early_stopping": True}
@@ -29,6 +31,8 @@ def scene(live_api, settings, seed_files, module_workers) -> Iterator[dict[str, 
     keys = ApiKeys(client=redis_client(settings, decode=True))
     tenants = {name: "t-" + secrets.token_hex(5) for name in ("a", "b", "ops")}
     tokens = {name: keys.create(tenant, "history test", admin=name == "ops")[0] for name, tenant in tenants.items()}
+    # Tenant A parks GPU-family jobs on the gpu lane: it needs the grant (app/quotas.py).
+    quotas.set_policy(State(client=redis_client(settings, decode=True), retention_s=60), tenants["a"], gpu=True)
     a = httpx.Client(base_url=live_api, headers={"authorization": f"Bearer {tokens['a']}"}, timeout=30)
     module_workers.start("small")
     train = upload(a, seed_files["train"])
@@ -37,14 +41,26 @@ def scene(live_api, settings, seed_files, module_workers) -> Iterator[dict[str, 
     # Failed: other bytes (no `y`) replace the dataset after submission; the worker refuses them.
     swapped = a.post("/v1/datasets", json={"name": "swap"}).json()
     put_file(swapped["upload_url"], seed_files["train"])
-    failing = a.post("/v1/jobs", json={"kind": "fit", "dataset_id": swapped["id"], "lane": "large"}).json()
+    failing = a.post("/v1/jobs", json={"kind": "fit", "dataset_id": swapped["id"], "lane": "large"})
+    assert failing.status_code == 202, failing.text
+    failing = failing.json()
     put_file(swapped["upload_url"], seed_files["train_without_y"])
     module_workers.start("large")
     jobs["failed"] = wait_job(a, failing["id"])
-    canceled = a.post("/v1/jobs", json={"kind": "fit", "dataset_id": train, "lane": "gpu"}).json()
+    # A GPU family (hgb never runs there): prepared on the small lane, then waiting on the gpu
+    # lane, where no worker runs.
+    gpu_fit = {"kind": "fit", "dataset_id": train, "model": "xgboost"}
+
+    def on_gpu_lane() -> dict[str, Any]:
+        submitted = a.post("/v1/jobs", json=gpu_fit)
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["id"]
+        return wait_for(lambda: (job := a.get(f"/v1/jobs/{job_id}").json())["lane"] == "gpu" and job, 120, 0.2)
+
+    canceled = on_gpu_lane()
     a.post(f"/v1/jobs/{canceled['id']}/cancel")
     jobs["canceled"] = wait_job(a, canceled["id"])
-    jobs["queued"] = a.post("/v1/jobs", json={"kind": "fit", "dataset_id": train, "lane": "gpu"}).json()
+    jobs["queued"] = on_gpu_lane()
     try:
         yield {"url": live_api, "tenants": tenants, "tokens": tokens, "jobs": jobs}
     finally:
@@ -75,12 +91,13 @@ def test_history_lists_every_status_newest_first_and_filters(scene):
     jobs = scene["jobs"]
     listed = history(scene, "a")["items"]
     order = ["queued", "canceled", "failed", "finished"]  # submission order, newest first
-    assert [j["id"] for j in listed] == [jobs[s]["id"] for s in order]
+    assert [j["id"] for j in listed] == [jobs[s]["id"] for s in order], [(j["id"], j["status"]) for j in listed]
     assert {j["tenant"] for j in listed} == {scene["tenants"]["a"]}
     assert [j["id"] for j in history(scene, "a", status="failed")["items"]] == [jobs["failed"]["id"]]
     assert [j["id"] for j in history(scene, "a", lane="gpu")["items"]] == [jobs["queued"]["id"], jobs["canceled"]["id"]]
-    assert len(history(scene, "a", model="hgb", kind="fit")["items"]) == 4
-    assert history(scene, "a", model="xgboost")["items"] == [] and history(scene, "a", kind="predict")["items"] == []
+    assert len(history(scene, "a", model="hgb", kind="fit")["items"]) == 2  # the gpu-lane ones are xgboost
+    assert len(history(scene, "a", model="xgboost", kind="fit")["items"]) == 2
+    assert history(scene, "a", kind="predict")["items"] == []
 
 
 def test_history_pages_without_gaps_or_repeats(scene):
@@ -121,7 +138,8 @@ def test_the_dashboard_lists_the_history_in_chromium(scene, tmp_path):
         url = f"{scene['url']}/dashboard#key={scene['tokens']['a']}"
         screenshot(url, tmp_path / "shot", ROOT / "docs/images/dashboard-history.png", size="1400,1300")
     only_failed = dump_dom(f"{scene['url']}/dashboard?status=failed#key={scene['tokens']['a']}", tmp_path / "f")
-    assert scene["jobs"]["failed"]["id"] in only_failed and scene["jobs"]["finished"]["id"] not in only_failed
+    table = only_failed.split('id="history"', 1)[1].split("</table>", 1)[0]  # the Models table lists fits too
+    assert scene["jobs"]["failed"]["id"] in table and scene["jobs"]["finished"]["id"] not in table
 
 
 def test_the_job_page_shows_the_error_hint_events_parameters_and_links_in_chromium(scene, tmp_path):
