@@ -188,7 +188,16 @@ def _follow(client: Any, futures: list[Any], ours: list[str], topic: str, progre
         time.sleep(POLL_S)  # not distributed.wait: it needs a default client, and ours is not one
         failed = [f for f in futures if f.status == "error"]
         if failed:
-            failed[0].result()  # raises the task's own exception
+            try:
+                failed[0].result()  # raises the task's own exception
+            except Exception as exc:
+                # A peer's death reaches its partners as a failed allreduce, often before the
+                # scheduler has noticed the worker is gone: both are the lost worker's doing.
+                gone = set(ours) - set(cluster.workers(client))
+                if gone or _collective_failed(exc):
+                    names = ", ".join(sorted(gone)) or "(a peer)"
+                    raise WorkerLost(f"Dask worker {names} left during the fit ({type(exc).__name__}).") from exc
+                raise
         if all(f.status == "finished" for f in futures):
             return client.gather(futures)
         gone = set(ours) - set(cluster.workers(client))
@@ -198,3 +207,9 @@ def _follow(client: Any, futures: list[Any], ours: list[str], topic: str, progre
         if events and events[-1][1]["round"] != seen:
             seen = events[-1][1]["round"]
             report(progress, "training", seen / events[-1][1]["rounds"], None)
+
+
+def _collective_failed(exc: BaseException) -> bool:
+    """XGBoost's collective (ring allreduce over sockets) failed: a peer went away mid-round."""
+    text = str(exc)
+    return "Allreduce failed" in text or ("collective" in text.lower() and "socket" in text.lower())
