@@ -266,7 +266,9 @@ def test_a_dask_worker_killed_mid_fit_is_retried_not_a_hang(dask_api, data, dask
     # Then the job is retried as a platform failure and finishes on the new worker
     job = wait_job(dask_api, job_id, 300)
     assert job["status"] == "finished", job
-    assert job["attempts"] == 2 and job["result"]["engine"]["workers"] == 2
+    # Retried, not hung: the first retry may meet the nanny's replacement still starting and fail
+    # the same way, within the job's retries (3: at most 4 attempts).
+    assert 2 <= job["attempts"] <= 4 and job["result"]["engine"]["workers"] == 2
     events = dask_api.get(f"/v1/jobs/{job_id}/events").json()["items"]
     retried = [e for e in events if e["type"] == "retrying"]
     assert retried and "left during the fit" in (retried[0]["message"] or ""), events

@@ -5,6 +5,7 @@ Imported by tests/infra/conftest.py and the tests (tests/infra is on sys.path un
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 from collections.abc import Mapping
@@ -204,6 +205,13 @@ def configure(stack: str, config: Mapping[str, Any], *, cli: bool = True) -> Rec
     """
     from infra.config import SECRET_KEYS
 
+    # Pulumi's mocks take the thread's current event loop; an earlier test's asyncio.run() leaves
+    # the main thread with none (asyncio.run closes its loop and sets None), and Python 3.11's
+    # get_event_loop() then raises instead of making one.
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = RecordingMocks()
     mocks.monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="tabjob", stack=stack, preview=False, monitor=mocks.monitor)
