@@ -32,9 +32,9 @@ def _events(state: State, job_id: str) -> list[dict[str, Any]]:
 
 
 def _run(h: Harness, dataset: str, params: dict[str, Any]) -> dict[str, Any]:
-    job_id = h.client.fit(dataset, params=params, lane="large")["id"]
+    job_id = h.client.fit(dataset, params=params, lane="large").id
     record = h.wait(job_id, poll_s=0.05)
-    result = h.client.job(job_id).get("result") or {}
+    result = h.client.job(job_id).result or {}
     return {
         "work_s": record["ended_at"] - record["started_at"],
         "train_s": (result.get("timings") or {}).get("train_s"),
@@ -44,7 +44,7 @@ def _run(h: Harness, dataset: str, params: dict[str, Any]) -> dict[str, Any]:
 def _killed(h: Harness, dataset: str, params: dict[str, Any], after_s: float) -> dict[str, Any]:
     """Submit, SIGKILL the worker and its job process ``after_s`` after the start, let it finish."""
     state = State(client=redis_client(h.settings, decode=True), retention_s=3600)
-    job_id = h.client.fit(dataset, params=params, lane="large")["id"]
+    job_id = h.client.fit(dataset, params=params, lane="large").id
 
     def started() -> float | None:
         return next((e["at"] for e in _events(state, job_id) if e["type"] == "started"), None)
