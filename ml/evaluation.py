@@ -21,6 +21,7 @@ from ml.device import choose_device
 from ml.errors import DataProblem
 from ml.io import Progress, fetch_to_file, report
 from ml.metrics import CLASSIFICATION, metrics_for
+from ml.training import predictions
 
 
 def evaluate(
@@ -62,9 +63,10 @@ def evaluate(
     report(progress, "evaluating", None, f"Scoring the model on {len(truth):,} labelled rows.")
     t0 = time.perf_counter()
     task = getattr(bundle, "task", CLASSIFICATION)
-    predicted = chosen.predict(bundle.estimator, X, used_device)
-    proba = _probabilities(bundle.estimator, X) if task == CLASSIFICATION else None
-    classes = bundle.classes if task == CLASSIFICATION else None
+    classes = np.asarray(bundle.classes) if task == CLASSIFICATION else None
+    # The families' own prediction (ml.training): probabilities through the family, so an xgboost
+    # model gets log_loss and roc_auc too, and the label is their argmax, as in a fit's metrics.
+    predicted, proba = predictions(chosen, bundle.estimator, X, used_device, task, classes)
     try:
         scores = metrics_for(task, truth, predicted, proba, classes)
     except ValueError as exc:  # a true label the model never saw
@@ -94,10 +96,3 @@ def _labels(source: Any, target: str) -> np.ndarray:
             "Evaluate on rows that all carry their true label.",
         )
     return column.to_numpy(zero_copy_only=False)
-
-
-def _probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
-    """Class probabilities where the estimator gives them (scikit-learn's ``predict_proba``);
-    without them ``log_loss`` and ``roc_auc`` are None."""
-    predict_proba = getattr(estimator, "predict_proba", None)
-    return None if predict_proba is None else np.asarray(predict_proba(X))
