@@ -19,6 +19,7 @@ CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _FILES = {
+    "dashboard_common.js": "text/javascript",
     "dashboard.js": "text/javascript",
     "dashboard_models.js": "text/javascript",
     "dashboard.css": "text/css",

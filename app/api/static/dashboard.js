@@ -6,25 +6,6 @@
 "use strict";
 
 const POLL_MS = 2000;
-const KEY_STORE = "tabjob.apiKey";
-
-function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
-function authHeaders() { return apiKey() ? { Authorization: "Bearer " + apiKey() } : {}; }
-
-function takeKeyFromHash() {
-  const match = location.hash.match(/key=([^&]+)/);
-  if (match) {
-    sessionStorage.setItem(KEY_STORE, decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-}
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "";

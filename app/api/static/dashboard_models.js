@@ -1,14 +1,13 @@
 // The dashboard's "Models" section: the key's tenant's newest models (GET /v1/models) with what
 // each learned and every metric on its held-out rows and evaluation dataset. Its own file and
-// poll beside dashboard.js (which renders /v1/overview); the key is the same sessionStorage entry.
+// poll beside dashboard.js (which renders /v1/overview); the key and its header come from
+// dashboard_common.js.
 // Text only (textContent): nothing from the API is ever parsed as markup.
 "use strict";
 
 const MODELS_POLL_MS = 5000;
 const MODELS_SHOWN = 20;
 const METRIC_KEYS = ["accuracy", "log_loss", "roc_auc", "f1", "r2", "rmse", "mae"];
-
-function modelsKey() { return sessionStorage.getItem("tabjob.apiKey") || ""; }
 
 function metricText(scores) {
   if (!scores) return "";
@@ -42,7 +41,7 @@ function modelRow(model) {
 }
 
 async function refreshModels() {
-  const headers = modelsKey() ? { Authorization: "Bearer " + modelsKey() } : {};
+  const headers = authHeaders();  // dashboard_common.js
   const body = document.querySelector("#models tbody");
   try {
     const response = await fetch("/v1/models?limit=" + MODELS_SHOWN, { headers, cache: "no-store" });

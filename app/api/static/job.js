@@ -4,25 +4,7 @@
 "use strict";
 
 const POLL_MS = 2000;
-const KEY_STORE = "tabjob.apiKey";
 const ENDED = ["finished", "failed", "canceled"];
-
-function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
-
-function takeKeyFromHash() {
-  const match = location.hash.match(/key=([^&]+)/);
-  if (match) {
-    sessionStorage.setItem(KEY_STORE, decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-}
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
 
 function seconds(value) {
   if (value === null || value === undefined) return "";
@@ -120,7 +102,7 @@ function showProblem(text) {
 
 async function refresh() {
   const id = new URLSearchParams(location.search).get("id") || "";
-  const headers = apiKey() ? { Authorization: "Bearer " + apiKey() } : {};
+  const headers = authHeaders();
   let ended = false;
   try {
     const response = await fetch("/v1/history/" + encodeURIComponent(id), { headers, cache: "no-store" });
