@@ -14,7 +14,8 @@ from app.storage import ObjectInfo
 class InspectRequest:
     """What to check of the dataset at ``key`` (version ``info``).
 
-    ``purpose``: ``describe`` (rows and columns for the dataset page), ``fit`` (the training
+    ``purpose``: ``schema`` (the bounded footer's rows, columns and schema only), ``describe``
+    (also the columns' names, types and kinds for the dataset page), ``fit`` (the training
     schema and a bounded scan of ``target``) or ``predict`` (the schema against ``features``, the
     model's training columns)."""
 

@@ -137,7 +137,7 @@ def validate_parts(
     dataset, info = uploaded_parts(svc, tenant, dataset_id)
     for i, size in enumerate(dataset.part_sizes or []):
         part = ObjectInfo(size=size, etag=(dataset.part_etags or [])[i])
-        found = inspect(svc.settings, InspectRequest("describe", dataset_part_key(tenant, dataset_id, i), part))
+        found = inspect(svc.settings, InspectRequest("schema", dataset_part_key(tenant, dataset_id, i), part))
         try:
             if features is None:
                 check_training_schema(found["schema"], found["rows"], target)

@@ -116,7 +116,7 @@ def check_evaluation(
     """
     info = uploaded(svc, tenant, dataset_id)
     # The footer, bounded, in a memory-limited child (app/inspection_pool.py): a tenant's file.
-    found = inspect(svc.settings, InspectRequest("describe", dataset_key(tenant, dataset_id), info))
+    found = inspect(svc.settings, InspectRequest("schema", dataset_key(tenant, dataset_id), info))
     schema = found["schema"]
     if target not in schema.names:
         raise UserError(
