@@ -190,9 +190,8 @@ def live_api(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
             stop(process)
 
 
-@pytest.fixture
-def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
-    """Makes a fresh tenant and returns (tenant, api key)."""
+def tenant_maker(settings: Settings) -> Callable[[], tuple[str, str]]:
+    """A function that makes a fresh tenant in ``settings``' broker and returns (tenant, api key)."""
     from app import quotas
     from app.auth import ApiKeys
     from app.jobs.broker import redis_client
@@ -209,6 +208,12 @@ def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
         return tenant, token
 
     return make
+
+
+@pytest.fixture
+def new_tenant(settings: Settings) -> Callable[[], tuple[str, str]]:
+    """Makes a fresh tenant and returns (tenant, api key)."""
+    return tenant_maker(settings)
 
 
 @pytest.fixture
