@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+# Imported here, not in the call: this module is preloaded in the job processes' forkserver, so
+# a job process's first job does not pay for app.limits and the settings it imports (0.24 s).
+from app.errors import TabjobError
+from app.limits import check_local_file
 from ml.errors import DataProblem
 from ml.io import CHUNK_BYTES, Progress, http_client
 
@@ -122,9 +126,6 @@ def _pinned_path(
 
 def check_bounds(path: str, bounds: Any, operation: str, kwargs: dict[str, Any]) -> None:
     """The submission's byte bounds on the downloaded file (``app.limits``), as a DataProblem."""
-    from app.errors import TabjobError
-    from app.limits import check_local_file
-
     # A classification's labels (a regression's target is numbers: no class or label rules apply).
     fits = operation == "fit" or (operation == "prepare" and kwargs.get("kind", "fit") == "fit")
     reads_labels = fits and kwargs.get("task") != "regression"
