@@ -8,9 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.errors import TabjobError, TooLarge, UserError
+from app.errors import TabjobError, UserError
+from app.record_limits import check_size, data_error  # noqa: F401  (re-exported for the checks here)
 from app.storage import ObjectInfo, Store
-from ml.errors import DataProblem
 from ml.schema import TARGET, column_kind, describe_type
 
 
@@ -20,27 +20,6 @@ def raise_if_out_of_memory(exc: BaseException) -> None:
     about thrift, which would otherwise read as a damaged file."""
     if isinstance(exc, MemoryError) or "bad_alloc" in str(exc):
         raise MemoryError(str(exc)) from exc
-
-
-def data_error(problem: DataProblem) -> UserError:
-    """The API's error for a data problem found by ``ml`` (422: the request was fine, the data not)."""
-    return UserError(problem.message, code=problem.code, hint=problem.hint, status=422)
-
-
-def check_size(info: ObjectInfo, max_bytes: int) -> None:
-    if info.size == 0:
-        raise UserError(
-            "The uploaded file is empty (0 bytes).",
-            code="dataset.empty_file",
-            hint="Upload the Parquet file again; the PUT may have been interrupted.",
-            status=422,
-        )
-    if info.size > max_bytes:
-        raise TooLarge(
-            f"The dataset is {info.size:,} bytes; the limit is {max_bytes:,} bytes.",
-            code="dataset.too_large",
-            hint="Split the data, drop unused columns, or ask an operator to raise TABJOB_MAX_DATASET_BYTES.",
-        )
 
 
 def open_footer(store: Store, key: str, info: ObjectInfo) -> pq.ParquetFile:

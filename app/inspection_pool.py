@@ -24,6 +24,17 @@ from app.inspection_checks import InspectRequest, inspect_in_child
 from app.settings import Settings
 
 log = logging.getLogger("tabjob.inspection")
+# What the forkserver imports once for every child (the rest of a child's imports come with them).
+PRELOAD = ["app.inspection_pool", "app.inspection_preload"]
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    # A process's forkserver is started once, with the preload list set before its first child:
+    # in the API that is this pool's (a test process that ran a job runner first may have the job
+    # processes' list instead; the children then import what they miss themselves).
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def _vm_size_bytes() -> int:
@@ -101,7 +112,7 @@ def _too_large(detail: str) -> TooLarge:
 
 class _Child:
     def __init__(self, settings: Settings) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = _context()
         self.conn, child_conn = context.Pipe()
         self.process = context.Process(
             target=_child_main, args=(child_conn, settings), name="tabjob-inspect", daemon=True

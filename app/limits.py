@@ -13,10 +13,7 @@ every row again, so a check left to it is late, never skipped.
 
 from __future__ import annotations
 
-import json
 import struct
-from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +21,7 @@ import pyarrow.parquet as pq
 
 from app.errors import TooLarge, UserError
 from app.inspection import check_size, data_error, open_footer, raise_if_out_of_memory
+from app.record_limits import TARGET_BATCH_ROWS, FileBounds
 from app.settings import Settings
 from app.storage import ObjectInfo, Store
 from ml.errors import DataProblem
@@ -31,25 +29,6 @@ from ml.schema import MAX_CLASSES, TARGET, check_target, nan_as_null
 
 # Parquet files end with a 4-byte little-endian footer length and the magic ``PAR1``.
 _TAIL_BYTES = 8
-# Rows of the target decoded at once: the scan's memory, whatever the file's row groups.
-TARGET_BATCH_ROWS = 64 * 1024
-
-
-def upload_form(store: Store, key: str, max_bytes: int) -> dict[str, object]:
-    """The POST upload of ``key`` bounded to ``max_bytes``, as ``UploadForm`` fields."""
-    url, fields, _ = store.presign_upload_form(key, max_bytes)
-    return {"url": url, "fields": fields, "max_bytes": max_bytes}
-
-
-def refuse_put_uploads(settings: Settings) -> None:
-    """Refuse to hand out an unbounded PUT URL where the deployment turned them off."""
-    if not settings.upload_put_urls:
-        raise UserError(
-            "This service accepts only size-bounded uploads, which this route cannot give.",
-            code="upload.put_disabled",
-            hint="Create datasets with POST /v1/datasets and upload with its upload_form.",
-            status=409,
-        )
 
 
 def open_bounded(store: Store, key: str, info: ObjectInfo, settings: Settings) -> pq.ParquetFile:
@@ -227,26 +206,6 @@ def _statistics_show_one_value(source: pq.ParquetFile, target: str) -> bool:
     return len(values) == 1
 
 
-@dataclass(frozen=True)
-class FileBounds:
-    """The limits a job process applies to its downloaded dataset (it has no settings of its own:
-    the worker sends these with the job). Attribute names are the settings' names."""
-
-    max_footer_bytes: int
-    max_dataset_rows: int
-    max_dataset_columns: int
-    max_column_name_chars: int
-    max_column_names_bytes: int
-    max_target_chunk_bytes: int
-    max_label_chars: int
-    target_scan_rows: int
-    target_scan_bytes: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FileBounds:
-        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
-
-
 def check_local_file(path: str, bounds: FileBounds, target: str | None) -> None:
     """The submission's byte bounds again, in the job process, on every row of the downloaded
     file (``target`` None: a predict, no labels to read). Raises TooLarge or UserError."""
@@ -264,28 +223,3 @@ def check_local_file(path: str, bounds: FileBounds, target: str | None) -> None:
     if target and target in source.schema_arrow.names:
         labels = pq.ParquetFile(path, metadata=source.metadata, read_dictionary=[target])
         scan_target(labels, bounds, target, whole=True)  # type: ignore[arg-type]
-
-
-def check_result_record(summary: dict[str, Any], settings: Settings) -> None:
-    """Refuse a job result too big to keep in the job record (served by GET /v1/jobs/{id},
-    /v1/models and the webhook): categories found by the worker, which reads every row, over
-    ``max_category_chars``, or the whole over ``max_result_record_bytes``."""
-    categories = ((summary.get("features") or {}).get("categories")) or {}
-    for column, values in categories.items():
-        longest = max((len(str(v)) for v in values), default=0)
-        if longest > settings.max_category_chars:
-            raise UserError(
-                f"A category of the column '{column[:80]}' is {longest:,} characters long; the limit is "
-                f"{settings.max_category_chars:,}.",
-                code="dataset.category_too_long",
-                hint="Map long text values to short codes, or drop the column.",
-                status=422,
-            )
-    size = len(json.dumps(summary, default=str))
-    if size > settings.max_result_record_bytes:
-        raise TooLarge(
-            f"The job's result (features, categories, classes) takes {size:,} bytes; the limit is "
-            f"{settings.max_result_record_bytes:,}.",
-            code="job.record_too_large",
-            hint="Use fewer or shorter column names and categories.",
-        )

@@ -36,7 +36,7 @@ from app.domain import JobStatus, new_id
 from app.errors import InfraError, NotFound, TabjobError, UserError
 from app.notices import schedule_failed
 from app.services import Services
-from app.usecases.submission import JobRequest, check_request, submit
+from app.usecases.job_request import JobRequest
 
 log = logging.getLogger("tabjob.schedules")
 CONCURRENCY = ("forbid", "allow")
@@ -113,6 +113,8 @@ def create_schedule(
             hint="Delete a schedule you no longer need (tabjob schedules delete ID).",
             status=429,
         )
+    from app.usecases.submission import check_request  # its data checks import pyarrow: only when used
+
     check_request(svc, tenant, request)
     now = time.time() if now is None else now
     record = {
@@ -245,6 +247,8 @@ class Scheduler:
         store, schedule_id = self.svc.state.schedules, schedule["id"]
         request = JobRequest(**{**schedule["job"], "actor": f"schedule:{schedule_id}"})
         key = f"schedule:{schedule_id}:{run['scheduled_for']:.0f}"
+        from app.usecases.submission import submit  # its data checks import pyarrow: only when one fires
+
         try:
             done = submit(self.svc, schedule["tenant"], request, idempotency_key=key)
         except TabjobError as exc:

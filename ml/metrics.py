@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-CLASSIFICATION, REGRESSION = "classification", "regression"
-TASKS = (CLASSIFICATION, REGRESSION)
+from ml.names import CLASSIFICATION, REGRESSION, TASKS
 
 # Every scalar metric of a task, in the order reports list them.
 CLASSIFICATION_METRICS = ("accuracy", "log_loss", "roc_auc", "f1")

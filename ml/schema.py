@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.errors import DataProblem
+from ml.names import TARGET
 from ml.suggest import closest, did_you_mean
 
-TARGET = "y"
 # A classifier with more classes than this is almost always a regression target by mistake,
 # and HistGradientBoosting keeps one tree per class and iteration.
 MAX_CLASSES = 1000

@@ -16,7 +16,7 @@ from app.domain import Job
 from app.errors import CanceledWhileRunning, Conflict, InfraError, ModelDeleted, UserError
 from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
-from app.limits import FileBounds, check_result_record
+from app.record_limits import FileBounds, check_result_record
 from app.settings import Settings
 from app.steps import step_tag
 from app.storage import dataset_key, model_key, result_key

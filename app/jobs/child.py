@@ -31,8 +31,8 @@ import ml.model_step
 import ml.prepare_step
 import ml.prepared
 from app.jobs import pinned
-from app.limits import FileBounds
 from app.jobs.job_env import clean_environment
+from app.record_limits import FileBounds
 from ml.distributed.cluster import ClusterUnavailable, WorkerLost
 from ml.errors import DataProblem
 

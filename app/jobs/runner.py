@@ -30,7 +30,7 @@ def _forkserver() -> multiprocessing.context.ForkServerContext:
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["app.jobs.child"])
+        _context.set_forkserver_preload(["app.jobs.child", "app.jobs.preload"])
     return _context
 
 

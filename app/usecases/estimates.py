@@ -24,7 +24,6 @@ import json
 import math
 from typing import Any
 
-import numpy as np
 import redis
 
 from app.domain import Job, JobStatus
@@ -58,6 +57,8 @@ def work(job: Job) -> float:
 def _regression(pool: list[dict[str, Any]], job: Job) -> tuple[float, float] | None:
     """(predicted log duration, residual standard deviation) of the least-squares fit, or None
     when the samples do not pin its three coefficients down."""
+    import numpy as np  # here: every worker records samples (``record``), only estimates need numpy
+
     rows = [(1.0, math.log(s.get("cells", s["work"])), math.log(s.get("iterations", 1.0))) for s in pool]
     x = np.array(rows)
     y = np.array([math.log(s["duration_s"]) for s in pool])

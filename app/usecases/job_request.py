@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain import JobKind
-from ml.schema import TARGET
-from ml.tasks import CLASSIFICATION
+from ml.names import CLASSIFICATION, TARGET
 
 
 @dataclass(frozen=True)

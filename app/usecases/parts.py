@@ -16,14 +16,12 @@ from typing import Any
 
 from app.domain import Dataset
 from app.errors import Conflict, TabjobError, UserError
-from app.inspection import check_size, data_error
 from app.inspection_pool import InspectRequest, inspect
-from app.limits import upload_form
+from app.record_limits import check_size, data_error, upload_form
 from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_part_key
 from ml.errors import DataProblem
-from ml.schema import TARGET, check_predict_schema, check_training_schema
 
 
 def create_parts_dataset(
@@ -128,12 +126,16 @@ def uploaded_parts(svc: Services, tenant: str, dataset_id: str) -> tuple[Dataset
 
 
 def validate_parts(
-    svc: Services, tenant: str, dataset_id: str, *, target: str = TARGET, features: dict[str, str] | None = None
+    svc: Services, tenant: str, dataset_id: str, *, target: str = "y", features: dict[str, str] | None = None
 ) -> tuple[Dataset, ObjectInfo, int, int]:
     """A fit's (``features`` None) or a predict's checks on every part: the footer checks a single
     file gets, then the training schema (target present, usable columns) or the model's columns.
     The classes are counted on the Dask workers, over all parts (one part may hold one class).
     Returns the dataset, its combined info, rows and columns."""
+    # Here, not at the top: the parts' schemas are Arrow objects, and the API and the workers
+    # import pyarrow only when a dataset in parts is checked (about 20 MiB each otherwise).
+    from ml.schema import check_predict_schema, check_training_schema
+
     dataset, info = uploaded_parts(svc, tenant, dataset_id)
     for i, size in enumerate(dataset.part_sizes or []):
         part = ObjectInfo(size=size, etag=(dataset.part_etags or [])[i])

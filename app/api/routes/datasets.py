@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app import limits
+from app import record_limits
 from app.api.dataset_parts import parts_created
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
@@ -38,7 +38,7 @@ def create_dataset(
     return DatasetCreated(
         **dataset_public(dataset).model_dump(),
         upload_url=url if svc.settings.upload_put_urls else None,
-        upload_form=limits.upload_form(svc.store, dataset_key(tenant, dataset.id), max_bytes),
+        upload_form=record_limits.upload_form(svc.store, dataset_key(tenant, dataset.id), max_bytes),
         upload_expires_at=expires_at,
     )
 
