@@ -91,7 +91,7 @@ class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSett
         16 * 1024,
         ge=1024,
         description="Largest request head (request line and headers) `tabjob api` buffers; larger is refused "
-        "by the server (h11) and by the app's own check with 431.",
+        "by the server (app/api/http_protocol.py) and by the app's own check with 431.",
     )
     api_max_headers: int = Field(
         100, ge=10, description="Most request headers the API accepts; more is refused with 431."

@@ -10,6 +10,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from app.api.http_protocol import bounded_protocol
+from app.settings import Settings
+
 JOB = {"id": "job_0123456789abcdef0123", "kind": "fit", "status": "finished", "lane": "small", "progress": 1.0}
 
 
@@ -40,8 +43,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # As app.cli.main.api: uvicorn.run(app, host, port, log_level=info (the default), access_log=False).
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", access_log=False)
+    # As app.cli.main.api: the same protocol (httptools with a bounded head), no access log.
+    uvicorn.run(
+        create_app(), host=args.host, port=args.port, log_level="info", access_log=False,
+        http=bounded_protocol(Settings.model_fields["api_max_header_bytes"].default),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
