@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +27,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow  # starts a job process through the forkserver, warm-up fit included
 def test_a_job_process_has_no_platform_credentials():
     # Given a worker-like process whose environment holds credentials, with its job process
     worker = subprocess.Popen([sys.executable, "-c", _START], cwd=ROOT, stdout=subprocess.PIPE, text=True)

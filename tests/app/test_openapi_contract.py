@@ -54,6 +54,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 # How many examples per operation and mode comes from the Hypothesis profile (tests/conftest.py):
 # 30 in the whole suite, fewer in `task test:fast`.
+@pytest.mark.slow  # hundreds of generated requests: about a minute on 2 cores
 @schema.parametrize()
 @hypothesis.settings(
     deadline=None,

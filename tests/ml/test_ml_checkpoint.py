@@ -18,6 +18,10 @@ import pytest
 from ml.checkpoint import Checkpoint, Preempted, pin_digest
 from ml.model import fit, predict
 
+# Each test trains real models for several seconds (a kill-and-resume, an xgboost continuation):
+# the whole suite runs them, the fast loop does not.
+pytestmark = pytest.mark.slow
+
 PARAMS = {"max_iter": 60, "early_stopping": False}
 LONG = {"max_iter": 80, "early_stopping": False}
 

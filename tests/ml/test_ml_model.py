@@ -56,6 +56,7 @@ def phases(calls: list[tuple]) -> list[str]:
     return list(dict.fromkeys(phase for phase, _, _ in calls))
 
 
+@pytest.mark.slow  # trains the seed shape (seconds)
 def test_seed_shape_is_learned(seed_job, read_predictions):
     labels = read_predictions(str(seed_job["folder"] / "result.parquet"))
 

@@ -64,6 +64,7 @@ def phases(calls: list[tuple]) -> list[str]:
     return list(dict.fromkeys(phase for phase, _, _ in calls))
 
 
+@pytest.mark.slow  # trains the seed shape with both families (seconds each)
 @pytest.mark.parametrize("name", ["xgboost", "steps"])
 def test_xgboost_is_within_two_points_of_hgb_on_the_seed_shape(seed_models, name):
     assert accuracy(seed_models, "hgb") > 0.8
