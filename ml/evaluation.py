@@ -4,6 +4,12 @@
 the model's target column and returns the task's metrics (``ml.metrics``) on those rows. The
 model registry runs it in the fit job for the new version and, when the alias's current version
 was never measured on that dataset, for that version too, so both are compared on the same rows.
+
+Its rows rule differs on purpose from a fit's ``evaluate_on`` report (``ml.model.evaluate``,
+``ml.dataset.read_evaluation``), which leaves out rows without a label or of a class the model
+never saw and says so in a note: two versions compared here must be scored on the same rows, so
+such rows refuse the comparison (``evaluation.missing_labels``, ``evaluation.unknown_labels``)
+instead of dropping different rows for each version.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from ml.dataset import read_predict
 from ml.device import choose_device
 from ml.errors import DataProblem
 from ml.io import Progress, fetch_to_file, report
-from ml.metrics import CLASSIFICATION, metrics_for
-from ml.training import predictions
+from ml.metrics import CLASSIFICATION
+from ml.training import score_rows
 
 
 def evaluate(
@@ -64,11 +70,9 @@ def evaluate(
     t0 = time.perf_counter()
     task = getattr(bundle, "task", CLASSIFICATION)
     classes = np.asarray(bundle.classes) if task == CLASSIFICATION else None
-    # The families' own prediction (ml.training): probabilities through the family, so an xgboost
-    # model gets log_loss and roc_auc too, and the label is their argmax, as in a fit's metrics.
-    predicted, proba = predictions(chosen, bundle.estimator, X, used_device, task, classes)
+    # The families' own prediction and the task's metrics, as a fit's (ml.training.score_rows).
     try:
-        scores = metrics_for(task, truth, predicted, proba, classes)
+        scores = score_rows(chosen, bundle.estimator, X, truth, used_device, task, classes)
     except ValueError as exc:  # a true label the model never saw
         raise DataProblem(
             "evaluation.unknown_labels",

@@ -77,7 +77,11 @@ end
 redis.call('HINCRBY', key, 'version', 1)
 if to == 'started' then redis.call('HINCRBY', key, 'attempts', 1) end
 place(p, id, tenant, lane, to, now)
-if to ~= 'queued' and to ~= 'started' then
+-- A finished fit registered as a model version keeps its record and timeline past the retention
+-- (predicts by name@alias read it): never given a TTL, so no reader sees it finished with one.
+local register = redis.call('HGET', key, 'register')
+local kept = to == 'finished' and register and register ~= 'null'
+if to ~= 'queued' and to ~= 'started' and not kept then
   local retention = tonumber(ARGV[5])
   redis.call('EXPIRE', key, retention)
   redis.call('EXPIRE', key .. ':events', retention)
