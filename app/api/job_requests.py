@@ -19,17 +19,15 @@ def actor_of(request: Request) -> str:
 
 
 def job_request(body: JobCreate, actor: str | None) -> JobRequest:
-    """The submission request of ``body``, refusing combinations no job can run."""
+    """The submission request of ``body``, refusing what only the body shows (a predict without a
+    model, a target or a task given to a predict: the request fills in their defaults);
+    ``app.usecases.submission`` refuses the other options a kind does not take, for every way in."""
     if body.kind == "predict" and not body.model_id:
         raise UserError(
             "A predict job needs model_id (the id of a finished fit job, or name@alias of a registered model).",
             code="job.missing_model",
             hint="Pass model_id.",
             status=422,
-        )
-    if body.kind == "fit" and body.model_id:
-        raise UserError(
-            "A fit job takes no model_id.", code="job.unexpected_model", hint="Leave model_id out.", status=422
         )
     if body.kind == "predict" and body.target:
         raise UserError(

@@ -87,12 +87,12 @@ def check_request(svc: Services, tenant: str, request: JobRequest) -> None:
 
 
 def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Submitted:
+    refuse_misplaced_options(request)
     # ``sales@latest`` and ``churn@champion`` are resolved once, here; the job keeps both.
     request, registered = resolve_references(svc, tenant, request)
     params = dict(request.params or {})
     if request.webhook_url:
         check_webhook(svc.settings, request.webhook_url)
-    refuse_misplaced_options(request)
     checked = check_data(svc, tenant, request)
     family = checked.family
     check_params(family, params)
@@ -145,22 +145,24 @@ def _record_checks(job: Job, request: JobRequest, checked: CheckedData, engine: 
         job.task = (checked.model.result or {}).get("task", CLASSIFICATION)
 
 
+# Options one kind of job takes and the other does not: (kind refused, option, code, message, hint).
+MISPLACED_OPTIONS = (
+    ("fit", "model_id", "job.unexpected_model", "A fit job takes no model_id.", "Leave model_id out."),
+    ("predict", "evaluate_on", "job.unexpected_evaluate_on",
+     "A predict job takes no evaluate_on: a fit is scored on an evaluation dataset.",
+     "Pass evaluate_on when you submit the fit, or predict the evaluation dataset and compare yourself."),
+    ("fit", "passthrough", "job.unexpected_passthrough",
+     "A fit job takes no passthrough: only a predict writes rows to join back.",
+     "Pass passthrough with the predict job."),
+)  # fmt: skip
+
+
 def refuse_misplaced_options(request: JobRequest) -> None:
-    """A fit takes ``task`` and ``evaluate_on``; a predict takes ``passthrough``: refuse the others'."""
-    if request.kind == "predict" and request.evaluate_on:
-        raise UserError(
-            "A predict job takes no evaluate_on: a fit is scored on an evaluation dataset.",
-            code="job.unexpected_evaluate_on",
-            hint="Pass evaluate_on when you submit the fit, or predict the evaluation dataset and compare yourself.",
-            status=422,
-        )
-    if request.kind == "fit" and request.passthrough:
-        raise UserError(
-            "A fit job takes no passthrough: only a predict writes rows to join back.",
-            code="job.unexpected_passthrough",
-            hint="Pass passthrough with the predict job.",
-            status=422,
-        )
+    """A fit takes ``evaluate_on``, a predict ``model_id`` and ``passthrough``: refuse
+    an option given to the kind that does not take it (every way in: API, legacy routes, schedules)."""
+    for kind, option, code, message, hint in MISPLACED_OPTIONS:
+        if request.kind == kind and getattr(request, option):
+            raise UserError(message, code=code, hint=hint, status=422)
 
 
 def check_lane_for_family(svc: Services, tenant: str, family: ModelFamily, requested: str | None) -> None:

@@ -271,6 +271,7 @@ def test_bad_requests_are_refused_with_a_code_and_a_hint(api, small_worker, file
             evaluate_on=train)  # fmt: skip
     refused(api, 422, "job.unexpected_task", kind="predict", dataset_id=predict, model_id=model["id"],
             task="classification")  # fmt: skip
+    refused(api, 422, "job.unexpected_model", kind="fit", dataset_id=train, model_id=model["id"])
 
 
 def test_the_legacy_routes_still_write_one_column_y(api, small_worker, seed_files):
