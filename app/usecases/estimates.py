@@ -7,9 +7,11 @@ Method. A finished job leaves a sample: its kind, model family, lane, the cells 
 estimated from the samples of its own lane when there are some (its workers' threads and
 machine), else of all lanes:
 
-- with ``MIN_FOR_REGRESSION`` samples or more, a least-squares fit of
-  ``log(duration) = c + b1 log(cells) + b2 log(iterations)``; the interval is the fit's residual
-  standard deviation either way (about 2 of 3 jobs inside, were the errors normal);
+- with ``MIN_FOR_REGRESSION`` samples or more, the better of two least-squares models by their
+  error on jobs left out of the fit (``app.usecases.estimate_models``): a power law
+  ``log(duration) = c + b1 log(cells) + b2 log(iterations)``, or a fixed overhead plus costs in
+  proportion to the work; the interval is that left-out error (about 2 of 3 jobs inside, were
+  the errors normal);
 - with fewer, the nearest samples in log(cells x iterations), scaled proportionally to the new
   job's work, and their spread.
 
@@ -28,6 +30,7 @@ import redis
 
 from app.domain import Job, JobStatus
 from app.state import Keys
+from app.usecases.estimate_models import best_fit
 
 SAMPLES_KEPT = 500
 NEAREST = 7
@@ -54,23 +57,6 @@ def work(job: Job) -> float:
     return cells * iterations
 
 
-def _regression(pool: list[dict[str, Any]], job: Job) -> tuple[float, float] | None:
-    """(predicted log duration, residual standard deviation) of the least-squares fit, or None
-    when the samples do not pin its three coefficients down."""
-    import numpy as np  # here: every worker records samples (``record``), only estimates need numpy
-
-    rows = [(1.0, math.log(s.get("cells", s["work"])), math.log(s.get("iterations", 1.0))) for s in pool]
-    x = np.array(rows)
-    y = np.array([math.log(s["duration_s"]) for s in pool])
-    if len(pool) < MIN_FOR_REGRESSION or np.linalg.matrix_rank(x) < 3:
-        return None
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    residuals = y - x @ coef
-    sigma = math.sqrt(float(residuals @ residuals) / (len(pool) - 3))
-    cells, iterations = _size(job)
-    return float(coef @ np.array([1.0, math.log(cells), math.log(iterations)])), sigma
-
-
 def record(r: redis.Redis, keys: Keys, job: Job) -> None:
     """Keep a finished job's run time as a sample for later estimates (the newest SAMPLES_KEPT)."""
     if job.status != JobStatus.FINISHED or not job.started_at or not job.ended_at:
@@ -87,6 +73,11 @@ def record(r: redis.Redis, keys: Keys, job: Job) -> None:
     pipe.execute()
 
 
+def _with_sizes(pool: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Samples with cells and iterations (samples recorded before they were kept have work only)."""
+    return [{**s, "cells": s.get("cells", s["work"]), "iterations": s.get("iterations", 1.0)} for s in pool]
+
+
 def estimate(r: redis.Redis, keys: Keys, job: Job) -> dict[str, Any] | None:
     """The job's expected run time and interval, or None before any job of its kind finished."""
     raw = r.lrange(keys.estimates(job.kind, job.model), 0, SAMPLES_KEPT - 1)
@@ -95,10 +86,11 @@ def estimate(r: redis.Redis, keys: Keys, job: Job) -> dict[str, Any] | None:
         return None
     same_lane = [s for s in samples if s["lane"] == job.lane]
     pool = same_lane or samples
-    fitted = _regression(pool, job)
+    fitted = best_fit(_with_sizes(pool)) if len(pool) >= MIN_FOR_REGRESSION else None
     if fitted is not None:
-        centre, spread = fitted
-        method = f"least squares on log(duration) ~ log(rows x columns) + log(iterations) over {len(pool)}"
+        cells, iterations = _size(job)
+        centre, spread = fitted.log_duration(cells, iterations), fitted.loo_error
+        method = f"least squares on {fitted.name} over {len(pool)}"
     else:
         x = math.log(work(job))
         nearest = sorted((math.log(s["work"]), math.log(s["duration_s"])) for s in pool)

@@ -68,6 +68,24 @@ def test_with_enough_history_a_regression_learns_how_rows_and_iterations_each_co
     assert guess["high_s"] / guess["duration_s"] == pytest.approx(math.exp(estimates.MIN_HALF_SPAN), rel=0.01)
 
 
+def test_small_jobs_that_are_mostly_a_fixed_cost_are_estimated_with_it(store):
+    r, keys = store
+
+    # A toy fit's run time is mostly the job's fixed cost (download, bounds, upload), plus its work:
+    # a power law would bend that into one slope and miss both ends.
+    def took(rows: int, max_iter: int) -> float:
+        return 0.08 + 2e-7 * rows * 10 * max_iter
+
+    for rows, max_iter in ((300, 20), (1000, 100), (3000, 50), (10000, 20), (300, 100), (10000, 100), (3000, 20)):
+        wobble = 1.0 + 0.03 * math.sin(rows + max_iter)  # a few percent of noise, as on a real machine
+        estimates.record(r, keys, job(rows, max_iter=max_iter, took_s=took(rows, max_iter) * wobble))
+    for rows, max_iter in ((500, 50), (30000, 100), (1000, 20)):
+        guess = estimates.estimate(r, keys, job(rows, max_iter=max_iter))
+        assert guess["low_s"] <= took(rows, max_iter) <= guess["high_s"], (rows, max_iter, guess)
+        assert guess["duration_s"] == pytest.approx(took(rows, max_iter), rel=0.1)
+        assert "overhead" in guess["basis"]
+
+
 def test_the_jobs_own_lane_is_preferred(store):
     r, keys = store
     estimates.record(r, keys, job(1000, lane="small", took_s=1.0))
