@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,6 +209,26 @@ def tenant_maker(settings: Settings) -> Callable[[], tuple[str, str]]:
         return tenant, token
 
     return make
+
+
+def own_broker_env(base_env: dict[str, str], db: int) -> dict[str, str]:
+    """``base_env`` on a broker database of its own (``db``, 1-15), for tests whose jobs must run on
+    the workers they start: the session's shared small-lane worker consumes database 0's queues and
+    would otherwise take some of their jobs (with its own settings)."""
+    assert 0 < db < 16, db
+    return {**base_env, "TABJOB_REDIS_URL": base_env["TABJOB_REDIS_URL"].rsplit("/", 1)[0] + f"/{db}"}
+
+
+@contextmanager
+def api_client(settings: Settings) -> Iterator[httpx.Client]:
+    """An in-process API client on ``settings``, authenticated as a fresh tenant of its broker."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+
+    _, token = tenant_maker(settings)()
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {token}"}) as client:
+        yield client
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ class FitParams(BaseModel):
     The same names as ``ml.model.TUNABLE_PARAMS`` (a test keeps them in step): the API does not
     import ``ml.model``, which loads scikit-learn."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/false is not a number (lax mode would take false as random_state 0)
+    model_config = ConfigDict(extra="forbid", strict=True)
     learning_rate: float | None = Field(None, gt=0, le=10)
     max_iter: int | None = Field(None, ge=1, le=10_000)
     max_leaf_nodes: int | None = Field(None, ge=2, le=65_536)
@@ -34,7 +35,8 @@ class XGBoostParams(BaseModel):
 
     The same names as ``ml.families.xgb.TUNABLE_PARAMS`` (a test keeps them in step)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/false is not a number (lax mode would take false as random_state 0)
+    model_config = ConfigDict(extra="forbid", strict=True)
     n_estimators: int | None = Field(None, ge=1, le=10_000)
     learning_rate: float | None = Field(None, gt=0, le=10)
     max_depth: int | None = Field(None, ge=0, le=100)

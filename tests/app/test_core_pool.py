@@ -14,11 +14,15 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+import redis
+from fastapi.testclient import TestClient
 from jobs_testing import upload, wait_for, wait_job
 
 from app.cpu_pool import LocalCorePool, SharedCorePool, cores_wanted, leased_cores
 from app.domain import JobStatus
 from app.errors import CanceledWhileRunning
+from app.jobs.broker import redis_client
+from tests.conftest import Workers, api_client, make_settings, own_broker_env
 
 POOL_CORES = 2
 
@@ -140,9 +144,26 @@ def job_processes(worker_pids: list[int]) -> list[int]:
     return found
 
 
+@pytest.fixture
+def pool_env(base_env: dict[str, str]) -> dict[str, str]:
+    # Its own broker database: a job taken by the session's shared small-lane worker (not in this
+    # pool, its own thread budget) would run on 1 thread and be invisible to the sampling below.
+    return own_broker_env(base_env, 2)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # five real fits on a machine the suite shares
-def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all(api, workers, broker_db, tmp_path):
+def test_a_burst_never_runs_more_threads_than_cores_and_a_lone_job_gets_them_all(pool_env, tmp_path):
+    settings = make_settings(pool_env)
+    workers = Workers(pool_env)
+    try:
+        with api_client(settings) as api:
+            check_a_burst(api, workers, redis_client(settings, decode=True), tmp_path)
+    finally:
+        workers.stop_all()
+
+
+def check_a_burst(api: TestClient, workers: Workers, broker_db: redis.Redis, tmp_path: Path) -> None:
     state = api.app.state.services.state
     # Given three workers of one machine sharing a pool of 2 cores (as `tabjob stack` runs them):
     # two consumers of the small lane in one process and one large-lane worker

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from app.local.dask_cluster import LocalDaskCluster
 from tests.app.jobs_testing import wait_for, wait_job
-from tests.conftest import Workers, make_settings, tenant_maker
+from tests.conftest import Workers, api_client, make_settings, own_broker_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,10 +46,8 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDask
 def dask_env(base_env: dict[str, str], dask_cluster: LocalDaskCluster) -> dict[str, str]:
     # A broker database of its own: the session's shared small-lane worker (no Dask scheduler) would
     # otherwise take these jobs off the same queue and fail them as an engine it does not have.
-    redis_url = base_env["TABJOB_REDIS_URL"].rsplit("/", 1)[0] + "/1"
     return {
-        **base_env,
-        "TABJOB_REDIS_URL": redis_url,
+        **own_broker_env(base_env, 1),
         "TABJOB_DASK_SCHEDULER_ADDRESS": dask_cluster.address,
         "TABJOB_DASK_WORKERS_WAIT_S": "60",
         "TABJOB_DASK_MIN_WORKERS": "2",
@@ -66,11 +64,7 @@ def dask_worker(dask_env: dict[str, str]) -> Iterator[Workers]:
 
 @pytest.fixture
 def dask_api(dask_env: dict[str, str], dask_worker: Workers):
-    from app.api.main import create_app
-
-    settings = make_settings(dask_env)
-    _, token = tenant_maker(settings)()
-    with TestClient(create_app(settings), headers={"authorization": f"Bearer {token}"}) as client:
+    with api_client(make_settings(dask_env)) as client:
         yield client
 
 
