@@ -76,7 +76,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         inspections = pool_for(app.state.services.settings)
         # The inspection children start in the background: no submission pays for their interpreters.
         threading.Thread(target=inspections.warm, name="tabjob-inspect-warm", daemon=True).start()
+        notifier = app.state.services.notifier
+        if notifier is not None:  # delivers the webhook outbox's notifications (app/webhook_outbox.py)
+            notifier.start()
         yield
+        if notifier is not None:
+            notifier.drain(app.state.services.settings.webhook_timeout_s)
 
     app = FastAPI(
         title="tabjob",

@@ -66,6 +66,11 @@ class Keys:
     def reaper_lock(self) -> str:
         return f"{self.prefix}:reaper"
 
+    def outbox(self, what: str) -> str:
+        """The webhook outbox (``app.state.outbox``): ``due`` (delivery ids by when each is next
+        due), ``entry:<delivery id>`` (a hash) and ``leased:<tenant>`` (the tenant's claims)."""
+        return f"{self.prefix}:outbox:{what}"
+
 
 KEYS = Keys()
 
