@@ -13,6 +13,7 @@ from typing import Any
 
 from app.settings import Settings
 from app.state import State
+from app.webhooks import SEALED_PREFIX, seal_secret, sealing_key
 
 Webhook = tuple[str, str]  # (url, secret)
 
@@ -42,6 +43,7 @@ def _post(state: State, settings: Settings, tenant: str, notice: dict[str, Any],
     delivered is itself a notice (``webhook.failed``), never a loop of them."""
     if not settings.webhooks_enabled:
         return
-    body = json.dumps(notice, default=str)
-    for url, secret in webhooks:
-        state.outbox.put(tenant, url, secret, body, retention_s=state.jobs.retention_s)
+    body, key = json.dumps(notice, default=str), sealing_key(settings)
+    for url, secret in webhooks:  # sealed in the outbox, as in job records
+        sealed = secret if secret.startswith(SEALED_PREFIX) else seal_secret(key, secret)
+        state.outbox.put(tenant, url, sealed, body, retention_s=state.jobs.retention_s)

@@ -29,6 +29,7 @@ from app.webhooks import (
     attempt,
     open_secret,
     payload,
+    seal_secret,
     sealing_key,
 )
 
@@ -117,6 +118,8 @@ class Notifier:
         """Add a notification that is not a job's end (a registry or schedule notice) and wake
         the threads; returns its delivery id."""
         text = json.dumps(body, default=str)
+        if self.sealing_key is not None and not secret.startswith(SEALED_PREFIX):
+            secret = seal_secret(self.sealing_key, secret)  # never plain in the broker
         delivery_id = self.state.outbox.put(tenant, url, secret, text, retention_s=self.state.jobs.retention_s)
         self.wake()
         return delivery_id

@@ -15,7 +15,6 @@ from app.waiting import wait_until
 from app.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, check_webhook_url, sign
 
 
-
 @pytest.mark.parametrize(
     "url",
     [
