@@ -14,21 +14,24 @@ from app.waiting import wait_until
 from app.webhook_outbox import Notifier
 
 SECRET = "s3cret-s3cret-s3cret"
+RESULT = {"rows": 10, "classes": [0, 1], "features": {"x": 1}}
 
 
 def private_state(settings: Settings) -> State:
     return State(client=redis_client(settings, decode=True), retention_s=3600, keys=Keys(f"o{secrets.token_hex(4)}"))
 
 
-def ended_job(state: State, url: str, secret: str = SECRET, *, tenant: str = "t1") -> Job:
-    """A fit that named a webhook, ended (finished) with the atomic end: its notification is due."""
+def ended_job(state: State, url: str, secret: str = SECRET, *, tenant: str = "t1", end: bool = True) -> Job:
+    """A fit that named a webhook, ended (finished) with the atomic end: its notification is due
+    (``end=False``: still queued)."""
     job = Job(
         id=new_id("job"), tenant=tenant, kind="fit", lane="large", status=JobStatus.QUEUED,
         created_at=time.time(), dataset_id="ds_1", webhook_url=url, webhook_secret=secret,
     )  # fmt: skip
     state.jobs.admit(tenant, job.id, 1000)
     state.jobs.create(job)
-    assert state.jobs.end(job, JobStatus.FINISHED, result={"rows": 10, "classes": [0, 1], "features": {"x": 1}})
+    if end:
+        assert state.jobs.end(job, JobStatus.FINISHED, result=RESULT)
     return job
 
 
