@@ -15,6 +15,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,6 +57,19 @@ def notifier_for(settings: Settings, state: State) -> Notifier | None:
         timeout_s=settings.webhook_timeout_s,
         sealing_key=sealing_key(settings),
     )
+
+
+@contextmanager
+def delivering(notifier: Notifier | None, drain_s: float) -> Iterator[None]:
+    """The delivery threads run for the block (an API process's life); then attempts in flight
+    get ``drain_s`` to end. Nothing when webhooks are off (``notifier`` None)."""
+    if notifier is not None:
+        notifier.start()
+    try:
+        yield
+    finally:
+        if notifier is not None:
+            notifier.drain(drain_s)
 
 
 class Notifier:
