@@ -9,19 +9,12 @@ with ``type`` ``registry.alias_moved`` or ``schedule.failed``.
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
 from typing import Any
 
-import httpx
-
-from app.errors import UserError
 from app.settings import Settings
 from app.state import State
-from app.webhooks import SIGNATURE_HEADER, check_webhook_url, sign
+from app.webhooks import SEALED_PREFIX, seal_secret, sealing_key
 
-log = logging.getLogger("tabjob.notices")
 Webhook = tuple[str, str]  # (url, secret)
 
 
@@ -45,37 +38,12 @@ def schedule_failed(
 
 
 def _post(state: State, settings: Settings, tenant: str, notice: dict[str, Any], webhooks: list[Webhook]) -> None:
+    """Put the notice for each webhook in the outbox (app/state/outbox.py): a delivery thread of
+    any process POSTs it with the job webhooks' rules (deadline, retries, delivery id); one not
+    delivered is itself a notice (``webhook.failed``), never a loop of them."""
     if not settings.webhooks_enabled:
         return
-    for url, secret in webhooks:
-        threading.Thread(
-            target=_deliver, args=(state, settings, tenant, notice, url, secret), daemon=True, name="notice-webhook"
-        ).start()
-
-
-def _deliver(state: State, settings: Settings, tenant: str, notice: dict[str, Any], url: str, secret: str) -> None:
-    """POST ``notice`` to ``url`` with the job webhooks' retry rules; a failed delivery is itself
-    a notice (``webhook.failed``), never a loop of them."""
-    body = json.dumps(notice, default=str).encode()
-    outcome = "not tried"
-    for attempt in range(1, settings.webhook_max_attempts + 1):
-        try:
-            check_webhook_url(url, allow_private=settings.webhook_allow_private_targets)
-            headers = {"content-type": "application/json", "user-agent": "tabjob-webhook",
-                       SIGNATURE_HEADER: sign(secret, int(time.time()), body)}  # fmt: skip
-            response = httpx.post(url, content=body, headers=headers, timeout=settings.webhook_timeout_s)
-            if 200 <= response.status_code < 300:
-                return
-            outcome = f"refused with HTTP {response.status_code}"
-        except UserError as exc:
-            outcome = exc.message
-            break
-        except httpx.HTTPError as exc:
-            outcome = f"no answer ({type(exc).__name__})"
-        if attempt < settings.webhook_max_attempts:
-            time.sleep(settings.webhook_backoff_s * 2 ** (attempt - 1))
-    log.info("notice webhook to %s failed: %s", url, outcome)
-    try:
-        state.notices.add(tenant, "webhook.failed", f"The {notice['type']} webhook was not delivered: {outcome}.")
-    except Exception:  # the broker may be down: the log line says it
-        log.warning("could not record the failed notice webhook", exc_info=True)
+    body, key = json.dumps(notice, default=str), sealing_key(settings)
+    for url, secret in webhooks:  # sealed in the outbox, as in job records
+        sealed = secret if secret.startswith(SEALED_PREFIX) else seal_secret(key, secret)
+        state.outbox.put(tenant, url, sealed, body, retention_s=state.jobs.retention_s)

@@ -146,6 +146,11 @@ def record_upload_url(svc: Services, tenant: str, dataset_id: str, expires_at: f
     svc.state.conn.r.zadd(_uploads_key(tenant), {dataset_id: expires_at})
 
 
+def forget_upload_url(state: State, tenant: str, dataset_id: str) -> None:
+    """Stop counting the dataset as waiting for its upload (the retention sweep deleted it)."""
+    state.conn.r.zrem(_uploads_key(tenant), dataset_id)
+
+
 def admit_job(svc: Services, tenant: str) -> None:
     """Count a submission against the tenant's jobs-per-minute quota, and refuse it while the
     tenant's datasets are over the stored-bytes quota (a PUT URL cannot bound an upload's size).

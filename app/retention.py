@@ -1,5 +1,7 @@
 """Retention of data in the object store: datasets, model files and predictions older than
-``TABJOB_DATA_RETENTION_DAYS`` are deleted, with what refers to them.
+``TABJOB_DATA_RETENTION_DAYS`` are deleted, with what refers to them; datasets never uploaded
+are deleted ``TABJOB_DATASET_UPLOAD_GRACE_S`` after their upload URL expired, whatever the
+retention (their records would otherwise stay in the broker and count against the tenant).
 
 One worker at a time sweeps (a lock in Valkey that also spaces sweeps ``SWEEP_EVERY_S`` apart),
 so the rule holds on every stack and any S3 store, whatever lifecycle rules the bucket has. Job
@@ -13,14 +15,18 @@ import time
 from dataclasses import dataclass
 
 from app.copies import delete_every_copy
+from app.errors import NotFound
+from app.quotas import forget_upload_url
 from app.settings import Settings
 from app.state import State
-from app.storage import Store
+from app.storage import Store, dataset_key, dataset_part_key
 
 log = logging.getLogger("tabjob.retention")
 SWEEP_EVERY_S = 3600
 DAY_S = 24 * 3600
 LOCK = "retention-sweep"
+# Datasets whose upload expired looked at per sweep (the rest wait for the next sweep).
+EXPIRED_UPLOADS_PER_SWEEP = 10_000
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Swept:
     models: int = 0
     results: int = 0
     checkpoints: int = 0
+    never_uploaded: int = 0
 
 
 def sweep(
@@ -66,12 +73,36 @@ def sweep(
     return swept
 
 
+def sweep_never_uploaded(state: State, store: Store, *, grace_s: float, now: float | None = None) -> int:
+    """Delete the datasets whose upload URL expired more than ``grace_s`` seconds before ``now``
+    with nothing (or, in parts, not every part) uploaded: the record, its name's version, its
+    place in the tenant's count and any part that did arrive. Returns how many went."""
+    cutoff, deleted = (time.time() if now is None else now) - grace_s, 0
+    for tenant, dataset_id in state.datasets.upload_expired(cutoff, limit=EXPIRED_UPLOADS_PER_SWEEP):
+        try:
+            dataset = state.datasets.get(tenant, dataset_id)
+        except NotFound:  # deleted by its owner meanwhile
+            dataset = None
+        parts = [dataset_part_key(tenant, dataset_id, i) for i in range(dataset.parts or 0)] if dataset else []
+        if dataset is not None and any(store.stat(key) is None for key in parts or [dataset_key(tenant, dataset_id)]):
+            for key in parts:
+                store.remove(key)
+            delete_every_copy(state, store, tenant, dataset_id)
+            state.datasets.delete(tenant, dataset_id)
+            forget_upload_url(state, tenant, dataset_id)
+            deleted += 1
+        state.datasets.forget_upload(tenant, dataset_id)
+    return deleted
+
+
 def sweep_if_due(settings: Settings, state: State, store: Store, worker_id: str) -> Swept | None:
-    """Sweep when retention is set and no worker swept within ``SWEEP_EVERY_S``; None otherwise."""
-    if settings.data_retention_days is None:
-        return None
+    """Sweep when no worker swept within ``SWEEP_EVERY_S`` (None otherwise): datasets never
+    uploaded always, data older than the retention when one is set."""
     if not state.conn.r.set(state.keys.claim(LOCK), worker_id, nx=True, ex=SWEEP_EVERY_S):
         return None
-    swept = sweep(state, store, older_than_s=settings.data_retention_days * DAY_S)
+    swept = Swept()
+    if settings.data_retention_days is not None:
+        swept = sweep(state, store, older_than_s=settings.data_retention_days * DAY_S)
+    swept.never_uploaded = sweep_never_uploaded(state, store, grace_s=settings.dataset_upload_grace_s)
     log.info("retention sweep: deleted %s", swept)
     return swept

@@ -11,7 +11,7 @@ from app.jobs.broker import build_broker, redis_client
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
-from app.webhooks import Notifier, notifier_for
+from app.webhook_outbox import Notifier, notifier_for
 
 
 @dataclass

@@ -11,6 +11,7 @@ import pulumi_random as random
 from infra.release_values import (
     BOOTSTRAP_KEYS_KEY,
     CHART_PATH,
+    METRICS_TOKEN_KEY,
     REDIS_CA_KEY,
     RELEASE_NAME,
     SCALER_TOKEN_KEY,
@@ -108,6 +109,11 @@ class TabjobRelease(pulumi.ComponentResource):
         }
         if backends.redis_ca is not None:
             credentials[REDIS_CA_KEY] = backends.redis_ca
+        # The scrape token of /metrics and /readyz (generated once per stack, like the smoke key).
+        metrics = random.RandomPassword(
+            f"{name}-metrics-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        credentials[METRICS_TOKEN_KEY] = metrics.result
         if scales_from_api(backends):
             # KEDA's metrics-api trigger sends it to the API's scaling route (keda.scaleFrom api).
             token = random.RandomPassword(

@@ -22,6 +22,9 @@ API_HEALTH_PATH = "/healthz"
 # Keys of the app's Secret the chart is told about.
 REDIS_CA_KEY = "redis-ca.pem"
 SCALER_TOKEN_KEY = "scaler-token"
+# The token /metrics and /readyz require (TABJOB_METRICS_TOKEN): the ServiceMonitor and the API's
+# readiness probe send it, and the Ingress routes neither path (charts/tabjob README).
+METRICS_TOKEN_KEY = "metrics-token"
 # The Secret key holding TABJOB_BOOTSTRAP_API_KEYS ("smoke=<token>"), seeded by the API at start.
 BOOTSTRAP_KEYS_KEY = "bootstrap-api-keys"
 SMOKE_TENANT = "smoke"
@@ -137,6 +140,7 @@ def _secrets_values(
         "redisCaKey": REDIS_CA_KEY if backends.redis_ca is not None else "",
         "scalerTokenKey": SCALER_TOKEN_KEY if scales_from_api(backends) else "",
         "bootstrapApiKeysKey": BOOTSTRAP_KEYS_KEY,
+        "metricsTokenKey": METRICS_TOKEN_KEY,
         "checksum": checksum,
     }
 

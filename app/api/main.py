@@ -34,6 +34,7 @@ from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
 from app.services import Services
 from app.settings import LANES, Settings, get_settings
+from app.webhook_outbox import delivering
 
 log = logging.getLogger("tabjob.api")
 
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         inspections = pool_for(app.state.services.settings)
         # The inspection children start in the background: no submission pays for their interpreters.
         threading.Thread(target=inspections.warm, name="tabjob-inspect-warm", daemon=True).start()
-        yield
+        with delivering(app.state.services.notifier, app.state.services.settings.webhook_timeout_s):
+            yield
 
     app = FastAPI(
         title="tabjob",

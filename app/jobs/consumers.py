@@ -28,7 +28,7 @@ from app.observability.worker import JobObserver
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
-from app.webhooks import notifier_for
+from app.webhook_outbox import notifier_for
 
 
 @dataclass
@@ -98,4 +98,6 @@ def start_consumer(settings: Settings, *, lane: Lane, cores: CorePool, max_jobs:
     worker = dramatiq.Worker(broker, queues={lane}, worker_threads=1, worker_timeout=IDLE_TIMEOUT_MS)
     worker.queue_prefetch = 1  # one job per consumer: the others stay in Valkey for other workers
     worker.start()
+    if ctx.notifier is not None:  # delivers the outbox's notifications, this worker's and others'
+        ctx.notifier.start()
     return Consumer(ctx=ctx, broker=broker, worker=worker)

@@ -14,7 +14,7 @@ from app.jobs.runner import JobRunner
 from app.settings import Settings
 from app.state import State
 from app.storage import Store
-from app.webhooks import Notifier
+from app.webhook_outbox import Notifier
 
 
 @dataclass

@@ -16,7 +16,7 @@ from app.observability.endings import record_end
 from app.state import State
 from app.steps import closed
 from app.storage import Store, manifest_key
-from app.webhooks import Notifier
+from app.webhook_outbox import Notifier
 
 log = logging.getLogger("tabjob.jobs")
 
@@ -34,8 +34,9 @@ def end_job(
     **fields: Any,
 ) -> bool:
     """End ``job`` with ``status`` if its status is one of ``allowed``; record the event
-    (``text``), write its manifest, and notify its webhook (through ``notifier``, when the job
-    named one). False when it had ended or moved on meanwhile. A two-step job's steps end with it
+    (``text``), write its manifest, and notify its webhook: the end puts the notification in the
+    outbox (app/state/outbox.py) and ``notifier``, when given, delivers it at once. False when it
+    had ended or moved on meanwhile. A two-step job's steps end with it
     (``app.steps.closed``) unless ``fields`` sets them."""
     if job.steps and "steps" not in fields:
         fields["steps"] = closed(job.steps, status)
@@ -45,8 +46,8 @@ def end_job(
     state.events.add(job.id, status.value, text, **extra)
     record_end(state, job.id)  # metrics, the failures index, a log line
     ended = write_manifest(state, store, job.id)
-    if notifier is not None and ended is not None and ended.webhook_url and ended.webhook_secret:
-        notifier.notify(ended.to_fields(), ended.webhook_url, ended.webhook_secret)
+    if notifier is not None and ended is not None and ended.webhook_url:
+        notifier.wake()
     return True
 
 

@@ -10,6 +10,7 @@ kept in Valkey. One module per concern:
 - ``reaper``: repairs the counters a crashed worker leaves;
 - ``dataset_versions``, ``registry``, ``schedules``, ``notices``: named datasets, the model
   registry, schedules and their notices;
+- ``outbox``: webhook notifications waiting for delivery;
 - ``connection``: one read path for the blocking and the asyncio client.
 """
 
@@ -27,6 +28,7 @@ from app.state.jobs import Jobs, TenantBusy
 from app.state.keys import KEYS, Keys, lane_workers_key
 from app.state.lanes import WORKER_ALIVE_S, Lanes, Waiting
 from app.state.notices import Notices
+from app.state.outbox import Outbox
 from app.state.reaper import Reaped, Reaper
 from app.state.registry import Registry
 from app.state.schedules import Schedules
@@ -62,6 +64,8 @@ class State:
         self.registry = Registry(self.conn, keys)
         self.schedules = Schedules(self.conn, keys)
         self.notices = Notices(self.conn, keys)
+        # Webhook notifications waiting for delivery (app/webhook_outbox.py).
+        self.outbox = Outbox(self.conn, keys)
 
     def ping(self) -> None:
         """Raise InfraError unless the broker answers."""

@@ -29,6 +29,8 @@ class Datasets:
         pipe = self.conn.r.pipeline()
         pipe.hset(self.keys.dataset(dataset.id), mapping=encode_fields(dataset.to_fields()))
         pipe.zadd(self.keys.tenant(tenant, "datasets"), {dataset.id: dataset.created_at})
+        if upload_expires_at is not None:  # swept if never uploaded (app/retention.py)
+            pipe.zadd(self.keys.awaiting_upload(), {f"{tenant}/{dataset.id}": upload_expires_at})
         if name and version is not None:
             DatasetVersions(self.conn, self.keys).add(pipe, tenant, name, version, dataset.id)
         pipe.execute()
@@ -53,7 +55,17 @@ class Datasets:
             DatasetVersions(self.conn, self.keys).remove(pipe, tenant, found.name, dataset_id)
         pipe.delete(self.keys.dataset(dataset_id))
         pipe.zrem(self.keys.tenant(tenant, "datasets"), dataset_id)
+        pipe.zrem(self.keys.awaiting_upload(), f"{tenant}/{dataset_id}")
         pipe.execute()
+
+    def upload_expired(self, before: float, *, limit: int) -> list[tuple[str, str]]:
+        """(tenant, dataset id) of datasets whose upload URL expired before ``before`` (Unix
+        seconds), uploaded or not, oldest first; ``forget_upload`` takes each off the list."""
+        found = self.conn.r.zrangebyscore(self.keys.awaiting_upload(), "-inf", before, start=0, num=limit)
+        return [tuple(member.split("/", 1)) for member in found]  # type: ignore[misc]
+
+    def forget_upload(self, tenant: str, dataset_id: str) -> None:
+        self.conn.r.zrem(self.keys.awaiting_upload(), f"{tenant}/{dataset_id}")
 
     def exists(self, dataset_id: str) -> bool:
         return bool(self.conn.r.exists(self.keys.dataset(dataset_id)))

@@ -66,6 +66,16 @@ class Keys:
     def reaper_lock(self) -> str:
         return f"{self.prefix}:reaper"
 
+    def awaiting_upload(self) -> str:
+        """Every dataset handed an upload URL, as ``<tenant>/<dataset id>`` scored by the URL's
+        expiry: the retention sweep deletes those still without bytes after the grace period."""
+        return f"{self.prefix}:datasets:awaiting-upload"
+
+    def outbox(self, what: str) -> str:
+        """The webhook outbox (``app.state.outbox``): ``due`` (delivery ids by when each is next
+        due), ``entry:<delivery id>`` (a hash) and ``leased:<tenant>`` (the tenant's claims)."""
+        return f"{self.prefix}:outbox:{what}"
+
 
 KEYS = Keys()
 

@@ -86,6 +86,15 @@ if to ~= 'queued' and to ~= 'started' and not kept then
   redis.call('EXPIRE', key, retention)
   redis.call('EXPIRE', key .. ':events', retention)
   redis.call('EXPIRE', key .. ':events_total', retention)
+  -- its webhook's notification goes to the outbox in this same step (app/state/outbox.py)
+  local hook = redis.call('HMGET', key, 'webhook_url', 'webhook_secret')
+  local was_active = cur == 'queued' or cur == 'started'
+  if was_active and hook[1] and hook[1] ~= 'null' and hook[2] and hook[2] ~= 'null' then
+    local delivery = 'whd_' .. id
+    redis.call('HSET', p .. ':outbox:entry:' .. delivery, 'job', id, 'tenant', tenant, 'attempts', 0)
+    redis.call('EXPIRE', p .. ':outbox:entry:' .. delivery, retention)
+    redis.call('ZADD', p .. ':outbox:due', now, delivery)
+  end
 end
 return cjson.encode(cur)
 """

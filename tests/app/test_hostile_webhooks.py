@@ -13,16 +13,15 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from outbox_testing import SECRET, deliver_all, ended_job, notifier, private_state, webhook_events
 from webhook_receiver import webhook_receiver
 
 import tabjob
 from app import webhook_targets, webhooks
 from app.errors import UserError
 from app.logging_setup import setup_logging
-from app.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, Notifier, check_webhook_url, seal_secret, sign
-
-SECRET = "s3cret-s3cret-s3cret"
-JOB = {"id": "job_1", "tenant": "t1", "kind": "fit", "status": "finished", "lane": "small", "dataset_id": "ds_1"}
+from app.waiting import wait_until
+from app.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, check_webhook_url, seal_secret, sign
 
 
 @pytest.mark.parametrize(
@@ -51,7 +50,7 @@ def test_only_ports_80_and_443_are_allowed():
     assert check_webhook_url("http://[64:ff9b::5db8:d822]/hook", allow_private=False)  # NAT64 of a public address
 
 
-def test_the_address_checked_is_the_address_connected_to(monkeypatch):
+def test_the_address_checked_is_the_address_connected_to(monkeypatch, settings):
     # Given a name that answers a public address once, then loopback (DNS rebinding)
     answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1", "127.0.0.1"])
     real = socket.getaddrinfo
@@ -62,30 +61,30 @@ def test_the_address_checked_is_the_address_connected_to(monkeypatch):
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    outcomes = []
-    notifier = Notifier(allow_private=False, max_attempts=1, backoff_s=0.01, timeout_s=2,
-                        on_outcome=lambda *outcome: outcomes.append(outcome))  # fmt: skip
+    state = private_state(settings)
     with webhook_receiver() as receiver:
         port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
         monkeypatch.setattr(webhook_targets, "ALLOWED_PORTS", frozenset({80, 443, port}))
         # When a notification goes to that name
-        notifier.notify(JOB, f"http://rebind.example:{port}/hook", SECRET).join(30)
+        job = ended_job(state, f"http://rebind.example:{port}/hook")
+        deliver_all(notifier(state, allow_private=False, max_attempts=1, timeout_s=2))
     # Then the connection went to the public address checked (unreachable here), never to loopback
     assert receiver.received == []
-    assert not outcomes[0][1] and "delivered" not in outcomes[0][2]
+    assert "delivered" not in state.jobs.get(job.id).webhook_outcome
 
 
-def test_a_pinned_request_keeps_the_host_name_and_carries_a_signed_delivery_id(monkeypatch):
+def test_a_pinned_request_keeps_the_host_name_and_carries_a_signed_delivery_id(monkeypatch, settings):
     real = socket.getaddrinfo
 
     def named(host, port, *args, **kwargs):  # a name for the loopback receiver
         return real("127.0.0.1" if host == "hooks.example" else host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", named)
-    notifier = Notifier(allow_private=True, max_attempts=2, backoff_s=0.01, timeout_s=5)
+    state = private_state(settings)
     with webhook_receiver(answers=[503]) as receiver:
         url = receiver.url.replace("127.0.0.1", "hooks.example")
-        notifier.notify(JOB, url, SECRET).join(30)
+        ended_job(state, url)
+        deliver_all(notifier(state, max_attempts=2))
     (first, _), (headers, body) = receiver.received
     assert {k.lower(): v for k, v in headers.items()}["host"] == url.split("/")[2]
     assert headers[DELIVERY_HEADER] == first[DELIVERY_HEADER]  # the same id on each retry
@@ -93,35 +92,39 @@ def test_a_pinned_request_keeps_the_host_name_and_carries_a_signed_delivery_id(m
     assert not tabjob.verify_webhook(SECRET, headers[SIGNATURE_HEADER], body, delivery_id="whd_other")
 
 
-def test_a_receiver_dripping_bytes_cannot_hold_an_attempt_past_its_deadline():
+def test_a_receiver_dripping_bytes_is_cut_at_the_attempts_total_deadline(settings):
+    # Given a receiver that answers a header byte every 1.5 s: each read is well within a read timeout
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
-    stop = threading.Event()
+    stop, cut = threading.Event(), threading.Event()
 
     def drip() -> None:
         conn, _ = server.accept()
         conn.recv(65536)
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
-        while not stop.wait(0.3):  # a header byte every 0.3 s: each read is well within a read timeout
+        while not stop.wait(1.5):
             try:
                 conn.sendall(b"X")
-            except OSError:
+            except OSError:  # the deliverer hung up
+                cut.set()
                 return
 
     threading.Thread(target=drip, daemon=True).start()
-    outcomes = []
-    notifier = Notifier(allow_private=True, max_attempts=1, backoff_s=0.01, timeout_s=1.5,
-                        on_outcome=lambda *outcome: outcomes.append(outcome))  # fmt: skip
+    state = private_state(settings)
+    job = ended_job(state, f"http://127.0.0.1:{server.getsockname()[1]}/hook")
     try:
-        notifier.notify(JOB, f"http://127.0.0.1:{server.getsockname()[1]}/hook", SECRET).join(30)
+        # When one attempt with a 4 s deadline is made
+        notifier(state, max_attempts=1, timeout_s=4).deliver_next()
+        # Then it ended at the deadline, hung up on the receiver, and says so on the job
+        assert cut.wait(10)
     finally:
         stop.set()
         server.close()
-    assert outcomes and "no complete answer within 1.5 s" in outcomes[0][2]
+    assert webhook_events(state, job.id) == ["Webhook to 127.0.0.1: no complete answer within 4 s (attempt 1 of 1)."]
 
 
-def test_one_tenants_deliveries_run_at_most_four_at_once():
+def test_one_tenants_deliveries_run_at_most_four_at_once(settings):
     held, seen, lock = threading.Event(), [], threading.Lock()
     in_flight = 0
 
@@ -145,30 +148,34 @@ def test_one_tenants_deliveries_run_at_most_four_at_once():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    notifier = Notifier(allow_private=True, max_attempts=1, backoff_s=0.01, timeout_s=10)
+    state = private_state(settings)
+    pool = notifier(state, max_attempts=1, timeout_s=10, threads=8)  # more threads than the cap
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"
-        deliveries = [notifier.notify({**JOB, "id": f"job_{i}"}, url, SECRET) for i in range(8)]
+        jobs = [ended_job(state, url) for _ in range(8)]
+        pool.start()
         time.sleep(1.0)  # let the first ones arrive (not a timing assertion: the cap is counted)
         held.set()
-        for delivery in deliveries:
-            delivery.join(30)
+        wait_until(lambda: not state.outbox.pending(), what="every delivery", timeout_s=60)
     finally:
+        pool.drain(15)
         server.shutdown()
         server.server_close()
     assert len(seen) == 8 and max(seen) <= webhooks.TENANT_IN_FLIGHT
+    assert all("delivered" in state.jobs.get(job.id).webhook_outcome for job in jobs)
 
 
-def test_the_secret_is_sealed_in_the_job_record_and_opens_for_the_notifier():
+def test_the_secret_is_sealed_in_the_job_record_and_opens_for_the_notifier(settings):
     key = b"k" * 32
     sealed = seal_secret(key, SECRET)
     assert SECRET not in sealed and sealed.startswith(webhooks.SEALED_PREFIX)
     assert webhooks.open_secret(key, sealed) == SECRET
     with pytest.raises(ValueError):
         webhooks.open_secret(b"x" * 32, sealed)
-    notifier = Notifier(allow_private=True, max_attempts=1, backoff_s=0.01, timeout_s=5, sealing_key=key)
+    state = private_state(settings)
     with webhook_receiver() as receiver:
-        notifier.notify(JOB, receiver.url, sealed).join(30)
+        ended_job(state, receiver.url, sealed)
+        deliver_all(notifier(state, sealing_key=key))
     headers, body = receiver.received[0]
     assert tabjob.verify_webhook(SECRET, headers[SIGNATURE_HEADER], body)
 
@@ -194,7 +201,7 @@ def test_a_submitted_webhook_secret_is_not_in_the_broker(base_env, settings_from
     assert SECRET.encode() not in everything
 
 
-def test_httpx_logs_no_webhook_url():
+def test_httpx_logs_no_webhook_url(settings):
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     lines: list[str] = []
@@ -205,7 +212,9 @@ def test_httpx_logs_no_webhook_url():
         root.addHandler(capture)
         with webhook_receiver() as receiver:
             url = receiver.url + "?token=receivers-own-token"
-            Notifier(allow_private=True, max_attempts=1, backoff_s=0.01, timeout_s=5).notify(JOB, url, SECRET).join(30)
+            state = private_state(settings)
+            ended_job(state, url)
+            deliver_all(notifier(state))
             assert receiver.received
     finally:
         root.handlers[:] = saved[0]

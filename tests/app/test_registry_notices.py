@@ -16,6 +16,7 @@ from app.schedules import Scheduler, create_schedule
 from app.services import Services
 from app.usecases.submission import JobRequest
 from app.waiting import wait_until
+from app.webhook_outbox import delivering
 from app.webhooks import SIGNATURE_HEADER
 from tabjob import verify_webhook
 
@@ -26,8 +27,10 @@ MONDAY_2031 = 1_925_791_200.0  # 2031-01-06 06:00 UTC: never due for the real sc
 
 
 @pytest.fixture
-def svc(base_env, settings_from):
-    return Services.from_settings(settings_from({**base_env, **HOOK_ENV}))
+def svc(base_env, settings_from, settings):  # settings: the bucket exists
+    services = Services.from_settings(settings_from({**base_env, **HOOK_ENV}))
+    with delivering(services.notifier, 5):  # the outbox's delivery threads, as an API process runs them
+        yield services
 
 
 def received(receiver, count: int = 1) -> list[dict]:

@@ -6,16 +6,13 @@ import json
 
 import pytest
 from jobs_testing import upload, wait_job
+from outbox_testing import SECRET, deliver_all, ended_job, make_due, notifier, private_state, webhook_events
 from webhook_receiver import webhook_receiver
 
 import tabjob
 from app.errors import UserError
 from app.waiting import wait_until
-from app.webhooks import SIGNATURE_HEADER, Notifier, check_webhook_url, sign
-
-SECRET = "s3cret-s3cret-s3cret"
-JOB = {"id": "job_1", "kind": "fit", "status": "finished", "lane": "small", "dataset_id": "ds_1",
-       "result": {"rows": 10, "classes": [0, 1], "iterations": 5, "features": {"x": 1}}}  # fmt: skip
+from app.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, check_webhook_url, sign
 
 
 @pytest.mark.parametrize(
@@ -53,46 +50,52 @@ def test_the_signature_verifies_with_the_client_and_not_with_another_secret_or_l
     assert not tabjob.verify_webhook(SECRET, "garbage", body)
 
 
-def test_a_notification_is_signed_retried_on_5xx_and_its_outcome_recorded():
-    outcomes: list[tuple[str, bool, str]] = []
-    notifier = Notifier(
-        allow_private=True, max_attempts=4, backoff_s=0.01, timeout_s=5,
-        on_outcome=lambda job_id, ok, message: outcomes.append((job_id, ok, message)),
-    )  # fmt: skip
+def test_a_notification_is_signed_and_retried_with_back_off_until_the_receiver_answers(settings):
+    # Given a job that ended naming a receiver that fails twice, then answers 200
+    state = private_state(settings)
+    pool = notifier(state, max_attempts=4, backoff_s=30)
     with webhook_receiver(answers=[503, 500]) as receiver:
-        notifier.notify(JOB, receiver.url, SECRET).join(30)
-    assert len(receiver.received) == 3
+        job = ended_job(state, receiver.url)
+        # When the first try fails, the notification waits out the back-off (not due again yet)
+        assert pool.deliver_next() and not pool.deliver_next()
+        assert state.jobs.get(job.id).webhook_outcome.endswith("(attempt 1 of 4); next try in 30 s.")
+        make_due(state)  # instead of sleeping through the back-off
+        assert pool.deliver_next() and not pool.deliver_next()
+        # Then the pause doubled, and the third try is delivered
+        assert state.jobs.get(job.id).webhook_outcome.endswith("(attempt 2 of 4); next try in 60 s.")
+        make_due(state)
+        assert pool.deliver_next()
+    assert len(receiver.received) == 3 and state.outbox.pending() == []
     headers, body = receiver.received[-1]
     assert tabjob.verify_webhook(SECRET, headers[SIGNATURE_HEADER], body)
+    assert {h[DELIVERY_HEADER] for h, _ in receiver.received} == {f"whd_{job.id}"}  # one id on each retry
     sent = json.loads(body)
-    assert sent["type"] == "job.ended" and sent["job"]["id"] == "job_1" and sent["job"]["status"] == "finished"
+    assert sent["type"] == "job.ended" and sent["job"]["id"] == job.id and sent["job"]["status"] == "finished"
     assert "features" not in sent["job"]["result"] and SECRET not in body.decode()
-    assert outcomes == [("job_1", True, "Webhook to 127.0.0.1: delivered (HTTP 200) (attempt 3 of 4).")]
+    outcome = "Webhook to 127.0.0.1: delivered (HTTP 200) (attempt 3 of 4)."
+    assert state.jobs.get(job.id).webhook_outcome == outcome and webhook_events(state, job.id) == [outcome]
 
 
-def test_a_refusal_is_not_retried_and_tries_are_bounded():
-    outcomes: list[tuple[str, bool, str]] = []
-    notifier = Notifier(
-        allow_private=True, max_attempts=2, backoff_s=0.01, timeout_s=5,
-        on_outcome=lambda job_id, ok, message: outcomes.append((job_id, ok, message)),
-    )  # fmt: skip
+def test_a_refusal_is_not_retried_and_tries_are_bounded(settings):
+    state = private_state(settings)
+    pool = notifier(state, max_attempts=2)
     with webhook_receiver(answers=[400]) as receiver:
-        notifier.notify(JOB, receiver.url, SECRET).join(30)
-    assert len(receiver.received) == 1 and outcomes[0][1] is False and "HTTP 400" in outcomes[0][2]
+        refused = ended_job(state, receiver.url)
+        deliver_all(pool)
+    assert len(receiver.received) == 1 and "HTTP 400" in state.jobs.get(refused.id).webhook_outcome
     with webhook_receiver(answers=[503, 503, 503]) as receiver:
-        notifier.notify(JOB, receiver.url, SECRET).join(30)
-    assert len(receiver.received) == 2 and "attempt 2 of 2" in outcomes[1][2]
+        failing = ended_job(state, receiver.url)
+        deliver_all(pool)
+    assert len(receiver.received) == 2
+    assert webhook_events(state, failing.id) == ["Webhook to 127.0.0.1: refused with HTTP 503 (attempt 2 of 2)."]
 
 
-def test_a_private_target_is_not_called_when_private_targets_are_not_allowed():
-    outcomes: list[tuple[str, bool, str]] = []
-    notifier = Notifier(
-        allow_private=False, max_attempts=3, backoff_s=0.01, timeout_s=5,
-        on_outcome=lambda job_id, ok, message: outcomes.append((job_id, ok, message)),
-    )  # fmt: skip
+def test_a_private_target_is_not_called_when_private_targets_are_not_allowed(settings):
+    state = private_state(settings)
     with webhook_receiver() as receiver:
-        notifier.notify(JOB, receiver.url, SECRET).join(30)
-    assert receiver.received == [] and outcomes[0][1] is False and "not a public address" in outcomes[0][2]
+        job = ended_job(state, receiver.url)
+        deliver_all(notifier(state, allow_private=False))
+    assert receiver.received == [] and "not a public address" in state.jobs.get(job.id).webhook_outcome
 
 
 HOOK_ENV = {

@@ -64,7 +64,9 @@ _ENDPOINT = {
     "additionalProperties": False,
     "required": ["port", "path"],
     "properties": {"port": {"type": "string"}, "path": {"const": "/metrics"}, "scheme": {"enum": ["http", "https"]}}
-    | {"interval": _DURATION},
+    | {"interval": _DURATION}
+    # The scrape token from the app's Secret (test_chart_scrape_paths.py checks it against the CRD).
+    | {"authorization": {"type": "object", "required": ["type", "credentials"]}},
 }
 _NAMESPACES = {
     "type": "object",

@@ -84,7 +84,8 @@ def test_every_container_is_sized_probed_and_hardened(scenario: str) -> None:
             for side in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(container["resources"][side]), name
             assert "httpGet" in container["livenessProbe"], name
-            assert "httpGet" in container["readinessProbe"], name
+            # an exec probe when /readyz needs the scrape token (test_chart_scrape_paths.py runs it)
+            assert {"httpGet", "exec"} & set(container["readinessProbe"]), name
             security = container["securityContext"]
             assert security["runAsNonRoot"] is True, name
             assert security["readOnlyRootFilesystem"] is True, name
@@ -103,7 +104,10 @@ def test_probes_use_the_contract_endpoints(scenario: str) -> None:
     api = named(objects, "Deployment", "tabjob-api")["spec"]["template"]["spec"]["containers"][0]
     assert api["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
     assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    if scenario_values()[scenario].get("secrets", {}).get("metricsTokenKey"):
+        assert "http://127.0.0.1:8000/readyz" in api["readinessProbe"]["exec"]["command"][-1]
+    else:
+        assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
     for where, template in pod_templates(objects):
         if template["metadata"]["labels"]["app.kubernetes.io/component"] != "worker":
