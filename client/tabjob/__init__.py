@@ -27,6 +27,7 @@ from tabjob.errors import (
     TabjobClientError,
     WaitTimeout,
 )
+from tabjob.job_logs import LogLine, LogPage
 from tabjob.job_parts import Estimate, Step, Webhook
 from tabjob.model_results import Evaluation, Model, ModelExport, Validation
 from tabjob.results import (
@@ -57,6 +58,8 @@ __all__ = [
     "JobEndedWithoutResult",
     "JobEvent",
     "JobFailed",
+    "LogLine",
+    "LogPage",
     "Model",
     "ModelExport",
     "Page",

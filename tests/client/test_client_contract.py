@@ -25,6 +25,8 @@ TYPED = {
     "StepPublic": tabjob.Step,
     "WebhookPublic": tabjob.Webhook,
     "EstimatePublic": tabjob.Estimate,
+    "LogLinePublic": tabjob.LogLine,
+    "LogsPublic": tabjob.LogPage,
     "ModelPublic": tabjob.Model,
     "ValidationPublic": tabjob.Validation,
     "EvaluationPublic": tabjob.Evaluation,
