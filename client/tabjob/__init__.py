@@ -28,7 +28,7 @@ from tabjob.errors import (
     WaitTimeout,
 )
 from tabjob.job_logs import LogLine, LogPage
-from tabjob.job_parts import Estimate, Step, Webhook
+from tabjob.job_parts import Estimate, ExpectedStart, Step, Webhook
 from tabjob.model_results import Evaluation, Model, ModelExport, Validation
 from tabjob.results import (
     Column,
@@ -52,6 +52,7 @@ __all__ = [
     "Estimate",
     "Evaluation",
     "EventPage",
+    "ExpectedStart",
     "InvalidDataset",
     "Job",
     "JobCanceled",

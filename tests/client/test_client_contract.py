@@ -25,6 +25,7 @@ TYPED = {
     "StepPublic": tabjob.Step,
     "WebhookPublic": tabjob.Webhook,
     "EstimatePublic": tabjob.Estimate,
+    "ExpectedStartPublic": tabjob.ExpectedStart,
     "LogLinePublic": tabjob.LogLine,
     "LogsPublic": tabjob.LogPage,
     "ModelPublic": tabjob.Model,
