@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api import examples as ex
+
+LINE = {
+    "time": "2026-12-07T06:40:02.267Z", "level": "info", "message": "training: Training on 3,000 rows x 20 features.",
+    "attempt": 1, "step": "fit", "source": "job", "logger": "tabjob.job", "exc": None, "truncated": False,
+    "cursor": "1.3",
+}  # fmt: skip
 
 
 class LogLinePublic(BaseModel):
     """One line of a job's log, from its worker or its job process (the model's own output included)."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(LINE))
 
     time: datetime | None = Field(description="When it was logged (UTC).")
     level: str = Field(description="debug, info, warning, error or critical.")
@@ -24,6 +34,8 @@ class LogLinePublic(BaseModel):
 
 class LogsPublic(BaseModel):
     """A page of a job's log, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples({"items": [LINE], "next_since": "1.3", "complete": True}))
 
     items: list[LogLinePublic]
     next_since: str | None = Field(description="Pass as `since` for the lines after this page (None: none yet).")
