@@ -1,10 +1,12 @@
 """Where a job's log lines live in the object store, and how they are read back.
 
 A job's lines are JSON objects, one a line, in chunks under its tenant's prefix:
-``tenants/<tenant>/jobs/<job>/logs/<attempt>-<seq>.jsonl``. ``seq`` grows across the whole job
-(every attempt and step), so the chunks' order is the lines' order; the last chunk an attempt's
-worker writes ends in ``-end.jsonl`` (how a follower knows no line of that attempt is still to
-come). A cursor (``since``) is ``<seq>.<lines>``: the lines after the first ``lines`` of chunk ``seq``.
+``tenants/<tenant>/jobs/<job>/logs/<seq>-<attempt>.jsonl``. ``seq`` grows across the whole job
+(every attempt and step: a two-step job's second step counts its attempts from 1 again), so the
+chunks' order is the lines' order, and the keys' order too: a reader lists only the chunks from
+its cursor on (S3's ``start-after``). The last chunk an attempt's worker writes ends in
+``-end.jsonl`` (how a follower knows no line of that attempt is still to come). A cursor
+(``since``) is ``<seq>.<lines>``: the lines after the first ``lines`` of chunk ``seq``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any
 from app.errors import InfraError, UserError
 from app.storage import Store, _infra
 
-CHUNK_NAME = re.compile(r"^(?P<attempt>\d{1,6})-(?P<seq>\d{1,12})(?P<end>-end)?\.jsonl$")
-CURSOR = re.compile(r"^(?P<seq>\d{1,12})\.(?P<lines>\d{1,9})$")
+CHUNK_NAME = re.compile(r"^(?P<seq>\d{10})-(?P<attempt>\d{4,6})(?P<end>-end)?\.jsonl$")
+CURSOR = re.compile(r"^(?P<seq>\d{1,10})\.(?P<lines>\d{1,9})$")
 
 
 def logs_prefix(tenant: str, job_id: str) -> str:
@@ -27,7 +29,7 @@ def logs_prefix(tenant: str, job_id: str) -> str:
 
 
 def chunk_key(tenant: str, job_id: str, attempt: int, seq: int, *, last: bool = False) -> str:
-    return f"{logs_prefix(tenant, job_id)}{attempt:04d}-{seq:010d}{'-end' if last else ''}.jsonl"
+    return f"{logs_prefix(tenant, job_id)}{seq:010d}-{attempt:04d}{'-end' if last else ''}.jsonl"
 
 
 def is_log_chunk(key: str) -> bool:
@@ -70,11 +72,15 @@ class Cursor:
         return cls(int(found["seq"]), int(found["lines"]))
 
 
-def list_chunks(store: Store, tenant: str, job_id: str) -> list[Chunk]:
-    """The job's chunks in order (InfraError when the store does not answer)."""
+def list_chunks(store: Store, tenant: str, job_id: str, *, from_seq: int | None = None) -> list[Chunk]:
+    """The job's chunks in order, all or from chunk ``from_seq`` on (InfraError when the store
+    does not answer)."""
+    prefix = logs_prefix(tenant, job_id)
+    # "<seq>-..." sorts after "<seq>": the chunk ``from_seq`` is listed, none before it.
+    after = f"{prefix}{from_seq:010d}" if from_seq else None
     found = []
     with _infra("list a job's logs"):
-        for item in store.client.list_objects(store.bucket, prefix=logs_prefix(tenant, job_id), recursive=True):
+        for item in store.client.list_objects(store.bucket, prefix=prefix, recursive=True, start_after=after):
             name = item.object_name.rsplit("/", 1)[-1]
             parsed = CHUNK_NAME.match(name)
             if parsed is not None:
@@ -126,7 +132,7 @@ class LogRead:
 
 def read_lines(store: Store, tenant: str, job_id: str, since: Cursor | None, limit: int) -> LogRead:
     """At most ``limit`` lines of the job's log after ``since`` (from the start when None)."""
-    chunks = list_chunks(store, tenant, job_id)
+    chunks = list_chunks(store, tenant, job_id, from_seq=since.seq if since else None)
     lines: list[dict[str, Any]] = []
     cursor = since
     for chunk in chunks:

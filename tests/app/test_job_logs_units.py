@@ -42,7 +42,9 @@ def test_attempts_and_steps_continue_one_numbering_and_a_cursor_resumes_anywhere
     second.flush(last=True)
 
     chunks = list_chunks(store, tenant, job)
-    assert [(c.seq, c.last) for c in chunks] == [(0, False), (1, True), (2, True)]
+    assert [(c.seq, c.attempt, c.last) for c in chunks] == [(0, 1, False), (1, 1, True), (2, 1, True)]
+    # A reader from a cursor lists only the chunks from the cursor's on (the store's start-after).
+    assert [c.seq for c in list_chunks(store, tenant, job, from_seq=1)] == [1, 2]
     whole = read_lines(store, tenant, job, None, 100)
     assert [line["msg"] for line in whole.lines] == [f"line {n}" for n in range(5)]
     for n, line in enumerate(whole.lines):
