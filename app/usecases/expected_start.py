@@ -8,7 +8,8 @@ lane's pick order, go one by one to the consumer free first; the job starts when
 consumer is free after them. The same is done with every estimate's ``low_s`` and ``high_s`` for
 the interval. Jobs with no estimate yet (the first of their kind) count as taking no time, and
 the answer says how many there were; a tenant's running limit and retry back-offs are not
-foreseen. With no live consumer on the lane there is no time, only the reason.
+foreseen (the basis says when the tenant is at its limit). With no live consumer on the lane
+there is no time, only the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.domain import Job
+from app.settings import Settings
 from app.state import State, Waiting
 from app.state.lanes import WORKER_ALIVE_S
 
@@ -80,8 +82,9 @@ def _start_after(load: LaneLoad, quantity: str) -> float:
     return free[0]
 
 
-def expected_start(job: Job, load: LaneLoad, now: float) -> dict[str, Any]:
-    """The fields of ``ExpectedStartPublic`` for ``job``, queued behind ``load``."""
+def expected_start(job: Job, load: LaneLoad, now: float, *, tenant_at_limit: bool = False) -> dict[str, Any]:
+    """The fields of ``ExpectedStartPublic`` for ``job``, queued behind ``load`` (``tenant_at_limit``:
+    its tenant already runs its most jobs at once, which the time does not foresee)."""
     jobs_ahead = len(load.ahead) + load.more_ahead
     unestimated = sum(1 for e in load.ahead if not e) + sum(1 for _, e in load.running if not e)
     shown: dict[str, Any] = {"jobs_ahead": jobs_ahead, "workers": load.workers, "unestimated": unestimated}
@@ -95,6 +98,8 @@ def expected_start(job: Job, load: LaneLoad, now: float) -> dict[str, Any]:
     )
     if unestimated:
         basis += f"; {unestimated} of them have no estimate yet and count as 0 s, so it may start later"
+    if tenant_at_limit:
+        basis += "; your account already runs its most jobs at once: it also waits for one of them to end"
     return {
         **shown,
         "at": _at(now + seconds["duration_s"]),
@@ -110,9 +115,10 @@ def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def for_queued(state: State, job: Job, waiting: Waiting | None) -> dict[str, Any] | None:
+def for_queued(state: State, settings: Settings, job: Job, waiting: Waiting | None) -> dict[str, Any] | None:
     """The expected start of a queued job (None for any other)."""
     if waiting is None:
         return None
     now = time.time()
-    return expected_start(job, lane_load(state, job, waiting, now), now)
+    at_limit = waiting.tenant_running >= settings.tenant_max_running
+    return expected_start(job, lane_load(state, job, waiting, now), now, tenant_at_limit=at_limit)

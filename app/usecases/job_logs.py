@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app import ids
 from app.domain import JobStatus
 from app.errors import NotFound
 from app.job_logs.chunks import Cursor, LogRead, read_lines
@@ -42,6 +43,7 @@ class JobState:
 
 def job_state(svc: Services, tenant: str, job_id: str) -> JobState:
     """The tenant's job's status; NotFound when it is not the tenant's (or never existed)."""
+    ids.require("job", job_id)  # a malformed id never reaches a key (nor the manifest's below)
     try:
         job = svc.state.conn.run(svc.state.jobs.owned(tenant, job_id))
         return JobState(job.status, job.ended_at)

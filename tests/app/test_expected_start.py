@@ -144,3 +144,5 @@ def test_an_idle_worker_starts_it_now_and_unknown_jobs_are_counted():
     assert shown["in_s"] == 0.0 and shown["unestimated"] == 2 and "no estimate yet" in shown["basis"]
     overdue = LaneLoad(workers=1, running=[(500.0, _e(100.0))], ahead=[])
     assert expected_start(_job(), overdue, now=50.0)["in_s"] == 0.0  # past its estimate: due any moment
+    held = expected_start(_job(), overdue, now=50.0, tenant_at_limit=True)
+    assert "your account already runs its most jobs at once" in held["basis"]

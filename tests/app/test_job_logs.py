@@ -71,6 +71,9 @@ def test_another_tenant_gets_404_and_a_bad_cursor_422(api, small_worker, seed_fi
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "job.not_found"
     bad = api.get(f"/v1/jobs/{job['id']}/logs", params={"since": "../../x"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "request.bad_cursor"
+    # An id that is not one never reaches a key of the store (the manifest's included).
+    for odd in ("job_..%2F..%2Fx", "job_" + "0" * 20 + ".json", "..%2Fdatasets"):
+        assert api.get(f"/v1/jobs/{odd}/logs").status_code == 404
 
 
 def test_follow_streams_a_running_jobs_lines_and_ends_with_the_job(

@@ -60,7 +60,8 @@ def create_job(
         fields = {"job_id": done.job.id, "lane": done.job.lane, "step": done.job.kind}
         log.info("%s job queued on the %s lane", done.job.kind, done.job.lane, extra=fields)
     job, waiting = svc.state.conn.run(svc.state.lanes.job_view(tenant, done.job.id))
-    queue, expected = queue_info(svc.settings, job, waiting), expected_start.for_queued(svc.state, job, waiting)
+    expected = expected_start.for_queued(svc.state, svc.settings, job, waiting)
+    queue = queue_info(svc.settings, job, waiting)
     return job_public(job, queue=queue, deduplicated=done.deduplicated, expected_start=expected)
 
 
@@ -92,7 +93,9 @@ async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
     # serialised once instead of FastAPI validating it again against response_model.
     job, waiting = await svc.state.conn.arun(svc.state.lanes.job_view(tenant, job_id))
     # A queued job's expected start reads its lane (a few more round trips, in the pool).
-    expected = await run_in_threadpool(expected_start.for_queued, svc.state, job, waiting) if waiting else None
+    expected = None
+    if waiting is not None:
+        expected = await run_in_threadpool(expected_start.for_queued, svc.state, svc.settings, job, waiting)
     body = job_public(job, queue=queue_info(svc.settings, job, waiting), expected_start=expected).model_dump_json()
     return Response(body, media_type="application/json")
 
