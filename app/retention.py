@@ -1,7 +1,8 @@
 """Retention of data in the object store: datasets, model files and predictions older than
-``TABJOB_DATA_RETENTION_DAYS`` are deleted, with what refers to them; datasets never uploaded
-are deleted ``TABJOB_DATASET_UPLOAD_GRACE_S`` after their upload URL expired, whatever the
-retention (their records would otherwise stay in the broker and count against the tenant).
+``TABJOB_DATA_RETENTION_DAYS`` are deleted, with what refers to them, and so are jobs' log chunks;
+datasets never uploaded are deleted ``TABJOB_DATASET_UPLOAD_GRACE_S`` after their upload URL
+expired, whatever the retention (their records would otherwise stay in the broker and count
+against the tenant).
 
 One worker at a time sweeps (a lock in Valkey that also spaces sweeps ``SWEEP_EVERY_S`` apart),
 so the rule holds on every stack and any S3 store, whatever lifecycle rules the bucket has. Job
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from app.copies import delete_every_copy
 from app.errors import NotFound
+from app.job_logs.chunks import is_log_chunk
 from app.quotas import forget_upload_url
 from app.settings import Settings
 from app.state import State
@@ -38,17 +40,22 @@ class Swept:
     results: int = 0
     checkpoints: int = 0
     never_uploaded: int = 0
+    log_chunks: int = 0
 
 
 def sweep(
     state: State, store: Store, *, older_than_s: float, now: float | None = None, prefix: str = "tenants/"
 ) -> Swept:
-    """Delete datasets, model files and predictions under ``prefix`` written more than
+    """Delete datasets, model files, predictions and job log chunks under ``prefix`` written more than
     ``older_than_s`` seconds before ``now``: a dataset's record goes with its bytes; a model's fit
     is marked deleted, so predicts with it are refused with ``model.deleted``."""
     swept = Swept()
     cutoff = (time.time() if now is None else now) - older_than_s
     for key in store.written_before(prefix, cutoff):
+        if is_log_chunk(key):  # a job's log lines (tenants/<t>/jobs/<job>/logs/<chunk>), like its results
+            store.remove(key)
+            swept.log_chunks += 1
+            continue
         parts = key.split("/")  # tenants/<tenant>/<what>/<id>.<ext>
         if len(parts) != 4:
             continue

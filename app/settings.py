@@ -19,6 +19,7 @@ from app.domain import LANES as LANES  # re-exported: app.local.stack reads the 
 from app.domain import Lane
 from app.settings_broker import BrokerSettings
 from app.settings_engines import EngineSettings
+from app.settings_logs import JobLogSettings
 from app.settings_tenants import TenantLimitSettings
 from app.settings_userdata import UserDataSettings
 
@@ -40,7 +41,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSettings):
+class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSettings, JobLogSettings):
     """The service's configuration. docs/configuration.md is generated from these field descriptions
     (`uv run python -m app.settings_docs`)."""
 

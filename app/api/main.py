@@ -18,6 +18,7 @@ from app.api.routes import (
     docs_pages,
     health,
     history,
+    job_logs,
     jobs,
     legacy,
     metrics,
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(legacy.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(job_logs.router)
     app.include_router(models.router)
     app.include_router(registry.router)
     app.include_router(registry.notices_router)

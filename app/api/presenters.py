@@ -81,7 +81,13 @@ def fit_result(job: Job) -> dict[str, Any]:
     return shown
 
 
-def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool = False) -> JobPublic:
+def job_public(
+    job: Job,
+    *,
+    queue: QueueInfo | None = None,
+    deduplicated: bool = False,
+    expected_start: dict[str, Any] | None = None,
+) -> JobPublic:
     result = job.result
     if result and job.kind == "fit":
         result = fit_result(job)
@@ -109,6 +115,7 @@ def job_public(job: Job, *, queue: QueueInfo | None = None, deduplicated: bool =
         deduplicated=deduplicated,
         webhook=webhook,
         estimate=job.estimate,  # type: ignore[arg-type]
+        expected_start=expected_start,  # type: ignore[arg-type]
         dataset_ref=job.dataset_ref,
         model_ref=job.model_ref,
         registration=registration_public(job),

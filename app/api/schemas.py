@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.api import examples as ex
-from app.api.estimate_schemas import EstimatePublic
+from app.api.estimate_schemas import EstimatePublic, ExpectedStartPublic
 from app.api.param_schemas import PARAMS_BY_MODEL, FitParams, ModelName, XGBoostParams
 from app.api.registry_schemas import JobReferences, RegistrationFields
 from app.domain import JobKind, JobStatus
@@ -219,6 +219,9 @@ class JobPublic(JobReferences):
     webhook: WebhookPublic | None = None
     estimate: EstimatePublic | None = Field(
         None, description="Expected run time from finished jobs like it; None until one of its kind finished."
+    )
+    expected_start: ExpectedStartPublic | None = Field(
+        None, description="A queued job's expected start, from the jobs ahead and their estimates; None otherwise."
     )
     task: str | None = Field(None, description="classification or regression (a predict: its model's).")
     task_reason: str | None = Field(None, description="`asked for`, or why the task was inferred from the target.")

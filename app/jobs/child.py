@@ -30,6 +30,7 @@ import ml.model
 import ml.model_step
 import ml.prepare_step
 import ml.prepared
+from app.job_logs import job_side
 from app.jobs import pinned
 from app.jobs.job_env import clean_environment
 from app.record_limits import FileBounds
@@ -183,11 +184,14 @@ def openmp_threads(controller: ThreadpoolController, default: int) -> int:
     return default
 
 
-def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM_CPU) -> None:
+def serve(
+    conn: Connection, lifeline: Connection, threads: int, warm: str = WARM_CPU, log_lines_per_s: int = 50
+) -> None:
     """Run operations sent on ``conn`` until it closes.
 
     Messages in: ``(operation, kwargs, threads)``. Messages out: ``("progress", phase, fraction,
-    message)`` any number of times, then ``("ok", summary)`` or ``("error", kind, code,
+    message)`` and ``("log", fields)`` (``app.job_logs.job_side``: at most ``log_lines_per_s``
+    lines a second) any number of times, then ``("ok", summary)`` or ``("error", kind, code,
     message, hint)`` where kind is ``data`` (the user's data), ``transport`` (the store) or
     ``internal`` (a bug or resource problem).
     """
@@ -200,9 +204,7 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
     controller = ThreadpoolController()
     controller.limit(limits=job_limits(threads))
     warm_up_model_step() if warm == WARM_MODEL else warm_up()
-
-    def progress(phase: str, fraction: float | None, message: str | None) -> None:
-        conn.send(("progress", phase, fraction, message))
+    forward = job_side.install(conn.send, log_lines_per_s)  # every message goes through its lock
 
     while True:
         try:
@@ -211,11 +213,14 @@ def serve(conn: Connection, lifeline: Connection, threads: int, warm: str = WARM
             return
         stop.clear()
         hold_if_asked()
-        reply = run_one(controller, operation, kwargs, job_threads, stop, progress)
+        with forward.job():
+            job_side.print_if_asked()
+            progress = job_side.progress_reporter(forward.send)
+            reply = run_one(controller, operation, kwargs, job_threads, stop, progress)
         # Trim before replying: the worker gives the job's cores back on the reply, and this
         # process must not still be working when another job takes them.
         release_freed_memory()
-        conn.send(reply)
+        forward.send(reply)
 
 
 def run_one(

@@ -19,6 +19,8 @@ import dramatiq
 
 from app.cpu_pool import CorePool, LocalCorePool, SharedCorePool
 from app.domain import Lane
+from app.job_logs.middleware import JobLogs
+from app.job_logs.sink import installed_sink
 from app.jobs import dispatch
 from app.jobs.broker import IDLE_TIMEOUT_MS, TabjobBroker, build_broker, redis_client
 from app.jobs.context import WorkerContext
@@ -69,7 +71,9 @@ def start_consumer(settings: Settings, *, lane: Lane, cores: CorePool, max_jobs:
     worker_id = new_worker_id()
     # The gpu lane runs model steps: its job process loads XGBoost and opens the device once.
     # Its threads follow each job's grant from the pool (up to the pool's size).
-    runner = JobRunner(threads=cores.total, warm="model" if lane == "gpu" else "cpu")
+    runner = JobRunner(
+        threads=cores.total, warm="model" if lane == "gpu" else "cpu", log_lines_per_s=settings.job_log_lines_per_s
+    )
     if settings.worker_warm_start:
         runner.start()
     state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)
@@ -86,10 +90,12 @@ def start_consumer(settings: Settings, *, lane: Lane, cores: CorePool, max_jobs:
     )
     # JobObserver around JobLifecycle: it sees each job record before and after the lifecycle's
     # changes, and (start_hook) the start itself.
+    # JobLogs outermost: the job's log is closed after everything else logged about the attempt.
+    logs = JobLogs(installed_sink(ctx.store, settings), picked=lambda: ctx.current)
     observer = JobObserver(state=ctx.state, lane=lane, worker_id=worker_id, picked=lambda: ctx.current)
     broker = build_broker(
         settings,
-        extra_middleware=[observer, JobLifecycle(ctx), observer.start_hook],
+        extra_middleware=[logs, observer, JobLifecycle(ctx), logs.start_hook, observer.start_hook],
         outage_wait_s=settings.broker_outage_wait_s,
     )
     dispatch.declare(broker, ctx)

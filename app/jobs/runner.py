@@ -17,6 +17,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from app.errors import CanceledWhileRunning, InfraError, JobTimeout, UserError
+from app.job_logs.relay import relay
 
 # What asks a job process to checkpoint and stop (app.jobs.child.STOP_SIGNAL; named here so the
 # worker never imports app.jobs.child).
@@ -49,10 +50,11 @@ class JobRunner:
       threads: OpenMP/BLAS threads the job may use (the cores this worker owns).
       warm: how the job process warms up (``app.jobs.child``: ``cpu``, or ``model`` on the gpu
         lane: XGBoost loaded and its device opened in the job process, kept for every job).
+      log_lines_per_s: lines a second the job process may send to the job's log (``app.job_logs``).
     """
 
-    def __init__(self, *, threads: int, warm: str = "cpu") -> None:
-        self.threads, self.warm = threads, warm
+    def __init__(self, *, threads: int, warm: str = "cpu", log_lines_per_s: int = 50) -> None:
+        self.threads, self.warm, self.log_lines_per_s = threads, warm, log_lines_per_s
         self._process: multiprocessing.Process | None = None
         self._conn: Any = None
         self._lifeline: Any = None
@@ -68,7 +70,10 @@ class JobRunner:
         parent_conn, child_conn = ctx.Pipe()
         lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
-            target=_serve, args=(child_conn, lifeline_r, self.threads, self.warm), name="tabjob-job", daemon=True
+            target=_serve,
+            args=(child_conn, lifeline_r, self.threads, self.warm, self.log_lines_per_s),
+            name="tabjob-job",
+            daemon=True,
         )
         self._process.start()
         child_conn.close()
@@ -155,6 +160,9 @@ class JobRunner:
                 if message is not None:
                     if message[0] == "progress":
                         on_progress(*message[1:])
+                        continue
+                    if message[0] == "log":  # a line of the job process, logged here under the job
+                        relay(message[1])
                         continue
                     return message
             if self._process.sentinel in ready or not self._process.is_alive():

@@ -27,7 +27,8 @@ from tabjob.errors import (
     TabjobClientError,
     WaitTimeout,
 )
-from tabjob.job_parts import Estimate, Step, Webhook
+from tabjob.job_logs import LogLine, LogPage
+from tabjob.job_parts import Estimate, ExpectedStart, Step, Webhook
 from tabjob.model_results import Evaluation, Model, ModelExport, Validation
 from tabjob.results import (
     Column,
@@ -51,12 +52,15 @@ __all__ = [
     "Estimate",
     "Evaluation",
     "EventPage",
+    "ExpectedStart",
     "InvalidDataset",
     "Job",
     "JobCanceled",
     "JobEndedWithoutResult",
     "JobEvent",
     "JobFailed",
+    "LogLine",
+    "LogPage",
     "Model",
     "ModelExport",
     "Page",

@@ -18,6 +18,7 @@ import httpx
 from tabjob import transfers
 from tabjob.csv_input import CsvConversion
 from tabjob.errors import ApiError, InvalidDataset, JobCanceled, JobFailed, WaitTimeout
+from tabjob.job_logs import LogMethods
 from tabjob.managing import ManagingMethods
 from tabjob.registry import RegistryMethods
 from tabjob.results import Dataset, EventPage, Job, JobEvent, Page
@@ -31,7 +32,7 @@ UpdateCallback = Callable[[Job, list[JobEvent]], None]
 log = logging.getLogger("tabjob")
 
 
-class Client(ManagingMethods, RegistryMethods):
+class Client(ManagingMethods, RegistryMethods, LogMethods):
     """A connection to one tabjob service, as one tenant.
 
     Parameters:
@@ -99,6 +100,9 @@ class Client(ManagingMethods, RegistryMethods):
                 f"{self.url} answered {path} with something that is not the tabjob API's JSON.",
                 "Check the URL (TABJOB_URL or --url): it should be the tabjob API's base URL.",
             ) from None
+
+    def _error(self, response: httpx.Response) -> ApiError:
+        return _api_error(response)
 
     def usage(self) -> dict[str, Any]:
         """Your quotas (``quotas``: name, used, limit) and whether the gpu lane is granted (``gpu_lane``)."""

@@ -64,3 +64,31 @@ class Estimate:
         if not data:
             return None
         return cls(float(data["duration_s"]), float(data["low_s"]), float(data["high_s"]), data.get("basis", ""))
+
+
+@dataclass(frozen=True)
+class ExpectedStart:
+    """When a queued job should start (``at``, between ``low`` and ``high``; ``in_s`` seconds from
+    the answer): the ``jobs_ahead`` of it on its lane and the running ones, each taking its duration
+    estimate, on the lane's ``workers``. ``unestimated`` of them had no estimate yet (counted as
+    taking no time). With no worker on the lane ``at`` is None and ``reason`` says why."""
+
+    at: datetime | None
+    low: datetime | None
+    high: datetime | None
+    in_s: float | None
+    jobs_ahead: int
+    workers: int
+    unestimated: int = 0
+    reason: str | None = None
+    basis: str = ""
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> ExpectedStart | None:
+        if not data:
+            return None
+        return cls(
+            at=_time(data.get("at")), low=_time(data.get("low")), high=_time(data.get("high")),
+            in_s=data.get("in_s"), jobs_ahead=int(data.get("jobs_ahead") or 0), workers=int(data.get("workers") or 0),
+            unestimated=int(data.get("unestimated") or 0), reason=data.get("reason"), basis=data.get("basis") or "",
+        )  # fmt: skip

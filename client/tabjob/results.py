@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from tabjob.job_parts import Estimate, Step, Webhook
+from tabjob.job_parts import Estimate, ExpectedStart, Step, Webhook
 
 T = TypeVar("T")
 
@@ -135,6 +135,7 @@ class Job:
     ``model_ref`` are the references the job was submitted with (``sales@latest``,
     ``churn@champion``) where ``dataset_id``/``model_id`` are what they resolved to;
     ``registration`` is a registered fit's name, evaluation data and promotion rule.
+    ``estimate`` is how long it should run; ``expected_start`` when a queued one should start.
     """
 
     id: str
@@ -159,6 +160,7 @@ class Job:
     steps: list[Step] = field(default_factory=list)
     webhook: Webhook | None = None
     estimate: Estimate | None = None
+    expected_start: ExpectedStart | None = None
     dataset_ref: str | None = None
     model_ref: str | None = None
     registration: dict[str, Any] | None = None
@@ -193,6 +195,7 @@ class Job:
             steps=[Step.from_api(step) for step in data.get("steps") or []],
             webhook=Webhook.from_api(data.get("webhook")),
             estimate=Estimate.from_api(data.get("estimate")),
+            expected_start=ExpectedStart.from_api(data.get("expected_start")),
             dataset_ref=data.get("dataset_ref"),
             model_ref=data.get("model_ref"),
             registration=data.get("registration"),

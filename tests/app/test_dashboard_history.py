@@ -151,3 +151,31 @@ def test_the_job_page_shows_the_error_hint_events_parameters_and_links_in_chromi
     page = dump_dom(f"{scene['url']}/dashboard/job?id={finished['id']}#key={scene['tokens']['a']}", tmp_path / "f")
     assert f'href="/v1/models/{finished["id"]}"' in page and "<dt>max_iter</dt><dd>7</dd>" in page
     assert "<dt>ran</dt>" in page and "<dt>accuracy</dt>" in page
+
+
+def test_a_queued_jobs_record_says_why_it_has_no_expected_start_and_an_admin_reads_any_jobs_log(scene):
+    queued = record(scene, "a", scene["jobs"]["queued"]["id"]).json()["job"]
+    expected = queued["expected_start"]
+    assert (
+        expected["at"] is None
+        and expected["workers"] == 0
+        and "No worker is running on the gpu lane" in (expected["reason"])
+    )
+    assert record(scene, "a", scene["jobs"]["finished"]["id"]).json()["job"]["expected_start"] is None
+    finished = scene["jobs"]["finished"]["id"]
+    for who in ("a", "ops"):  # its tenant, and an admin of another
+        headers = {"authorization": f"Bearer {scene['tokens'][who]}"}
+        page = httpx.get(f"{scene['url']}/v1/history/{finished}/logs", headers=headers).json()
+        assert any("job started" in line["message"] for line in page["items"]) and page["complete"]
+    stranger = {"authorization": f"Bearer {scene['tokens']['b']}"}
+    assert httpx.get(f"{scene['url']}/v1/history/{finished}/logs", headers=stranger).status_code == 404
+
+
+def test_the_job_page_shows_its_log_lines_and_a_queued_jobs_expected_start_in_chromium(scene, tmp_path):
+    finished = scene["jobs"]["finished"]
+    page = dump_dom(f"{scene['url']}/dashboard/job?id={finished['id']}#key={scene['tokens']['a']}", tmp_path)
+    log = page.split('id="log"', 1)[1].split("</table>", 1)[0]
+    assert "job started" in log and "<td>worker</td>" in log and "<td>job</td>" in log
+    queued = scene["jobs"]["queued"]
+    page = dump_dom(f"{scene['url']}/dashboard/job?id={queued['id']}#key={scene['tokens']['a']}", tmp_path / "q")
+    assert "<dt>expected start</dt><dd>No worker is running on the gpu lane" in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
@@ -13,6 +14,7 @@ from app.api.presenters import job_public, queue_info
 from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
 from app.domain import JobKind, JobStatus
 from app.engines.results import result_downloads
+from app.usecases import expected_start
 from app.usecases import jobs as job_actions
 from app.usecases.submission import submit
 
@@ -58,7 +60,9 @@ def create_job(
         fields = {"job_id": done.job.id, "lane": done.job.lane, "step": done.job.kind}
         log.info("%s job queued on the %s lane", done.job.kind, done.job.lane, extra=fields)
     job, waiting = svc.state.conn.run(svc.state.lanes.job_view(tenant, done.job.id))
-    return job_public(job, queue=queue_info(svc.settings, job, waiting), deduplicated=done.deduplicated)
+    expected = expected_start.for_queued(svc.state, svc.settings, job, waiting)
+    queue = queue_info(svc.settings, job, waiting)
+    return job_public(job, queue=queue, deduplicated=done.deduplicated, expected_start=expected)
 
 
 @router.get("", summary="The tenant's jobs, newest first")
@@ -83,11 +87,16 @@ def list_jobs(
 async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
     """Poll this while a job runs: status, phase and progress (a fraction when the phase has one),
     attempts, times, the error (`code`, `message`, `hint`, `retryable`) or the result (a fit's
-    validation score, duration and model size), and for a queued job why it waits (`queue`)."""
+    validation score, duration and model size), and for a queued job why it waits (`queue`) and
+    when it should start (`expected_start`)."""
     # The route clients poll: awaited reads (no thread-pool hop), and the model is built once and
     # serialised once instead of FastAPI validating it again against response_model.
     job, waiting = await svc.state.conn.arun(svc.state.lanes.job_view(tenant, job_id))
-    body = job_public(job, queue=queue_info(svc.settings, job, waiting)).model_dump_json()
+    # A queued job's expected start reads its lane (a few more round trips, in the pool).
+    expected = None
+    if waiting is not None:
+        expected = await run_in_threadpool(expected_start.for_queued, svc.state, svc.settings, job, waiting)
+    body = job_public(job, queue=queue_info(svc.settings, job, waiting), expected_start=expected).model_dump_json()
     return Response(body, media_type="application/json")
 
 

@@ -67,6 +67,7 @@ function render(record) {
     ["started", job.started_at ? new Date(job.started_at).toLocaleString() : ""],
     ["ended", job.ended_at ? new Date(job.ended_at).toLocaleString() : ""],
     ["why it waits", job.queue ? job.queue.reason : ""],
+    ["expected start", expectedStart(job.expected_start)],
     ["dataset", record.links.dataset ? link(record.links.dataset) : ""],
     ["model", record.links.model ? link(record.links.model) : ""],
   ]);
@@ -90,8 +91,50 @@ function render(record) {
   ]);
   rows("events", record.events, "no events", (e) =>
     [e.seq, new Date(e.at).toLocaleTimeString(), e.type, e.step || "", e.phase || "", e.message || ""]);
-  document.getElementById("logs-command").textContent = "tabjob logs " + job.id;
+  document.getElementById("logs-command").textContent = "tabjob logs " + job.id + (ENDED.includes(job.status) ? "" : " -f");
   return ENDED.includes(job.status);
+}
+
+// "in 2 min 5 s (12:03:10, between 12:02:50 and 12:04:00)", or why there is no time.
+function expectedStart(expected) {
+  if (!expected) return "";
+  if (!expected.at) return expected.reason;
+  const at = (value) => new Date(value).toLocaleTimeString();
+  let text = "in " + seconds(expected.in_s) + " (" + at(expected.at) + ", between " + at(expected.low) +
+    " and " + at(expected.high) + ")";
+  if (expected.unestimated) text += "; " + expected.unestimated + " job(s) ahead have no estimate yet";
+  return text;
+}
+
+// The job's log lines, read from where the last read ended (GET /v1/history/{id}/logs?since=).
+let logSince = null;
+let logComplete = false;
+
+async function refreshLogs(id, headers) {
+  const query = logSince ? "?since=" + encodeURIComponent(logSince) : "";
+  const response = await fetch("/v1/history/" + encodeURIComponent(id) + "/logs" + query, { headers, cache: "no-store" });
+  if (!response.ok) return;
+  const page = await response.json();
+  const body = document.querySelector("#log tbody");
+  if (logSince === null) body.replaceChildren();
+  if (logSince === null && page.items.length === 0) {
+    const tr = el("tr", null, "empty");
+    const td = el("td", "no log lines yet");
+    td.colSpan = 6;
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+  if (page.items.length > 0) body.querySelectorAll("tr.empty").forEach((tr) => tr.remove());
+  for (const line of page.items) {
+    const tr = el("tr", null, "level-" + line.level);
+    const time = line.time ? new Date(line.time).toLocaleTimeString() : "";
+    for (const cell of [time, line.attempt, line.step || "", line.source, line.level, line.message]) {
+      tr.appendChild(el("td", String(cell)));
+    }
+    body.appendChild(tr);
+  }
+  logSince = page.next_since || logSince;
+  logComplete = page.complete;
 }
 
 function showProblem(text) {
@@ -114,11 +157,13 @@ async function refresh() {
     } else {
       showProblem("");
       ended = render(body);
+      await refreshLogs(id, headers);
     }
   } catch (err) {
     showProblem("Cannot reach the API: " + err);
   }
-  if (!ended) setTimeout(refresh, POLL_MS);
+  // An ended job's last log lines are written just after its end: read until they are all in.
+  if (!ended || !logComplete) setTimeout(refresh, POLL_MS);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -1,8 +1,10 @@
-"""``tabjob logs JOB``: one job's lines from the embedded stack's per-process log files.
+"""``tabjob logs JOB [-f]``: one job's log lines, as the service keeps them in its object store
+(``GET /v1/jobs/{id}/logs``): the worker's and the job process's, every attempt, after the worker
+is gone too; ``-f`` follows them until the job ends.
 
-The API and the workers write JSON lines (``app.logging_setup``) into ``DIR/logs/<name>.log``;
-the lines about a job carry its ``job_id``. Lines that are not JSON (a traceback printed by a
-library, Valkey's own log) are kept when they name the job.
+``--data-dir DIR`` reads a local stack's own process logs instead (``DIR/logs/<name>.log``, JSON
+lines from ``app.logging_setup``; the lines about a job carry its ``job_id``): the API's lines
+too, and lines that are not JSON (a library's traceback, Valkey's log) when they name the job.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+import tabjob
+from tabjob.cli.common import KEY, URL, connected, expect_id, reported
 from tabjob.cli.output import console
 
+FOLLOW_HELP = "Show new lines as they come, until the job ends."
 LEVEL_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "red", "critical": "bold red"}
 
 
@@ -67,29 +72,65 @@ def _human(entry: dict[str, Any]) -> str:
     return f"[{style}]{text}[/]" if style else text
 
 
+def _stored(line: tabjob.LogLine) -> str:
+    """A line of the job's stored log, for a terminal."""
+    style = LEVEL_STYLE.get(line.level, "")
+    when = line.time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if line.time else ""
+    where = f"{line.step or ''}#{line.attempt} {line.source}"
+    text = f"{when} [cyan]{escape(where)}[/] {escape(line.message)}"
+    if line.exc:
+        text += "\n" + escape(line.exc)
+    return f"[{style}]{text}[/]" if style else text
+
+
+def _from_files(logs_dir: Path, job_id: str, as_json: bool) -> None:
+    from rich.console import Console
+
+    if not logs_dir.is_dir():
+        console.print(f"[bold red]No logs[/] in {logs_dir}: is this the data dir of a `tabjob stack`?")
+        raise SystemExit(2)
+    lines = job_lines(logs_dir, job_id)
+    if not lines:
+        console.print(f"No line about {job_id} in {logs_dir}/*.log.")
+        raise SystemExit(1)
+    out = Console(highlight=False, soft_wrap=True)
+    for entry in lines:
+        if as_json:
+            typer.echo(json.dumps({k: v for k, v in entry.items() if k != "raw"}))
+        else:
+            out.print(_human(entry))
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def logs(
         job_id: str,
-        data_dir: Annotated[Path, typer.Option(help="The local stack's data dir (tabjob stack --data-dir).")] = Path(
-            ".tabjob"
-        ),
-        as_json: Annotated[bool, typer.Option("--json", help="The JSON lines as written.")] = False,
+        follow: Annotated[bool, typer.Option("--follow", "-f", help=FOLLOW_HELP)] = False,
+        since: Annotated[str | None, typer.Option(help="Only the lines after this cursor (a line's `cursor`).")] = None,
+        data_dir: Annotated[
+            Path | None,
+            typer.Option(help="Read a local stack's process log files in this data dir instead of the API."),
+        ] = None,
+        url: URL = None,
+        api_key: KEY = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line, as the API sends them.")] = False,
     ) -> None:
-        """Show one job's log lines from the local stack's API and workers, oldest first."""
+        """Show one job's log lines (its worker and job process, every attempt), oldest first."""
         from rich.console import Console
 
-        logs_dir = data_dir / "logs"
-        if not logs_dir.is_dir():
-            console.print(f"[bold red]No logs[/] in {logs_dir}: is this the data dir of a `tabjob stack`?")
-            raise SystemExit(2)
-        lines = job_lines(logs_dir, job_id)
-        if not lines:
-            console.print(f"No line about {job_id} in {logs_dir}/*.log.")
-            raise SystemExit(1)
+        with reported(as_json):
+            job_id = expect_id(job_id, "job", "JOB_ID")
+        if data_dir is not None:
+            _from_files(data_dir / "logs", job_id, as_json)
+            return
         out = Console(highlight=False, soft_wrap=True)
-        for entry in lines:
-            if as_json:
-                typer.echo(json.dumps({k: v for k, v in entry.items() if k != "raw"}))
-            else:
-                out.print(_human(entry))
+        shown = 0
+        with connected(url, api_key, as_json) as client:
+            for line in client.logs(job_id, follow=follow, since=since):
+                shown += 1
+                if as_json:
+                    typer.echo(json.dumps(line.raw))
+                else:
+                    out.print(_stored(line))
+        if not shown and not as_json:
+            console.print(f"No log line of {job_id} yet (a queued job has none until a worker starts it).")

@@ -49,6 +49,8 @@ def job_summary(job: tabjob.Job) -> str:
         lines.append("  [dim]An identical fit (same bytes, same parameters) exists: it is returned instead.[/]")
     if job.queue:
         lines.append(f"  [dim]{escape(job.queue.reason)}[/]")
+    if job.expected_start and not job.ended:
+        lines.append("  " + expected_start_text(job.expected_start))
     if job.estimate and not job.ended:
         e = job.estimate
         lines.append(f"  expected run time {seconds(e.duration_s)} ({seconds(e.low_s)} to {seconds(e.high_s)})")
@@ -58,6 +60,19 @@ def job_summary(job: tabjob.Job) -> str:
         if job.error.hint:
             lines.append(f"  [yellow]Hint:[/] {escape(job.error.hint)}")
     return "\n".join(lines)
+
+
+def expected_start_text(expected: tabjob.ExpectedStart) -> str:
+    """When a queued job should start, for people, or why it cannot be said."""
+    if expected.at is None or expected.low is None or expected.high is None:
+        return f"expected start: [yellow]unknown[/]: {escape(expected.reason or '')}"
+    text = (
+        f"expected start {when(expected.at)} (in {seconds(expected.in_s or 0.0)}; "
+        f"between {when(expected.low)} and {when(expected.high)})"
+    )
+    if expected.unestimated:
+        text += f" [dim]{expected.unestimated} job(s) ahead have no estimate yet: it may start later[/]"
+    return text
 
 
 def _result_lines(job: tabjob.Job) -> list[str]:
