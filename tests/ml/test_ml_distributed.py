@@ -179,7 +179,8 @@ def test_a_regression_trains_on_dask_with_early_stopping_and_its_metrics(cluster
     assert summary["best_iteration"] is not None and summary["iterations"] < 2_000
     assert summary["iterations"] <= summary["best_iteration"] + 1 + 10
     assert 900 < summary["validation_rows"] < 1_500 and summary["rows"] == 12_000
-    assert summary["validation_metrics"]["r2"] > 0.95 and summary["validation_score"] == summary["validation_metrics"]["r2"]
+    metrics = summary["validation_metrics"]
+    assert metrics["r2"] > 0.95 and summary["validation_score"] == metrics["r2"] and metrics["rmse"] > 0
     assert summary["target_range"]["min"] < 0 < summary["target_range"]["max"]
     # And its predictions on Dask are numbers, the same as the model predicts on one node
     outs = [str(folder / f"out-{i}.parquet") for i in range(3)]
