@@ -33,6 +33,8 @@ WORKER_MEMORY_ENV = {
     "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "1.0",
     # pyarrow's own allocator keeps freed batches for reuse; the system one hands them back.
     "ARROW_DEFAULT_MEMORY_POOL": "system",
+    "MALLOC_ARENA_MAX": "1",
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
 }
 
 

@@ -115,7 +115,7 @@ def train_on_worker(
             del ref
             trim_memory()
             evals = [(valid, VALIDATION)] if valid is not None else []
-            callbacks = [_progress(worker, progress_topic, work["rounds"])] if rank == 0 else []
+            callbacks = [_trimming(), *([_progress(worker, progress_topic, work["rounds"])] if rank == 0 else [])]
             booster = xgboost.train(
                 booster_params(work["params"], work["task"], len(work["classes"]), work["nthread"], work["device"]),
                 train, num_boost_round=work["rounds"], evals=evals, callbacks=callbacks, verbose_eval=False,
@@ -213,6 +213,19 @@ def _iterator(xgboost: Any, source: _Source, rows: str | None, cache_prefix: str
             self._batches = None
 
     return PartsIter()
+
+
+def _trimming() -> Any:
+    """A callback that hands freed heap pages back after every round (``worker_env.trim_memory``):
+    XGBoost's per-round buffers otherwise ratchet the worker's RSS up by a few MiB over the rounds."""
+    import xgboost
+
+    class Trim(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            trim_memory()
+            return False
+
+    return Trim()
 
 
 def _progress(worker: Any, topic: str, rounds: int) -> Any:

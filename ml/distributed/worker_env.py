@@ -76,11 +76,11 @@ def worker_device(requested: str | None) -> str:
     return choose_device(requested)
 
 
-# A batch gets this share of the worker's memory limit (19 MiB of 192 MiB): each batch becomes one of
+# A batch gets this share of the worker's memory limit (24 MiB of 192 MiB): each batch becomes one of
 # XGBoost's external-memory pages, and every page costs training memory of its own (measured: 240,000
 # rows x 64 features trained in 25 MiB more with pages of 39,000 rows than of 11,000, and 75 MiB more
 # with pages of 1,300), so batches are as large as the build phase allows.
-BATCH_SHARE_OF_LIMIT = 10
+BATCH_SHARE_OF_LIMIT = 8
 MIN_BATCH_BYTES, MAX_BATCH_BYTES = 1 << 20, 64 << 20
 
 
