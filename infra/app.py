@@ -54,6 +54,7 @@ class TabjobRelease(pulumi.ComponentResource):
         placement: Placement,
         provider: k8s.Provider,
         monitoring: dict[str, Any] | None = None,
+        dask_engine: bool = False,
         depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -80,6 +81,7 @@ class TabjobRelease(pulumi.ComponentResource):
                 secret_name=secret.metadata.name,
                 secret_checksum=checksum,
                 monitoring=monitoring,
+                dask_engine=dask_engine,
             ),
             atomic=True,
             cleanup_on_fail=True,

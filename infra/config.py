@@ -129,6 +129,8 @@ class StackConfig:
     monitoring_version: str | None = None
     # Alertmanager's receivers (tabjob:alerting); None: alerts go nowhere, as the chart's default.
     alerting: AlertingSettings | None = None
+    # The chart's dask.enabled (tabjob:daskEngine): a DaskCluster for jobs with engine "dask".
+    dask_engine: bool = False
 
 
 def _digest(reader: Reader, key: str) -> str | None:
@@ -268,4 +270,5 @@ def load_config(config: pulumi.Config | None = None, environ: Mapping[str, str] 
         existing=_existing_settings(r) if cluster == "existing" else None,
         monitoring_version=monitoring_version,
         alerting=alerting_settings(r, monitoring=monitoring_version is not None),
+        dask_engine=r.boolean("daskEngine"),
     )

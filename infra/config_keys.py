@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "gpuImageDigest": None,
     "kedaVersion": "2.20.2",
     "installKeda": True,
+    # The Dask engine (docs/distributed.md): the chart's dask.enabled; kind and GKE stacks install its operator.
+    "daskEngine": False,
     # observability (infra/platform/monitoring.py)
     "monitoring": False,
     "kubePrometheusStackVersion": "91.5.0",

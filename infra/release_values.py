@@ -163,9 +163,11 @@ def chart_values(
     secret_name: pulumi.Input[str],
     secret_checksum: pulumi.Input[str] = "",
     monitoring: dict[str, Any] | None = None,
+    dask_engine: bool = False,
 ) -> dict[str, Any]:
     """Values for charts/tabjob, using only the keys of the shared values contract (plus the
-    `monitoring` section when the stack installs kube-prometheus-stack)."""
+    `monitoring` section when the stack installs kube-prometheus-stack). ``dask_engine``: the
+    chart's ``dask.enabled`` (its other Dask values keep the chart's defaults)."""
     return {
         "image": {
             "repository": images.repository,
@@ -200,6 +202,7 @@ def chart_values(
             "backendConfig": {"enabled": placement.backend_config, "healthCheckPath": API_HEALTH_PATH},
         },
         "gpu": _gpu_values(placement),
+        "dask": {"enabled": dask_engine},
         "keda": _keda_values(backends),
         # Egress follows the configured endpoints: 443 for GCS, 8333 for SeaweedFS, ...
         "networkPolicy": {

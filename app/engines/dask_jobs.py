@@ -105,7 +105,8 @@ def _operation(ctx: WorkerContext, job: Job, scheduler: str, time_limit_s: float
     if job.kind == "fit":
         return "dask_fit", {
             **common, "model_url": store.internal_put_url(model_key(tenant, job.id), expires_s),
-            "params": job.params, "target": job.target, "threads_per_worker": ctx.settings.dask_threads_per_worker,
+            "params": job.params, "target": job.target, "task": job.task,
+            "threads_per_worker": ctx.settings.dask_threads_per_worker,
         }  # fmt: skip
     assert job.model_id is not None
     model = ctx.state.jobs.get(job.model_id)

@@ -40,7 +40,9 @@ def validate(svc: Services, tenant: str, request: JobRequest) -> tuple[ObjectInf
         assert request.model_id is not None
         model = usable_model(svc.state.jobs.get_for(tenant, request.model_id))
         features = (model.result or {})["features"]["columns"]
-    _, info, rows, columns = validate_parts(svc, tenant, request.dataset_id, target=request.target, features=features)
+    _, info, rows, columns = validate_parts(
+        svc, tenant, request.dataset_id, target=request.target, features=features, task=request.task
+    )
     return info, rows, columns, True
 
 

@@ -15,7 +15,7 @@ from app.storage import ObjectInfo
 from app.usecases.families import ModelFamily, choose_family
 from app.usecases.tasks import TaskChoice
 from app.usecases.validation import check_evaluation, check_fit, validate_predict
-from ml.tasks import CLASSIFICATION
+from ml.tasks import CLASSIFICATION, REGRESSION
 
 if TYPE_CHECKING:
     from app.usecases.job_request import JobRequest
@@ -60,16 +60,20 @@ def check_data(svc: Services, tenant: str, request: JobRequest) -> CheckedData:
 def _check_fit_data(svc: Services, tenant: str, request: JobRequest, in_parts: bool) -> CheckedData:
     family = choose_family("fit", request.model)
     if in_parts:
-        # The Dask engine trains a classification; it has no task inference or evaluation yet.
-        if request.task not in (None, CLASSIFICATION) or request.evaluate_on:
+        # The Dask engine infers no task (a classification unless asked) and scores no evaluation dataset.
+        if request.evaluate_on:
             raise UserError(
-                "A dataset in parts trains a classification on the Dask engine, without an evaluation dataset.",
+                "A dataset in parts is scored on the rows the Dask engine holds out, not on an evaluation dataset.",
                 code="engine.task_unsupported",
-                hint="Leave task and evaluate_on out, or upload the data as one file.",
+                hint="Leave evaluate_on out (the fit reports metrics on held-out rows), or upload one file.",
                 status=422,
             )
         info, rows, columns, _ = routing.validate(svc, tenant, request)
-        task = TaskChoice(CLASSIFICATION, "a dataset in parts: the Dask engine trains a classification")
+        task = (
+            TaskChoice(REGRESSION, "asked for")
+            if request.task == REGRESSION
+            else TaskChoice(CLASSIFICATION, "a dataset in parts: the Dask engine trains a classification unless asked")
+        )
         return CheckedData(family, info, rows, columns, True, task=task)
     checked = check_fit(svc, tenant, request.dataset_id, request.target, request.task)
     evaluation = None

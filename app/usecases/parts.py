@@ -22,6 +22,7 @@ from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_part_key
 from ml.errors import DataProblem
+from ml.names import TARGET
 
 
 def create_parts_dataset(
@@ -126,15 +127,18 @@ def uploaded_parts(svc: Services, tenant: str, dataset_id: str) -> tuple[Dataset
 
 
 def validate_parts(
-    svc: Services, tenant: str, dataset_id: str, *, target: str = "y", features: dict[str, str] | None = None
-) -> tuple[Dataset, ObjectInfo, int, int]:
+    svc: Services, tenant: str, dataset_id: str, *, target: str = TARGET, features: dict[str, str] | None = None,
+    task: str | None = None,
+) -> tuple[Dataset, ObjectInfo, int, int]:  # fmt: skip
     """A fit's (``features`` None) or a predict's checks on every part: the footer checks a single
-    file gets, then the training schema (target present, usable columns) or the model's columns.
+    file gets, then the training schema (target present, usable columns, numeric for a ``task``
+    of regression) or the model's columns.
     The classes are counted on the Dask workers, over all parts (one part may hold one class).
     Returns the dataset, its combined info, rows and columns."""
     # Here, not at the top: the parts' schemas are Arrow objects, and the API and the workers
     # import pyarrow only when a dataset in parts is checked (about 20 MiB each otherwise).
     from ml.schema import check_predict_schema, check_training_schema
+    from ml.tasks import check_task
 
     dataset, info = uploaded_parts(svc, tenant, dataset_id)
     for i, size in enumerate(dataset.part_sizes or []):
@@ -143,6 +147,7 @@ def validate_parts(
         try:
             if features is None:
                 check_training_schema(found["schema"], found["rows"], target)
+                check_task(task, found["schema"].field(target).type, target)
             else:
                 check_predict_schema(found["schema"], found["rows"], features, target)
         except DataProblem as problem:

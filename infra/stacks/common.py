@@ -108,6 +108,7 @@ def app_layer(
         backends=backends,
         placement=placement,
         monitoring=monitoring,
+        dask_engine=cfg.dask_engine,
         provider=provider,
         depends_on=waits,
     )

@@ -19,15 +19,17 @@ import numpy as np
 
 from ml import families
 from ml.bundle import ModelBundle, save_bundle
-from ml.distributed import cluster, tasks
+from ml.distributed import cluster, tasks, training
 from ml.distributed.cluster import ENGINE, POLL_S, WORKERS_WAIT_S, ClusterUnavailable, WorkerLost, connect
+from ml.distributed.cuts import cut_table
 from ml.distributed.predicting import predict
 from ml.distributed.reading import feature_types
 from ml.errors import DataProblem
 from ml.families.xgb import XGBoostModel
 from ml.features import MAX_CATEGORIES, FeatureSpec
 from ml.io import Progress, report
-from ml.training import plain
+from ml.metrics import CLASSIFICATION, DEFAULT_METRIC, REGRESSION, metrics_for
+from ml.training import EARLY_STOPPING_AUTO_ROWS, plain
 
 __all__ = ["ClusterUnavailable", "WorkerLost", "connect", "fit", "predict"]
 
@@ -42,6 +44,7 @@ def fit(
     *,
     params: Mapping[str, Any] | None = None,
     target: str = "y",
+    task: str | None = None,
     progress: Progress | None = None,
     scratch_dir: str | None = None,
     device: str | None = None,
@@ -50,37 +53,51 @@ def fit(
     workers_wait_s: float = WORKERS_WAIT_S,
     min_workers: int = 1,
 ) -> dict[str, Any]:
-    """Train an XGBoost classifier on the Parquet parts at ``part_urls`` on the Dask cluster at
-    ``scheduler``; write the ModelBundle (the one every fit writes) to ``model_url``.
+    """Train an XGBoost classifier or regressor on the Parquet parts at ``part_urls`` on the Dask
+    cluster at ``scheduler``; write the ModelBundle (the one every fit writes) to ``model_url``.
 
     Parameters:
-      params: the xgboost family's parameters (``ml.families.xgb.TUNABLE_PARAMS``); no early stopping.
+      params: the xgboost family's parameters (``ml.families.xgb.TUNABLE_PARAMS``); early stopping
+        as on one node (``ml.training.validation_split``: "auto" stops early above 10,000 rows, on
+        a tenth of the rows, after 10 rounds without improvement).
+      task: ``classification`` (None) or ``regression`` (a numeric target, reg:squarederror).
       max_workers: use at most this many Dask workers (never more than there are parts).
       threads_per_worker: XGBoost threads in each Dask worker (its cores).
       device: ``cpu``, ``cuda`` or ``auto`` (``cuda`` when the workers report a GPU, ``ml.device``).
       workers_wait_s, min_workers: wait this long for this many workers (a retry waits for a
         lost worker's replacement, so no worker gets twice its share).
 
-    Returns the fit summary every fit returns, plus ``engine`` ({"name": "dask", "workers": N}),
-    ``parts`` and ``worker_peak_rss_bytes``. Raises ``DataProblem`` (a part cannot train, the parts
-    differ) or ``ClusterUnavailable``/``WorkerLost`` (the cluster failed: retry).
+    Returns the fit summary every fit returns (with ``validation_metrics`` on the held-out rows
+    when early stopping ran), plus ``engine`` ({"name": "dask", "workers": N}), ``parts`` and
+    ``worker_peak_rss_bytes``. Raises ``DataProblem`` (a part cannot train, the parts differ) or
+    ``ClusterUnavailable``/``WorkerLost`` (the cluster failed: retry).
     """
+    task = task or CLASSIFICATION
     chosen_params = families.chosen_params(families.family("xgboost"), params)
+    seed = int(chosen_params.get("random_state", 0))
     timings: dict[str, float] = {}
     started, client, ours = time.perf_counter(), connect(scheduler), []
     try:
         report(progress, "waiting", None, "Waiting for Dask workers.")
         present = cluster.wait_for_workers(client, workers_wait_s, min_workers)
         report(progress, "validating", 0.0, f"Scanning {len(part_urls)} parts on {len(present)} Dask workers.")
-        spec, classes, rows = merge_scans(client.gather([client.submit(tasks.scan_part, url, target, pure=False,
-                                                                       retries=2) for url in part_urls]))  # fmt: skip
+        scans = client.gather([client.submit(tasks.scan_part, url, target, task, seed + i, pure=False, retries=2)
+                               for i, url in enumerate(part_urls)])  # fmt: skip
+        spec, classes, rows = merge_scans(scans, task)
+        cuts = cut_table([s.pop("sample") for s in scans], [s["rows"] for s in scans], spec,
+                         int(chosen_params.get("max_bin", 256)))  # fmt: skip
         timings["scan_s"] = time.perf_counter() - started
         ours = cluster.workers(client)[: min(len(part_urls), max_workers or len(part_urls))]
-        used_device = cluster.device(client, ours, device)
-        shape = f"{rows:,} rows x {len(spec.columns)} features"
-        report(progress, "training", 0.0, f"Training on {shape}, {len(ours)} Dask workers.")
+        stopping = _early_stopping(chosen_params, rows)
+        work = {
+            "spec": spec.to_dict(), "classes": classes, "target": target, "task": task, "params": chosen_params,
+            "rounds": int(chosen_params.get("n_estimators", DEFAULT_ROUNDS)), "nthread": threads_per_worker,
+            "device": cluster.device(client, ours, device), "stopping": stopping, "seed": seed, "cuts": cuts,
+        }  # fmt: skip
+        what = "regression" if task == REGRESSION else "classification"
+        report(progress, "training", 0.0, f"Training a {what} on {rows:,} rows x {len(spec.columns)} features, "
+               f"{len(ours)} Dask workers.")  # fmt: skip
         t0 = time.perf_counter()
-        work = (spec.to_dict(), classes, target, chosen_params, threads_per_worker, used_device)
         results = _train(client, ours, part_urls, work, progress)
         timings["train_s"] = time.perf_counter() - t0
     except BaseException:
@@ -89,40 +106,75 @@ def fit(
         raise
     finally:
         client.close()
-    summary = _summary(results, classes, chosen_params, target, used_device, len(part_urls))
+    summary = _summary(results, classes, chosen_params, work, len(part_urls), scans)
     report(progress, "uploading")
     digest = _save(model_url, results, spec, classes, summary, scratch_dir, timings)
     return {"model_sha256": digest, "features": spec.to_dict(), **summary, "notes": spec.notes, "timings": timings}
 
 
+def _early_stopping(params: Mapping[str, Any], rows: int) -> bool:
+    """A single-node fit's rule (``ml.training.validation_split``): on when asked, or for "auto"
+    above 10,000 rows."""
+    early = params.get("early_stopping", "auto")
+    return early is True or (early == "auto" and rows > EARLY_STOPPING_AUTO_ROWS)
+
+
 def _train(
-    client: Any, ours: list[str], part_urls: list[str], work: tuple[Any, ...], progress: Progress | None
+    client: Any, ours: list[str], part_urls: list[str], work: dict[str, Any], progress: Progress | None
 ) -> list[dict[str, Any]]:
     """One training task per worker, pinned to it, inside XGBoost's collective (tracker on the scheduler)."""
     n = len(ours)
-    share = [part_urls[i::n] for i in range(n)]  # round robin: worker i gets parts i, i+n, ...
-    spec_dict, classes, target, params, threads, used_device = work
-    rounds = int(params.get("n_estimators", DEFAULT_ROUNDS))
-    coll_args = client.run_on_scheduler(tasks.start_tracker, n, cluster.scheduler_host(client))
+    indexed = list(enumerate(part_urls))
+    share = [indexed[i::n] for i in range(n)]  # round robin: worker i gets parts i, i+n, ...
+    coll_args = client.run_on_scheduler(training.start_tracker, n, cluster.scheduler_host(client))
     topic = f"tabjob-fit-{uuid.uuid4().hex[:12]}"
-    fixed = (spec_dict, classes, target, params, coll_args, rounds, threads, used_device, topic)
     futures = [
-        client.submit(tasks.train_on_worker, urls, *fixed, workers=[w], allow_other_workers=False, pure=False)
-        for w, urls in zip(ours, share, strict=True)
-    ]
+        client.submit(training.train_on_worker, parts, work, coll_args, topic, workers=[w],
+                      allow_other_workers=False, pure=False)
+        for w, parts in zip(ours, share, strict=True)
+    ]  # fmt: skip
     return _follow(client, futures, ours, topic, progress)
 
 
 def _summary(
-    results: list[dict[str, Any]], classes: np.ndarray, params: dict[str, Any], target: str, device: str, parts: int
-) -> dict[str, Any]:
-    return {
-        "target": target, "family": "xgboost", "device": device, "classes": [plain(c) for c in classes],
-        "rows": int(sum(r["rows"] for r in results)), "iterations": int(params.get("n_estimators", DEFAULT_ROUNDS)),
-        "best_iteration": None, "validation_score": None, "validation_rows": 0, "params": params,
+    results: list[dict[str, Any]], classes: np.ndarray, params: dict[str, Any], work: dict[str, Any], parts: int,
+    scans: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    task = work["task"]
+    best = results[0]["best_iteration"]
+    metrics, validation_rows = _validation_metrics(results, task, classes)
+    trained_rows = int(sum(r["rows"] for r in results))
+    summary = {
+        "task": task, "target": work["target"], "family": "xgboost", "device": work["device"],
+        "classes": [plain(c) for c in classes], "rows": trained_rows + validation_rows,
+        "iterations": int(results[0]["rounds"]), "best_iteration": best,
+        "validation_score": None if metrics is None else metrics[DEFAULT_METRIC[task]],
+        "validation_rows": validation_rows, "validation_metrics": metrics, "params": params,
         "engine": {"name": ENGINE, "workers": len(results)}, "parts": parts,
         "worker_peak_rss_bytes": sorted(r["peak_rss"] for r in results),
     }  # fmt: skip
+    if task == REGRESSION:
+        sums = [s["target_sums"] for s in scans if s["target_sums"] and s["target_sums"][0]]
+        count = sum(s[0] for s in sums)
+        summary["target_range"] = {"min": min(s[2] for s in sums), "max": max(s[3] for s in sums),
+                                   "mean": sum(s[1] for s in sums) / count}  # fmt: skip
+    return summary
+
+
+def _validation_metrics(
+    results: list[dict[str, Any]], task: str, classes: np.ndarray
+) -> tuple[dict[str, Any] | None, int]:
+    """Every metric of ``task`` (``ml.metrics``) on the rows the workers held out, and their count."""
+    scored = [r["validation"] for r in results if r["validation"] is not None]
+    if not scored:
+        return None, 0
+    labels = np.concatenate([s["labels"] for s in scored])
+    outputs = np.concatenate([s["outputs"] for s in scored])
+    if task == REGRESSION:
+        return metrics_for(task, labels, outputs), len(labels)
+    proba = outputs if outputs.ndim == 2 else np.column_stack([1.0 - outputs, outputs])
+    truth = classes[labels.astype(np.int64)]
+    return metrics_for(task, truth, classes[proba.argmax(axis=1)], proba, classes), len(labels)
 
 
 def _save(
@@ -133,7 +185,10 @@ def _save(
     (``timings`` gains ``upload_s``)."""
     t0 = time.perf_counter()
     model_bytes = next(r["model"] for r in results if r["rank"] == 0)
-    estimator = XGBoostModel(model=model_bytes, classes=classes, feature_types=feature_types(spec), best_iteration=None)
+    estimator = XGBoostModel(
+        model=model_bytes, classes=classes, feature_types=feature_types(spec),
+        best_iteration=summary["best_iteration"], task=summary["task"],
+    )  # fmt: skip
     bundle = ModelBundle(
         estimator=estimator, spec=spec, classes=summary["classes"], trained_rows=summary["rows"],
         params=summary["params"], family="xgboost", device=summary["device"], target=summary["target"],
@@ -143,8 +198,8 @@ def _save(
     return digest
 
 
-def merge_scans(scans: list[dict[str, Any]]) -> tuple[FeatureSpec, np.ndarray, int]:
-    """The encoding, classes and rows of the whole dataset from each part's scan."""
+def merge_scans(scans: list[dict[str, Any]], task: str = CLASSIFICATION) -> tuple[FeatureSpec, np.ndarray, int]:
+    """The encoding, classes (none for a regression) and rows of the whole dataset from each part's scan."""
     for i, scan in enumerate(scans):
         if "problem" in scan:
             problem = scan["problem"]
@@ -158,7 +213,7 @@ def merge_scans(scans: list[dict[str, Any]]) -> tuple[FeatureSpec, np.ndarray, i
                 "Write every part with the same columns, in the same order, with the same types.",
             )
     classes = np.unique(np.concatenate([s["classes"] for s in scans]))
-    if len(classes) < 2:
+    if task != REGRESSION and len(classes) < 2:
         raise DataProblem(
             "dataset.single_class",
             f"The target has only one class ({plain(classes[0]) if len(classes) else 'none'}) across all parts.",

@@ -46,6 +46,7 @@ def predict(
     model = {
         "model": bundle.estimator.model, "classes": bundle.estimator.classes,
         "feature_types": bundle.estimator.feature_types, "best_iteration": bundle.estimator.best_iteration,
+        "task": getattr(bundle.estimator, "task", "classification"),
     }  # fmt: skip
     timings["load_s"] = time.perf_counter() - started
     client = connect(scheduler)

@@ -58,12 +58,14 @@ def dask_env(base_env: dict[str, str], dask_cluster: LocalDaskCluster) -> dict[s
 def dask_worker(dask_env: dict[str, str]) -> Iterator[Workers]:
     pool = Workers(dask_env)
     pool.start("small")
+    pool.start("large")  # the dataset larger than a Dask worker's memory is a large-lane job
     yield pool
     pool.stop_all()
 
 
 @pytest.fixture
-def dask_api(dask_env: dict[str, str], dask_worker: Workers):
+def dask_api(dask_env: dict[str, str], dask_worker: Workers, settings: Any):
+    # ``settings`` (tests/conftest.py) makes the bucket, which a run of these tests alone needs too.
     with api_client(make_settings(dask_env)) as client:
         yield client
 
@@ -271,3 +273,133 @@ def test_a_dask_worker_killed_mid_fit_is_retried_not_a_hang(dask_api, data, dask
     events = dask_api.get(f"/v1/jobs/{job_id}/events").json()["items"]
     retried = [e for e in events if e["type"] == "retrying"]
     assert retried and "left during the fit" in (retried[0]["message"] or ""), events
+
+
+# Larger than either Dask worker's memory limit as float64 (the held-out check's case):
+# 4 parts x 100,000 rows x 64 features = 25.6 M cells = 195 MiB > 192 MiB.
+BIG_PARTS, BIG_ROWS_PER_PART, BIG_FEATURES, BIG_TEST_ROWS = 4, 100_000, 64, 20_000
+
+
+def _big_chunk(rng: np.random.Generator, weights: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    X = rng.standard_normal((rows, BIG_FEATURES))
+    return X, (X @ weights + 0.5 * rng.standard_normal(rows) > 0).astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def big_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The training parts written with pyarrow from numpy chunks: two as one row group each (pyarrow's
+    default, larger than a Dask worker's batch: staged), two in row groups of 25,000 rows; the test
+    set in 2 parts, and the whole training matrix for the single-node comparison."""
+    rng = np.random.default_rng(7)
+    weights = rng.standard_normal(BIG_FEATURES)
+    folder = tmp_path_factory.mktemp("big")
+    train, Xs, ys = [], [], []
+    for i in range(BIG_PARTS):
+        X, y = _big_chunk(rng, weights, BIG_ROWS_PER_PART)
+        path = folder / f"train-{i}.parquet"
+        table = pa.table({**{f"f{j}": X[:, j] for j in range(BIG_FEATURES)}, "y": y})
+        pq.write_table(table, path, row_group_size=None if i < 2 else 25_000)
+        train.append(path)
+        Xs.append(X.astype(np.float32))
+        ys.append(y)
+        del table, X
+    X_test, y_test = _big_chunk(rng, weights, BIG_TEST_ROWS)
+    test = []
+    for i, idx in enumerate(np.array_split(np.arange(BIG_TEST_ROWS), 2)):
+        path = folder / f"test-{i}.parquet"
+        pq.write_table(pa.table({f"f{j}": X_test[idx, j] for j in range(BIG_FEATURES)}), path)
+        test.append(path)
+    return {"train": train, "test": test, "X": np.concatenate(Xs), "y": np.concatenate(ys),
+            "X_test": X_test, "y_test": y_test}  # fmt: skip
+
+
+def worker_memory(cluster: LocalDaskCluster) -> dict[str, tuple[int, int]]:
+    """Each Dask worker's process id and peak resident memory (bytes), read on the workers."""
+    from distributed import Client
+
+    from ml.distributed.worker_env import peak_rss
+
+    def both() -> tuple[int, int]:
+        return os.getpid(), peak_rss()
+
+    with Client(cluster.address, set_as_default=False) as client:
+        return client.run(both)
+
+
+def test_a_dataset_larger_than_each_dask_workers_memory_fits_and_predicts_within_it(dask_api, big_data, dask_cluster):
+    import xgboost
+
+    matrix_bytes = BIG_PARTS * BIG_ROWS_PER_PART * BIG_FEATURES * 8
+    assert matrix_bytes > WORKER_LIMIT_BYTES
+    before = {pid for pid, _ in worker_memory(dask_cluster).values()}
+    # Given the training set in 4 parts and the test set in 2, uploaded
+    train_id = upload_parts(dask_api, big_data["train"])
+    test_id = upload_parts(dask_api, big_data["test"])
+    # When an xgboost fit and a predict run on the Dask engine
+    params = {"n_estimators": 30, "max_depth": 6}
+    submitted = dask_api.post("/v1/jobs", json={"kind": "fit", "dataset_id": train_id, "model": "xgboost",
+                                                "engine": "dask", "params": params})  # fmt: skip
+    assert submitted.status_code == 202, submitted.text
+    fit = wait_job(dask_api, submitted.json()["id"], 900)
+    assert fit["status"] == "finished", fit
+    predicted = dask_api.post("/v1/jobs", json={"kind": "predict", "dataset_id": test_id, "model_id": fit["id"],
+                                                "engine": "dask"})  # fmt: skip
+    assert predicted.status_code == 202, predicted.text
+    job = wait_job(dask_api, predicted.json()["id"], 600)
+    assert job["status"] == "finished", job
+    # Then both ran on the two Dask workers, and neither went above its limit nor was restarted
+    result = fit["result"]
+    assert result["engine"] == {"name": "dask", "workers": 2} and result["rows"] == BIG_PARTS * BIG_ROWS_PER_PART
+    assert all(peak <= WORKER_LIMIT_BYTES for peak in result["worker_peak_rss_bytes"]), result["worker_peak_rss_bytes"]
+    after = worker_memory(dask_cluster)
+    assert {pid for pid, _ in after.values()} == before  # the same processes: no nanny restarted one
+    assert all(peak <= WORKER_LIMIT_BYTES for _, peak in after.values()), after
+    # And the prediction is in parts, in order, as accurate as single-node XGBoost on the same data
+    urls = dask_api.get(f"/v1/jobs/{job['id']}/result").json()["urls"]
+    labels = np.concatenate([pq.read_table(pa.BufferReader(httpx.get(u).content)).column("y").to_numpy()
+                             for u in urls])  # fmt: skip
+    single = xgboost.XGBClassifier(tree_method="hist", random_state=0, **params).fit(big_data["X"], big_data["y"])
+    single_accuracy = float(np.mean(single.predict(big_data["X_test"]) == big_data["y_test"]))
+    dask_accuracy = float(np.mean(labels == big_data["y_test"]))
+    assert abs(dask_accuracy - single_accuracy) <= 0.01, (dask_accuracy, single_accuracy)
+    # The fit held out a tenth of the rows for early stopping and scored them, as on one node
+    validation = result["validation"]
+    assert validation["split"] == "early_stopping"
+    assert 0.08 * result["rows"] < validation["rows"] < 0.12 * result["rows"]
+    assert validation["accuracy"] > 0.8 and validation["log_loss"] is not None
+
+
+def test_a_regression_on_parts_trains_on_dask(dask_api, tmp_path):
+    # Given a numeric target in 2 parts
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(2):
+        X = rng.standard_normal((6_000, 4))
+        path = tmp_path / f"r-{i}.parquet"
+        pq.write_table(pa.table({**{f"x{j}": X[:, j] for j in range(4)}, "y": 2 * X[:, 0] - X[:, 1]}), path)
+        paths.append(path)
+    dataset_id = upload_parts(dask_api, paths)
+    # When a regression is asked for (a 422 engine.task_unsupported before)
+    submitted = dask_api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id, "model": "xgboost",
+                                                "task": "regression", "params": {"n_estimators": 200}})  # fmt: skip
+    assert submitted.status_code == 202, submitted.text
+    fit = wait_job(dask_api, submitted.json()["id"], 300)
+    # Then it trains a regression on Dask, stops early on held-out rows and reports their metrics
+    assert fit["status"] == "finished", fit
+    result = fit["result"]
+    assert result["task"] == "regression" and result["engine"]["name"] == "dask"
+    assert result["validation"]["split"] == "early_stopping" and result["validation"]["r2"] > 0.9
+    assert result["iterations"] < 200  # stopped early: a linear target needs far fewer rounds
+    # And an evaluation dataset is still refused on parts (the engine scores held-out rows instead)
+    refused = dask_api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id, "model": "xgboost",
+                                              "task": "regression", "evaluate_on": dataset_id})  # fmt: skip
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "engine.task_unsupported"
+
+
+def test_a_regression_of_a_text_target_in_parts_is_refused_at_submission(dask_api, tmp_path):
+    path = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "y": ["u", "v", "u"]}), path)
+    dataset_id = upload_parts(dask_api, [path, path])
+    refused = dask_api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset_id, "model": "xgboost",
+                                              "task": "regression"})  # fmt: skip
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "dataset.target_not_numeric"
