@@ -10,8 +10,8 @@ from typing import Any
 from app import quotas
 from app.domain import Dataset
 from app.errors import Conflict, TabjobError
-from app.inspection import check_size
 from app.inspection_pool import InspectRequest, inspect
+from app.record_limits import check_size
 from app.revocation import refuse_revoked_upload
 from app.services import Services
 from app.storage import ObjectInfo, dataset_key

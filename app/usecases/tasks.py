@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 
 from app.domain import Job
 from app.errors import UserError
-from app.inspection import data_error
-from app.record_limits import TARGET_BATCH_ROWS
+from app.record_limits import TARGET_BATCH_ROWS, data_error
 from ml.errors import DataProblem
 from ml.outputs import check_passthrough, output_columns
 from ml.tasks import CLASSIFICATION, INFERRED_MAX_CLASSES, REGRESSION, check_task, infer_task, is_numeric_target
