@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.api.http_protocol import bounded_protocol
-from app.settings import Settings
+from app.core.settings import Settings
 
 JOB = {"id": "job_0123456789abcdef0123", "kind": "fit", "status": "finished", "lane": "small", "progress": 1.0}
 

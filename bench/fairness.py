@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 
-from app.domain import JobStatus
-from app.waiting import wait_until
+from app.core.domain import JobStatus
+from app.core.waiting import wait_until
 from bench.harness import Harness, random_frame, write_frame
 from bench.table import Figure
 from tabjob import ApiError

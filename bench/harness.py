@@ -19,17 +19,17 @@ import pandas as pd
 import psutil
 
 import tabjob
-from app.auth import LOCAL_TENANT
-from app.domain import is_terminal
+from app.core.auth import LOCAL_TENANT
+from app.core.domain import is_terminal
+from app.core.settings import Settings
+from app.core.storage import Store, dataset_key
+from app.core.waiting import wait_until
 from app.local.servers import free_port
 from app.local.stack import EmbeddedStack
-from app.settings import Settings
-from app.storage import Store, dataset_key
-from app.waiting import wait_until
 
 POLL_S = 0.02
 # Sections submit more jobs at once than a tenant may queue by default (100), and more in a
-# minute than its default quota (120 jobs per minute, app/quotas.py).
+# minute than its default quota (120 jobs per minute, app/tenancy/quotas.py).
 STACK_ENV = {"TABJOB_TENANT_MAX_QUEUED": "5000", "TABJOB_QUOTA_JOBS_PER_MINUTE": "100000"}
 
 

@@ -71,8 +71,8 @@ def serve(port: int, observe: bool) -> None:
     import uvicorn
 
     from app.api.main import create_app
-    from app.logging_setup import setup_logging
-    from app.settings import get_settings
+    from app.core.logging_setup import setup_logging
+    from app.core.settings import get_settings
 
     settings = get_settings()
     setup_logging(settings.log_level)
@@ -83,7 +83,7 @@ def queued_job(env: dict[str, str]) -> str:
     """A job record queued on the small lane (no worker runs, so it stays queued)."""
     import redis
 
-    from app.domain import Job, JobStatus, new_id
+    from app.core.domain import Job, JobStatus, new_id
     from app.state import State
 
     client = redis.Redis.from_url(env["TABJOB_REDIS_URL"], password=env["TABJOB_REDIS_PASSWORD"], decode_responses=True)

@@ -22,11 +22,11 @@ import httpx
 import psutil
 import redis
 
+from app.core.settings import LANES
+from app.core.waiting import wait_until
 from app.local.servers import free_port
 from app.local.workers import concurrent_workers
-from app.settings import LANES
 from app.state import lane_workers_key
-from app.waiting import wait_until
 from bench.table import Figure
 
 ROOT = Path(__file__).resolve().parent.parent

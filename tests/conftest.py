@@ -18,10 +18,10 @@ import hypothesis
 import pytest
 import redis
 
+from app.core.settings import Settings
+from app.core.waiting import wait_until
 from app.local.servers import SeaweedS3, Valkey, die_with_parent, free_port
-from app.settings import Settings
 from app.state import lane_workers_key
-from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def settings_from() -> Callable[[dict[str, str]], Settings]:
 @pytest.fixture(scope="session")
 def settings(base_env: dict[str, str]) -> Settings:
     s = make_settings(base_env)
-    from app.storage import Store
+    from app.core.storage import Store
 
     Store.from_settings(s).ensure_bucket()
     return s
@@ -193,10 +193,10 @@ def live_api(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 def tenant_maker(settings: Settings) -> Callable[[], tuple[str, str]]:
     """A function that makes a fresh tenant in ``settings``' broker and returns (tenant, api key)."""
-    from app import quotas
-    from app.auth import ApiKeys
+    from app.core.auth import ApiKeys
     from app.jobs.broker import redis_client
     from app.state import State
+    from app.tenancy import quotas
 
     client = redis_client(settings, decode=True)
     keys = ApiKeys(client=client)
@@ -204,7 +204,7 @@ def tenant_maker(settings: Settings) -> Callable[[], tuple[str, str]]:
     def make() -> tuple[str, str]:
         tenant = "t-" + secrets.token_hex(5)
         token, _ = keys.create(tenant, "test")
-        # Tests of the gpu lane's work need the grant (app/quotas.py); tests of the grant withdraw it.
+        # Tests of the gpu lane's work need the grant (app/tenancy/quotas.py); tests of the grant withdraw it.
         quotas.set_policy(State(client=client, retention_s=60), tenant, gpu=True)
         return tenant, token
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from app.api.presenters import dataset_public
 from app.api.schemas import DatasetCreated, UploadForm
-from app.services import Services
 from app.usecases.parts import create_parts_dataset
+from app.usecases.services import Services
 
 
 def parts_created(svc: Services, tenant: str, name: str | None, parts: int, *, key_id: str | None) -> DatasetCreated:

@@ -8,11 +8,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from app import logging_setup
-from app.auth import LOCAL_TENANT
-from app.errors import Unauthorized
+from app.core import logging_setup
+from app.core.auth import LOCAL_TENANT
+from app.core.errors import Unauthorized
 from app.observability.overview import Viewer
-from app.services import Services
+from app.usecases.services import Services
 
 
 async def get_services(request: Request) -> Services:

@@ -17,7 +17,7 @@ from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.schemas import ErrorEnvelope
-from app.errors import TabjobError
+from app.core.errors import TabjobError
 
 log = logging.getLogger("tabjob.api")
 LEGACY_PATHS = ("/upload", "/fit", "/predict", "/status", "/result")

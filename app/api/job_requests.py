@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from app.api.schemas import JobCreate
-from app.errors import UserError
+from app.core.errors import UserError
 from app.usecases.submission import JobRequest
 from ml.schema import TARGET
 

@@ -29,13 +29,13 @@ from app.api.routes import (
     schedules,
     usage,
 )
-from app.auth import seed_bootstrap_keys
-from app.inspection_pool import pool_for
+from app.core.auth import seed_bootstrap_keys
+from app.core.settings import LANES, Settings, get_settings
+from app.inspection.pool import pool_for
 from app.observability.http import RequestMetrics
 from app.observability.queues import QueueCollector
-from app.services import Services
-from app.settings import LANES, Settings, get_settings
-from app.webhook_outbox import delivering
+from app.usecases.services import Services
+from app.webhooks.outbox import delivering
 
 log = logging.getLogger("tabjob.api")
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import LEGACY_PATHS
-from app.settings import Settings, is_loopback
+from app.core.settings import Settings, is_loopback
 
 # Paths for the cluster's scraper and probes, not users: with a scrape token set, they need it.
 SCRAPE_PATHS = frozenset({"/metrics", "/readyz"})

@@ -7,11 +7,11 @@ from typing import Any
 
 from app.api.model_schemas import EvaluationPublic, FeaturePublic, ModelPublic, ValidationPublic
 from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, StepPublic, WebhookPublic
-from app.domain import Dataset, Job
-from app.settings import Settings
+from app.core.domain import Dataset, Job
+from app.core.settings import Settings
 from app.state import Waiting
-from app.steps import shown
 from app.usecases.queueing import queue_view
+from app.usecases.steps import shown
 
 # What a fit's result shows its owner (the model's digest and paths stay internal).
 FIT_RESULT_FIELDS = (

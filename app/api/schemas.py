@@ -11,7 +11,7 @@ from app.api import examples as ex
 from app.api.estimate_schemas import EstimatePublic, ExpectedStartPublic
 from app.api.param_schemas import PARAMS_BY_MODEL, FitParams, ModelName, XGBoostParams
 from app.api.registry_schemas import JobReferences, RegistrationFields
-from app.domain import JobKind, JobStatus
+from app.core.domain import JobKind, JobStatus
 from ml.suggest import did_you_mean
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from app.logging_setup import setup_logging
+from app.core.logging_setup import setup_logging
 from tabjob.cli import common
 from tabjob.cli.output import console
 
@@ -27,7 +27,7 @@ admin = typer.Typer(
 def _settings(env_file: Path | None = None):
     from pydantic import ValidationError
 
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     try:
         return Settings(_env_file=env_file) if env_file else Settings()  # type: ignore[call-arg]
@@ -47,7 +47,7 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     from app.api.http_protocol import bounded_protocol
     from app.api.main import create_app
-    from app.settings import is_loopback
+    from app.core.settings import is_loopback
 
     settings = _settings().model_copy(update={"api_host": host})
     setup_logging(settings.log_level, fmt=settings.log_format, process="api")
@@ -79,7 +79,7 @@ def worker(
     max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs (KEDA ScaledJob pods use 1).")] = None,
 ) -> None:
     """Run a worker for one lane (one job at a time)."""
-    from app.domain import LANES
+    from app.core.domain import LANES
     from app.jobs.worker import run_worker
 
     if lane not in LANES:
@@ -168,7 +168,7 @@ ADMIN = Annotated[bool, typer.Option("--admin", help="The key also sees every te
 
 
 def _keys(env_file: Path | None):
-    from app.auth import ApiKeys
+    from app.core.auth import ApiKeys
     from app.jobs.broker import redis_client
 
     return ApiKeys(client=redis_client(_settings(env_file), decode=True))
@@ -219,9 +219,9 @@ def tenant_policy(
     env_file: ENV_FILE = None,
 ) -> None:
     """Set a tenant's quotas and gpu-lane grant (unset options keep their value); prints the result."""
-    from app import quotas
     from app.jobs.broker import redis_client
     from app.state import State
+    from app.tenancy import quotas
 
     settings = _settings(env_file)
     state = State(client=redis_client(settings, decode=True), retention_s=settings.job_retention_s)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.domain import Job, JobStatus
+from app.core.domain import Job, JobStatus
+from app.core.errors import Conflict, InfraError, UserError
+from app.core.storage import dataset_key, dataset_part_key, model_key
 from app.engines.results import result_keys
-from app.errors import Conflict, InfraError, UserError
 from app.jobs.actors import (
     finished_message,
     record_model_size,
@@ -25,7 +26,6 @@ from app.jobs.actors import (
     url_expiry_s,
 )
 from app.jobs.context import WorkerContext
-from app.storage import dataset_key, dataset_part_key, model_key
 
 log = logging.getLogger("tabjob.engines")
 

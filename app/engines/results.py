@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.services import Services
-from app.storage import result_key, result_part_key
+from app.core.storage import result_key, result_part_key
 from app.usecases import jobs as job_actions
+from app.usecases.services import Services
 
 
 def result_downloads(svc: Services, tenant: str, job_id: str) -> tuple[str, datetime, list[str] | None]:

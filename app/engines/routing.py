@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.errors import UserError
-from app.services import Services
-from app.storage import ObjectInfo
+from app.core.errors import UserError
+from app.core.storage import ObjectInfo
 from app.usecases.parts import validate_parts
+from app.usecases.services import Services
 from app.usecases.validation import usable_model, validate_fit, validate_predict
 
 if TYPE_CHECKING:

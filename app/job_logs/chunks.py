@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import InfraError, UserError
-from app.storage import Store, _infra
+from app.core.errors import InfraError, UserError
+from app.core.storage import Store, _infra
 
 CHUNK_NAME = re.compile(r"^(?P<seq>\d{10})-(?P<attempt>\d{4,6})(?P<end>-end)?\.jsonl$")
 CURSOR = re.compile(r"^(?P<seq>\d{1,10})\.(?P<lines>\d{1,9})$")

@@ -16,7 +16,7 @@ from typing import Any
 from dramatiq import Broker, MessageProxy
 from dramatiq.middleware import Middleware
 
-from app.domain import Job
+from app.core.domain import Job
 from app.job_logs.sink import JobLogSink
 
 log = logging.getLogger("tabjob.job_logs")

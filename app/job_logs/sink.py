@@ -14,11 +14,11 @@ import threading
 import time
 from typing import Any
 
-from app.domain import Job
+from app.core.domain import Job
+from app.core.logging_setup import current_context
+from app.core.settings import Settings
+from app.core.storage import Store
 from app.job_logs.writer import AttemptLog
-from app.logging_setup import current_context
-from app.settings import Settings
-from app.storage import Store
 
 log = logging.getLogger("tabjob.job_logs")
 # Tries of an attempt's last chunk, this far apart, before its last lines are given up.

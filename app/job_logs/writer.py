@@ -17,9 +17,9 @@ import threading
 import time
 from typing import Any
 
-from app.errors import InfraError
+from app.core.errors import InfraError
+from app.core.storage import Store, _infra
 from app.job_logs.chunks import chunk_key, list_chunks
-from app.storage import Store, _infra
 
 log = logging.getLogger("tabjob.job_logs")
 # Bytes kept for the one line that says the log was cut (it is written past the cap).

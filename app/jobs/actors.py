@@ -11,15 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.cpu_pool import cores_wanted, leased_cores
-from app.domain import Job
-from app.errors import CanceledWhileRunning, Conflict, InfraError, ModelDeleted, UserError
+from app.core.domain import Job
+from app.core.errors import CanceledWhileRunning, Conflict, InfraError, ModelDeleted, UserError
+from app.core.settings import Settings
+from app.core.storage import dataset_key, model_key, result_key
+from app.inspection.record_limits import FileBounds, check_result_record
 from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
-from app.record_limits import FileBounds, check_result_record
-from app.settings import Settings
-from app.steps import step_tag
-from app.storage import dataset_key, model_key, result_key
+from app.jobs.cpu_pool import cores_wanted, leased_cores
+from app.usecases.steps import step_tag
 
 # Progress events are rate-limited per phase so a fast download does not flood the timeline.
 PROGRESS_EVENT_INTERVAL_S = 1.0
@@ -186,7 +186,7 @@ def run_operation(
 
 
 def threads_for(job: Job, settings: Settings, pool_total: int) -> int:
-    """The cores a job asks the pool for (``app.cpu_pool.cores_wanted``): one below
+    """The cores a job asks the pool for (``app.jobs.cpu_pool.cores_wanted``): one below
     ``single_thread_max_rows`` rows of its dataset, the whole pool above."""
     return cores_wanted(job.dataset_rows or 0, pool_total=pool_total, rows_per_core=settings.single_thread_max_rows)
 

@@ -19,11 +19,11 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware, Retries
 
-from app.domain import LANES
-from app.errors import InfraError
-from app.settings import Settings
+from app.core.domain import LANES
+from app.core.errors import InfraError
+from app.core.settings import Settings
+from app.core.waiting import wait_until
 from app.state.broker_auth import connection_options
-from app.waiting import wait_until
 
 NAMESPACE = "dramatiq"
 # Extra wake-up tokens only cost an empty fetch; keep a few so bursts wake several workers.

@@ -13,9 +13,9 @@ import json
 import logging
 from typing import Any
 
-from app.domain import Job
-from app.settings import Settings
-from app.storage import Store
+from app.core.domain import Job
+from app.core.settings import Settings
+from app.core.storage import Store
 
 log = logging.getLogger("tabjob.worker")
 

@@ -30,10 +30,10 @@ import ml.model
 import ml.model_step
 import ml.prepare_step
 import ml.prepared
+from app.inspection.record_limits import FileBounds
 from app.job_logs import job_side
 from app.jobs import pinned
 from app.jobs.job_env import clean_environment
-from app.record_limits import FileBounds
 from ml.distributed.cluster import ClusterUnavailable, WorkerLost
 from ml.errors import DataProblem
 
@@ -152,7 +152,7 @@ def hold_if_asked() -> None:
         return
     from pathlib import Path
 
-    from app.waiting import wait_until
+    from app.core.waiting import wait_until
 
     (Path(folder) / f"{os.getpid()}.running").touch()
     wait_until((Path(folder) / "release").exists, what="the test to release the job", timeout_s=600)

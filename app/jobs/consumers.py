@@ -17,20 +17,20 @@ from dataclasses import dataclass
 
 import dramatiq
 
-from app.cpu_pool import CorePool, LocalCorePool, SharedCorePool
-from app.domain import Lane
+from app.core.domain import Lane
+from app.core.settings import Settings
+from app.core.storage import Store
 from app.job_logs.middleware import JobLogs
 from app.job_logs.sink import installed_sink
 from app.jobs import dispatch
 from app.jobs.broker import IDLE_TIMEOUT_MS, TabjobBroker, build_broker, redis_client
 from app.jobs.context import WorkerContext
+from app.jobs.cpu_pool import CorePool, LocalCorePool, SharedCorePool
 from app.jobs.middleware import JobLifecycle
 from app.jobs.runner import JobRunner
 from app.observability.worker import JobObserver
-from app.settings import Settings
 from app.state import State
-from app.storage import Store
-from app.webhook_outbox import notifier_for
+from app.webhooks.outbox import notifier_for
 
 
 @dataclass

@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.cpu_pool import CorePool
-from app.domain import Job, JobStatus, Lane
+from app.core.domain import Job, JobStatus, Lane
+from app.core.settings import Settings
+from app.core.storage import Store
 from app.jobs.checkpoints import delete_checkpoint
+from app.jobs.cpu_pool import CorePool
 from app.jobs.ending import end_job
 from app.jobs.runner import JobRunner
-from app.settings import Settings
 from app.state import State
-from app.storage import Store
-from app.webhook_outbox import Notifier
+from app.webhooks.outbox import Notifier
 
 
 @dataclass
@@ -25,7 +25,7 @@ class WorkerContext:
     runner: JobRunner
     worker_id: str
     lane: Lane
-    # The cores this worker's jobs take from (app.cpu_pool): the process's, or the machine's.
+    # The cores this worker's jobs take from (app.jobs.cpu_pool): the process's, or the machine's.
     cores: CorePool
     jobs_done: int = 0
     jobs_started: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from app.domain import JobStatus
+from app.core.domain import JobStatus
 from app.jobs import stepping
 from app.jobs.actors import finished_message, operation_for, record_model_size, run_operation, scratch_dir
 from app.jobs.broker import ACTOR_NAME

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobStatus
-from app.errors import InfraError
+from app.core.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobStatus
+from app.core.errors import InfraError
+from app.core.storage import Store, manifest_key
 from app.observability.endings import record_end
 from app.state import State
-from app.steps import closed
-from app.storage import Store, manifest_key
-from app.webhook_outbox import Notifier
+from app.usecases.steps import closed
+from app.webhooks.outbox import Notifier
 
 log = logging.getLogger("tabjob.jobs")
 
@@ -37,7 +37,7 @@ def end_job(
     (``text``), write its manifest, and notify its webhook: the end puts the notification in the
     outbox (app/state/outbox.py) and ``notifier``, when given, delivers it at once. False when it
     had ended or moved on meanwhile. A two-step job's steps end with it
-    (``app.steps.closed``) unless ``fields`` sets them."""
+    (``app.usecases.steps.closed``) unless ``fields`` sets them."""
     if job.steps and "steps" not in fields:
         fields["steps"] = closed(job.steps, status)
     if not state.jobs.end(job, status, allowed=allowed, error=error, **fields):

@@ -15,12 +15,12 @@ import redis
 from dramatiq import Broker, MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
-from app.domain import Job, JobStatus
-from app.errors import CanceledWhileRunning, InfraError, TabjobError, UserError
+from app.core.domain import Job, JobStatus
+from app.core.errors import CanceledWhileRunning, InfraError, TabjobError, UserError
+from app.core.waiting import PollTimeout, wait_until
 from app.jobs.context import WorkerContext
-from app.steps import current, requeued
-from app.steps import started as started_step
-from app.waiting import PollTimeout, wait_until
+from app.usecases.steps import current, requeued
+from app.usecases.steps import started as started_step
 
 log = logging.getLogger("tabjob.worker")
 # How long a job whose tenant is at its running limit waits before it is looked at again.
@@ -214,7 +214,7 @@ def pause_after_start(job_id: str) -> None:
     import os
     from pathlib import Path
 
-    from app.waiting import wait_until
+    from app.core.waiting import wait_until
 
     folder = os.environ.get("TABJOB_TEST_PAUSE_AFTER_START")
     if not folder:

@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 # Imported here, not in the call: this module is preloaded in the job processes' forkserver, so
-# a job process's first job does not pay for app.limits and the settings it imports (0.24 s).
-from app.errors import TabjobError
-from app.limits import check_local_file
+# a job process's first job does not pay for app.inspection.limits and the settings it imports (0.24 s).
+from app.core.errors import TabjobError
+from app.inspection.limits import check_local_file
 from ml.errors import DataProblem
 from ml.io import CHUNK_BYTES, Progress, http_client
 
@@ -125,7 +125,7 @@ def _pinned_path(
 
 
 def check_bounds(path: str, bounds: Any, operation: str, kwargs: dict[str, Any]) -> None:
-    """The submission's byte bounds on the downloaded file (``app.limits``), as a DataProblem."""
+    """The submission's byte bounds on the downloaded file (``app.inspection.limits``), as a DataProblem."""
     # A classification's labels (a regression's target is numbers: no class or label rules apply).
     fits = operation == "fit" or (operation == "prepare" and kwargs.get("kind", "fit") == "fit")
     reads_labels = fits and kwargs.get("task") != "regression"

@@ -4,7 +4,7 @@ instead of building its own copy (``app.jobs.runner``).
 Importing this module has side effects on purpose: a Parquet round trip in memory through pandas
 and Arrow. Arrow builds its compute function registry and its allocator's arenas on first use,
 about 40 MiB that each warm job process otherwise held privately (the same measure as
-``app.inspection_preload``). Nothing here starts OpenMP: GNU OpenMP's thread pool does not
+``app.inspection.preload``). Nothing here starts OpenMP: GNU OpenMP's thread pool does not
 survive a fork, so the scikit-learn warm-up fit stays in each job process
 (``app.jobs.child.warm_up``).
 """

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.domain import Job
-from app.errors import InfraError, UserError
+from app.core.domain import Job
+from app.core.errors import InfraError, UserError
+from app.core.storage import dataset_key, model_key
 from app.jobs.actors import run_operation, scratch_dir, url_expiry_s
 from app.jobs.context import WorkerContext
-from app.notices import Webhook, alias_moved
-from app.storage import dataset_key, model_key
+from app.webhooks.notices import Webhook, alias_moved
 from ml.metrics import HIGHER_IS_BETTER
 
 # How many times a promotion compares again after the alias moved under it.

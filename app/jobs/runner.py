@@ -16,7 +16,7 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from typing import Any
 
-from app.errors import CanceledWhileRunning, InfraError, JobTimeout, UserError
+from app.core.errors import CanceledWhileRunning, InfraError, JobTimeout, UserError
 from app.job_logs.relay import relay
 
 # What asks a job process to checkpoint and stop (app.jobs.child.STOP_SIGNAL; named here so the

@@ -1,4 +1,4 @@
-"""The schedules' loop in a worker process (``app.schedules``): every long-lived worker runs one,
+"""The schedules' loop in a worker process (``app.usecases.schedules``): every long-lived worker runs one,
 and the lease in Valkey lets one at a time fire, so schedules need no CronJob and no server of
 their own, on the embedded stack as on kind or GKE."""
 
@@ -8,10 +8,10 @@ import threading
 
 import dramatiq
 
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
 from app.jobs.context import WorkerContext
-from app.schedules import Scheduler
-from app.services import Services
+from app.usecases.schedules import Scheduler
+from app.usecases.services import Services
 
 
 def start_scheduler(ctx: WorkerContext, broker: dramatiq.Broker, stop: threading.Event) -> Scheduler:

@@ -16,8 +16,9 @@ from typing import Any
 
 import dramatiq
 
-from app.domain import Job, JobStatus
-from app.errors import Conflict, JobTimeout
+from app.core.domain import Job, JobStatus
+from app.core.errors import Conflict, JobTimeout
+from app.core.storage import dataset_key, model_key, result_key
 from app.jobs.actors import (
     evaluation_kwargs,
     finished_message,
@@ -30,8 +31,7 @@ from app.jobs.actors import (
 from app.jobs.broker import enqueue
 from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
-from app.steps import GPU_LANE, MODEL, PREPARE, advanced, closed, current, plan, spent_s
-from app.storage import dataset_key, model_key, result_key
+from app.usecases.steps import GPU_LANE, MODEL, PREPARE, advanced, closed, current, plan, spent_s
 
 log = logging.getLogger("tabjob.worker")
 

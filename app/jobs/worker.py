@@ -20,14 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dramatiq
 
-from app.domain import LANES, Lane
+from app.core.domain import LANES, Lane
+from app.core.settings import WORKER_STOP_MARGIN_S, Settings
 from app.jobs.broker import NAMESPACE, enqueue
 from app.jobs.consumers import Consumer, consumer_settings, core_pool, start_consumer
 from app.jobs.context import WorkerContext
 from app.jobs.scheduling import start_scheduler
 from app.observability import exposition
-from app.retention import sweep_if_due
-from app.settings import WORKER_STOP_MARGIN_S, Settings
+from app.tenancy.retention import sweep_if_due
 
 # How often a worker checks whether a retention sweep is due (one worker an hour sweeps).
 RETENTION_CHECK_S = 60.0
@@ -134,7 +134,7 @@ def _heartbeats(ctx: WorkerContext, stop: threading.Event) -> None:
 
 
 def _retention_sweeps(ctx: WorkerContext, stop: threading.Event) -> None:
-    """Sweep old data when due (``app.retention``), in its own thread: a long listing of the store
+    """Sweep old data when due (``app.tenancy.retention``), in its own thread: a long listing of the store
     must never delay a heartbeat."""
     while not stop.wait(RETENTION_CHECK_S):
         try:

@@ -61,7 +61,7 @@ class LocalDaskCluster:
         return f"tcp://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        """Where this engine is, for the API and the workers (app/settings_engines.py)."""
+        """Where this engine is, for the API and the workers (app/core/settings_engines.py)."""
         return {"TABJOB_DASK_SCHEDULER_ADDRESS": self.address, "TABJOB_DASK_MIN_WORKERS": str(self.workers)}
 
     def _scheduler_args(self) -> list[str]:

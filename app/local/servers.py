@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from app.waiting import wait_until
+from app.core.waiting import wait_until
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0

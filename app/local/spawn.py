@@ -13,8 +13,8 @@ from typing import IO, Any
 
 import httpx
 
+from app.core.waiting import wait_until
 from app.local.servers import die_with_parent
-from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

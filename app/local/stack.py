@@ -26,13 +26,13 @@ from pathlib import Path
 import httpx
 import redis
 
+from app.core.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
+from app.core.waiting import wait_until
 from app.local import shared_metrics
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
 from app.local.workers import concurrent_workers, core_pool_env, worker_children
-from app.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
 from app.state import lane_workers_key
-from app.waiting import wait_until
 
 log = logging.getLogger("tabjob.stack")
 SUPERVISE_INTERVAL_S = 0.2

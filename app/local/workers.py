@@ -1,6 +1,6 @@
 """Which workers ``tabjob stack`` runs, and the cores they share.
 
-The cores on one machine are one pool held in Valkey (``app.cpu_pool``, ``TABJOB_WORKER_CORE_POOL
+The cores on one machine are one pool held in Valkey (``app.jobs.cpu_pool``, ``TABJOB_WORKER_CORE_POOL
 =machine``): a job takes the cores free when it starts, up to what its size uses, so a lone fit
 gets the whole machine and the running jobs together never run more threads than there are
 cores. The small lane gets one worker per core (up to 4), plus one reserved for small work: it starts only jobs
@@ -15,7 +15,7 @@ processes are forked from one forkserver, which loads pandas and scikit-learn on
 
 from __future__ import annotations
 
-from app.cpu import available_cpus
+from app.core.cpu import available_cpus
 from app.local.supervision import Child
 
 MAX_SMALL_WORKERS = 4

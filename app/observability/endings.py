@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from app.domain import JobStatus
+from app.core.domain import JobStatus
 from app.observability import metrics
 from app.observability.failures import record_failure
 from app.state import State

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from app.domain import Job
+from app.core.domain import Job
 from app.state import KEYS, Keys
 
 ALL_KEPT = 1000

@@ -8,8 +8,8 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain import Job, JobKind, JobStatus
-from app.errors import NotFound
+from app.core.domain import Job, JobKind, JobStatus
+from app.core.errors import NotFound
 from app.observability.overview import Viewer
 from app.state import State
 

@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any
 
-from app.logging_setup import log_context
+from app.core.logging_setup import log_context
 from app.observability.metrics import HTTP_DURATION
 
 log = logging.getLogger("tabjob.api.access")

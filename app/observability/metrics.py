@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from app.domain import Job, JobStatus
+from app.core.domain import Job, JobStatus
 
 JOB_DURATION_BUCKETS_S = (0.25, 0.5, 1, 2.5, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400)
 QUEUE_WAIT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)

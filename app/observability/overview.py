@@ -15,10 +15,10 @@ from typing import Any
 
 import redis
 
-from app.domain import Job, JobStatus, decode_fields
+from app.core.domain import Job, JobStatus, decode_fields
+from app.core.settings import Settings
 from app.observability.failures import recent_failures
 from app.observability.queues import lane_snapshot
-from app.settings import Settings
 from app.state import KEYS, Keys, Waiting
 from app.usecases.queueing import queue_view
 

@@ -21,8 +21,8 @@ import redis
 from dramatiq import Broker, MessageProxy
 from dramatiq.middleware import Middleware
 
-from app import logging_setup
-from app.domain import Job, JobStatus
+from app.core import logging_setup
+from app.core.domain import Job, JobStatus
 from app.observability import metrics
 from app.state import State
 

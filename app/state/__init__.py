@@ -59,12 +59,12 @@ class State:
         self.claims = Claims(self.conn, keys)
         self.lanes = Lanes(self.conn, keys)
         self.reaper = Reaper(self.conn, keys, self.events)
-        # Models over time (app/usecases/registry.py, app/schedules.py).
+        # Models over time (app/usecases/registry.py, app/usecases/schedules.py).
         self.dataset_versions = DatasetVersions(self.conn, keys)
         self.registry = Registry(self.conn, keys)
         self.schedules = Schedules(self.conn, keys)
         self.notices = Notices(self.conn, keys)
-        # Webhook notifications waiting for delivery (app/webhook_outbox.py).
+        # Webhook notifications waiting for delivery (app/webhooks/outbox.py).
         self.outbox = Outbox(self.conn, keys)
 
     def ping(self) -> None:

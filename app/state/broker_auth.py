@@ -34,7 +34,7 @@ from typing import Any
 
 import redis
 
-from app.errors import InfraError
+from app.core.errors import InfraError
 
 # Where Google's client libraries find the metadata server; GCE_METADATA_HOST overrides it (the
 # variable google-auth honours too), which is how tests point it at a local stand-in.

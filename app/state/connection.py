@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import redis
 import redis.asyncio
 
-from app.errors import InfraError
+from app.core.errors import InfraError
 from app.state.scripts import SCRIPTS
 
 T = TypeVar("T")

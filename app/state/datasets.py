@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app import ids
-from app.domain import Dataset, decode_fields, encode_fields, new_id
-from app.errors import NotFound
+from app.core import ids
+from app.core.domain import Dataset, decode_fields, encode_fields, new_id
+from app.core.errors import NotFound
 from app.state.connection import Conn
 from app.state.dataset_versions import DatasetVersions
 from app.state.keys import Keys
@@ -29,7 +29,7 @@ class Datasets:
         pipe = self.conn.r.pipeline()
         pipe.hset(self.keys.dataset(dataset.id), mapping=encode_fields(dataset.to_fields()))
         pipe.zadd(self.keys.tenant(tenant, "datasets"), {dataset.id: dataset.created_at})
-        if upload_expires_at is not None:  # swept if never uploaded (app/retention.py)
+        if upload_expires_at is not None:  # swept if never uploaded (app/tenancy/retention.py)
             pipe.zadd(self.keys.awaiting_upload(), {f"{tenant}/{dataset.id}": upload_expires_at})
         if name and version is not None:
             DatasetVersions(self.conn, self.keys).add(pipe, tenant, name, version, dataset.id)

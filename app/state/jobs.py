@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app import ids
-from app.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobKind, JobStatus, decode_fields, encode_fields
-from app.errors import NotFound, TooManyJobs
+from app.core import ids
+from app.core.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobKind, JobStatus, decode_fields, encode_fields
+from app.core.errors import NotFound, TooManyJobs
 from app.state.connection import Conn, Read
 from app.state.events import event
 from app.state.keys import Keys

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from app import ids
-from app.domain import Job
+from app.core import ids
+from app.core.domain import Job
 from app.state.connection import Conn, Read
 from app.state.jobs import owned_job
 from app.state.keys import Keys

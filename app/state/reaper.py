@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from app.domain import LANES, TERMINAL_STATUSES
+from app.core.domain import LANES, TERMINAL_STATUSES
 from app.state.connection import Conn
 from app.state.events import Events
 from app.state.keys import Keys

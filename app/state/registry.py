@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.errors import InfraError
+from app.core.errors import InfraError
 from app.state.connection import Conn
 from app.state.keys import Keys
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.domain import decode_fields, encode_fields
+from app.core.domain import decode_fields, encode_fields
 from app.state.connection import Conn
 from app.state.keys import Keys
 

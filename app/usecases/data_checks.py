@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.domain import Job
+from app.core.domain import Job
+from app.core.errors import UserError
+from app.core.storage import ObjectInfo
 from app.engines import routing
-from app.errors import UserError
-from app.services import Services
-from app.storage import ObjectInfo
 from app.usecases.families import ModelFamily, choose_family
+from app.usecases.services import Services
 from app.usecases.tasks import TaskChoice
 from app.usecases.validation import check_evaluation, check_fit, validate_predict
 from ml.tasks import CLASSIFICATION, REGRESSION

@@ -7,15 +7,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from app import quotas
-from app.domain import Dataset
-from app.errors import Conflict, TabjobError
-from app.inspection_pool import InspectRequest, inspect
-from app.record_limits import check_size
-from app.revocation import refuse_revoked_upload
-from app.services import Services
-from app.storage import ObjectInfo, dataset_key
+from app.core.domain import Dataset
+from app.core.errors import Conflict, TabjobError
+from app.core.storage import ObjectInfo, dataset_key
+from app.inspection.pool import InspectRequest, inspect
+from app.inspection.record_limits import check_size
+from app.tenancy import quotas
+from app.tenancy.revocation import refuse_revoked_upload
 from app.usecases.parts import parts_view
+from app.usecases.services import Services
 
 
 def create_dataset(
@@ -25,7 +25,7 @@ def create_dataset(
     bytes its upload may hold (the size limit, or what is left of the tenant's stored-bytes quota).
 
     ``key_id`` is the API key asking: if it is revoked while the URL lives, the data is refused.
-    Refused (429/413 ``quota.*``) when a dataset quota is spent (app/quotas.py)."""
+    Refused (429/413 ``quota.*``) when a dataset quota is spent (app/tenancy/quotas.py)."""
     max_bytes = quotas.admit_dataset(svc, tenant)
     upload_expires_at = time.time() + svc.store.presign_expiry_s
     dataset = svc.state.datasets.create(tenant, name=name, key_id=key_id, upload_expires_at=upload_expires_at)

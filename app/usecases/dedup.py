@@ -7,9 +7,9 @@ import hashlib
 import json
 from typing import Any
 
-from app.domain import Job, JobStatus
-from app.services import Services
-from app.storage import ObjectInfo
+from app.core.domain import Job, JobStatus
+from app.core.storage import ObjectInfo
+from app.usecases.services import Services
 from ml.schema import TARGET
 from ml.tasks import CLASSIFICATION
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import redis
 
-from app.domain import Job, JobStatus
+from app.core.domain import Job, JobStatus
 from app.state import Keys
 from app.usecases.estimate_models import best_fit
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain import Job
-from app.settings import Settings
+from app.core.domain import Job
+from app.core.settings import Settings
 from app.state import State, Waiting
 from app.state.lanes import WORKER_ALIVE_S
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain import JobKind
-from app.errors import UserError
+from app.core.domain import JobKind
+from app.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import ids
-from app.domain import JobStatus
-from app.errors import NotFound
+from app.core import ids
+from app.core.domain import JobStatus
+from app.core.errors import NotFound
+from app.core.storage import manifest_key
 from app.job_logs.chunks import Cursor, LogRead, read_lines
-from app.services import Services
-from app.storage import manifest_key
+from app.usecases.services import Services
 
 # How often a follow looks for new lines, and how long after the job's end it waits for the
 # last chunk of a worker that died before writing it.

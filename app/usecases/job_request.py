@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain import JobKind
+from app.core.domain import JobKind
 from ml.names import CLASSIFICATION, TARGET
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.domain import Job, JobStatus
-from app.errors import Conflict
+from app.core.domain import Job, JobStatus
+from app.core.errors import Conflict
+from app.core.storage import result_key
 from app.jobs.ending import end_job
-from app.services import Services
-from app.storage import result_key
+from app.usecases.services import Services
 
 
 def ensure_cancelable(job: Job) -> None:

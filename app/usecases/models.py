@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from app.copies import delete_every_copy
-from app.domain import Job, JobStatus
-from app.services import Services
-from app.storage import model_key
+from app.core.domain import Job, JobStatus
+from app.core.storage import model_key
+from app.tenancy.copies import delete_every_copy
 from app.usecases.parts import remove_parts
+from app.usecases.services import Services
 from app.usecases.validation import usable_model
 
 # How a model file is made: what a user needs to load an export.

@@ -2,7 +2,7 @@
 
 ``POST /v1/datasets {"parts": K}`` hands out K size-bounded upload forms; the dataset is
 ``uploaded`` once every part is in the store and each has passed the checks a single file passes
-(``app.inspection_pool``: size, footer, rows, columns, in a memory-limited child) and all
+(``app.inspection.pool``: size, footer, rows, columns, in a memory-limited child) and all
 parts share one schema; its rows are the parts' sum. Only the Dask engine reads a dataset in parts
 (``app.engines``): each Dask worker downloads its own parts.
 """
@@ -14,13 +14,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from app.domain import Dataset
-from app.errors import Conflict, TabjobError, UserError
-from app.inspection_pool import InspectRequest, inspect
-from app.record_limits import check_size, data_error, upload_form
-from app.revocation import refuse_revoked_upload
-from app.services import Services
-from app.storage import ObjectInfo, dataset_part_key
+from app.core.domain import Dataset
+from app.core.errors import Conflict, TabjobError, UserError
+from app.core.storage import ObjectInfo, dataset_part_key
+from app.inspection.pool import InspectRequest, inspect
+from app.inspection.record_limits import check_size, data_error, upload_form
+from app.tenancy.revocation import refuse_revoked_upload
+from app.usecases.services import Services
 from ml.errors import DataProblem
 from ml.names import TARGET
 
@@ -85,7 +85,7 @@ def _describe_parts(svc: Services, dataset: Dataset, infos: list[ObjectInfo]) ->
     rows = 0
     for i, info in enumerate(infos):
         key = dataset_part_key(dataset.tenant, dataset.id, i)
-        try:  # in a memory-limited child, as a single file's (app/inspection_pool.py)
+        try:  # in a memory-limited child, as a single file's (app/inspection/pool.py)
             described = inspect(svc.settings, InspectRequest("describe", key, info))["described"]
         except TabjobError as exc:
             exc.message = f"Part {i}: {exc.message}"

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.storage import ObjectInfo
+from app.core.storage import ObjectInfo
 
 # ml.prepared.PREPARED_FORMAT_VERSION (a test keeps them equal): a new format makes new keys.
 PREPARED_FORMAT_VERSION = 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.domain import Job
-from app.settings import Settings
+from app.core.domain import Job
+from app.core.settings import Settings
 from app.state import Waiting
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app import references
-from app.domain import Job
-from app.errors import UserError
-from app.services import Services
+from app.core import references
+from app.core.domain import Job
+from app.core.errors import UserError
 from app.usecases.datasets import dataset_view
 from app.usecases.registry import Promotion, check_promotion, resolve_dataset, resolve_model
+from app.usecases.services import Services
 from app.usecases.validation import validate_fit
 
 

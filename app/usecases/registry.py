@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app import references
-from app.errors import Conflict, NotFound, UserError
-from app.notices import alias_moved
-from app.references import Reference
-from app.services import Services
+from app.core import references
+from app.core.errors import Conflict, NotFound, UserError
+from app.core.references import Reference
 from app.usecases.datasets import dataset_view
+from app.usecases.services import Services
+from app.webhooks.notices import alias_moved
 from ml.metrics import HIGHER_IS_BETTER, METRICS_BY_TASK
 
 # How many of a name's newest versions ``name@latest`` looks through for a ready one.

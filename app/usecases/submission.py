@@ -6,17 +6,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from app import idempotency, quotas
-from app.copies import remember_prepared
-from app.domain import LANES, Job, JobStatus, Lane, new_id
+from app.core.domain import LANES, Job, JobStatus, Lane, new_id
+from app.core.errors import InfraError, TabjobError, UserError
+from app.core.settings import Settings
+from app.core.storage import ObjectInfo, prepared_key
 from app.engines import routing
-from app.errors import InfraError, TabjobError, UserError
 from app.jobs import broker as job_broker
 from app.jobs.ending import end_job
-from app.services import Services
-from app.settings import Settings
-from app.steps import GPU_LANE, plan
-from app.storage import ObjectInfo, prepared_key
+from app.tenancy import idempotency, quotas
+from app.tenancy.copies import remember_prepared
 from app.usecases import estimates
 from app.usecases.data_checks import CheckedData, check_data
 from app.usecases.dedup import claim_fit, fingerprint
@@ -24,7 +22,9 @@ from app.usecases.families import ModelFamily, check_params
 from app.usecases.job_request import JobRequest
 from app.usecases.prepared import cache_key, content_digest
 from app.usecases.registration import pin_evaluation, resolve_references
-from app.webhooks import check_webhook_url, seal_secret, sealing_key
+from app.usecases.services import Services
+from app.usecases.steps import GPU_LANE, plan
+from app.webhooks.delivery import check_webhook_url, seal_secret, sealing_key
 from ml.schema import TARGET
 from ml.tasks import CLASSIFICATION
 
@@ -97,7 +97,7 @@ def _submit(svc: Services, tenant: str, job_id: str, request: JobRequest) -> Sub
     family = checked.family
     check_params(family, params)
     check_lane_for_family(svc, tenant, family, request.lane)
-    quotas.admit_job(svc, tenant)  # jobs per minute, stored bytes (app/quotas.py)
+    quotas.admit_job(svc, tenant)  # jobs per minute, stored bytes (app/tenancy/quotas.py)
     engine = routing.choose_engine(svc, request, family.name, checked.rows, checked.columns, checked.in_parts)
     lane = choose_lane(svc, checked.info.size, checked.rows, request.lane)
     job = _new_job(svc, tenant, job_id, request, family, lane, checked.info, (checked.rows, checked.columns))
@@ -166,7 +166,7 @@ def refuse_misplaced_options(request: JobRequest) -> None:
 
 
 def check_lane_for_family(svc: Services, tenant: str, family: ModelFamily, requested: str | None) -> None:
-    """A CPU family never runs on the gpu lane; gpu-lane work needs the tenant's grant (app/quotas.py)."""
+    """A CPU family never runs on the gpu lane; gpu-lane work needs the tenant's grant (app/tenancy/quotas.py)."""
     if not family.two_steps and requested == GPU_LANE:
         raise UserError(
             f"A '{family.name}' model runs on CPU lanes only; the gpu lane is for GPU families.",
@@ -179,7 +179,7 @@ def check_lane_for_family(svc: Services, tenant: str, family: ModelFamily, reque
 
 
 def check_webhook(settings: Settings, url: str) -> None:
-    """Refuse a webhook when they are off, or when its URL may not be called (see app/webhooks.py)."""
+    """Refuse a webhook when they are off, or when its URL may not be called (see app/webhooks/delivery.py)."""
     if not settings.webhooks_enabled:
         raise UserError(
             "Webhooks are turned off on this service.",
@@ -209,7 +209,7 @@ def _new_job(
 
 
 def _sealed(settings: Settings, secret: str | None) -> str | None:
-    """The webhook secret as the job record keeps it: sealed, never in plain text (app/webhooks.py)."""
+    """The webhook secret as the job record keeps it: sealed, never in plain text (app/webhooks/delivery.py)."""
     return seal_secret(sealing_key(settings), secret) if secret else None
 
 

@@ -2,7 +2,7 @@
 bounded sample of its target), its evaluation dataset, and a predict's passthrough columns.
 
 Every check reads the Parquet footer and at most ``target_scan_rows`` of one column (the same
-bound as ``app.limits.scan_target``); the worker checks every row again.
+bound as ``app.inspection.limits.scan_target``); the worker checks every row again.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.domain import Job
-from app.errors import UserError
-from app.record_limits import TARGET_BATCH_ROWS, data_error
+from app.core.domain import Job
+from app.core.errors import UserError
+from app.inspection.record_limits import TARGET_BATCH_ROWS, data_error
 from ml.errors import DataProblem
 from ml.outputs import check_passthrough, output_columns
 from ml.tasks import CLASSIFICATION, INFERRED_MAX_CLASSES, REGRESSION, check_task, infer_task, is_numeric_target

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from app.domain import Job, JobStatus
-from app.errors import Conflict, ModelDeleted, UserError
-from app.inspection_pool import InspectRequest, inspect
-from app.services import Services
-from app.storage import ObjectInfo, dataset_key
+from app.core.domain import Job, JobStatus
+from app.core.errors import Conflict, ModelDeleted, UserError
+from app.core.storage import ObjectInfo, dataset_key
+from app.inspection.pool import InspectRequest, inspect
 from app.usecases.datasets import uploaded
+from app.usecases.services import Services
 from app.usecases.tasks import TaskChoice, check_predict_passthrough
 from ml.errors import DataProblem
 from ml.schema import TARGET, check_predict_schema, feature_schema
@@ -37,7 +37,7 @@ def check_fit(
     """Refuse a training set that cannot train on ``target`` as ``task`` (None: inferred from a
     bounded sample of the target, ``app.usecases.tasks``)."""
     info = uploaded(svc, tenant, dataset_id)
-    # In a child process under a memory limit (app/inspection_pool.py): the footer bounded in
+    # In a child process under a memory limit (app/inspection/pool.py): the footer bounded in
     # bytes, the schema, the task from a bounded sample, a classification's labels bounded in rows
     # and bytes; never the whole column.
     key = dataset_key(tenant, dataset_id)
@@ -115,7 +115,7 @@ def check_evaluation(
     data's feature columns with compatible types.
     """
     info = uploaded(svc, tenant, dataset_id)
-    # The footer, bounded, in a memory-limited child (app/inspection_pool.py): a tenant's file.
+    # The footer, bounded, in a memory-limited child (app/inspection/pool.py): a tenant's file.
     found = inspect(svc.settings, InspectRequest("schema", dataset_key(tenant, dataset_id), info))
     schema = found["schema"]
     if target not in schema.names:

@@ -294,7 +294,7 @@ class Client(ManagingMethods, RegistryMethods, LogMethods):
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         after = 0
         # The client installs without the server, so it has its own small poll loop (the
-        # server's app.waiting is not importable here).
+        # server's app.core.waiting is not importable here).
         while True:
             job = self.job(job_id)
             new = self.events(job_id, after)

@@ -56,36 +56,24 @@ def fit(
     """Train an XGBoost classifier or regressor on the Parquet parts at ``part_urls`` on the Dask
     cluster at ``scheduler``; write the ModelBundle (the one every fit writes) to ``model_url``.
 
-    Parameters:
-      params: the xgboost family's parameters (``ml.families.xgb.TUNABLE_PARAMS``); early stopping
-        as on one node (``ml.training.validation_split``: "auto" stops early above 10,000 rows, on
-        a tenth of the rows, after 10 rounds without improvement).
-      task: ``classification`` (None) or ``regression`` (a numeric target, reg:squarederror).
-      max_workers: use at most this many Dask workers (never more than there are parts).
-      threads_per_worker: XGBoost threads in each Dask worker (its cores).
-      device: ``cpu``, ``cuda`` or ``auto`` (``cuda`` when the workers report a GPU, ``ml.device``).
-      workers_wait_s, min_workers: wait this long for this many workers (a retry waits for a
-        lost worker's replacement, so no worker gets twice its share).
+    ``params``: the xgboost family's (early stopping as on one node, ``ml.training``); ``task``:
+    classification (None) or regression; at most ``max_workers`` Dask workers (never more than
+    parts), ``threads_per_worker`` XGBoost threads each, on ``device`` (cpu, cuda, auto); waits
+    ``workers_wait_s`` for ``min_workers`` (a retry waits for a lost worker's replacement).
 
-    Returns the fit summary every fit returns (with ``validation_metrics`` on the held-out rows
-    when early stopping ran), plus ``engine`` ({"name": "dask", "workers": N}), ``parts`` and
-    ``worker_peak_rss_bytes``. Raises ``DataProblem`` (a part cannot train, the parts differ) or
-    ``ClusterUnavailable``/``WorkerLost`` (the cluster failed: retry).
+    Returns the summary every fit returns, plus ``engine`` ({"name": "dask", "workers": N}),
+    ``parts`` and ``worker_peak_rss_bytes``. Raises ``DataProblem`` (a part cannot train, the
+    parts differ) or ``ClusterUnavailable``/``WorkerLost`` (the cluster failed: retry).
     """
     task = task or CLASSIFICATION
     chosen_params = families.chosen_params(families.family("xgboost"), params)
     seed = int(chosen_params.get("random_state", 0))
-    timings: dict[str, float] = {}
-    started, client, ours = time.perf_counter(), connect(scheduler), []
+    started, client, ours, timings = time.perf_counter(), connect(scheduler), [], dict[str, float]()
     try:
         report(progress, "waiting", None, "Waiting for Dask workers.")
         present = cluster.wait_for_workers(client, workers_wait_s, min_workers)
         report(progress, "validating", 0.0, f"Scanning {len(part_urls)} parts on {len(present)} Dask workers.")
-        scans = client.gather([client.submit(tasks.scan_part, url, target, task, seed + i, pure=False, retries=2)
-                               for i, url in enumerate(part_urls)])  # fmt: skip
-        spec, classes, rows = merge_scans(scans, task)
-        cuts = cut_table([s.pop("sample") for s in scans], [s["rows"] for s in scans], spec,
-                         int(chosen_params.get("max_bin", 256)))  # fmt: skip
+        scans, spec, classes, rows, cuts = _scan(client, part_urls, target, task, seed, chosen_params)
         timings["scan_s"] = time.perf_counter() - started
         ours = cluster.workers(client)[: min(len(part_urls), max_workers or len(part_urls))]
         stopping = _early_stopping(chosen_params, rows)
@@ -94,8 +82,7 @@ def fit(
             "rounds": int(chosen_params.get("n_estimators", DEFAULT_ROUNDS)), "nthread": threads_per_worker,
             "device": cluster.device(client, ours, device), "stopping": stopping, "seed": seed, "cuts": cuts,
         }  # fmt: skip
-        what = "regression" if task == REGRESSION else "classification"
-        report(progress, "training", 0.0, f"Training a {what} on {rows:,} rows x {len(spec.columns)} features, "
+        report(progress, "training", 0.0, f"Training a {task} on {rows:,} rows x {len(spec.columns)} features, "
                f"{len(ours)} Dask workers.")  # fmt: skip
         t0 = time.perf_counter()
         results = _train(client, ours, part_urls, work, progress)
@@ -110,6 +97,19 @@ def fit(
     report(progress, "uploading")
     digest = _save(model_url, results, spec, classes, summary, scratch_dir, timings)
     return {"model_sha256": digest, "features": spec.to_dict(), **summary, "notes": spec.notes, "timings": timings}
+
+
+def _scan(
+    client: Any, part_urls: list[str], target: str, task: str, seed: int, params: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], Any, Any, int, Any]:
+    """Scan every part on the workers (schema, rows, classes, a sample each); merge them into one
+    spec and the bin cuts of the whole dataset (from the parts' samples)."""
+    scans = client.gather([client.submit(tasks.scan_part, url, target, task, seed + i, pure=False, retries=2)
+                           for i, url in enumerate(part_urls)])  # fmt: skip
+    spec, classes, rows = merge_scans(scans, task)
+    cuts = cut_table([s.pop("sample") for s in scans], [s["rows"] for s in scans], spec,
+                     int(params.get("max_bin", 256)))  # fmt: skip
+    return scans, spec, classes, rows, cuts
 
 
 def _early_stopping(params: Mapping[str, Any], rows: int) -> bool:

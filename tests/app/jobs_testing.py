@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from app.domain import is_terminal
-from app.waiting import wait_until
+from app.core.domain import is_terminal
+from app.core.waiting import wait_until
 
 T = TypeVar("T")
 
@@ -21,7 +21,7 @@ def put_file(url: str, path: Path) -> None:
 
 
 def wait_for(predicate: Callable[[], T], timeout_s: float = 60, interval_s: float = 0.05) -> T:
-    """``app.waiting.wait_until`` with the test's defaults; the condition's source names it."""
+    """``app.core.waiting.wait_until`` with the test's defaults; the condition's source names it."""
     return wait_until(
         predicate, what=getattr(predicate, "__name__", "a condition"), timeout_s=timeout_s, interval_s=interval_s
     )

@@ -12,8 +12,8 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.core.waiting import wait_until
 from app.local.servers import die_with_parent, free_port
-from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import secrets
 import time
 
-from app.domain import Job, JobStatus, new_id
+from app.core.domain import Job, JobStatus, new_id
+from app.core.settings import Settings
+from app.core.waiting import wait_until
 from app.jobs.broker import redis_client
-from app.settings import Settings
 from app.state import Keys, State
-from app.waiting import wait_until
-from app.webhook_outbox import Notifier
+from app.webhooks.outbox import Notifier
 
 SECRET = "s3cret-s3cret-s3cret"
 RESULT = {"rows": 10, "classes": [0, 1], "features": {"x": 1}}

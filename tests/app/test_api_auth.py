@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 from app.api.main import create_app
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
 from app.jobs.broker import redis_client
 
 

@@ -8,7 +8,7 @@ import httpx
 import pandas as pd
 from jobs_testing import put_file, wait_for
 
-from app.domain import is_terminal
+from app.core.domain import is_terminal
 
 
 def legacy_wait(api: httpx.Client, job_id: str) -> dict:

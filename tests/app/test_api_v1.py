@@ -6,7 +6,7 @@ import httpx
 import pandas as pd
 from jobs_testing import put_file, upload, wait_job
 
-from app.storage import manifest_key
+from app.core.storage import manifest_key
 
 
 def test_dataset_lifecycle_shows_state_size_rows_and_columns(api, seed_files):

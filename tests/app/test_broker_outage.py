@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 from app.api.main import create_app
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
+from app.core.settings import Settings
+from app.core.waiting import wait_until
 from app.jobs.broker import redis_client
 from app.local.servers import SeaweedS3, Valkey
-from app.settings import Settings
-from app.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

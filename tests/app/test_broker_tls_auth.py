@@ -26,12 +26,12 @@ import pytest
 import redis
 import redis.asyncio
 
-from app.errors import InfraError
+from app.core.errors import InfraError
+from app.core.settings import Settings
+from app.core.waiting import wait_until
 from app.jobs.broker import build_broker, redis_client
 from app.local.servers import _launch, _stop, free_port
-from app.settings import Settings
 from app.state.broker_auth import GcpIamCredentialProvider, shared_gcp_iam_provider
-from app.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make test CAs")
 

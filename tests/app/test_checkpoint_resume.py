@@ -15,9 +15,9 @@ import psutil
 import pytest
 from jobs_testing import upload, wait_for, wait_job
 
-from app.domain import JobStatus
+from app.core.domain import JobStatus
+from app.core.settings import WORKER_STOP_MARGIN_S
 from app.jobs.checkpoints import checkpoint_key
-from app.settings import WORKER_STOP_MARGIN_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # long fits, on purpose
 GRACE_S = 20.0

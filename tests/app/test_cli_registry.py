@@ -13,7 +13,7 @@ from registry_testing import quality_sets
 from typer.testing import CliRunner
 
 from app.api.main import create_app
-from app.waiting import wait_until
+from app.core.waiting import wait_until
 from tabjob.cli.main import app
 
 

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 import tabjob
 from app.api.main import create_app
-from app.waiting import wait_until
+from app.core.waiting import wait_until
 from tabjob.cli.live import FractionBar, PhaseColumn
 from tabjob.cli.main import app
 from tabjob.cli.show import jobs_table

@@ -129,3 +129,23 @@ def test_one_name_per_meaning_across_the_server_and_the_client():
                 server.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
     assert sorted(client_names & set(server)) == []
     assert server["check_target"] == ["ml/schema.py"]
+
+
+LAYERS_ABOVE_CORE = (
+    "app.inspection", "app.tenancy", "app.webhooks", "app.usecases", "app.jobs", "app.engines",
+    "app.job_logs", "app.observability", "app.api", "app.cli", "app.local", "app.state",
+)  # fmt: skip
+
+
+def test_app_is_grouped_in_layer_folders_and_the_core_imports_none_above_it():
+    """Issue 26: the folders show the layers. app/'s root keeps only its package file; the core
+    (settings, errors, the domain, the store, API keys, services) imports nothing of the layers
+    that stand on it, lazily or not."""
+    assert sorted(p.name for p in (ROOT / "app").glob("*.py")) == ["__init__.py"]
+    graph = _app_imports()
+    upward = {
+        name: sorted(dep for dep in deps if dep.startswith(LAYERS_ABOVE_CORE))
+        for name, deps in graph.items()
+        if name.startswith("app.core")
+    }
+    assert {name: deps for name, deps in upward.items() if deps} == {}

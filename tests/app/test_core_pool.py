@@ -1,4 +1,4 @@
-"""The core pool (app/cpu_pool.py): a job takes the cores free when it starts and gives them back
+"""The core pool (app/jobs/cpu_pool.py): a job takes the cores free when it starts and gives them back
 at its end; the workers of one machine share one pool in Valkey; leases of a dead worker expire.
 The burst test counts the threads the job processes really run (their ``R`` threads in /proc)."""
 
@@ -18,10 +18,10 @@ import redis
 from fastapi.testclient import TestClient
 from jobs_testing import upload, wait_for, wait_job
 
-from app.cpu_pool import LocalCorePool, SharedCorePool, cores_wanted, leased_cores
-from app.domain import JobStatus
-from app.errors import CanceledWhileRunning
+from app.core.domain import JobStatus
+from app.core.errors import CanceledWhileRunning
 from app.jobs.broker import redis_client
+from app.jobs.cpu_pool import LocalCorePool, SharedCorePool, cores_wanted, leased_cores
 from tests.conftest import Workers, api_client, make_settings, own_broker_env
 
 POOL_CORES = 2

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from app import settings as settings_module
-from app.cpu import available_cpus, cgroup_cpu_limit
-from app.domain import Job, JobStatus
+from app.core import settings as settings_module
+from app.core.cpu import available_cpus, cgroup_cpu_limit
+from app.core.domain import Job, JobStatus
+from app.core.settings import Settings
 from app.jobs.actors import threads_for
 from app.local.stack import EmbeddedStack
-from app.settings import Settings
 
 AFFINITY = len(os.sched_getaffinity(0))
 

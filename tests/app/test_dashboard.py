@@ -17,7 +17,7 @@ import pytest
 from browser_testing import dump_dom
 from jobs_testing import upload
 
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
 from app.jobs.broker import redis_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,11 +14,11 @@ import pytest
 from browser_testing import dump_dom, screenshot
 from jobs_testing import put_file, upload, wait_for, wait_job
 
-from app import quotas
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
 from app.jobs.broker import redis_client
 from app.local.spawn import ROOT
 from app.state import State
+from app.tenancy import quotas
 
 # Early stopping holds rows out, so the finished fit has a validation score to show.
 PARAMS = {"max_iter": 7, "early_stopping": True}
@@ -31,7 +31,7 @@ def scene(live_api, settings, seed_files, module_workers) -> Iterator[dict[str, 
     keys = ApiKeys(client=redis_client(settings, decode=True))
     tenants = {name: "t-" + secrets.token_hex(5) for name in ("a", "b", "ops")}
     tokens = {name: keys.create(tenant, "history test", admin=name == "ops")[0] for name, tenant in tenants.items()}
-    # Tenant A parks GPU-family jobs on the gpu lane: it needs the grant (app/quotas.py).
+    # Tenant A parks GPU-family jobs on the gpu lane: it needs the grant (app/tenancy/quotas.py).
     quotas.set_policy(State(client=redis_client(settings, decode=True), retention_s=60), tenants["a"], gpu=True)
     a = httpx.Client(base_url=live_api, headers={"authorization": f"Bearer {tokens['a']}"}, timeout=30)
     module_workers.start("small")

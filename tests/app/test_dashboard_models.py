@@ -10,7 +10,7 @@ import pandas as pd
 from jobs_testing import upload, wait_job
 from test_dashboard import dump_dom  # Chromium's DOM of a page (live_api, the api process: conftest)
 
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
 from app.jobs.broker import redis_client
 
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from minio.error import S3Error
 
-from app.auth import ApiKeys, seed_bootstrap_keys
-from app.errors import InfraError, UserError
+from app.core.auth import ApiKeys, seed_bootstrap_keys
+from app.core.errors import InfraError, UserError
+from app.core.settings import Settings
+from app.core.storage import READY_SENTINEL_KEY, Store
 from app.jobs.broker import redis_client
 from app.jobs.consumers import new_worker_id
-from app.settings import Settings
-from app.storage import READY_SENTINEL_KEY, Store
 
 
 class _HmacLikeClient:

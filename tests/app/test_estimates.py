@@ -10,7 +10,7 @@ import secrets
 import pytest
 from jobs_testing import upload, wait_job
 
-from app.domain import Job, JobStatus
+from app.core.domain import Job, JobStatus
 from app.jobs.broker import redis_client
 from app.state import Keys
 from app.usecases import estimates

@@ -119,7 +119,7 @@ def _plain(markup: str) -> str:
 
 
 def _job(lane: str = "small") -> Any:
-    from app.domain import Job
+    from app.core.domain import Job
 
     return Job(id="job_" + "a" * 20, kind="fit", tenant="t", lane=lane, status="queued", dataset_id="ds_x",
                created_at=0.0)  # fmt: skip

@@ -7,7 +7,7 @@ import signal
 
 from jobs_testing import upload, wait_for, wait_job
 
-from app.domain import JobStatus
+from app.core.domain import JobStatus
 
 MODEL_STEP_ENV = {"TABJOB_ML_DEVICE": "cpu"}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain import Job, JobStatus
-from app.steps import advanced, closed, current, plan, shown, spent_s, started
-from app.storage import ObjectInfo
+from app.core.domain import Job, JobStatus
+from app.core.storage import ObjectInfo
 from app.usecases.families import FAMILIES, check_params, choose_family
 from app.usecases.prepared import PREPARED_FORMAT_VERSION, cache_key, content_digest
+from app.usecases.steps import advanced, closed, current, plan, shown, spent_s, started
 
 
 def test_the_services_family_table_matches_ml():
@@ -84,7 +84,7 @@ def test_steps_move_from_prepare_to_model_and_close_with_the_job():
 def test_the_time_limit_counts_every_step(settings):
     from types import SimpleNamespace
 
-    from app.errors import JobTimeout
+    from app.core.errors import JobTimeout
     from app.jobs.stepping import _time_left
 
     steps = advanced(started(plan("small", prepared=False), "prepare"), "prepare", "cpu")

@@ -15,10 +15,10 @@ import httpx
 import psutil
 import pytest
 
+from app.core.settings import WORKER_STOP_MARGIN_S
+from app.core.waiting import wait_until
 from app.local.servers import SeaweedS3, Valkey, free_port
-from app.settings import WORKER_STOP_MARGIN_S
 from app.state import lane_workers_key
-from app.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

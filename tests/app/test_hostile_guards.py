@@ -26,7 +26,7 @@ NON_LOOPBACK = "10.9.9.9"
 # NON_LOOPBACK on lo. uvicorn serves the app on 0.0.0.0 there, as an operator might by hand.
 _NAMESPACE_PROBE = """
 import json, os, subprocess, sys, httpx
-from app.waiting import wait_until
+from app.core.waiting import wait_until
 port = sys.argv[1]
 server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.api.main:create_app",
                            "--host", "0.0.0.0", "--port", port], stderr=subprocess.DEVNULL)
@@ -145,7 +145,7 @@ def test_tabjob_api_refuses_huge_request_heads_in_the_server(base_env, free_tcp_
 
 @pytest.mark.slow  # starts its own server processes
 def test_the_stack_runs_with_auth_on_loopback(tmp_path, settings_from):
-    from app.auth import ApiKeys
+    from app.core.auth import ApiKeys
     from app.jobs.broker import redis_client
     from app.local.stack import EmbeddedStack
 

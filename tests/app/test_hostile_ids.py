@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.domain import new_id
+from app.core.domain import new_id
 from app.state import KEYS
 
 

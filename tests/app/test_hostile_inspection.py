@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 from app.api.main import create_app
+from app.core.waiting import wait_until
 from app.local.servers import die_with_parent
-from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_API_GROWTH_BYTES = 64 * 1024**2  # the bound for any single upload

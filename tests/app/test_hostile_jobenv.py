@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.waiting import wait_until
+from app.core.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "credential-marker-7f3a9c"

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from jobs_testing import put_file, wait_job
 
+from app.core.storage import Store
 from app.jobs.pinned import fetch_pinned
 from app.state import KEYS
-from app.storage import Store
 from ml.errors import DataProblem
 
 CHECKED_ROWS, SWAPPED_ROWS = 500, 300

@@ -54,7 +54,7 @@ def test_a_model_record_without_its_digest_is_never_used(api, broker_db, seed_fi
 
 
 def test_datasets_of_a_revoked_key_are_refused_while_its_upload_urls_lived(settings, new_tenant, seed_files):
-    from app.auth import ApiKeys
+    from app.core.auth import ApiKeys
     from app.jobs.broker import redis_client
 
     keys = ApiKeys(client=redis_client(settings, decode=True))

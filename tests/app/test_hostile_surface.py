@@ -13,8 +13,8 @@ from jobs_testing import upload
 from rich.console import Console
 
 from app.api.main import create_app
-from app.retention import sweep
-from app.storage import prepared_key
+from app.core.storage import prepared_key
+from app.tenancy.retention import sweep
 from app.usecases.prepared import cache_key, content_digest
 from tabjob.cli.top import render
 

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 import tabjob
-from app import quotas
 from app.api.main import create_app
 from app.state import State
+from app.tenancy import quotas
 
 
 @pytest.fixture

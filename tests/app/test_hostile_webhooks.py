@@ -17,11 +17,12 @@ from outbox_testing import SECRET, deliver_all, ended_job, notifier, private_sta
 from webhook_receiver import webhook_receiver
 
 import tabjob
-from app import webhook_targets, webhooks
-from app.errors import UserError
-from app.logging_setup import setup_logging
-from app.waiting import wait_until
-from app.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, check_webhook_url, seal_secret, sign
+from app.core.errors import UserError
+from app.core.logging_setup import setup_logging
+from app.core.waiting import wait_until
+from app.webhooks import delivery as webhooks
+from app.webhooks import targets as webhook_targets
+from app.webhooks.delivery import DELIVERY_HEADER, SIGNATURE_HEADER, check_webhook_url, seal_secret, sign
 
 
 @pytest.mark.parametrize(

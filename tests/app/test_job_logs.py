@@ -11,8 +11,8 @@ import threading
 import httpx
 from jobs_testing import upload, wait_for, wait_job
 
+from app.core.storage import manifest_key
 from app.job_logs.chunks import list_chunks, logs_prefix
-from app.storage import manifest_key
 
 FAST_FLUSH = {"TABJOB_JOB_LOG_FLUSH_S": "0.3"}
 

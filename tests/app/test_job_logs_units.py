@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from app.errors import UserError
+from app.core.errors import UserError
+from app.core.storage import Store, manifest_key
 from app.job_logs.chunks import Cursor, chunk_key, is_log_chunk, list_chunks, read_lines
 from app.job_logs.job_side import Forwarder
 from app.job_logs.writer import AttemptLog
-from app.retention import DAY_S, sweep
 from app.state import State
-from app.storage import Store, manifest_key
+from app.tenancy.retention import DAY_S, sweep
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ import httpx
 import psutil
 import pytest
 
+from app.core.settings import LANES, Settings
+from app.core.storage import Store
+from app.core.waiting import wait_until
 from app.jobs.broker import redis_client
 from app.local.servers import free_port
 from app.local.stack import EmbeddedStack
-from app.settings import LANES, Settings
 from app.state import lane_workers_key
-from app.storage import Store
-from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

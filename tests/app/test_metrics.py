@@ -22,9 +22,9 @@ from observability_testing import samples, scrape, start_worker, stop, value
 from typer.testing import CliRunner
 
 from app.api.main import create_app
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
+from app.core.waiting import wait_until
 from app.jobs.broker import redis_client
-from app.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,7 +213,7 @@ def test_processes_sharing_a_port_merge_their_metrics_in_multiprocess_mode(tmp_p
     script = textwrap.dedent(
         """
         import os, sys
-        from app.domain import Job, JobStatus
+        from app.core.domain import Job, JobStatus
         from app.observability import exposition, metrics
         for _ in range(2):
             if os.fork() == 0:

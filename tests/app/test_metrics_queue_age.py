@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from app.domain import Job, JobStatus, new_id
+from app.core.domain import Job, JobStatus, new_id
 from app.observability.queues import lane_snapshot
 from app.state import State
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.domain import Job, JobStatus
-from app.logging_setup import JsonFormatter, log_context
+from app.core.domain import Job, JobStatus
+from app.core.logging_setup import JsonFormatter, log_context
 from app.observability import exposition
 from app.observability.metrics import DEFAULT_MODEL, bounded, model_of
 from tabjob.cli.logs import job_lines

@@ -20,10 +20,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.api.main import create_app
-from app.auth import ApiKeys
+from app.core.auth import ApiKeys
+from app.core.settings import Settings
 from app.jobs.broker import redis_client
-from app.services import Services
-from app.settings import Settings
+from app.usecases.services import Services
 
 CHECKS = [
     not_a_server_error,

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload, wait_for, wait_job
 
 from app.api.main import create_app
-from app.domain import Job, JobStatus, new_id
+from app.core.domain import Job, JobStatus, new_id
 from app.jobs.broker import redis_client
 from app.state import Keys, State
 from app.usecases.submission import queue_handicap_s

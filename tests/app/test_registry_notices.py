@@ -10,14 +10,14 @@ from types import SimpleNamespace
 import pytest
 from webhook_receiver import webhook_receiver
 
-from app.domain import Job, JobStatus
+from app.core.domain import Job, JobStatus
+from app.core.waiting import wait_until
 from app.jobs import registration
-from app.schedules import Scheduler, create_schedule
-from app.services import Services
+from app.usecases.schedules import Scheduler, create_schedule
+from app.usecases.services import Services
 from app.usecases.submission import JobRequest
-from app.waiting import wait_until
-from app.webhook_outbox import delivering
-from app.webhooks import SIGNATURE_HEADER
+from app.webhooks.delivery import SIGNATURE_HEADER
+from app.webhooks.outbox import delivering
 from tabjob import verify_webhook
 
 HOOK_ENV = {"TABJOB_WEBHOOKS_ENABLED": "true", "TABJOB_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",

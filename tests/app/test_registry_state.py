@@ -13,14 +13,14 @@ import pytest
 from jobs_testing import put_file, upload
 from registry_testing import quality_sets, upload_named
 
-from app.domain import Job, JobStatus
-from app.errors import Conflict, NotFound, UserError
+from app.core.domain import Job, JobStatus
+from app.core.errors import Conflict, NotFound, UserError
+from app.core.storage import dataset_key
 from app.jobs import registration
 from app.jobs.registration import decide, register_fit
-from app.services import Services
-from app.storage import dataset_key
 from app.usecases.datasets import create_dataset
 from app.usecases.registry import resolve_dataset, resolve_model
+from app.usecases.services import Services
 
 
 @pytest.fixture(scope="module")

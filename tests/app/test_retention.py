@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from jobs_testing import upload
 
 from app.api.main import create_app
+from app.core.storage import dataset_key, dataset_part_key, manifest_key, model_key, result_key
 from app.jobs.checkpoints import checkpoint_key
-from app.retention import DAY_S, LOCK, sweep, sweep_if_due, sweep_never_uploaded
-from app.storage import dataset_key, dataset_part_key, manifest_key, model_key, result_key
+from app.tenancy.retention import DAY_S, LOCK, sweep, sweep_if_due, sweep_never_uploaded
 
 
 @pytest.fixture

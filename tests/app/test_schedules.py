@@ -12,11 +12,11 @@ import pytest
 from jobs_testing import put_file, wait_for, wait_job
 from registry_testing import quality_sets, upload_named
 
-from app.errors import NotFound, UserError
-from app.schedules import Scheduler, check_cron, create_schedule, last_tick, next_tick
-from app.services import Services
+from app.core.errors import NotFound, UserError
 from app.usecases.datasets import create_dataset
 from app.usecases.jobs import cancel
+from app.usecases.schedules import Scheduler, check_cron, create_schedule, last_tick, next_tick
+from app.usecases.services import Services
 from app.usecases.submission import JobRequest
 
 # Ticks in 2031: the schedulers of workers other tests start (real time) never find them due.
@@ -222,7 +222,7 @@ def test_a_paused_schedule_never_fires_and_resumes_without_catching_up(svc, tena
     (scheduler,) = schedulers(svc, Clock(MONDAY + 3601), 1)
     scheduler.tick()
     assert svc.state.schedules.runs(sch["id"]) == []
-    from app.schedules import resume
+    from app.usecases.schedules import resume
 
     resumed = resume(svc, tenant, sch["id"], now=MONDAY + 3601)
     assert resumed["next_run_at"] == MONDAY + 3660

@@ -18,9 +18,9 @@ import pandas as pd
 import psutil
 import pytest
 
+from app.core.waiting import wait_until
 from app.local.servers import free_port
 from app.local.stack import EmbeddedStack
-from app.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 FITS = 4

@@ -18,9 +18,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import tabjob
+from app.core.waiting import wait_until
 from app.local.servers import free_port
 from app.local.spawn import answers, spawn, stop, tabjob_command
-from app.waiting import wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
 FITS = 3

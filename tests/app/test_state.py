@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.domain import Job, JobStatus, new_id
+from app.core.domain import Job, JobStatus, new_id
 from app.jobs.broker import redis_client
 from app.state import Keys, State, TenantBusy
 

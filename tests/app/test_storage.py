@@ -8,8 +8,8 @@ import secrets
 
 import pytest
 
-from app.errors import Conflict
-from app.storage import Store
+from app.core.errors import Conflict
+from app.core.storage import Store
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from app.waiting import PollTimeout, wait_until
+from app.core.waiting import PollTimeout, wait_until
 
 
 def test_returns_the_first_truthy_result() -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 from jobs_testing import upload
 from outbox_testing import SECRET, ended_job, notifier, private_state, webhook_events
 
-from app.domain import JobStatus
-from app.waiting import wait_until
-from app.webhook_outbox import DELIVERY_THREADS
-from app.webhooks import DELIVERY_HEADER, TENANT_IN_FLIGHT
+from app.core.domain import JobStatus
+from app.core.waiting import wait_until
+from app.webhooks.delivery import DELIVERY_HEADER, TENANT_IN_FLIGHT
+from app.webhooks.outbox import DELIVERY_THREADS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,9 +73,9 @@ def test_a_jobs_end_puts_its_notification_in_the_outbox_in_the_same_step(setting
 
 CHILD = """
 import os, redis
-from app.domain import JobStatus
+from app.core.domain import JobStatus
 from app.state import Keys, State
-from app.webhook_outbox import Notifier
+from app.webhooks.outbox import Notifier
 client = redis.Redis.from_url(os.environ["T_URL"], password=os.environ["T_PASSWORD"], decode_responses=True)
 state = State(client=client, retention_s=3600, keys=Keys(os.environ["T_PREFIX"]))
 job = state.jobs.get(os.environ["T_JOB"])

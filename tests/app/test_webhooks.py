@@ -10,9 +10,9 @@ from outbox_testing import SECRET, deliver_all, ended_job, make_due, notifier, p
 from webhook_receiver import webhook_receiver
 
 import tabjob
-from app.errors import UserError
-from app.waiting import wait_until
-from app.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, check_webhook_url, sign
+from app.core.errors import UserError
+from app.core.waiting import wait_until
+from app.webhooks.delivery import DELIVERY_HEADER, SIGNATURE_HEADER, check_webhook_url, sign
 
 
 @pytest.mark.parametrize(

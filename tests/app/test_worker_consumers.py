@@ -12,8 +12,8 @@ import pandas as pd
 import psutil
 from jobs_testing import upload, wait_for, wait_job
 
+from app.core.settings import Settings
 from app.jobs.broker import redis_client
-from app.settings import Settings
 from app.state import State, lane_workers_key
 
 # The seed's training file (4,000 rows x 21 columns) is over this; the toy (60 x 3) is under it.

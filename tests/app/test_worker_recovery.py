@@ -7,7 +7,7 @@ import signal
 import psutil
 from jobs_testing import upload, wait_for, wait_job
 
-from app.domain import JobStatus
+from app.core.domain import JobStatus
 
 
 def test_a_worker_killed_mid_job_loses_no_job(api, workers, seed_files, tmp_path):

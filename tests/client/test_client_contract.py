@@ -11,7 +11,7 @@ import pytest
 
 import tabjob
 from app.api.main import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 
 # The API's answer schemas and the client type that reads each one.
 TYPED = {

@@ -7,21 +7,21 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
-from app import settings_docs
-from app.settings import Settings
-from app.settings_docs import DOC_PATH, REGENERATE_COMMAND, missing_descriptions, render_document, render_table
+from app.core import settings_docs
+from app.core.settings import Settings
+from app.core.settings_docs import DOC_PATH, REGENERATE_COMMAND, missing_descriptions, render_document, render_table
 
 
 def test_configuration_md_is_what_the_generator_writes() -> None:
     current = DOC_PATH.read_text()
     assert render_document(current) == current, (
-        f"{DOC_PATH} is out of date with app/settings.py; regenerate it with: {REGENERATE_COMMAND}"
+        f"{DOC_PATH} is out of date with app/core/settings.py; regenerate it with: {REGENERATE_COMMAND}"
     )
 
 
 def test_every_setting_has_a_description() -> None:
     missing = missing_descriptions()
-    assert missing == [], f"add description= to these fields of app/settings.py Settings: {missing}"
+    assert missing == [], f"add description= to these fields of app/core/settings.py Settings: {missing}"
 
 
 def test_a_field_without_a_description_is_reported() -> None:

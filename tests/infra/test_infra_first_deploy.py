@@ -223,7 +223,7 @@ def test_deployed_digests_are_exported_for_the_next_run(deployed_stacks, stack):
 
 @pytest.mark.parametrize("stack", ("dev", "staging", "production"))
 def test_the_deploy_provides_the_smoke_api_key(deployed_stacks, stack):
-    from app.auth import _KEY_PATTERN
+    from app.core.auth import _KEY_PATTERN
 
     run = deployed_stacks[stack]
     token = run.outputs["smokeApiKey"]

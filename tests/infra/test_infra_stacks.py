@@ -20,7 +20,7 @@ from infra_harness import (
     stack_config,
 )
 
-from app.storage import dataset_key, manifest_key, model_key, prepared_key, result_key
+from app.core.storage import dataset_key, manifest_key, model_key, prepared_key, result_key
 from infra.app import CHART_PATH
 
 GKE_STACKS = ("staging", "production")

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.errors import NotFound
+from app.core.errors import NotFound
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Only this origin may provide scripts, styles and data: a page that shows every tenant's jobs

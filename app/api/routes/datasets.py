@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app import record_limits
 from app.api.dataset_parts import parts_created
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
 from app.api.presenters import dataset_public
 from app.api.schemas import DatasetCreate, DatasetCreated, DatasetPublic, DatasetsPublic
-from app.storage import dataset_key
+from app.core.storage import dataset_key
+from app.inspection import record_limits
 from app.usecases.datasets import create_dataset as new_dataset
 from app.usecases.datasets import dataset_view
 from app.usecases.models import delete_dataset as remove_dataset

@@ -9,17 +9,17 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from app import ids
 from app.api.deps import ServicesDep, ViewerDep
 from app.api.errors import error_responses
 from app.api.history_schemas import HistoryItem, HistoryPage, JobRecord
 from app.api.log_schemas import LogLinePublic, LogsPublic
 from app.api.presenters import job_public
 from app.api.schemas import ModelName
-from app.domain import Job, JobKind, JobStatus, Lane
+from app.core import ids
+from app.core.domain import Job, JobKind, JobStatus, Lane
 from app.observability.history import HistoryFilter, history_page, timings, visible_job
-from app.services import Services
 from app.usecases import expected_start, job_logs
+from app.usecases.services import Services
 
 router = APIRouter(prefix="/v1/history", tags=["observability"], responses=error_responses(401, 404, 422, 503))
 

@@ -12,7 +12,7 @@ from app.api.errors import error_responses
 from app.api.job_requests import actor_of, job_request
 from app.api.presenters import job_public, queue_info
 from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
-from app.domain import JobKind, JobStatus
+from app.core.domain import JobKind, JobStatus
 from app.engines.results import result_downloads
 from app.usecases import expected_start
 from app.usecases import jobs as job_actions

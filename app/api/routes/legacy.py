@@ -16,7 +16,7 @@ from app.api.errors import error_responses
 from app.api.plain_bodies import LegacyDownload, LegacyFitSubmitted, LegacyPredictSubmitted, LegacyUploaded
 from app.api.presenters import legacy_status
 from app.api.schemas import LegacyStatus
-from app.record_limits import refuse_put_uploads
+from app.inspection.record_limits import refuse_put_uploads
 from app.usecases.datasets import create_dataset
 from app.usecases.jobs import result_download
 from app.usecases.submission import JobRequest, submit

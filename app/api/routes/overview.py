@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api import examples as ex
 from app.api.deps import ServicesDep, ViewerDep
 from app.api.schemas import ErrorEnvelope
-from app.domain import LANES
+from app.core.domain import LANES
 from app.observability.overview import build_overview
 
 router = APIRouter(prefix="/v1", tags=["observability"], responses={401: {"model": ErrorEnvelope}})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from app import references
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
 from app.api.job_requests import actor_of
@@ -17,6 +16,7 @@ from app.api.registry_schemas import (
     RegistryModelPublic,
     RegistryNamesPublic,
 )
+from app.core import references
 from app.usecases import registry as usecase
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"], responses=error_responses(401, 404, 422, 503))

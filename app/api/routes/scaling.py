@@ -19,8 +19,8 @@ import hmac
 from fastapi import APIRouter, Request
 
 from app.api.deps import ServicesDep
-from app.domain import Lane
-from app.errors import NotFound, Unauthorized
+from app.core.domain import Lane
+from app.core.errors import NotFound, Unauthorized
 from app.jobs.broker import NAMESPACE
 
 router = APIRouter(prefix="/internal/scaling", include_in_schema=False)

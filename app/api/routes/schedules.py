@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app import schedules as usecase
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
 from app.api.job_requests import actor_of, job_request
 from app.api.schedule_schemas import ScheduleCreate, SchedulePublic, SchedulesPublic
+from app.usecases import schedules as usecase
 from app.usecases.submission import check_webhook
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], responses=error_responses(401, 404, 422, 503))

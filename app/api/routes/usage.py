@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import quotas
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
+from app.tenancy import quotas
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=error_responses(401, 503))
 

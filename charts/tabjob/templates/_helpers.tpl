@@ -399,7 +399,7 @@ tabjob.egressRules: where tabjob pods may connect: DNS, the broker and object st
 {{- end }}
 {{- if .Values.networkPolicy.webhookEgress }}
 {{- /* Job webhooks: HTTP(S) to public addresses only. The app refuses private targets itself
-(app/webhooks.py); this keeps the cluster's own ranges, link-local (the metadata server,
+(app/webhooks/delivery.py); this keeps the cluster's own ranges, link-local (the metadata server,
 169.254.169.254) and carrier-grade NAT out of reach even if it did not. */}}
 - to:
     - ipBlock:

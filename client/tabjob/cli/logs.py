@@ -3,7 +3,7 @@
 is gone too; ``-f`` follows them until the job ends.
 
 ``--data-dir DIR`` reads a local stack's own process logs instead (``DIR/logs/<name>.log``, JSON
-lines from ``app.logging_setup``; the lines about a job carry its ``job_id``): the API's lines
+lines from ``app.core.logging_setup``; the lines about a job carry its ``job_id``): the API's lines
 too, and lines that are not JSON (a library's traceback, Valkey's log) when they name the job.
 """
 
