@@ -37,7 +37,7 @@ class PromoteRule(BaseModel):
     """Move ``alias`` to the new version if it beats the alias's current version on ``metric``,
     both scored on the fit's ``evaluate_on`` data, by more than nothing and at least ``min_delta``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # a request: JSON false is no number
     alias: str = Field(min_length=1, max_length=50, examples=["champion"])
     metric: str = Field(
         min_length=1,
@@ -112,7 +112,7 @@ class RegistryNamesPublic(BaseModel):
 class AliasMove(BaseModel):
     """Point an alias at a version by hand (a rollback, or a manual promotion)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # a request: JSON false is no number
     version: int = Field(ge=1)
     reason: str | None = Field(None, max_length=500)
 

@@ -33,7 +33,7 @@ class ScheduleCreate(BaseModel):
     """Submit ``job`` on every tick of ``cron`` (five fields: minute hour day-of-month month
     day-of-week) in ``timezone``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # a request: JSON false is no number
     cron: str = Field(min_length=9, max_length=200, examples=["0 6 * * 1"])
     timezone: str = Field("UTC", max_length=100, examples=["Europe/Paris"])
     job: JobCreate = Field(description="A fit or predict body, as POST /v1/jobs takes; references such as "

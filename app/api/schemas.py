@@ -35,7 +35,7 @@ class ErrorEnvelope(BaseModel):
 class DatasetCreate(BaseModel):
     """Optional metadata for a new dataset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # a request: JSON false is no number
     name: str | None = Field(None, max_length=200)
     parts: int | None = Field(
         None, ge=1, description="Upload the dataset as this many Parquet files of one schema (`upload_forms`)."
@@ -100,7 +100,7 @@ class DatasetsPublic(BaseModel):
 class WebhookCreate(BaseModel):
     """Where to POST when the job ends, and the secret its signature is made with (never shown)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # a request: JSON false is no number
     url: str = Field(max_length=2000, examples=["https://example.com/hooks/tabjob"])
     secret: str = Field(
         min_length=16, max_length=200, description="Signs each notification (HMAC-SHA256); keep it to verify them."
@@ -110,7 +110,10 @@ class WebhookCreate(BaseModel):
 class JobCreate(RegistrationFields):
     """A fit (dataset with a target column) or a predict (dataset plus a finished fit job as the model)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=ex.examples(ex.FIT_REQUEST, ex.PREDICT_REQUEST))
+    # strict, as every request body: JSON false is no number (lax mode takes it as 0)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra=ex.examples(ex.FIT_REQUEST, ex.PREDICT_REQUEST)
+    )
     kind: JobKind
     dataset_id: str = Field(min_length=1, max_length=260, description="A dataset id, or name@version / name@latest.")
     model_id: str | None = Field(None, min_length=1, max_length=260,

@@ -80,13 +80,25 @@ def _prepare(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     else:
         kwargs |= {"target": job.target, "task": job.task}
     with scratch_dir(ctx, job.id) as scratch:
-        summary = run_operation(ctx, job, "prepare", {**kwargs, "scratch_dir": scratch}, time_limit_s)
+        try:
+            summary = run_operation(ctx, job, "prepare", {**kwargs, "scratch_dir": scratch}, time_limit_s)
+        finally:  # ended, failed or canceled: the job process may have written the matrix
+            _drop_matrix_of_deleted_dataset(ctx, job)
+    refuse_changed_dataset(ctx, job)  # deleted while it was prepared: the job ends here, not at its model step
     seconds = sum(summary.get("timings", {}).values())
     text = (
         f"Step prepare finished: {summary['rows']:,} rows x {len(summary['features']['columns'])} features, "
         f"{summary['bytes']:,} bytes, in {seconds:.2f} s; the model step waits on the gpu lane."
     )
     _to_model_step(ctx, job, skipped=False, text=text)
+
+
+def _drop_matrix_of_deleted_dataset(ctx: WorkerContext, job: Job) -> None:
+    """Deleting a dataset removes every copy of it that exists then (``app.tenancy.copies``); a
+    matrix this step wrote after that would outlive its dataset, so it goes here. A deletion after
+    this check finds the matrix in the dataset's index, where submission recorded it."""
+    if job.prepared_key is not None and not ctx.state.datasets.exists(job.dataset_id):
+        ctx.store.remove(job.prepared_key)
 
 
 def _to_model_step(ctx: WorkerContext, job: Job, *, skipped: bool, text: str) -> None:

@@ -72,3 +72,34 @@ def test_wrong_methods_types_and_headers(api):
     assert_clean(api.get("/v1/jobs/job_x/events", params={"after": -1}))
     assert_clean(api.post("/v1/jobs", json={"kind": "fit", "dataset_id": "x"}, headers={"idempotency-key": "k" * 500}))
     assert_clean(api.get("/v1/jobs", headers={"authorization": "Bearer " + "x" * 10000}))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/jobs", {"kind": "fit", "dataset_id": "ds_x", "params": {"random_state": False}}, "random_state"),
+        ("/v1/jobs", {"kind": "fit", "dataset_id": "ds_x", "params": {"max_iter": True}}, "max_iter"),
+        (
+            "/v1/jobs",
+            {
+                "kind": "fit",
+                "dataset_id": "ds_x",
+                "register_as": "m",
+                "promote": {"alias": "champion", "metric": "accuracy", "min_delta": False},
+            },
+            "min_delta",
+        ),
+        ("/v1/datasets", {"parts": True}, "parts"),
+        (
+            "/v1/schedules",
+            {"cron": "0 6 * * 1", "job": {"kind": "fit", "dataset_id": "ds_x", "params": {"random_state": False}}},
+            "random_state",
+        ),
+    ],
+)
+def test_a_boolean_is_no_number(api, path, body, field):
+    """JSON true/false where a number belongs is refused (Pydantic's lax mode took false as 0 and
+    true as 1; found by the OpenAPI contract test)."""
+    response = api.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert field in response.text

@@ -20,6 +20,7 @@ from jobs_testing import upload, wait_for, wait_job
 
 from app.core.domain import JobStatus
 from app.core.errors import CanceledWhileRunning
+from app.core.settings import Settings
 from app.jobs.broker import redis_client
 from app.jobs.cpu_pool import LocalCorePool, SharedCorePool, cores_wanted, leased_cores
 from tests.conftest import Workers, api_client, make_settings, own_broker_env
@@ -145,7 +146,8 @@ def job_processes(worker_pids: list[int]) -> list[int]:
 
 
 @pytest.fixture
-def pool_env(base_env: dict[str, str]) -> dict[str, str]:
+def pool_env(base_env: dict[str, str], settings: Settings) -> dict[str, str]:
+    # ``settings`` (tests/conftest.py) makes the bucket, which a run of this test alone needs too.
     # Its own broker database: a job taken by the session's shared small-lane worker (not in this
     # pool, its own thread budget) would run on 1 thread and be invisible to the sampling below.
     return own_broker_env(base_env, 2)
@@ -218,14 +220,16 @@ def check_a_burst(api: TestClient, workers: Workers, broker_db: redis.Redis, tmp
     assert samples > 10
     assert all(wait_job(api, j["id"])["status"] == "finished" for j in jobs)
     assert peak_granted <= POOL_CORES
-    # What the job processes really ran: at most the cores in all but the rarest sample. The
-    # exception, seen at most one thread over: HistGradientBoosting starts its binning on a
-    # joblib thread pool of the job's size while the main thread is still dispatching to it,
-    # and a job process's short-lived helpers (Arrow's I/O thread finishing the pinned download,
-    # the progress pipe) may be caught runnable.
-    counts.sort()
-    assert 1 <= counts[int(len(counts) * 0.98)] <= POOL_CORES, counts[-20:]
-    assert counts[int(len(counts) * 0.995)] <= POOL_CORES + 1, counts[-20:]
+    # What the job processes really ran: at most the cores in nearly every sample. A sample above
+    # them is a thread runnable for a moment beyond the job's OpenMP team: HistGradientBoosting
+    # bins on a Python thread pool of the job's size while its main thread dispatches (4 runnable
+    # threads were caught in one 2-core job process), and on a loaded machine a thread waiting
+    # for a CPU shows as runnable too. Measured (20,000 x 20, 2 cores, two busy loops beside):
+    # 1 sample in 86 above the cores with the shared pool; 15 in 44 (34 %) with a pool per worker
+    # process (TABJOB_WORKER_CORE_POOL=process, three consumers of 2 threads), which this fails.
+    over = sum(count > POOL_CORES for count in counts)
+    assert over <= 0.1 * len(counts), sorted(counts)[-20:]
+    assert max(counts) >= 1
     # and some job had to wait for its cores, with an event that says so
     events = [e for j in jobs for e in api.get(f"/v1/jobs/{j['id']}/events").json()["items"]]
     assert any(e.get("phase") == "waiting for cores" for e in events)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 
 from fastapi.testclient import TestClient
-from jobs_testing import upload
+from jobs_testing import upload, wait_job
 from rich.console import Console
 
 from app.api.main import create_app
@@ -133,7 +133,9 @@ def test_deleting_a_dataset_deletes_every_copy_of_its_bytes(api, seed_files):
     assert fit_matrix in listed
     # When the dataset is deleted
     assert api.delete(f"/v1/datasets/{dataset}").status_code == 204
-    # Then no object of it is left: the store is listed
+    # Then, once the canceled job's prepare step (which may have been writing its matrix as the
+    # dataset went: app.jobs.stepping drops it then) has ended, no object of it is left
+    assert wait_job(api, job["id"], 120)["status"] in ("canceled", "failed")
     left = _listed(store, tenant)
     assert not [k for k in left if "/datasets/" in k or "/prepared/" in k], left
 

@@ -77,9 +77,20 @@ def test_egress_opens_the_stacks_store_and_broker_ports(stack, config, store_por
     values = _values(run)
     assert values["config"]["s3Endpoint"].startswith(("http://", "https://"))
     objects = _render(values)
-    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
-    assert {p["metadata"]["name"] for p in policies} == {"tabjob-api", "tabjob-worker"}
-    for policy in policies:
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
+    dask = {"tabjob-dask-scheduler", "tabjob-dask-worker", "tabjob-worker-to-dask"}
+    assert set(policies) == {"tabjob-api", "tabjob-worker"} | (dask if values["dask"]["enabled"] else set())
+    if values["dask"]["enabled"]:
+        # Dask workers read parts through presigned URLs: the store's port and DNS, no broker;
+        # the scheduler needs DNS only; app workers reach the scheduler's port and nothing more.
+        def anywhere(name: str) -> set[int]:
+            return {p["port"] for r in policies[name]["spec"]["egress"] if "to" not in r for p in r.get("ports", [])}
+
+        assert anywhere("tabjob-dask-worker") == {53, store_port}
+        assert anywhere("tabjob-dask-scheduler") == {53}
+        to_dask = policies["tabjob-worker-to-dask"]["spec"]["egress"]
+        assert [{p["port"] for p in r["ports"]} for r in to_dask] == [{8786}]
+    for policy in (policies["tabjob-api"], policies["tabjob-worker"]):
         # To any destination; the job-webhook rule (80/443, public addresses only) is apart.
         egress = policy["spec"]["egress"]
         opened = {port["port"] for rule in egress if "to" not in rule for port in rule.get("ports", [])}
