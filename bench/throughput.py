@@ -19,11 +19,15 @@ def _service(h: Harness, dataset: str, seeds: range) -> dict[str, float]:
     t0 = time.time()
     jobs = [h.client.fit(dataset, params={"random_state": s}).id for s in seeds]
     submitted_s = time.time() - t0
+    first = h.client.http.get(f"/v1/jobs/{jobs[0]}").json()  # why the first waits, if it does
     records = [h.wait_all(jobs, poll_s=0.05)[j] for j in jobs]
     by_start = sorted(records, key=lambda r: r["started_at"])
     return {
         "service_s": max(r["ended_at"] for r in records) - t0,
         "submit_all_s": submitted_s,
+        "first_job_after_submitting": {k: first.get(k) for k in ("status", "queue", "expected_start")},
+        "first_start_s": min(r["started_at"] for r in records) - t0,
+        "queue_s_max": max(r["started_at"] - r["enqueued_at"] for r in records),
         "job_run_s": [round(r["ended_at"] - r["started_at"], 3) for r in by_start],
         "gap_between_jobs_s": [round(b["started_at"] - a["ended_at"], 3) for a, b in itertools.pairwise(by_start)],
     }

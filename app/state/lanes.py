@@ -13,6 +13,8 @@ from app.state.keys import Keys
 
 # A worker that has not sent a heartbeat for this long is not counted as available.
 WORKER_ALIVE_S = 30.0
+# The most jobs ahead of a queued job whose estimates are read for its expected start.
+MAX_AHEAD = 500
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class Waiting:
     running: int
     workers: int
     tenant_running: int
+    # Read with it, for the expected start: (estimate, started_at) as stored (JSON or None) of the
+    # jobs ahead (at most MAX_AHEAD, in pick order), then of the running ones.
+    ahead_load: tuple[tuple[str | None, str | None], ...] = ()
+    running_load: tuple[tuple[str | None, str | None], ...] = ()
+    loaded: bool = False  # whether the two above were read (job_view reads them)
 
 
 class Lanes:
@@ -35,16 +42,19 @@ class Lanes:
         missing or another tenant's)."""
         ids.require("job", job_id)  # a malformed id never reaches a key
         key = self.keys.job(job_id)
-        args = [self.keys.prefix, tenant, time.time() - WORKER_ALIVE_S]
+        args = [self.keys.prefix, tenant, time.time() - WORKER_ALIVE_S, MAX_AHEAD]
 
         def decode(found: list) -> tuple[Job, Waiting | None]:
             raw = found[0]
             job = owned_job(tenant, job_id, dict(zip(raw[::2], raw[1::2], strict=True)))
             if len(found) == 1:
                 return job, None
-            rank, queued, running, workers, tenant_running = found[1]
+            rank, queued, running, workers, tenant_running, ahead = found[1]
             position = None if rank == -1 else rank + 1
-            return job, Waiting(position, queued, running, workers, tenant_running)
+            load = [tuple(pair) for pair in found[2]]
+            return job, Waiting(
+                position, queued, running, workers, tenant_running, tuple(load[:ahead]), tuple(load[ahead:]), True
+            )
 
         return Read(lambda side: side.scripts["job_view"](keys=[key], args=args), decode)
 

@@ -208,13 +208,27 @@ for i = 1, #raw, 2 do job[raw[i]] = raw[i + 1] end
 if job['status'] ~= '"queued"' or job['tenant'] ~= cjson.encode(ARGV[2]) then return {raw} end
 local lane = ARGV[1] .. ':lane:' .. cjson.decode(job['lane'])
 local id = cjson.decode(job['id'])
+local rank = redis.call('ZRANK', lane .. ':queued', id) or -1
+-- The lane's load for the expected start (app/usecases/expected_start.py): each job ahead (at
+-- most ARGV[4], in pick order) and each running one (sorted), with its estimate and start.
+local ahead, running = {}, redis.call('SMEMBERS', lane .. ':running')
+if rank > 0 then ahead = redis.call('ZRANGE', lane .. ':queued', 0, math.min(rank, tonumber(ARGV[4])) - 1) end
+table.sort(running)
+local load = {}
+for _, other in ipairs(ahead) do
+  load[#load + 1] = redis.call('HMGET', ARGV[1] .. ':job:' .. other, 'estimate', 'started_at')
+end
+for _, other in ipairs(running) do
+  load[#load + 1] = redis.call('HMGET', ARGV[1] .. ':job:' .. other, 'estimate', 'started_at')
+end
 return {raw, {
-  redis.call('ZRANK', lane .. ':queued', id) or -1,
+  rank,
   redis.call('ZCARD', lane .. ':queued'),
-  redis.call('SCARD', lane .. ':running'),
+  #running,
   redis.call('ZCOUNT', lane .. ':workers', ARGV[3], '+inf'),
   redis.call('SCARD', ARGV[1] .. ':tenant:' .. ARGV[2] .. ':running'),
-}}
+  #ahead,
+}, load}
 """
 
 FORGET_IF = """

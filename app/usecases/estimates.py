@@ -22,6 +22,7 @@ The interval's half-width (in log space) is kept between ``MIN_HALF_SPAN`` and
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -78,15 +79,23 @@ def _with_sizes(pool: list[dict[str, Any]]) -> list[dict[str, float]]:
     return [{**s, "cells": s.get("cells", s["work"]), "iterations": s.get("iterations", 1.0)} for s in pool]
 
 
+@functools.lru_cache(maxsize=32)
+def _fitted(raw: tuple[str, ...], lane: str) -> tuple[list[dict[str, Any]], bool, Any]:
+    """The samples an estimate uses (the lane's, or all), whether they are the lane's, and the
+    model fitted on them: the same history gives the same fit, so a burst of submissions between
+    two job ends fits it once (it was a fifth of a submission's time in the API)."""
+    samples = [json.loads(s) for s in raw]
+    same_lane = [s for s in samples if s["lane"] == lane]
+    pool = same_lane or samples
+    return pool, bool(same_lane), best_fit(_with_sizes(pool)) if len(pool) >= MIN_FOR_REGRESSION else None
+
+
 def estimate(r: redis.Redis, keys: Keys, job: Job) -> dict[str, Any] | None:
     """The job's expected run time and interval, or None before any job of its kind finished."""
     raw = r.lrange(keys.estimates(job.kind, job.model), 0, SAMPLES_KEPT - 1)
-    samples = [json.loads(s) for s in raw]
-    if not samples:
+    if not raw:
         return None
-    same_lane = [s for s in samples if s["lane"] == job.lane]
-    pool = same_lane or samples
-    fitted = best_fit(_with_sizes(pool)) if len(pool) >= MIN_FOR_REGRESSION else None
+    pool, same_lane, fitted = _fitted(tuple(raw), job.lane)
     if fitted is not None:
         cells, iterations = _size(job)
         centre, spread = fitted.log_duration(cells, iterations), fitted.loo_error

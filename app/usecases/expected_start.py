@@ -24,10 +24,10 @@ from typing import Any
 from app.core.domain import Job
 from app.core.settings import Settings
 from app.state import State, Waiting
-from app.state.lanes import WORKER_ALIVE_S
 
-# The most jobs ahead read one by one; past it each counts as the median of those read.
-MAX_AHEAD = 500
+# MAX_AHEAD: the most jobs ahead read one by one; past it each counts as the median of those read.
+from app.state.lanes import MAX_AHEAD, WORKER_ALIVE_S
+
 QUANTITIES = ("duration_s", "low_s", "high_s")
 
 
@@ -43,9 +43,14 @@ class LaneLoad:
 
 
 def lane_load(state: State, job: Job, waiting: Waiting, now: float) -> LaneLoad:
-    """Read the lane's consumers, running jobs and the jobs ahead of ``job`` (two round trips)."""
-    r, keys = state.conn.r, state.keys
+    """The lane's consumers, running jobs and the jobs ahead of ``job``: as ``waiting`` read them
+    (``State.lanes.job_view``, in its one round trip), or read now (two round trips)."""
     ahead_count = max(0, (waiting.position or 1) - 1)
+    if waiting.loaded:
+        ahead = [_decoded(estimate) for estimate, _ in waiting.ahead_load]
+        running = [(max(0.0, now - (_decoded(s) or now)), _decoded(e)) for e, s in waiting.running_load]
+        return LaneLoad(waiting.workers, running, ahead, more_ahead=max(0, ahead_count - MAX_AHEAD))
+    r, keys = state.conn.r, state.keys
     read = min(ahead_count, MAX_AHEAD)
     pipe = r.pipeline(transaction=False)
     pipe.smembers(keys.lane(job.lane, "running"))

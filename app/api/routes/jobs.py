@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ServicesDep, TenantDep
 from app.api.errors import error_responses
@@ -92,10 +91,8 @@ async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
     # The route clients poll: awaited reads (no thread-pool hop), and the model is built once and
     # serialised once instead of FastAPI validating it again against response_model.
     job, waiting = await svc.state.conn.arun(svc.state.lanes.job_view(tenant, job_id))
-    # A queued job's expected start reads its lane (a few more round trips, in the pool).
-    expected = None
-    if waiting is not None:
-        expected = await run_in_threadpool(expected_start.for_queued, svc.state, svc.settings, job, waiting)
+    # A queued job's expected start, from the lane's load the same script read (no more round trips).
+    expected = expected_start.for_queued(svc.state, svc.settings, job, waiting)
     body = job_public(job, queue=queue_info(svc.settings, job, waiting), expected_start=expected).model_dump_json()
     return Response(body, media_type="application/json")
 
