@@ -172,8 +172,11 @@ SEAWEED_STOP_TIMEOUT_S = 3.0
 # Go's soft memory limit for SeaweedFS (unless GOMEMLIMIT is set already): without one, the
 # process kept the heap of its busiest moment (measured: 115 MiB idle, 264 MiB idle again after
 # four 40,000 x 50 fits and their predicts; 111 MiB with this limit). It is a soft limit: near
-# it the collector runs more often, it never refuses memory.
-SEAWEED_GOMEMLIMIT = "192MiB"
+# it the collector runs more often, it never refuses memory. Not lower: the runtime's own count
+# (heap, stacks, metadata) sits near 192 MiB when idle, where the collector ran all the time
+# (12 % of a core at idle, taken from every fit on a 2-core machine; 0.4 % at 256 MiB, and the
+# same PSS: 120 MiB idle, 121 MiB after work, `python -m bench --only stack`, 2026-12-07).
+SEAWEED_GOMEMLIMIT = "256MiB"
 
 
 @dataclass

@@ -167,3 +167,35 @@ def test_short_labels_and_names_still_pass(api, tmp_path):
     accepted = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": upload(api, path)})
     assert accepted.status_code == 202, accepted.text
     api.post(f"/v1/jobs/{accepted.json()['id']}/cancel")
+
+
+def test_the_same_bytes_asked_the_same_question_are_inspected_once(api, tmp_path, monkeypatch):
+    """A burst of fits on one dataset inspects it once (app.inspection.pool keeps answers by the
+    object's key, etag and size and by the question); other bytes or another target are inspected
+    again (a file swapped under the key changes its etag: test_hostile_pinning.py)."""
+    from app.inspection.pool import InspectionPool
+
+    calls: list[str] = []
+    run = InspectionPool.run
+
+    def counted(self, request):
+        calls.append(request.purpose)
+        return run(self, request)
+
+    monkeypatch.setattr(InspectionPool, "run", counted)
+    frame = {"a": np.arange(200.0), "y": np.arange(200) % 2}
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table(frame), path)
+    dataset = upload(api, path)
+    calls.clear()
+    for seed in range(3):
+        submitted = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "params": {"random_state": seed}})
+        assert submitted.status_code == 202, submitted.text
+    assert calls == ["fit"]
+    # A fit with another target is another question
+    pq.write_table(pa.table({**frame, "z": np.arange(200) % 3}), path)
+    other = upload(api, path)
+    calls.clear()
+    for target in ("y", "z", "z"):
+        api.post("/v1/jobs", json={"kind": "fit", "dataset_id": other, "target": target})
+    assert calls == ["fit", "fit"]
