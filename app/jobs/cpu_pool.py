@@ -24,6 +24,7 @@ second or so a small job lasts.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -153,7 +154,23 @@ class SharedCorePool:
         self._renew = client.register_script(RENEW)
 
     def acquire(self, lease_id: str, want: int) -> int:
-        return int(self._acquire(keys=[self.key], args=[lease_id, want, self.total, self._ttl_ms]))
+        granted = int(self._acquire(keys=[self.key], args=[lease_id, want, self.total, self._ttl_ms]))
+        if granted == 0 and self._free_leases_of_dead_processes():
+            granted = int(self._acquire(keys=[self.key], args=[lease_id, want, self.total, self._ttl_ms]))
+        return granted
+
+    def _free_leases_of_dead_processes(self) -> bool:
+        """Free at once the leases of this machine's worker processes that died (SIGKILL, the OOM
+        killer), instead of after their TTL: every holder of a machine's pool is a process of this
+        host's stack, and a lease id starts with its worker id, which ends with the worker's pid
+        (``app.jobs.consumers.new_worker_id``). Without it, the restarted worker of a killed fit
+        waited out the dead one's lease (up to ``LEASE_TTL_S``) before resuming the fit."""
+        freed = False
+        for lease_id in self._client.hkeys(self.key):
+            pid = _holder_pid(str(lease_id))
+            if pid is not None and not _alive(pid):
+                freed = bool(self._client.hdel(self.key, lease_id)) or freed
+        return freed
 
     def renew(self, lease_id: str) -> None:
         if not int(self._renew(keys=[self.key], args=[lease_id, self._ttl_ms])):
@@ -169,6 +186,22 @@ class SharedCorePool:
             cores, expiry = str(value).split(":")
             held += int(cores) if int(expiry) > now_ms else 0
         return held
+
+
+def _holder_pid(lease_id: str) -> int | None:
+    """The pid that ends a lease's worker id (``<host>-<random>-<pid>:<job id>``), if it has one."""
+    tail = lease_id.split(":", 1)[0].rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() and "-" in lease_id.split(":", 1)[0] else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def cores_wanted(rows: int, *, pool_total: int, rows_per_core: int) -> int:

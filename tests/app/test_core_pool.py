@@ -4,8 +4,11 @@ The burst test counts the threads the job processes really run (their ``R`` thre
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -63,6 +66,18 @@ def test_the_lease_of_a_dead_worker_expires(broker_db, pool_key):
     alive.renew("x")
     time.sleep(0.2)
     assert dead.acquire("y", 1) == 0
+
+
+def test_the_lease_of_a_killed_worker_process_is_free_at_once(broker_db, pool_key):
+    # Given a worker process of this machine that took both cores and died holding them (a SIGKILL)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    pool = SharedCorePool(broker_db, key=pool_key, total=POOL_CORES)  # a 15 s TTL
+    assert pool.acquire(f"host-0a1b2c3d-{dead.pid}:job_1", 2) == 2
+    # Then a restarted worker gets the cores now, not once the dead lease expires
+    assert pool.acquire(f"host-9f8e7d6c-{os.getpid()}:job_1", 2) == 2
+    # while a live process's lease is never taken
+    assert pool.acquire(f"host-11223344-{os.getpid()}:job_2", 1) == 0
 
 
 def test_concurrent_acquires_are_atomic(broker_db, pool_key):
