@@ -8,7 +8,7 @@ from fastapi import Request
 from app.api.schemas import JobCreate
 from app.core.errors import UserError
 from app.usecases.submission import JobRequest
-from ml.schema import TARGET
+from ml.names import TARGET
 
 
 def actor_of(request: Request) -> str:
@@ -16,6 +16,13 @@ def actor_of(request: Request) -> str:
     auth is off."""
     key_id = getattr(request.state, "api_key_id", None)
     return f"key:{key_id}" if key_id else "local"
+
+
+# What a predict's body may not carry (the body alone shows it): the field, its code, the message.
+PREDICT_TAKES_NO = (
+    ("target", "job.unexpected_target", "A predict job takes no target: it predicts the column its model learned."),
+    ("task", "job.unexpected_task", "A predict job takes no task: it predicts what its model learned."),
+)
 
 
 def job_request(body: JobCreate, actor: str | None) -> JobRequest:
@@ -29,20 +36,9 @@ def job_request(body: JobCreate, actor: str | None) -> JobRequest:
             hint="Pass model_id.",
             status=422,
         )
-    if body.kind == "predict" and body.target:
-        raise UserError(
-            "A predict job takes no target: it predicts the column its model learned.",
-            code="job.unexpected_target",
-            hint="Leave target out.",
-            status=422,
-        )
-    if body.kind == "predict" and body.task:
-        raise UserError(
-            "A predict job takes no task: it predicts what its model learned.",
-            code="job.unexpected_task",
-            hint="Leave task out.",
-            status=422,
-        )
+    for field, code, message in PREDICT_TAKES_NO:
+        if body.kind == "predict" and getattr(body, field):
+            raise UserError(message, code=code, hint=f"Leave {field} out.", status=422)
     webhook = body.webhook
     return JobRequest(
         body.kind, body.dataset_id, body.model_id, body.params.chosen() if body.params else None, body.lane,
