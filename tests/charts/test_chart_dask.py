@@ -94,7 +94,7 @@ def test_the_pods_the_operator_makes_are_valid_kubernetes() -> None:
             assert "secretKeyRef" not in str(spec) and "envFrom" not in str(spec)
 
 
-def test_cpu_workers_scale_to_zero_and_gpu_workers_run_dask_cuda_on_the_gpu_pool() -> None:
+def test_cpu_workers_scale_to_zero_and_gpu_workers_run_one_per_gpu_on_the_gpu_pool() -> None:
     objects = rendered(gpu=True)
     cluster = by_kind(objects, "DaskCluster")[0]
     autoscaler = by_kind(objects, "DaskAutoscaler")[0]
@@ -104,7 +104,10 @@ def test_cpu_workers_scale_to_zero_and_gpu_workers_run_dask_cuda_on_the_gpu_pool
     assert worker["args"][worker["args"].index("--memory-limit") + 1] == "8Gi"
     assert "nodeSelector" not in cluster["spec"]["worker"]["spec"]
     gpu = by_kind(objects, "DaskWorkerGroup")[0]["spec"]["worker"]["spec"]
-    assert gpu["containers"][0]["args"][:3] == ["dask", "cuda", "worker"]
+    # One GPU per pod: a plain Dask worker of one thread (dask-cuda is not in the GPU image)
+    args = gpu["containers"][0]["args"]
+    assert args[:3] == ["python", "-m", "distributed.cli.dask_worker"]
+    assert args[args.index("--nthreads") + 1] == "1"
     assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert gpu["nodeSelector"] and any(t["key"] == "nvidia.com/gpu" for t in gpu["tolerations"])
 

@@ -491,15 +491,14 @@ containers:
   - name: worker
     image: {{ include "tabjob.image" (dict "image" .image "root" $root) }}
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-    {{- if .gpu }}
-    args: ["dask", "cuda", "worker", "--name", "$(DASK_WORKER_NAME)", "--no-dashboard",
-           "--preload", "ml.distributed.preload", "--local-directory", "/tmp/dask"]
-    {{- else }}
+    {{- /* A GPU pod holds one GPU (nvidia.com/gpu: 1), which a plain Dask worker of one thread
+    sees alone: XGBoost trains there with device=cuda. dask-cuda (one worker per GPU of a node)
+    is not needed for that, and is not in the GPU image: it pins one exact Dask release through
+    rapids-dask-dependency, which would move the dask of the one lock file. */}}
     args: ["python", "-m", "distributed.cli.dask_worker", "--name", "$(DASK_WORKER_NAME)",
-           "--nthreads", {{ $root.Values.dask.worker.threads | quote }},
+           "--nthreads", {{ ternary "1" ($root.Values.dask.worker.threads | toString) .gpu | quote }},
            "--memory-limit", {{ .resources.limits.memory | quote }}, "--no-dashboard",
            "--preload", "ml.distributed.preload", "--local-directory", "/tmp/dask"]
-    {{- end }}
     env:
       - {name: DASK_DISTRIBUTED__WORKER__MEMORY__TARGET, value: "False"}
       - {name: DASK_DISTRIBUTED__WORKER__MEMORY__SPILL, value: "False"}
