@@ -17,7 +17,7 @@ from typing import Any
 import dramatiq
 
 from app.core.domain import Job, JobStatus
-from app.core.errors import Conflict, JobTimeout
+from app.core.errors import CanceledWhileRunning, Conflict, JobTimeout
 from app.core.storage import dataset_key, model_key, result_key
 from app.jobs.actors import (
     evaluation_kwargs,
@@ -84,7 +84,11 @@ def _prepare(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
             summary = run_operation(ctx, job, "prepare", {**kwargs, "scratch_dir": scratch}, time_limit_s)
         finally:  # ended, failed or canceled: the job process may have written the matrix
             _drop_matrix_of_deleted_dataset(ctx, job)
-    refuse_changed_dataset(ctx, job)  # deleted while it was prepared: the job ends here, not at its model step
+    # Canceled, or its dataset deleted, while the step ran faster than the cancel poll: the job
+    # ends here, not queued for the gpu lane (where it would wait for, or start, a GPU node).
+    if ctx.state.jobs.cancel_requested(job.id):
+        raise CanceledWhileRunning("The job was canceled.")
+    refuse_changed_dataset(ctx, job)
     seconds = sum(summary.get("timings", {}).values())
     text = (
         f"Step prepare finished: {summary['rows']:,} rows x {len(summary['features']['columns'])} features, "
