@@ -93,6 +93,7 @@ def test_a_pinned_request_keeps_the_host_name_and_carries_a_signed_delivery_id(m
     assert not tabjob.verify_webhook(SECRET, headers[SIGNATURE_HEADER], body, delivery_id="whd_other")
 
 
+@pytest.mark.slow  # waits out an attempt's whole deadline against a receiver dripping bytes (6 s)
 def test_a_receiver_dripping_bytes_is_cut_at_the_attempts_total_deadline(settings):
     # Given a receiver that answers a header byte every 1.5 s: each read is well within a read timeout
     server = socket.socket()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from jobs_testing import upload
 from outbox_testing import SECRET, ended_job, notifier, private_state, webhook_events
 
@@ -84,6 +85,7 @@ Notifier(state=state, allow_private=True, max_attempts=3, backoff_s=0.01, timeou
 """
 
 
+@pytest.mark.slow  # starts and SIGKILLs a process of its own, then waits out its lease (9 s)
 def test_a_notification_outlives_the_process_that_ended_its_job_while_it_delivered(settings):
     state = private_state(settings)
     with holding_receiver(hold_first=1) as (url, received, _):
