@@ -19,6 +19,9 @@ FIT_RESULT_FIELDS = (
     "task", "task_reason", "target_range", "feature_types", "estimator_params",
     "engine", "parts", "worker_peak_rss_bytes",
 )  # fmt: skip
+# What the worker keeps for itself: the load the job ran under (cores wait, run-queue wait), which
+# the duration estimates learn from (app.usecases.estimates).
+INTERNAL_RESULT_FIELDS = ("load",)
 NO_HELD_OUT_ROWS = (
     "early stopping was off (it is on by default above 10,000 rows): no rows were held out; "
     "fit with early_stopping=true to hold out 10% and get a score"
@@ -91,6 +94,8 @@ def job_public(
     result = job.result
     if result and job.kind == "fit":
         result = fit_result(job)
+    elif result:
+        result = {k: v for k, v in result.items() if k not in INTERNAL_RESULT_FIELDS}
     webhook = WebhookPublic(url=job.webhook_url, outcome=job.webhook_outcome) if job.webhook_url else None
     return JobPublic(
         id=job.id,

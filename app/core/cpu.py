@@ -8,6 +8,7 @@ worker's core pool (``app.jobs.cpu_pool``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -69,3 +70,34 @@ def available_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/sel
     if limit is not None:
         cpus = min(cpus, math.floor(limit))
     return max(1, cpus)
+
+
+TASKS = Path("/proc/self/task")
+
+
+def runqueue_waits(tasks: Path = TASKS) -> dict[str, int] | None:
+    """Nanoseconds each thread of this process has spent runnable but waiting for a CPU, by
+    thread id, or None where the kernel does not say (not Linux, or no schedstat).
+
+    ``/proc/<pid>/task/<tid>/schedstat`` holds three numbers: time on a CPU, time waiting on a
+    run queue, and time slices run (Linux ``Documentation/scheduler/sched-stats.rst``). The
+    second is what other processes' load costs a job: a job's run time minus its threads' share
+    of it is the time it would have taken on an idle machine, which the duration estimates learn
+    from (``app.usecases.estimates``)."""
+    waits: dict[str, int] = {}
+    try:
+        for task in tasks.iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+                waits[task.name] = int((task / "schedstat").read_text().split()[1])
+    except OSError:
+        return None
+    return waits or None
+
+
+def runqueue_wait_s(before: dict[str, int] | None, after: dict[str, int] | None, threads: int) -> float | None:
+    """Seconds of a job's run spent waiting for a CPU, per thread it was given, between two
+    ``runqueue_waits`` readings (threads started in between count from zero)."""
+    if before is None or after is None:
+        return None
+    waited_ns = sum(max(0, ns - before.get(tid, 0)) for tid, ns in after.items())
+    return round(waited_ns / 1e9 / max(1, threads), 4)

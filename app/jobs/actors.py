@@ -168,6 +168,7 @@ def run_operation(
         ctx.cores, f"{ctx.worker_id}:{job_id}", want, should_cancel=raise_if_canceled,
         on_wait=waiting_for_cores, reserved=reserved,
     ) as threads:  # fmt: skip
+        cores_wait_s = time.monotonic() - started
         ctx.state.jobs.update(job_id, threads=threads)
         try:
             summary = ctx.runner.run(
@@ -181,6 +182,8 @@ def run_operation(
             )
         finally:  # the record says what the job holds now: nothing, once the pool has the cores back
             ctx.state.jobs.update(job_id, threads=None)
+    if isinstance(summary, dict):  # time spent waiting for cores is not the job's own run time
+        summary.setdefault("load", {})["cores_wait_s"] = round(cores_wait_s, 4)
     check_result_record(summary, ctx.settings)
     return summary
 

@@ -30,6 +30,7 @@ import ml.model
 import ml.model_step
 import ml.prepare_step
 import ml.prepared
+from app.core.cpu import runqueue_wait_s, runqueue_waits
 from app.inspection.record_limits import FileBounds
 from app.job_logs import job_side
 from app.jobs import pinned
@@ -233,11 +234,14 @@ def run_one(
         # Arrow decodes Parquet on a pool of its own (one thread per core by default), which
         # threadpoolctl does not see: it gets the job's cores too.
         pyarrow.set_cpu_count(job_threads)
+        waits = runqueue_waits()
         with controller.limit(limits=job_limits(job_threads)):
             # The dataset is downloaded pinned to the version checked at submission.
             summary: Any = OPERATIONS[operation](**pinned.prepare(operation, kwargs, progress), progress=progress)
             if isinstance(summary, dict):  # the threads OpenMP really ran with, for the record
                 summary["threads"] = openmp_threads(controller, job_threads)
+                # What other processes' load cost it (the estimates learn unloaded run times)
+                summary["load"] = {"runqueue_wait_s": runqueue_wait_s(waits, runqueue_waits(), job_threads)}
         return ("ok", summary)
     except ml.checkpoint.Preempted as exc:
         return ("error", "preempted", "platform.worker_shutdown", str(exc), None)

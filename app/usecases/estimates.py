@@ -18,6 +18,14 @@ machine), else of all lanes:
 The interval's half-width (in log space) is kept between ``MIN_HALF_SPAN`` and
 ``MAX_HALF_SPAN``, so it is never wider than 4x its low end. From the second job of its kind on
 (one finished job is enough to scale from).
+
+Load. A run time measured on a busy machine says as much about the other jobs as about this one:
+200 toy fits three at a time on two cores each take 1.5x what one takes alone. So a sample keeps
+its *unloaded* run time: the run minus the time it waited for cores (``app.jobs.cpu_pool``) and
+minus its threads' wait on the kernel's run queue (``app.core.cpu.runqueue_waits``), and the
+models learn from those. The estimate is then stretched by the load of the moment: the median
+ratio of run time to unloaded time of the pool's jobs that ended in the last ``RECENT_S`` seconds
+(1 when none did: an idle machine), and the basis says so.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import statistics
+import time
 from typing import Any
 
 import redis
@@ -41,6 +51,10 @@ MIN_FOR_REGRESSION = 6
 MIN_HALF_SPAN = 0.35
 MAX_HALF_SPAN = 0.8
 ITERATIONS = {"hgb": ("max_iter", 100), "xgboost": ("n_estimators", 100)}
+# The load of the moment: jobs that ended this recently ran under it.
+RECENT_S = 120.0
+# A stretch below this is the noise of an idle machine, not load: not applied.
+MIN_STRETCH = 1.05
 
 
 def _size(job: Job) -> tuple[float, float]:
@@ -63,9 +77,10 @@ def record(r: redis.Redis, keys: Keys, job: Job) -> None:
     if job.status != JobStatus.FINISHED or not job.started_at or not job.ended_at:
         return
     cells, iterations = _size(job)
+    duration_s = max(job.ended_at - job.started_at, 1e-3)
     sample = {
         "work": cells * iterations, "cells": cells, "iterations": iterations, "lane": job.lane,
-        "duration_s": max(job.ended_at - job.started_at, 1e-3),
+        "duration_s": duration_s, "unloaded_s": unloaded_s(job, duration_s), "ended_at": job.ended_at,
     }  # fmt: skip
     key = keys.estimates(job.kind, job.model)
     pipe = r.pipeline()
@@ -74,9 +89,32 @@ def record(r: redis.Redis, keys: Keys, job: Job) -> None:
     pipe.execute()
 
 
+def unloaded_s(job: Job, duration_s: float) -> float:
+    """The job's run time less what load cost it: waiting for cores, and its threads' wait for a
+    CPU on the kernel's run queue (both measured by the worker, ``result["load"]``)."""
+    load = (job.result or {}).get("load") or {}
+    waited = sum(float(load.get(k) or 0.0) for k in ("cores_wait_s", "runqueue_wait_s"))
+    # Never below a tenth of the run: a reading gone wrong must not make a job look free.
+    return max(duration_s - waited, duration_s / 10, 1e-3)
+
+
 def _with_sizes(pool: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Samples with cells and iterations (samples recorded before they were kept have work only)."""
-    return [{**s, "cells": s.get("cells", s["work"]), "iterations": s.get("iterations", 1.0)} for s in pool]
+    """Samples with cells and iterations (samples recorded before they were kept have work only),
+    whose duration is their unloaded run time where they have one."""
+    return [
+        {**s, "cells": s.get("cells", s["work"]), "iterations": s.get("iterations", 1.0),
+         "duration_s": s.get("unloaded_s", s["duration_s"])}
+        for s in pool
+    ]  # fmt: skip
+
+
+def stretch_now(pool: list[dict[str, Any]], now: float) -> float:
+    """How much the load of the moment stretches a run: the median ratio of run time to unloaded
+    run time of the jobs that ended in the last ``RECENT_S`` seconds, 1.0 when none did."""
+    recent = [
+        s["duration_s"] / s["unloaded_s"] for s in pool if "unloaded_s" in s and now - s.get("ended_at", 0) <= RECENT_S
+    ]
+    return statistics.median(recent) if recent else 1.0
 
 
 @functools.lru_cache(maxsize=32)
@@ -90,7 +128,7 @@ def _fitted(raw: tuple[str, ...], lane: str) -> tuple[list[dict[str, Any]], bool
     return pool, bool(same_lane), best_fit(_with_sizes(pool)) if len(pool) >= MIN_FOR_REGRESSION else None
 
 
-def estimate(r: redis.Redis, keys: Keys, job: Job) -> dict[str, Any] | None:
+def estimate(r: redis.Redis, keys: Keys, job: Job, now: float | None = None) -> dict[str, Any] | None:
     """The job's expected run time and interval, or None before any job of its kind finished."""
     raw = r.lrange(keys.estimates(job.kind, job.model), 0, SAMPLES_KEPT - 1)
     if not raw:
@@ -102,7 +140,7 @@ def estimate(r: redis.Redis, keys: Keys, job: Job) -> dict[str, Any] | None:
         method = f"least squares on {fitted.name} over {len(pool)}"
     else:
         x = math.log(work(job))
-        nearest = sorted((math.log(s["work"]), math.log(s["duration_s"])) for s in pool)
+        nearest = sorted((math.log(s["work"]), math.log(s.get("unloaded_s", s["duration_s"]))) for s in pool)
         nearest = sorted(nearest, key=lambda p: abs(p[0] - x))[:NEAREST]
         scaled = [y + (x - px) for px, y in nearest]
         centre = sum(scaled) / len(scaled)
@@ -110,9 +148,17 @@ def estimate(r: redis.Redis, keys: Keys, job: Job) -> dict[str, Any] | None:
         method = f"the {len(nearest)} nearest in rows x columns x iterations, scaled to its work, of {len(pool)}"
     half = min(max(spread, MIN_HALF_SPAN), MAX_HALF_SPAN)
     where = f"the {job.lane} lane" if same_lane else "all lanes"
+    basis = f"{method} finished {job.model} {job.kind} jobs on {where}"
+    stretch = stretch_now(pool, time.time() if now is None else now)
+    if stretch >= MIN_STRETCH:
+        centre += math.log(stretch)
+        basis += (
+            f", x{stretch:.2f} for the current load (the jobs that ended in the last {RECENT_S:.0f} s"
+            " ran that much longer than unloaded)"
+        )
     return {
         "duration_s": round(math.exp(centre), 3),
         "low_s": round(math.exp(centre - half), 3),
         "high_s": round(math.exp(centre + half), 3),
-        "basis": f"{method} finished {job.model} {job.kind} jobs on {where}",
+        "basis": basis,
     }

@@ -5,13 +5,16 @@ pool for the whole machine. Fake cgroup trees stand in for /sys/fs/cgroup."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from app.core import settings as settings_module
-from app.core.cpu import available_cpus, cgroup_cpu_limit
+from app.core.cpu import available_cpus, cgroup_cpu_limit, runqueue_wait_s, runqueue_waits
 from app.core.domain import Job, JobStatus
 from app.core.settings import Settings
 from app.jobs.actors import threads_for
@@ -107,3 +110,45 @@ def test_the_stack_workers_share_one_pool_of_the_machines_cores(monkeypatch, tmp
     # a lone job may use every core (no static share of cores / workers)
     assert env["TABJOB_WORKER_CORE_POOL"] == "machine"
     assert int(env["TABJOB_WORKER_THREADS"]) == cores
+
+
+def spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.skipif(runqueue_waits() is None, reason="the kernel gives no /proc/self/task/*/schedstat here")
+def test_a_threads_wait_for_a_cpu_is_read_from_the_kernel_and_grows_with_load():
+    # Alone, a busy thread hardly waits for a CPU; with twice as many busy processes as cores
+    # beside it, it waits for a good share of its run (what the duration estimates take out)
+    before = runqueue_waits()
+    spin(0.3)
+    idle_wait = runqueue_wait_s(before, runqueue_waits(), threads=1)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * AFFINITY)]
+    try:
+        time.sleep(0.2)
+        before = runqueue_waits()
+        spin(1.0)
+        loaded_wait = runqueue_wait_s(before, runqueue_waits(), threads=1)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert idle_wait is not None and loaded_wait is not None
+    # (as shares of the run: the machine may be busy with other tests during the first part too)
+    assert loaded_wait / 1.0 > max(0.2, idle_wait / 0.3 + 0.1), (idle_wait, loaded_wait)
+
+
+def test_runqueue_readings_count_new_threads_from_zero_and_split_the_wait_by_threads(tmp_path):
+    tasks = tmp_path / "task"
+    for tid, line in {"1": "5 1000000000 3", "2": "7 500000000 1"}.items():
+        (tasks / tid).mkdir(parents=True)
+        (tasks / tid / "schedstat").write_text(line + "\n")
+    before = runqueue_waits(tasks)
+    assert before == {"1": 1_000_000_000, "2": 500_000_000}
+    (tasks / "1" / "schedstat").write_text("9 3000000000 5\n")
+    (tasks / "3").mkdir()
+    (tasks / "3" / "schedstat").write_text("1 1000000000 1\n")  # a thread started during the job
+    assert runqueue_wait_s(before, runqueue_waits(tasks), threads=2) == pytest.approx(1.5)
+    assert runqueue_waits(tmp_path / "absent") is None and runqueue_wait_s(None, before, 1) is None

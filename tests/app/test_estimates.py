@@ -16,12 +16,18 @@ from app.state import Keys
 from app.usecases import estimates
 
 
-def job(rows: int, *, lane: str = "small", max_iter: int = 100, took_s: float | None = None, cols: int = 10) -> Job:
-    ended = {"status": JobStatus.FINISHED, "started_at": 1000.0, "ended_at": 1000.0 + took_s} if took_s else {}
+def job(
+    rows: int, *, lane: str = "small", max_iter: int = 100, took_s: float | None = None, cols: int = 10,
+    ended_at: float | None = None, load: dict[str, float] | None = None,
+) -> Job:  # fmt: skip
+    ended = {}
+    if took_s:
+        end = ended_at or 1000.0 + took_s
+        ended = {"status": JobStatus.FINISHED, "started_at": end - took_s, "ended_at": end}
     return Job(
         id="job_" + secrets.token_hex(10), tenant="t", kind="fit", lane=lane,
         status=ended.pop("status", JobStatus.QUEUED), cost_cells=rows * cols, dataset_rows=rows,
-        params={"max_iter": max_iter}, **ended,
+        params={"max_iter": max_iter}, result={"load": load} if load else None, **ended,
     )  # fmt: skip
 
 
@@ -94,11 +100,39 @@ def test_the_jobs_own_lane_is_preferred(store):
     assert "all lanes" in estimates.estimate(r, keys, job(1000, lane="gpu"))["basis"]
 
 
+def test_runs_measured_under_load_teach_the_unloaded_time_and_the_load_of_the_moment_stretches_it(store):
+    r, keys = store
+    # A history run three at a time on two cores: each toy waited a third of its run for a CPU,
+    # and some for cores (the full bench's throughput section before its held-out fits)
+    for rows in (1000, 2000, 4000, 8000, 16000, 1000, 4000):
+        unloaded = 0.1 + rows * 1e-5
+        estimates.record(r, keys, job(rows, took_s=unloaded * 1.5 + 0.2, load={"runqueue_wait_s": unloaded * 0.5,
+                                                                               "cores_wait_s": 0.2}))  # fmt: skip
+    # Then a job on an idle machine (those ended long ago) is estimated at its unloaded time
+    guess = estimates.estimate(r, keys, job(3000))
+    assert guess["duration_s"] == pytest.approx(0.13, rel=0.05) and "current load" not in guess["basis"]
+    # And while jobs ending now run twice as long as unloaded, the estimate says so and doubles
+    now = 50_000.0
+    for rows in (1000, 8000):
+        unloaded = 0.1 + rows * 1e-5
+        estimates.record(r, keys, job(rows, took_s=unloaded * 2, ended_at=now - 30, load={"runqueue_wait_s": unloaded}))
+    loaded = estimates.estimate(r, keys, job(3000), now=now)
+    assert loaded["duration_s"] == pytest.approx(2 * guess["duration_s"], rel=0.05)
+    assert "x2.00 for the current load" in loaded["basis"]
+    later = estimates.estimate(r, keys, job(3000), now=now + estimates.RECENT_S + 1)
+    assert later["duration_s"] == pytest.approx(guess["duration_s"], rel=0.05)
+
+
 def test_a_fit_shows_its_estimate_at_submission_once_one_like_it_finished(api, small_worker, seed_files):
     dataset = upload(api, seed_files["train"])
     params = {"max_iter": 5, "random_state": 11}
     first = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "lane": "small", "params": params})
-    assert wait_job(api, first.json()["id"])["status"] == "finished"
+    finished = wait_job(api, first.json()["id"])
+    assert finished["status"] == "finished"
+    # The worker kept the load it ran under for the estimates, and the owner does not see it
+    load = api.app.state.services.state.jobs.get(finished["id"]).result["load"]
+    assert load["cores_wait_s"] >= 0 and load["runqueue_wait_s"] >= 0, load
+    assert "load" not in finished["result"]
     second = api.post(
         "/v1/jobs",
         json={"kind": "fit", "dataset_id": dataset, "lane": "small", "params": {**params, "random_state": 12}},
@@ -108,3 +142,8 @@ def test_a_fit_shows_its_estimate_at_submission_once_one_like_it_finished(api, s
     assert "small lane" in estimate["basis"]
     assert api.get(f"/v1/jobs/{second['id']}").json()["estimate"] == estimate
     wait_job(api, second["id"])
+    # A predict's result is shown whole, less the load the worker kept
+    predict = api.post("/v1/jobs", json={"kind": "predict", "dataset_id": dataset, "model_id": finished["id"]})
+    predicted = wait_job(api, predict.json()["id"])
+    assert predicted["status"] == "finished" and predicted["result"] and "load" not in predicted["result"]
+    assert api.app.state.services.state.jobs.get(predicted["id"]).result["load"]["runqueue_wait_s"] >= 0
