@@ -53,6 +53,7 @@ def loaded(statement: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["app.api.main", "app.cli.main", "tabjob.cli.main"])
+@pytest.mark.slow  # starts a Python process per module
 def test_the_api_and_the_client_load_no_ml_library(module):
     assert loaded(f"import {module}") <= loaded("import pyarrow.parquet")
     assert not {"sklearn", "pandas", "ml.model"} & loaded(f"import {module}")

@@ -128,6 +128,7 @@ def test_no_hostile_upload_grows_the_api_process_by_more_than_64_mib(base_env, n
         process.wait(30)
 
 
+@pytest.mark.slow  # builds the hostile files (14 s)
 def test_an_inspection_over_its_memory_limit_is_refused_and_the_next_one_works(
     base_env, new_tenant, settings_from, files, seed_files
 ):

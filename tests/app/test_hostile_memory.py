@@ -107,6 +107,7 @@ def test_a_bomb_and_a_wide_file_in_parallel_do_not_grow_the_api(base_env, new_te
     assert after - before < MAX_RSS_GROWTH_BYTES, f"grew {(after - before) / 2**20:.0f} MiB"
 
 
+@pytest.mark.slow  # builds the hostile files (7 s)
 def test_row_column_and_footer_limits_refuse_at_submission(api, hostile_files):
     expected = {
         "bomb": "dataset.too_many_rows",  # 100M rows over the default 50M
@@ -121,6 +122,7 @@ def test_row_column_and_footer_limits_refuse_at_submission(api, hostile_files):
         assert shown["state"] == "invalid" and shown["problem"]["code"] == code
 
 
+@pytest.mark.slow  # builds the hostile files (7 s)
 def test_a_bounded_scan_leaves_unread_classes_to_the_statistics(base_env, new_tenant, settings_from, hostile_files):
     _, key = new_tenant()
     settings = settings_from({**base_env, "TABJOB_TARGET_SCAN_ROWS": "65536"})

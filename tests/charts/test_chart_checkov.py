@@ -19,6 +19,9 @@ import yaml
 from chart_render import by_kind, gpu_job_as_batch_job, objects_of, scenario_files, scenario_values
 
 SCENARIOS = sorted(scenario_values())
+# Slow (checkov scans every scenario's manifests, 7 s): `task lint` runs it with the chart tests,
+# and the whole suite; the fast loop leaves it out.
+pytestmark = pytest.mark.slow
 
 # The only checks the chart may skip, with why (the chart's annotation carries the same reason).
 ALLOWED_SKIPS = {

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from infra_harness import ROOT, kind_image_environ
 
 # Runs in a fresh interpreter with infra/ first on sys.path, as `runpy.run_path("infra")` (what
@@ -32,6 +33,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # starts a Python process that runs the program
 def test_pulumi_entry_point_declares_the_stack_and_keeps_stdlib_platform():
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(tests=str(ROOT / "tests" / "infra"))],

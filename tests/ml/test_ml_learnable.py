@@ -14,6 +14,9 @@ from ml.prepare_step import prepare
 
 ROWS = 400
 
+# Slow: every learnable case through the three ways a model is made trains ~60 models (19 s).
+pytestmark = pytest.mark.slow
+
 
 # Each learnable case runs through every way a model is made: the seed's one-call hgb, the one-call
 # xgboost, and xgboost as two steps (prepare, then the model step on the prepared matrix). XGBoost's

@@ -130,6 +130,7 @@ def test_predict_cache_key_follows_the_model_encoding():
         prepared_cache_key(digest, kind="score")
 
 
+@pytest.mark.slow  # trains for several seconds
 def test_model_step_reads_no_parquet(prepared_fit, tmp_path, write_parquet, monkeypatch, read_predictions):
     # Given the prediction data prepared too, while Parquet could still be read
     path, _, frame = prepared_fit

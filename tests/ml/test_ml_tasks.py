@@ -53,6 +53,7 @@ def frame(rows: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow  # trains regressions of both families twice (9 s)
 def test_a_regression_trains_the_same_in_one_call_and_in_two_steps(tmp_path):
     train, test = tmp_path / "train.parquet", tmp_path / "test.parquet"
     frame(3000).drop(columns=["id"]).to_parquet(train, index=False)
@@ -80,6 +81,7 @@ def test_a_regression_trains_the_same_in_one_call_and_in_two_steps(tmp_path):
     np.testing.assert_allclose(a.column("price").to_numpy(), b.column("price").to_numpy(), rtol=1e-6)
 
 
+@pytest.mark.slow  # trains for several seconds
 def test_hgb_classification_probabilities_and_labels_keep_their_type(tmp_path):
     data = frame(400)
     data["label"] = np.where(data["price"] > 0, "up", "down")

@@ -71,6 +71,7 @@ def test_xgboost_is_within_two_points_of_hgb_on_the_seed_shape(seed_models, name
     assert abs(accuracy(seed_models, name) - accuracy(seed_models, "hgb")) <= 0.02
 
 
+@pytest.mark.slow  # trains the seed shape four ways (8 s)
 def test_two_steps_predict_exactly_what_one_call_predicts(seed_models):
     one_call, steps = seed_models["summaries"]["xgboost"], seed_models["summaries"]["steps"]
 
@@ -81,6 +82,7 @@ def test_two_steps_predict_exactly_what_one_call_predicts(seed_models):
     }
 
 
+@pytest.mark.slow  # uses seed_models: the seed shape trained four ways (8 s)
 def test_xgboost_summary(seed_models):
     summary = seed_models["summaries"]["xgboost"]
 
@@ -97,12 +99,14 @@ def test_xgboost_summary(seed_models):
     assert set(seed_models["summaries"]["steps"]["timings"]) == {"download_s", "load_s", "train_s", "upload_s"}
 
 
+@pytest.mark.slow  # uses seed_models: the seed shape trained four ways (8 s)
 def test_hgb_summary_names_its_family_and_device(seed_models):
     summary = seed_models["summaries"]["hgb"]
 
     assert (summary["family"], summary["device"]) == ("hgb", "cpu")
 
 
+@pytest.mark.slow  # uses seed_models: the seed shape trained four ways (8 s)
 def test_model_files_record_their_family(seed_models):
     bundles = {
         name: cloudpickle.loads((seed_models["folder"] / f"{name}.pkl").read_bytes())
@@ -117,6 +121,7 @@ def test_model_files_record_their_family(seed_models):
     assert model.booster("cpu").num_boosted_rounds() == seed_models["summaries"]["steps"]["iterations"]
 
 
+@pytest.mark.slow  # uses seed_models: the seed shape trained four ways (8 s)
 def test_each_step_reports_its_phases(seed_models):
     calls = seed_models["calls"]
 
