@@ -11,6 +11,7 @@ Arrow's thread pools do not survive a fork; Arrow restarts them in the child on 
 
 from __future__ import annotations
 
+import gc
 import io
 
 import pandas  # noqa: F401  (the describe and fit checks use it)
@@ -30,3 +31,10 @@ pq.write_table(pa.table({"a": pa.array([1, 2, 2]).cast(pa.float64()).unique()}),
 _buffer.seek(0)
 pq.read_table(_buffer)
 del _buffer
+
+# Last, in the forkserver, once everything above is imported: every object so far goes to the
+# collector's permanent generation. The inspection children forked from here share these pages copy-on-write,
+# and a collection in a child walks (and so writes to) every object it tracks: without this, the
+# first collections in each child copied most of the imported modules' pages into it. (Python's
+# `gc.freeze` documentation gives this use: "gc.freeze() right before fork()".)
+gc.freeze()

@@ -11,6 +11,7 @@ survive a fork, so the scikit-learn warm-up fit stays in each job process
 
 from __future__ import annotations
 
+import gc
 import io
 
 import pandas as pd
@@ -22,3 +23,10 @@ _buffer.seek(0)
 pd.read_parquet(_buffer).astype({"a": "float32"})
 pa.array([1, 2, 2]).cast(pa.float64()).unique()
 del _buffer
+
+# Last, in the forkserver, once everything above is imported: every object so far goes to the
+# collector's permanent generation. The job processes forked from here share these pages copy-on-write,
+# and a collection in a child walks (and so writes to) every object it tracks: without this, the
+# first collections in each child copied most of the imported modules' pages into it. (Python's
+# `gc.freeze` documentation gives this use: "gc.freeze() right before fork()".)
+gc.freeze()
