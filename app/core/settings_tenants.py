@@ -21,7 +21,8 @@ class TenantLimitSettings(BaseSettings):
     ))  # fmt: skip
     inspection_warm_children: int = Field(4, ge=0, description=(
         "Inspection children the API starts with it (at most `TABJOB_MAX_CONCURRENT_INSPECTIONS`); more start "
-        "in the background when submissions need them. The test suite sets 1."
+        "in the background when submissions need them. The test suite sets 1; `tabjob stack` sets this and "
+        "`TABJOB_MAX_CONCURRENT_INSPECTIONS` to its cores (up to 4) unless you set them."
     ))  # fmt: skip
     inspection_timeout_s: float = Field(60.0, gt=0, description=(
         "Wall-clock limit of one inspection; the child is killed past it and the submission answers 503."
