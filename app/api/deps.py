@@ -40,6 +40,19 @@ DeclaredBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 async def current_tenant(request: Request, svc: ServicesDep, _declared: DeclaredBearer) -> str:
     """The tenant of the bearer token; the local tenant when auth is off (loopback only)."""
+    return await tenant_of_request(request, svc)
+
+
+def services_of(request: Request) -> Services:
+    """The shared services, for a route that takes them without a dependency (see ``tenant_of_request``)."""
+    return request.app.state.services
+
+
+async def tenant_of_request(request: Request, svc: Services) -> str:
+    """``current_tenant`` as a plain call. The most polled route (GET /v1/jobs/{id}) calls it
+    itself and declares only the bearer scheme: FastAPI solves each dependency of a request
+    through its generic machinery (cache keys, scope checks), and the three levels of
+    ``TenantDep`` cost that route more than its record's read."""
     # async, so the common no-I/O path costs no thread-pool hop; the key lookup (Redis) runs
     # in the pool.
     if not svc.settings.auth_enabled:

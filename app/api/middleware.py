@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,7 +85,12 @@ def arrived_on_loopback(scope: Scope) -> bool:
     server = scope.get("server")
     if not server or server[1] is None:
         return True
-    host = str(server[0])
+    return _loopback_address(str(server[0]))
+
+
+@lru_cache(maxsize=256)  # a server listens on few addresses; parsing one each request cost more than routing
+def _loopback_address(host: str) -> bool:
+    """True when the address ``host`` (possibly an IPv4-mapped IPv6 one) is a loopback one."""
     try:
         mapped = ipaddress.ip_address(host)
         if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:

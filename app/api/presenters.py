@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 from app.api.model_schemas import EvaluationPublic, FeaturePublic, ModelPublic, ValidationPublic
 from app.api.schemas import DatasetPublic, JobPublic, QueueInfo, StepPublic, WebhookPublic
-from app.core.domain import Dataset, Job
+from app.core.domain import Dataset, Job, is_terminal
 from app.core.settings import Settings
 from app.state import Waiting
 from app.usecases.queueing import queue_view
@@ -216,3 +217,38 @@ def queue_info(settings: Settings, job: Job, waiting: Waiting | None) -> QueueIn
     """Why a queued job waits, in words, from its waiting context (``state.lanes.job_view``)."""
     view = queue_view(settings, job, waiting)
     return None if view is None else QueueInfo(**view)
+
+
+class EndedJobBodies:
+    """The serialised GET /v1/jobs/{id} body of ended jobs, by tenant and raw job record.
+
+    An ended job's body is a function of its record alone (no queue, no expected start), and
+    clients keep polling jobs that ended (a status page, ``wait``): building the typed models and
+    decoding ~50 JSON fields again on every poll was about a third of the route's app-side time.
+    The key is the record exactly as read (every field, so a later change such as the webhook's
+    outcome or the model's deletion is a miss) with the tenant that passed the owner check for
+    it, so a hit answers nothing another read would not. Least recently used entries go first.
+    Used from the event loop only (the async route), so it needs no lock.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._bodies: OrderedDict[tuple[str, tuple[str, ...]], bytes] = OrderedDict()
+
+    def get(self, tenant: str, reply: list) -> bytes | None:
+        """The body for a ``job_view`` reply, if an identical one was answered for this tenant."""
+        if len(reply) != 1 or not reply[0]:  # queued (waits on live load), or no such job
+            return None
+        key = (tenant, tuple(reply[0]))
+        body = self._bodies.get(key)
+        if body is not None:
+            self._bodies.move_to_end(key)
+        return body
+
+    def put(self, tenant: str, reply: list, job: Job, body: bytes) -> None:
+        """Keep ``body``, made for ``reply`` (``job`` is its decoded record), if the job ended."""
+        if len(reply) != 1 or not is_terminal(job.status):
+            return
+        self._bodies[(tenant, tuple(reply[0]))] = body
+        if len(self._bodies) > self.max_entries:
+            self._bodies.popitem(last=False)

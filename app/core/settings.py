@@ -31,6 +31,9 @@ WORKER_STOP_MARGIN_S = 10.0
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret"})
 
 
+# Cached: with auth off, every request's Host header and local address are checked, and parsing
+# them as addresses cost more than the rest of the request guards; a client sends few distinct ones.
+@lru_cache(maxsize=256)
 def is_loopback(host: str) -> bool:
     """True when ``host`` names only this machine (127.0.0.0/8, ::1 or localhost)."""
     if host == "localhost":

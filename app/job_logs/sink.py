@@ -46,9 +46,13 @@ class JobLogSink(logging.Handler):
     def open(self, job: Job) -> None:
         """Start the log of ``job``'s attempt that this worker just started."""
         step = getattr(job, "step", None) or job.kind
+        # Only this worker writes a job's log chunks, one attempt at a time: before the first
+        # attempt of a one-step job (attempts counts starts, 1 for the first) none exist.
+        first = job.attempts == 1 and not job.steps
         attempt = AttemptLog(
-            self.store, tenant=job.tenant, job_id=job.id, attempt=job.attempts, step=step, max_bytes=self.max_bytes
-        )
+            self.store, tenant=job.tenant, job_id=job.id, attempt=job.attempts, step=step,
+            max_bytes=self.max_bytes, first=first,
+        )  # fmt: skip
         with self._guard:
             self._open[job.id] = attempt
 

@@ -32,9 +32,13 @@ class AttemptLog:
     Parameters:
       tenant, job_id, attempt, step: whose lines these are (``step``: fit, predict, prepare, model...).
       max_bytes: the job's cap, every attempt together.
+      first: nothing of the job's log can be in the store yet (its first attempt of its only
+        step): the listing of earlier chunks is skipped, a store round trip per job.
     """
 
-    def __init__(self, store: Store, *, tenant: str, job_id: str, attempt: int, step: str, max_bytes: int) -> None:
+    def __init__(
+        self, store: Store, *, tenant: str, job_id: str, attempt: int, step: str, max_bytes: int, first: bool = False
+    ) -> None:
         self.store, self.tenant, self.job_id = store, tenant, job_id
         self.attempt, self.step, self.max_bytes = attempt, step, max_bytes
         self._lock = threading.Lock()
@@ -42,7 +46,7 @@ class AttemptLog:
         self._pending: list[bytes] = []
         self._dropped_lines = self._dropped_bytes = 0
         self._truncated = False
-        self.used_bytes, self.next_seq = self._resume()
+        self.used_bytes, self.next_seq = (0, 0) if first else self._resume()
         # Bytes of the job's log so far: in the store, being written, or waiting to be.
         self._kept_bytes = self.used_bytes
 

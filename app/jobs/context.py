@@ -43,5 +43,5 @@ class WorkerContext:
         ended = end_job(self.state, self.store, job, status, text, notifier=self.notifier, **fields)
         # After the end (a worker lost between the two leaves a checkpoint for the retention
         # sweep, never a redone job without one): nothing will resume it now.
-        delete_checkpoint(self.store, job)
+        delete_checkpoint(self.store, job, self.settings)
         return ended

@@ -40,23 +40,16 @@ class Lanes:
     def job_view(self, tenant: str, job_id: str) -> Read[tuple[Job, Waiting | None]]:
         """The read of a job and, when queued, why it waits, in one round trip (NotFound when
         missing or another tenant's)."""
+        reply = self.job_view_reply(tenant, job_id)
+        return Read(reply.call, lambda found: decode_job_view(tenant, job_id, found))
+
+    def job_view_reply(self, tenant: str, job_id: str) -> Read[list]:
+        """``job_view``'s round trip with its reply left undecoded (``decode_job_view`` decodes
+        it): GET /v1/jobs/{id} answers an unchanged ended job from the raw record alone."""
         ids.require("job", job_id)  # a malformed id never reaches a key
         key = self.keys.job(job_id)
         args = [self.keys.prefix, tenant, time.time() - WORKER_ALIVE_S, MAX_AHEAD]
-
-        def decode(found: list) -> tuple[Job, Waiting | None]:
-            raw = found[0]
-            job = owned_job(tenant, job_id, dict(zip(raw[::2], raw[1::2], strict=True)))
-            if len(found) == 1:
-                return job, None
-            rank, queued, running, workers, tenant_running, ahead = found[1]
-            position = None if rank == -1 else rank + 1
-            load = [tuple(pair) for pair in found[2]]
-            return job, Waiting(
-                position, queued, running, workers, tenant_running, tuple(load[:ahead]), tuple(load[ahead:]), True
-            )
-
-        return Read(lambda side: side.scripts["job_view"](keys=[key], args=args), decode)
+        return Read(lambda side: side.scripts["job_view"](keys=[key], args=args), lambda found: found)
 
     def heartbeat(self, lane: str, worker: str) -> None:
         """Say ``worker`` is alive on ``lane`` (and forget workers silent for ten windows)."""
@@ -79,3 +72,18 @@ class Lanes:
         pipe.scard(self.keys.tenant(tenant, "running"))
         queued, running = pipe.execute()
         return {"queued": queued, "running": running}
+
+
+def decode_job_view(tenant: str, job_id: str, found: list) -> tuple[Job, Waiting | None]:
+    """The job and, when queued, why it waits, from the ``job_view`` script's reply (NotFound
+    when missing or another tenant's). The reply has one element unless the job is queued."""
+    raw = found[0]
+    job = owned_job(tenant, job_id, dict(zip(raw[::2], raw[1::2], strict=True)))
+    if len(found) == 1:
+        return job, None
+    rank, queued, running, workers, tenant_running, ahead = found[1]
+    position = None if rank == -1 else rank + 1
+    load = [tuple(pair) for pair in found[2]]
+    return job, Waiting(
+        position, queued, running, workers, tenant_running, tuple(load[:ahead]), tuple(load[ahead:]), True
+    )

@@ -6,18 +6,21 @@ import logging
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.api.deps import ServicesDep, TenantDep
+from app.api.deps import DeclaredBearer, ServicesDep, TenantDep, services_of, tenant_of_request
 from app.api.errors import error_responses
 from app.api.job_requests import actor_of, job_request
-from app.api.presenters import job_public, queue_info
+from app.api.presenters import EndedJobBodies, job_public, queue_info
 from app.api.schemas import DownloadPublic, EventsPublic, JobCreate, JobPublic, JobsPublic
 from app.core.domain import JobKind, JobStatus
 from app.engines.results import result_downloads
+from app.state.lanes import decode_job_view
 from app.usecases import expected_start
 from app.usecases import jobs as job_actions
 from app.usecases.submission import submit
 
 log = logging.getLogger("tabjob.api")
+# GET /v1/jobs/{id}'s bodies of ended jobs, kept by their raw record (see EndedJobBodies).
+ENDED_BODIES = EndedJobBodies()
 router = APIRouter(
     prefix="/v1/jobs",
     tags=["jobs"],
@@ -83,17 +86,26 @@ def list_jobs(
 @router.get(
     "/{job_id}", response_model=JobPublic, summary="A job: status, phase, progress, error, result, and why it waits"
 )
-async def get_job(job_id: str, svc: ServicesDep, tenant: TenantDep) -> Response:
+async def get_job(job_id: str, request: Request, _declared: DeclaredBearer) -> Response:
     """Poll this while a job runs: status, phase and progress (a fraction when the phase has one),
     attempts, times, the error (`code`, `message`, `hint`, `retryable`) or the result (a fit's
     validation score, duration and model size), and for a queued job why it waits (`queue`) and
     when it should start (`expected_start`)."""
-    # The route clients poll: awaited reads (no thread-pool hop), and the model is built once and
-    # serialised once instead of FastAPI validating it again against response_model.
-    job, waiting = await svc.state.conn.arun(svc.state.lanes.job_view(tenant, job_id))
+    # The route clients poll: awaited reads (no thread-pool hop), the tenant resolved by a call
+    # rather than a dependency tree (same check, see tenant_of_request), and the model built once
+    # and serialised once instead of FastAPI validating it again against response_model.
+    svc = services_of(request)
+    tenant = await tenant_of_request(request, svc)
+    reply = await svc.state.conn.arun(svc.state.lanes.job_view_reply(tenant, job_id))
+    cached = ENDED_BODIES.get(tenant, reply)
+    if cached is not None:  # an ended job whose record has not changed since it was last shown
+        return Response(cached, media_type="application/json")
+    job, waiting = decode_job_view(tenant, job_id, reply)
     # A queued job's expected start, from the lane's load the same script read (no more round trips).
     expected = expected_start.for_queued(svc.state, svc.settings, job, waiting)
-    body = job_public(job, queue=queue_info(svc.settings, job, waiting), expected_start=expected).model_dump_json()
+    queue = queue_info(svc.settings, job, waiting)
+    body = job_public(job, queue=queue, expected_start=expected).model_dump_json().encode()
+    ENDED_BODIES.put(tenant, reply, job, body)
     return Response(body, media_type="application/json")
 
 
