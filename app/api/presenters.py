@@ -229,11 +229,22 @@ class EndedJobBodies:
     outcome or the model's deletion is a miss) with the tenant that passed the owner check for
     it, so a hit answers nothing another read would not. Least recently used entries go first.
     Used from the event loop only (the async route), so it needs no lock.
+
+    Bounded in bytes as well as entries: a job's result may be up to
+    ``TABJOB_MAX_RESULT_RECORD_BYTES`` (1 MiB), so 1,024 entries of a tenant's largest results
+    would hold gigabytes. An entry (record and body) above ``max_entry_bytes`` is never kept, and
+    the whole stays under ``max_bytes``: a tenant polling many large jobs costs the API at most that.
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
+    def __init__(
+        self, max_entries: int = 1024, max_bytes: int = 16 * 1024**2, max_entry_bytes: int = 64 * 1024
+    ) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_entry_bytes = max_entry_bytes
+        self._bytes = 0
         self._bodies: OrderedDict[tuple[str, tuple[str, ...]], bytes] = OrderedDict()
+        self._sizes: dict[tuple[str, tuple[str, ...]], int] = {}
 
     def get(self, tenant: str, reply: list) -> bytes | None:
         """The body for a ``job_view`` reply, if an identical one was answered for this tenant."""
@@ -249,6 +260,17 @@ class EndedJobBodies:
         """Keep ``body``, made for ``reply`` (``job`` is its decoded record), if the job ended."""
         if len(reply) != 1 or not is_terminal(job.status):
             return
-        self._bodies[(tenant, tuple(reply[0]))] = body
-        if len(self._bodies) > self.max_entries:
-            self._bodies.popitem(last=False)
+        key = (tenant, tuple(reply[0]))
+        size = len(body) + sum(len(field) for field in key[1] if isinstance(field, str | bytes))
+        if size > self.max_entry_bytes or key in self._bodies:
+            return
+        self._bodies[key], self._sizes[key] = body, size
+        self._bytes += size
+        while len(self._bodies) > self.max_entries or self._bytes > self.max_bytes:
+            oldest, _ = self._bodies.popitem(last=False)
+            self._bytes -= self._sizes.pop(oldest)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the kept entries hold (records and bodies), in bytes."""
+        return self._bytes

@@ -63,6 +63,21 @@ def test_the_oldest_answer_goes_first():
     assert bodies.get("acme", replies[2]) == b"2"
 
 
+def test_what_is_kept_is_bounded_in_bytes_whatever_the_results_size():
+    # A tenant's jobs may each carry a result of up to 1 MiB: polling many of them must not grow
+    # the API by as many megabytes (issue 21's bound on what one tenant costs the API process)
+    bodies = EndedJobBodies(max_bytes=64 * 1024, max_entry_bytes=16 * 1024)
+    big = ended(result={"rows": 10, "classes": [f"class-{n:04d}" for n in range(2_000)]})
+    reply = reply_of(big)
+    bodies.put("acme", reply, big, body_of("acme", reply))
+    assert bodies.get("acme", reply) is None and bodies.held_bytes == 0  # one entry over its bound
+    replies = [reply_of(ended(attempts=n)) for n in range(200)]
+    for n, each in enumerate(replies):
+        bodies.put("acme", each, ended(attempts=n), body_of("acme", each))
+    assert 0 < bodies.held_bytes <= 64 * 1024
+    assert bodies.get("acme", replies[-1]) is not None and bodies.get("acme", replies[0]) is None
+
+
 @pytest.mark.parametrize(
     "text", ['"a"', " 1", "1 ", "[1, 2]", "NaN", "-Infinity", "1e400", '{"a": null}', "true", "1234567890123456789012"]
 )
