@@ -23,9 +23,9 @@ Load. A run time measured on a busy machine says as much about the other jobs as
 200 toy fits three at a time on two cores each take 1.5x what one takes alone. So a sample keeps
 its *unloaded* run time: the run minus the time it waited for cores (``app.jobs.cpu_pool``) and
 minus its threads' wait on the kernel's run queue (``app.core.cpu.runqueue_waits``), and the
-models learn from those. The estimate is then stretched by the load of the moment: the median
-ratio of run time to unloaded time of the pool's jobs that ended in the last ``RECENT_S`` seconds
-(1 when none did: an idle machine), and the basis says so.
+models learn from those. The estimate is then stretched by the CPU load of the moment: the median
+ratio of run time with cores to unloaded time of the pool's jobs that ended in the last
+``RECENT_S`` seconds (1 when none did: an idle machine), and the basis says so.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ MIN_HALF_SPAN = 0.35
 MAX_HALF_SPAN = 0.8
 ITERATIONS = {"hgb": ("max_iter", 100), "xgboost": ("n_estimators", 100)}
 # The load of the moment: jobs that ended this recently ran under it.
-RECENT_S = 120.0
+RECENT_S = 60.0
 # A stretch below this is the noise of an idle machine, not load: not applied.
 MIN_STRETCH = 1.05
 
@@ -78,24 +78,19 @@ def record(r: redis.Redis, keys: Keys, job: Job) -> None:
         return
     cells, iterations = _size(job)
     duration_s = max(job.ended_at - job.started_at, 1e-3)
+    load = (job.result or {}).get("load") or {}
+    # Its run once it had its cores, and that less its threads' wait for a CPU
+    ran_s = max(duration_s - float(load.get("cores_wait_s") or 0.0), duration_s / 10, 1e-3)
+    unloaded_s = max(ran_s - float(load.get("runqueue_wait_s") or 0.0), ran_s / 10, 1e-3)
     sample = {
         "work": cells * iterations, "cells": cells, "iterations": iterations, "lane": job.lane,
-        "duration_s": duration_s, "unloaded_s": unloaded_s(job, duration_s), "ended_at": job.ended_at,
+        "duration_s": duration_s, "ran_s": ran_s, "unloaded_s": unloaded_s, "ended_at": job.ended_at,
     }  # fmt: skip
     key = keys.estimates(job.kind, job.model)
     pipe = r.pipeline()
     pipe.lpush(key, json.dumps(sample))
     pipe.ltrim(key, 0, SAMPLES_KEPT - 1)
     pipe.execute()
-
-
-def unloaded_s(job: Job, duration_s: float) -> float:
-    """The job's run time less what load cost it: waiting for cores, and its threads' wait for a
-    CPU on the kernel's run queue (both measured by the worker, ``result["load"]``)."""
-    load = (job.result or {}).get("load") or {}
-    waited = sum(float(load.get(k) or 0.0) for k in ("cores_wait_s", "runqueue_wait_s"))
-    # Never below a tenth of the run: a reading gone wrong must not make a job look free.
-    return max(duration_s - waited, duration_s / 10, 1e-3)
 
 
 def _with_sizes(pool: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -109,11 +104,11 @@ def _with_sizes(pool: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 
 def stretch_now(pool: list[dict[str, Any]], now: float) -> float:
-    """How much the load of the moment stretches a run: the median ratio of run time to unloaded
-    run time of the jobs that ended in the last ``RECENT_S`` seconds, 1.0 when none did."""
-    recent = [
-        s["duration_s"] / s["unloaded_s"] for s in pool if "unloaded_s" in s and now - s.get("ended_at", 0) <= RECENT_S
-    ]
+    """How much the machine's load of the moment stretches a run: the median ratio of run time
+    (with its cores) to unloaded run time of the jobs that ended in the last ``RECENT_S`` seconds,
+    1.0 when none did. The wait for cores is left out: it says the cores were busy then, not how
+    fast a job runs once it has them (a burst that just ended leaves an idle machine)."""
+    recent = [s["ran_s"] / s["unloaded_s"] for s in pool if "ran_s" in s and now - s.get("ended_at", 0) <= RECENT_S]
     return statistics.median(recent) if recent else 1.0
 
 

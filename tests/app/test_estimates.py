@@ -121,6 +121,14 @@ def test_runs_measured_under_load_teach_the_unloaded_time_and_the_load_of_the_mo
     assert "x2.00 for the current load" in loaded["basis"]
     later = estimates.estimate(r, keys, job(3000), now=now + estimates.RECENT_S + 1)
     assert later["duration_s"] == pytest.approx(guess["duration_s"], rel=0.05)
+    # Jobs that ended just now after waiting for cores (a burst) but ran unhindered once they had
+    # them say nothing of how fast the next runs: no stretch
+    after_burst = now + 10 * estimates.RECENT_S
+    for rows in (1000, 8000, 16000):
+        unloaded = 0.1 + rows * 1e-5
+        waited = {"cores_wait_s": 5.0}
+        estimates.record(r, keys, job(rows, took_s=unloaded + 5.0, ended_at=after_burst - 5, load=waited))
+    assert "current load" not in estimates.estimate(r, keys, job(3000), now=after_burst)["basis"]
 
 
 def test_a_fit_shows_its_estimate_at_submission_once_one_like_it_finished(api, small_worker, seed_files):
