@@ -26,13 +26,12 @@ from pathlib import Path
 import httpx
 import redis
 
-from app.core.cpu import available_cpus
 from app.core.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
 from app.core.waiting import wait_until
 from app.local import shared_metrics
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
 from app.local.supervision import Child, Restarts
-from app.local.workers import concurrent_workers, core_pool_env, worker_children
+from app.local.workers import concurrent_workers, core_pool_env, with_stack_defaults, worker_children
 from app.state import lane_workers_key
 
 log = logging.getLogger("tabjob.stack")
@@ -95,14 +94,8 @@ class EmbeddedStack:
     def child_env(self) -> dict[str, str]:
         assert self.valkey and self.s3
         secrets = load_secrets(self.data_dir)
-        # One machine's inspections: as many at once as it has cores (up to the service's 4), all
-        # warm. Each child holds about 22 MiB of PSS idle, and the children a burst started
-        # stay: a laptop's idle memory must not pay for a server's concurrency. Yours win.
-        inspections = str(min(available_cpus(), 4))
         return {
-            "TABJOB_MAX_CONCURRENT_INSPECTIONS": inspections,
-            "TABJOB_INSPECTION_WARM_CHILDREN": inspections,
-            **os.environ,
+            **with_stack_defaults(os.environ),
             "TABJOB_ENVIRONMENT": "local",
             "TABJOB_REDIS_URL": self.valkey.url,
             "TABJOB_REDIS_PASSWORD": secrets["redis_password"],
