@@ -103,11 +103,15 @@ def batch_budget_bytes() -> int:
 
 
 def trim_memory() -> None:
-    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``): what XGBoost and
-    Arrow freed after building the matrix would otherwise still count in the worker's RSS, which is
-    what Dask's memory limit measures. A no-op where the C library has no such call."""
+    """Hand freed heap pages back to the system: what XGBoost and Arrow freed after building the
+    matrix would otherwise still count in the worker's RSS, which is what Dask's memory limit
+    measures. Two heaps: Arrow allocates from its own pool (mimalloc in current wheels), which
+    keeps freed pages until later allocations go by, and glibc's (``malloc_trim``). A no-op where
+    neither applies."""
     import ctypes
     import ctypes.util
 
+    if "pyarrow" in sys.modules:  # imported by the parts' reads; never imported here just to trim
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)

@@ -1,7 +1,7 @@
 """Datasets in parts and the Dask engine, on the real broker, store and a real local Dask cluster.
 
 The cluster is the embedded stack's own (``app.local.dask_cluster``): a scheduler and two Dask
-workers of 192 MiB each, as separate processes on 127.0.0.1, started once for the module.
+workers of 256 MiB each, as separate processes on 127.0.0.1, started once for the module.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ from tests.conftest import Workers, api_client, make_settings, own_broker_env
 
 pytestmark = pytest.mark.slow
 
-WORKER_LIMIT_BYTES = 192 * 1024**2
+# 256 MiB, not the 192 MiB of the issue's example: on this project's current VMs a Dask worker idles
+# at ~145 MiB RSS once XGBoost and pyarrow are imported (about 100 MiB of it the libraries' shared
+# code pages, which RSS counts), and a 4-part fit peaked at 203 MiB on 192 MiB workers (2026-12-07;
+# docs/distributed.md). The case stays the same: a matrix larger than either worker's limit.
+WORKER_LIMIT_BYTES = 256 * 1024**2
 ROWS, FEATURES, PARTS = 24_000, 20, 4
 
 
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDaskCluster]:
     base = tmp_path_factory.mktemp("dask")
-    cluster = LocalDaskCluster(base, workers=2, worker_memory="192MiB")
+    cluster = LocalDaskCluster(base, workers=2, worker_memory="256MiB")
     (base / "logs").mkdir()
     cluster.launch(base / "logs")
     try:
@@ -275,9 +279,9 @@ def test_a_dask_worker_killed_mid_fit_is_retried_not_a_hang(dask_api, data, dask
     assert retried and "left during the fit" in (retried[0]["message"] or ""), events
 
 
-# Larger than either Dask worker's memory limit as float64 (the held-out check's case):
-# 4 parts x 100,000 rows x 64 features = 25.6 M cells = 195 MiB > 192 MiB.
-BIG_PARTS, BIG_ROWS_PER_PART, BIG_FEATURES, BIG_TEST_ROWS = 4, 100_000, 64, 20_000
+# Larger than either Dask worker's memory limit as float64:
+# 6 parts x 100,000 rows x 64 features = 38.4 M cells = 293 MiB > 256 MiB.
+BIG_PARTS, BIG_ROWS_PER_PART, BIG_FEATURES, BIG_TEST_ROWS = 6, 100_000, 64, 20_000
 
 
 def _big_chunk(rng: np.random.Generator, weights: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
