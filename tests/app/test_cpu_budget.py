@@ -119,6 +119,7 @@ def spin(seconds: float) -> None:
 
 
 @pytest.mark.skipif(runqueue_waits() is None, reason="the kernel gives no /proc/self/task/*/schedstat here")
+@pytest.mark.slow  # starts CPU-bound processes
 def test_a_threads_wait_for_a_cpu_is_read_from_the_kernel_and_grows_with_load():
     # Alone, a busy thread hardly waits for a CPU; with twice as many busy processes as cores
     # beside it, it waits for a good share of its run (what the duration estimates take out)

@@ -125,6 +125,7 @@ def test_without_a_token_the_probe_is_plain_and_the_monitor_sends_nothing():
     assert "authorization" not in by_kind(objects, "ServiceMonitor")[0]["spec"]["endpoints"][0]
 
 
+@pytest.mark.slow  # starts an API process
 def test_the_readiness_probe_authenticates_against_the_real_api(base_env, settings):  # settings: the bucket
     from app.local.servers import free_port
     from app.local.spawn import answers, spawn, stop, tabjob_command
