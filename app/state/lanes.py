@@ -30,7 +30,6 @@ class Waiting:
     # jobs ahead (at most MAX_AHEAD, in pick order), then of the running ones.
     ahead_load: tuple[tuple[str | None, str | None], ...] = ()
     running_load: tuple[tuple[str | None, str | None], ...] = ()
-    loaded: bool = False  # whether the two above were read (job_view reads them)
 
 
 class Lanes:
@@ -84,6 +83,4 @@ def decode_job_view(tenant: str, job_id: str, found: list) -> tuple[Job, Waiting
     rank, queued, running, workers, tenant_running, ahead = found[1]
     position = None if rank == -1 else rank + 1
     load = [tuple(pair) for pair in found[2]]
-    return job, Waiting(
-        position, queued, running, workers, tenant_running, tuple(load[:ahead]), tuple(load[ahead:]), True
-    )
+    return job, Waiting(position, queued, running, workers, tenant_running, tuple(load[:ahead]), tuple(load[ahead:]))

@@ -23,10 +23,8 @@ from typing import Any
 
 from app.core.domain import Job
 from app.core.settings import Settings
-from app.state import State, Waiting
-
-# MAX_AHEAD: the most jobs ahead read one by one; past it each counts as the median of those read.
-from app.state.lanes import MAX_AHEAD, WORKER_ALIVE_S
+from app.state import Waiting
+from app.state.lanes import MAX_AHEAD
 
 QUANTITIES = ("duration_s", "low_s", "high_s")
 
@@ -42,32 +40,14 @@ class LaneLoad:
     more_ahead: int = 0
 
 
-def lane_load(state: State, job: Job, waiting: Waiting, now: float) -> LaneLoad:
-    """The lane's consumers, running jobs and the jobs ahead of ``job``: as ``waiting`` read them
-    (``State.lanes.job_view``, in its one round trip), or read now (two round trips)."""
+def lane_load(waiting: Waiting, now: float) -> LaneLoad:
+    """The lane's consumers, running jobs and the jobs ahead of a queued job, as ``waiting`` read
+    them (``State.lanes.job_view``, in its one round trip). Past ``MAX_AHEAD`` jobs ahead, which
+    it does not read one by one, each counts as the median of those read."""
     ahead_count = max(0, (waiting.position or 1) - 1)
-    if waiting.loaded:
-        ahead = [_decoded(estimate) for estimate, _ in waiting.ahead_load]
-        running = [(max(0.0, now - (_decoded(s) or now)), _decoded(e)) for e, s in waiting.running_load]
-        return LaneLoad(waiting.workers, running, ahead, more_ahead=max(0, ahead_count - MAX_AHEAD))
-    r, keys = state.conn.r, state.keys
-    read = min(ahead_count, MAX_AHEAD)
-    pipe = r.pipeline(transaction=False)
-    pipe.smembers(keys.lane(job.lane, "running"))
-    pipe.zcount(keys.lane_workers(job.lane), now - WORKER_ALIVE_S, "+inf")
-    if read:  # (ZRANGE 0 -1 would be every job)
-        pipe.zrange(keys.lane(job.lane, "queued"), 0, read - 1)
-    running_ids, workers, *rest = pipe.execute()
-    ahead_ids = rest[0] if rest else []
-    ahead_ids = [i for i in ahead_ids if i != job.id]
-    running_ids = sorted(running_ids)
-    pipe = r.pipeline(transaction=False)
-    for job_id in [*ahead_ids, *running_ids]:
-        pipe.hmget(keys.job(job_id), "estimate", "started_at")
-    fields = [(_decoded(e), _decoded(s)) for e, s in pipe.execute()]
-    ahead = [estimate for estimate, _ in fields[: len(ahead_ids)]]
-    running = [(max(0.0, now - (started or now)), estimate) for estimate, started in fields[len(ahead_ids) :]]
-    return LaneLoad(int(workers), running, ahead, more_ahead=max(0, ahead_count - MAX_AHEAD))
+    ahead = [_decoded(estimate) for estimate, _ in waiting.ahead_load]
+    running = [(max(0.0, now - (_decoded(s) or now)), _decoded(e)) for e, s in waiting.running_load]
+    return LaneLoad(waiting.workers, running, ahead, more_ahead=max(0, ahead_count - MAX_AHEAD))
 
 
 def _decoded(raw: str | None) -> Any:
@@ -120,10 +100,10 @@ def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def for_queued(state: State, settings: Settings, job: Job, waiting: Waiting | None) -> dict[str, Any] | None:
+def for_queued(settings: Settings, job: Job, waiting: Waiting | None) -> dict[str, Any] | None:
     """The expected start of a queued job (None for any other)."""
     if waiting is None:
         return None
     now = time.time()
     at_limit = waiting.tenant_running >= settings.tenant_max_running
-    return expected_start(job, lane_load(state, job, waiting, now), now, tenant_at_limit=at_limit)
+    return expected_start(job, lane_load(waiting, now), now, tenant_at_limit=at_limit)

@@ -33,7 +33,7 @@ def _expected_start(svc: Services, job: Job) -> dict[str, Any] | None:
     if job.status != JobStatus.QUEUED:
         return None
     _, waiting = svc.state.conn.run(svc.state.lanes.job_view(job.tenant, job.id))
-    return expected_start.for_queued(svc.state, svc.settings, job, waiting)
+    return expected_start.for_queued(svc.settings, job, waiting)
 
 
 @router.get("", summary="Recent jobs of every status, filtered and paged")

@@ -62,7 +62,7 @@ def create_job(
         fields = {"job_id": done.job.id, "lane": done.job.lane, "step": done.job.kind}
         log.info("%s job queued on the %s lane", done.job.kind, done.job.lane, extra=fields)
     job, waiting = svc.state.conn.run(svc.state.lanes.job_view(tenant, done.job.id))
-    expected = expected_start.for_queued(svc.state, svc.settings, job, waiting)
+    expected = expected_start.for_queued(svc.settings, job, waiting)
     queue = queue_info(svc.settings, job, waiting)
     return job_public(job, queue=queue, deduplicated=done.deduplicated, expected_start=expected)
 
@@ -102,7 +102,7 @@ async def get_job(job_id: str, request: Request, _declared: DeclaredBearer) -> R
         return Response(cached, media_type="application/json")
     job, waiting = decode_job_view(tenant, job_id, reply)
     # A queued job's expected start, from the lane's load the same script read (no more round trips).
-    expected = expected_start.for_queued(svc.state, svc.settings, job, waiting)
+    expected = expected_start.for_queued(svc.settings, job, waiting)
     queue = queue_info(svc.settings, job, waiting)
     body = job_public(job, queue=queue, expected_start=expected).model_dump_json().encode()
     ENDED_BODIES.put(tenant, reply, job, body)
