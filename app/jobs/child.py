@@ -9,7 +9,6 @@ it to return. If the worker dies, the lifeline pipe closes and this process exit
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import tempfile
@@ -36,6 +35,7 @@ from app.job_logs import job_side
 from app.jobs import pinned
 from app.jobs.job_env import clean_environment
 from ml.distributed.cluster import ClusterUnavailable, WorkerLost
+from ml.distributed.worker_env import trim_memory
 from ml.errors import DataProblem
 
 # What a job process runs: the one-call jobs, and the two steps of the others.
@@ -124,27 +124,13 @@ def warm_up_model_step() -> None:
     family.train(data, {**family.default_params, "n_estimators": 2}, choose_device(None))
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        return None
-
-
-MALLOC_TRIM = _malloc_trim()
-
-
 def release_freed_memory() -> None:
-    """Hand the heap a finished job freed back to the system. glibc keeps freed blocks in its
-    arenas for reuse, so a job process that ran a big fit idles at that fit's high-water mark
-    (measured: the stack's three job processes idled at 257 MiB after four 40,000 x 50 fits and
-    their predicts, 203 MiB with this); ``malloc_trim`` returns those pages just before the
-    reply (0.55 ms after a 40,000 x 50 fit)."""
-    # Arrow allocates from its own pool (mimalloc), which keeps freed pages for reuse and returns
-    # them only as later allocations go by: an idle process never does. Ask it now.
-    pyarrow.default_memory_pool().release_unused()
-    if MALLOC_TRIM is not None:
-        MALLOC_TRIM(0)
+    """Hand the heap a finished job freed back to the system (``ml.distributed.worker_env.trim_memory``:
+    Arrow's pool and glibc's arenas). Both keep freed blocks for reuse, so a job process that ran a
+    big fit idles at that fit's high-water mark (measured: the stack's three job processes idled at
+    257 MiB after four 40,000 x 50 fits and their predicts, 203 MiB with glibc's trim); it runs just
+    before the reply (0.55 ms after a 40,000 x 50 fit)."""
+    trim_memory()
 
 
 def hold_if_asked() -> None:

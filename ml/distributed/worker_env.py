@@ -6,9 +6,10 @@ XGBoost, pandas or scikit-learn itself.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import importlib.abc
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +106,23 @@ def batch_budget_bytes() -> int:
 def trim_memory() -> None:
     """Hand freed heap pages back to the system: what XGBoost and Arrow freed after building the
     matrix would otherwise still count in the worker's RSS, which is what Dask's memory limit
-    measures. Two heaps: Arrow allocates from its own pool (mimalloc in current wheels), which
-    keeps freed pages until later allocations go by, and glibc's (``malloc_trim``). A no-op where
-    neither applies."""
-    import ctypes
-    import ctypes.util
-
+    measures (a tabjob job process calls it after each job too, ``app.jobs.child``). Two heaps:
+    Arrow allocates from its own pool (mimalloc in current wheels, unless
+    ``ARROW_DEFAULT_MEMORY_POOL=system``), which keeps freed pages until later allocations go by,
+    and glibc's (``malloc_trim``). A no-op where neither applies."""
     if "pyarrow" in sys.modules:  # imported by the parts' reads; never imported here just to trim
         sys.modules["pyarrow"].default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    malloc_trim = _malloc_trim()
+    if malloc_trim is not None:
+        malloc_trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once per process (it was looked up on every trim)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
