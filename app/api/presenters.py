@@ -243,18 +243,18 @@ class EndedJobBodies:
         self.max_bytes = max_bytes
         self.max_entry_bytes = max_entry_bytes
         self._bytes = 0
-        self._bodies: OrderedDict[tuple[str, tuple[str, ...]], bytes] = OrderedDict()
-        self._sizes: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._bodies: OrderedDict[tuple[str, tuple[str, ...]], tuple[bytes, int]] = OrderedDict()  # body, size
 
     def get(self, tenant: str, reply: list) -> bytes | None:
         """The body for a ``job_view`` reply, if an identical one was answered for this tenant."""
         if len(reply) != 1 or not reply[0]:  # queued (waits on live load), or no such job
             return None
         key = (tenant, tuple(reply[0]))
-        body = self._bodies.get(key)
-        if body is not None:
-            self._bodies.move_to_end(key)
-        return body
+        kept = self._bodies.get(key)
+        if kept is None:
+            return None
+        self._bodies.move_to_end(key)
+        return kept[0]
 
     def put(self, tenant: str, reply: list, job: Job, body: bytes) -> None:
         """Keep ``body``, made for ``reply`` (``job`` is its decoded record), if the job ended."""
@@ -264,11 +264,11 @@ class EndedJobBodies:
         size = len(body) + sum(len(field) for field in key[1] if isinstance(field, str | bytes))
         if size > self.max_entry_bytes or key in self._bodies:
             return
-        self._bodies[key], self._sizes[key] = body, size
+        self._bodies[key] = (body, size)
         self._bytes += size
         while len(self._bodies) > self.max_entries or self._bytes > self.max_bytes:
-            oldest, _ = self._bodies.popitem(last=False)
-            self._bytes -= self._sizes.pop(oldest)
+            _, (_, dropped) = self._bodies.popitem(last=False)
+            self._bytes -= dropped
 
     @property
     def held_bytes(self) -> int:

@@ -154,9 +154,10 @@ class SharedCorePool:
         self._renew = client.register_script(RENEW)
 
     def acquire(self, lease_id: str, want: int) -> int:
-        granted = int(self._acquire(keys=[self.key], args=[lease_id, want, self.total, self._ttl_ms]))
+        args = [lease_id, want, self.total, self._ttl_ms]
+        granted = int(self._acquire(keys=[self.key], args=args))
         if granted == 0 and self._free_leases_of_dead_processes():
-            granted = int(self._acquire(keys=[self.key], args=[lease_id, want, self.total, self._ttl_ms]))
+            granted = int(self._acquire(keys=[self.key], args=args))
         return granted
 
     def _free_leases_of_dead_processes(self) -> bool:

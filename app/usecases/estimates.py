@@ -135,7 +135,7 @@ def estimate(r: redis.Redis, keys: Keys, job: Job, now: float | None = None) -> 
         method = f"least squares on {fitted.name} over {len(pool)}"
     else:
         x = math.log(work(job))
-        nearest = sorted((math.log(s["work"]), math.log(s.get("unloaded_s", s["duration_s"]))) for s in pool)
+        nearest = sorted((math.log(s["work"]), math.log(s["duration_s"])) for s in _with_sizes(pool))
         nearest = sorted(nearest, key=lambda p: abs(p[0] - x))[:NEAREST]
         scaled = [y + (x - px) for px, y in nearest]
         centre = sum(scaled) / len(scaled)
