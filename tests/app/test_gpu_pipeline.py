@@ -92,7 +92,10 @@ def test_a_second_model_on_the_same_bytes_skips_prepare(api, pipeline, seed_file
         queued = submit(api, kind="fit", dataset_id=dataset_id, model="xgboost", params=params)
         # the prepared matrix is found at submission: the job goes straight to the gpu lane
         assert queued["lane"] == "gpu"
-        assert [s["status"] for s in queued["steps"]] == ["skipped", "queued"]
+        # The reply reads the job back after it is queued, and an idle gpu worker may already
+        # have taken the model step (a CI run saw "started"): only prepare's status is settled.
+        assert queued["steps"][0]["status"] == "skipped"
+        assert queued["steps"][1]["status"] in ("queued", "started", "finished")
         done = wait_job(api, queued["id"])
         assert done["status"] == "finished" and params.items() <= done["result"]["params"].items()
         assert [s["status"] for s in done["steps"]] == ["skipped", "finished"]
