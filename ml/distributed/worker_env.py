@@ -1,7 +1,7 @@
 """The Dask worker process's side of the engine: keep it lean, find its scratch disk, download a part.
 
 Imported on Dask workers (and by ``ml.distributed.preload`` at their start); it never imports
-XGBoost, pandas or scikit-learn itself.
+XGBoost, pandas, scikit-learn or httpx itself.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ml.io import fetch_to_file
-
 
 def lean_imports() -> None:
     """Keep scikit-learn and pandas (and the scipy they drag in) out of a Dask worker.
@@ -24,15 +22,39 @@ def lean_imports() -> None:
     process: 112 MiB RSS idle, 169 MiB after pyarrow pulled pandas in, 190 MiB with XGBoost and
     scikit-learn; 135 MiB with XGBoost alone), which would leave a 192 MiB worker nothing for data.
     Both treat the module as optional, and the worker's tasks use neither (XGBoost's Booster API,
-    pyarrow and numpy), so they are marked absent before anything imports them. Called by the
-    worker preload (``ml.distributed.preload``) and again by each task; a no-op in a process that
-    already imported any of them (a tabjob job process, a test)."""
+    pyarrow and numpy), so they are marked absent before anything imports them. So are rich and
+    pygments: ``import httpx`` (the parts' downloads) imports its command-line client when they are
+    installed and falls back to a stub without them (measured: 5.7 MiB of RSS and 40-90 ms, httpx
+    0.28). Called by the worker preload (``ml.distributed.preload``) and again by each task; a no-op
+    in a process that already imported any of them (a tabjob job process, a test)."""
     if not any(name in sys.modules for name in (*_KEPT_OUT, "xgboost")):
         # A finder, not ``sys.modules[name] = None``: pyarrow's pandas shim reads sys.modules directly.
         sys.meta_path.insert(0, _KeepOut())
 
 
-_KEPT_OUT = ("sklearn", "pandas")
+_KEPT_OUT = ("sklearn", "pandas", "rich", "pygments")
+
+
+# prctl(2)'s PR_SET_THP_DISABLE (linux/prctl.h).
+_PR_SET_THP_DISABLE = 41
+
+
+def no_huge_pages() -> bool:
+    """Turn transparent huge pages off for this process (``prctl(PR_SET_THP_DISABLE)``); True if done.
+
+    Where a node's kernel runs THP in ``always`` mode (a sysctl of the node, not of the pod), every
+    anonymous region that grows past 2 MiB may be backed by whole huge pages, and Dask's memory limit
+    counts them in full: the held-out 192 MiB case peaked 6 MiB higher with ``always`` than with
+    ``madvise`` on the same VM (183.8 vs 177.6 MiB, docs/distributed.md). The worker's batches are
+    streamed once and dropped, so huge pages buy it nothing. Inherited by the processes it starts;
+    a no-op off Linux or where prctl refuses (an old kernel)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class _KeepOut(importlib.abc.MetaPathFinder):
@@ -55,6 +77,9 @@ def scratch() -> str | None:
 
 
 def download(url: str) -> tuple[Path, bool]:
+    # Imported here: ``ml.io`` imports httpx, which must come after the preload's ``lean_imports``.
+    from ml.io import fetch_to_file
+
     return fetch_to_file(url, scratch_dir=scratch())
 
 

@@ -121,6 +121,33 @@ def dask_workers_now(cluster: LocalDaskCluster) -> dict[str, Any]:
     return {"addresses": sorted(info), "pids": pids, "processing": processing}
 
 
+def test_dask_workers_keep_out_what_only_costs_them_memory(dask_cluster):
+    # What a fit's and a predict's tasks import on a worker, then what is loaded: the memory limit
+    # counts every page (ml.distributed.worker_env.lean_imports, no_huge_pages).
+    from distributed import Client
+
+    def loaded() -> tuple[list[str], str | None]:
+        import sys
+
+        import httpx  # noqa: F401  (the parts' downloads)
+        import xgboost  # noqa: F401
+
+        import ml.distributed.tasks
+        import ml.distributed.training  # noqa: F401
+
+        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+        kept_out = ("sklearn", "pandas", "rich", "pygments")
+        thp = status.get("THP_enabled")  # Linux 5.0+; absent on older kernels
+        return [name for name in kept_out if name in sys.modules], thp.strip() if thp else None
+
+    with Client(dask_cluster.address, set_as_default=False) as client:
+        found = client.run(loaded)
+    assert len(found) == 2
+    for modules, thp in found.values():
+        assert modules == [], modules
+        assert thp in ("0", None)  # transparent huge pages off for the worker process
+
+
 def test_a_dataset_in_parts_is_ready_once_every_part_is_uploaded_and_checked(api, data):
     # Given a dataset of 4 parts with 3 uploaded
     paths = data["train"]
