@@ -34,6 +34,15 @@ def http_client() -> httpx.Client:
     return _client
 
 
+def drop_http_client() -> None:
+    """Close the process's client: a forkserver that warmed up with it, so that each of its
+    children makes its own (a client's connections must not be shared across a fork)."""
+    global _client
+    if _client is not None:
+        _client.close()
+        _client = None
+
+
 def _local_path(url: str) -> Path | None:
     parsed = urlparse(url)
     if parsed.scheme in ("http", "https"):
