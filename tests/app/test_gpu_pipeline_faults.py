@@ -64,7 +64,8 @@ def test_cancel_during_the_model_step_stops_it_and_frees_the_gpu_worker(api, wor
     (tmp_path / "release").touch()
     other = api.post("/v1/jobs", json={"kind": "fit", "dataset_id": dataset, "model": "xgboost",
                                        "params": {"n_estimators": 5}})  # fmt: skip
-    assert step_statuses(other.json()) == ["skipped", "queued"]
+    # (the reply reads the job back once queued: the released gpu worker may have started it)
+    assert step_statuses(other.json())[0] == "skipped"
     assert wait_job(api, other.json()["id"])["status"] == "finished"
 
 
