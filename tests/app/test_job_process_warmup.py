@@ -5,14 +5,20 @@ that had started one would leave its children a pool without threads)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.jobs import runner
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow  # starts a forkserver that imports pandas and scikit-learn
 
@@ -65,15 +71,25 @@ def _in_a_job_process(queue: Any) -> None:
     queue.put((warmed, own_client, one, two))
 
 
-def test_job_processes_share_the_forkservers_warm_up_and_still_run_openmp_teams():
+def report() -> None:
+    """Fork a job process from the job runner's forkserver and print what it found (JSON)."""
     context = runner._forkserver()
     queue = context.Queue()
     process = context.Process(target=_in_a_job_process, args=(queue,))
     process.start()
     try:
-        warmed, own_client, one, two = queue.get(timeout=120)
+        print(json.dumps(queue.get(timeout=120)))
     finally:
         process.join(30)
+
+
+def test_job_processes_share_the_forkservers_warm_up_and_still_run_openmp_teams():
+    # In a fresh interpreter: multiprocessing runs one forkserver per process, started with the
+    # preloads of whichever context used it first (in this test process, maybe the inspection pool's).
+    probe = "from tests.app.test_job_process_warmup import report; report()"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warmed, own_client, one, two = json.loads(done.stdout.strip().splitlines()[-1])
     # The forkserver warmed the fit up, and left the store's client for each job process to make
     assert warmed and own_client
     # And a job process forked from it starts threads for an OpenMP team of two, where a team of one
