@@ -48,13 +48,8 @@ def no_huge_pages() -> bool:
     ``madvise`` on the same VM (183.8 vs 177.6 MiB, docs/distributed.md). The worker's batches are
     streamed once and dropped, so huge pages buy it nothing. Inherited by the processes it starts;
     a no-op off Linux or where prctl refuses (an old kernel)."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    prctl = _c_function("prctl")
+    return prctl is not None and prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
 
 
 class _KeepOut(importlib.abc.MetaPathFinder):
@@ -137,17 +132,18 @@ def trim_memory() -> None:
     and glibc's (``malloc_trim``). A no-op where neither applies."""
     if "pyarrow" in sys.modules:  # imported by the parts' reads; never imported here just to trim
         sys.modules["pyarrow"].default_memory_pool().release_unused()
-    malloc_trim = _malloc_trim()
+    malloc_trim = _c_function("malloc_trim")  # glibc only (not musl or macOS): nothing to trim there
     if malloc_trim is not None:
         malloc_trim(0)
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, looked up once per process (it was looked up on every trim)."""
+def _c_function(name: str) -> Callable[..., int] | None:
+    """The C library's function ``name`` as this process has it loaded, looked up once per process
+    (``malloc_trim`` was looked up on every trim); None where the C library has no such function."""
     import ctypes
 
     try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
         return None

@@ -25,10 +25,11 @@ from tests.conftest import Workers, api_client, make_settings, own_broker_env
 
 pytestmark = pytest.mark.slow
 
-# 256 MiB, not the 192 MiB of the issue's example: on this project's current VMs a Dask worker idles
-# at ~145 MiB RSS once XGBoost and pyarrow are imported (about 100 MiB of it the libraries' shared
-# code pages, which RSS counts), and a 4-part fit peaked at 203 MiB on 192 MiB workers (2026-12-07;
-# docs/distributed.md). The case stays the same: a matrix larger than either worker's limit.
+# 256 MiB, not the 192 MiB of the issue's example: a Dask worker idles at 130-145 MiB RSS once XGBoost
+# and pyarrow are imported (most of it the libraries' shared code pages, which RSS counts), and the
+# 4-part fit on 192 MiB workers peaked at 177.6 MiB on one VM but 203 MiB on another of the same kind
+# (2026-12-07; docs/distributed.md), which the nanny kills. The case stays the same: a matrix larger
+# than either worker's limit.
 WORKER_LIMIT_BYTES = 256 * 1024**2
 ROWS, FEATURES, PARTS = 24_000, 20, 4
 
