@@ -66,10 +66,7 @@ def _child_main(conn: Connection, settings: Settings) -> None:
 
     budget = _vm_size_bytes() + settings.inspection_memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (budget, budget))
-    try:
-        conn.send(("ready", None))
-    except OSError:  # BrokenPipeError: the API process closed the pool while this child started
-        return
+    conn.send(("ready", None))
     while True:
         try:
             request = conn.recv()
