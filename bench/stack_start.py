@@ -24,6 +24,7 @@ import redis
 
 from app.core.settings import LANES
 from app.core.waiting import wait_until
+from app.local.bytecode import ensure_compiled
 from app.local.servers import free_port
 from app.local.workers import concurrent_workers
 from app.state import lane_workers_key
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-s", type=float, default=10.0, help="seconds to let the stack settle before PSS")
     parser.add_argument("--runs", type=int, default=1, help="cold starts to measure")
     args = parser.parse_args(argv)
+    ensure_compiled()  # as `python -m bench` does: the stack's cost, not the compiler's
     for _ in range(args.runs):
         result = measure(idle_s=args.idle_s)
         print(json.dumps(asdict(result)))
