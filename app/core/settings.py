@@ -218,6 +218,11 @@ class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSett
         "when the worker starts, so its first job does not pay those seconds. The embedded stack turns it "
         "off for the large and gpu lanes, whose jobs run minutes to hours, to keep idle memory low."
     ))  # fmt: skip
+    worker_job_process_max_growth_mib: float = Field(8.0, ge=0, description=(
+        "Private memory (USS, MiB) an idle job process may hold over what it held once warm: one "
+        "that holds more 5 s after its last job (what a big fit left in its heap) is replaced by a "
+        "fresh fork, as Celery's worker_max_memory_per_child does; 0: never replaced."
+    ))  # fmt: skip
     worker_health_port: int = Field(
         8001, ge=0, le=65535, description="Port of the worker's `/healthz`; 0 turns it off (`tabjob stack` does)."
     )

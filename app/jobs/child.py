@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
+import psutil
 import pyarrow
 from threadpoolctl import ThreadpoolController
 
@@ -179,7 +180,8 @@ def serve(
 ) -> None:
     """Run operations sent on ``conn`` until it closes.
 
-    Messages in: ``(operation, kwargs, threads)``. Messages out: ``("progress", phase, fraction,
+    Messages in: ``(operation, kwargs, threads)``. Messages out: ``("warm", uss_bytes)`` once,
+    when warm; ``("progress", phase, fraction,
     message)`` and ``("log", fields)`` (``app.job_logs.job_side``: at most ``log_lines_per_s``
     lines a second) any number of times, then ``("ok", summary)`` or ``("error", kind, code,
     message, hint)`` where kind is ``data`` (the user's data), ``transport`` (the store) or
@@ -195,6 +197,9 @@ def serve(
     controller.limit(limits=job_limits(threads))
     warm_up_model_step() if warm == WARM_MODEL else warm_up()
     forward = job_side.install(conn.send, log_lines_per_s)  # every message goes through its lock
+    release_freed_memory()
+    # What this process holds once warm: the worker replaces it when it idles far above that.
+    forward.send(("warm", psutil.Process().memory_full_info().uss))
 
     while True:
         try:

@@ -72,7 +72,11 @@ def start_consumer(settings: Settings, *, lane: Lane, cores: CorePool, max_jobs:
     # The gpu lane runs model steps: its job process loads XGBoost and opens the device once.
     # Its threads follow each job's grant from the pool (up to the pool's size).
     runner = JobRunner(
-        threads=cores.total, warm="model" if lane == "gpu" else "cpu", log_lines_per_s=settings.job_log_lines_per_s
+        threads=cores.total,
+        warm="model" if lane == "gpu" else "cpu",
+        log_lines_per_s=settings.job_log_lines_per_s,
+        max_growth_mib=settings.worker_job_process_max_growth_mib,
+        keep_warm=settings.worker_warm_start,
     )
     if settings.worker_warm_start:
         runner.start()
