@@ -82,7 +82,7 @@ def _kind(proc: psutil.Process) -> str:
         ("resource_tracker", "resource tracker"),
         ("worker --lane", "worker"),
         (" api ", "api"),
-        (" stack ", "stack"),
+        ("app.local.supervisor", "stack"),  # what `tabjob stack` execs into
     ):
         if needle in text:
             return kind

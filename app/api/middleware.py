@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import LEGACY_PATHS
-from app.core.settings import Settings, is_loopback
+from app.core.net import is_loopback
+from app.core.settings import Settings
 
 # Paths for the cluster's scraper and probes, not users: with a scrape token set, they need it.
 SCRAPE_PATHS = frozenset({"/metrics", "/readyz"})

@@ -5,8 +5,8 @@ entry-point group (``register``), so one ``tabjob`` command serves both."""
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -37,17 +37,13 @@ def _settings(env_file: Path | None = None):
         raise SystemExit(2) from None
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the HTTP API (uvicorn)."""
     import uvicorn
 
     from app.api.http_protocol import bounded_protocol
     from app.api.main import create_app
-    from app.core.settings import is_loopback
+    from app.core.net import is_loopback
 
     settings = _settings().model_copy(update={"api_host": host})
     setup_logging(settings.log_level, fmt=settings.log_format, process="api")
@@ -104,34 +100,16 @@ def stack(
     ] = "192MiB",
 ) -> None:
     """Run Valkey, SeaweedFS, the API and workers for every lane in the foreground (Ctrl-C stops all)."""
-    from app.local.dask_cluster import LocalDaskCluster
-    from app.local.dask_stack import DaskStack
+    from app.local.supervisor import command
 
-    _logging("INFO")
-    dask = LocalDaskCluster(data_dir.resolve(), dask_workers, dask_worker_memory) if dask_workers else None
-    embedded = DaskStack(data_dir=data_dir.resolve(), host=host, port=port, auth=auth, dask=dask)
-    console.print(f"Starting tabjob in {embedded.data_dir} ...")
-    embedded.handle_signals()
-    try:
-        embedded.start()
-    except KeyboardInterrupt:
-        embedded.stop()
-        raise SystemExit(130) from None
-    except (RuntimeError, OSError) as exc:
-        embedded.stop()
-        console.print(f"[bold red]Could not start[/]: {exc}")
-        raise SystemExit(1) from None
-    auth = (
-        f"on (create keys with: tabjob admin create-key --env-file {embedded.data_dir / 'tabjob.env'} --tenant NAME)"
-        if embedded.auth_enabled
-        else "off (loopback)"
-    )
-    console.print(
-        f"[bold green]Ready[/] at {embedded.url}  (docs: {embedded.url}/docs, auth {auth}, "
-        f"logs: {embedded.data_dir}/logs)"
-    )
-    embedded.run_forever()
-    console.print("Stopped.")
+    # This process becomes the stack's supervisor, which loads none of the CLI's libraries: it
+    # idles as long as the stack runs (app/local/supervisor.py). Same pid, same terminal.
+    args = command(
+        host=host, port=port, data_dir=data_dir, auth=auth,
+        dask_workers=dask_workers, dask_worker_memory=dask_worker_memory,
+    )  # fmt: skip
+    sys.stdout.flush()
+    os.execv(args[0], args)
 
 
 def demo(

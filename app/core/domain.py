@@ -17,6 +17,10 @@ from typing import Any, Literal, TypedDict
 
 Lane = Literal["small", "large", "gpu"]
 LANES: tuple[Lane, ...] = ("small", "large", "gpu")
+
+# A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
+# job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
+WORKER_STOP_MARGIN_S = 10.0
 JobKind = Literal["fit", "predict"]
 DatasetState = Literal["awaiting_upload", "uploaded", "invalid"]
 

@@ -7,7 +7,6 @@ refused outside ``environment=local``.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from typing import Literal
 
@@ -23,25 +22,8 @@ from app.core.settings_logs import JobLogSettings
 from app.core.settings_tenants import TenantLimitSettings
 from app.core.settings_userdata import UserDataSettings
 
-# A stopping worker's time after its job's grace period (worker_shutdown_timeout_s) to hand the
-# job back and exit, broker or not; the pod's terminationGracePeriodSeconds must cover both.
-WORKER_STOP_MARGIN_S = 10.0
-
 # Credentials that ship in docs and examples; never acceptable in a real deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret"})
-
-
-# Cached: with auth off, every request's Host header and local address are checked, and parsing
-# them as addresses cost more than the rest of the request guards; a client sends few distinct ones.
-@lru_cache(maxsize=256)
-def is_loopback(host: str) -> bool:
-    """True when ``host`` names only this machine (127.0.0.0/8, ::1 or localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Settings(BrokerSettings, UserDataSettings, EngineSettings, TenantLimitSettings, JobLogSettings):

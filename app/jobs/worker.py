@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dramatiq
 
-from app.core.domain import LANES, Lane
-from app.core.settings import WORKER_STOP_MARGIN_S, Settings
+from app.core.domain import LANES, WORKER_STOP_MARGIN_S, Lane
+from app.core.settings import Settings
 from app.jobs.broker import NAMESPACE, enqueue
 from app.jobs.consumers import Consumer, consumer_settings, core_pool, start_consumer
 from app.jobs.context import WorkerContext

@@ -20,9 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 from app.core.waiting import wait_until
+from app.local import valkey_probe
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -104,6 +103,17 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
+def http_status(url: str, timeout_s: float = 1.0) -> int:
+    """The status of a GET of ``url``, errors included; raises OSError when nothing answers.
+    urllib, not httpx: the stack's supervisor, which idles as long as the stack runs, loads no
+    HTTP client (``app.local.supervisor``)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 @dataclass
 class Valkey:
     """A Valkey server with AOF persistence in ``data_dir`` and a password."""
@@ -144,19 +154,15 @@ class Valkey:
         self.process = _launch(args, log_file)
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Return once the server answers PING (after loading its AOF)."""
-        client = redis.Redis(host=self.host, port=self.port, password=self.password, socket_timeout=1)
-        try:
-            wait_until(
-                client.ping,
-                what="Valkey to answer PING",
-                timeout_s=timeout_s,
-                interval_s=0.02,
-                ignore=(redis.RedisError,),
-                give_up=lambda: _exited(self.process, "Valkey"),
-            )
-        finally:
-            client.close()
+        """Return once the server answers PING (after loading its AOF: LOADING until then)."""
+        wait_until(
+            lambda: valkey_probe.ping(self.host, self.port, self.password),
+            what="Valkey to answer PING",
+            timeout_s=timeout_s,
+            interval_s=0.02,
+            ignore=(valkey_probe.ValkeyProbeError,),
+            give_up=lambda: _exited(self.process, "Valkey"),
+        )
 
     def start(self, log_file: Path | None = None) -> None:
         self.launch(log_file)
@@ -231,17 +237,10 @@ class SeaweedS3:
         env = {**os.environ, "GOMEMLIMIT": os.environ.get("GOMEMLIMIT", SEAWEED_GOMEMLIMIT)}
         self.process = _launch(args, log_file, cwd=self.data_dir, env=env)
 
-    def _answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.endpoint + "/", timeout=1):
-                return True
-        except urllib.error.HTTPError:
-            return True  # 403 for an anonymous request: the gateway is up
-
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Return once the S3 gateway answers."""
         wait_until(
-            self._answers,
+            lambda: http_status(self.endpoint + "/") > 0,  # 403 for an anonymous request: it is up
             what="SeaweedFS's S3 gateway to answer",
             timeout_s=timeout_s,
             interval_s=0.05,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from prometheus_client.multiprocess import mark_process_dead
-
-from app.observability.exposition import MULTIPROC_ENV
+from app.observability import MULTIPROC_ENV
 
 
 def metrics_dir(data_dir: Path) -> Path:
@@ -33,5 +31,9 @@ def reset(data_dir: Path) -> None:
 
 
 def forget(pid: int, data_dir: Path) -> None:
-    """A process died: its live gauges (a worker's busy count) leave with it; counters stay."""
+    """A process died: its live gauges (a worker's busy count) leave with it; counters stay.
+    prometheus-client is loaded here, the first time a child dies, not when the stack starts:
+    the supervisor that calls this idles without it (``app.local.supervisor``)."""
+    from prometheus_client.multiprocess import mark_process_dead
+
     mark_process_dead(pid, str(metrics_dir(data_dir)))

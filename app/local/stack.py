@@ -23,16 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-import redis
-
-from app.core.settings import LANES, WORKER_STOP_MARGIN_S, is_loopback
+from app.core.domain import LANES, WORKER_STOP_MARGIN_S
+from app.core.keys import lane_workers_key
+from app.core.net import is_loopback
 from app.core.waiting import wait_until
-from app.local import shared_metrics
-from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, load_secrets
+from app.local import shared_metrics, valkey_probe
+from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, http_status, load_secrets
 from app.local.supervision import Child, Restarts
 from app.local.workers import concurrent_workers, core_pool_env, with_stack_defaults, worker_children
-from app.state import lane_workers_key
 
 log = logging.getLogger("tabjob.stack")
 SUPERVISE_INTERVAL_S = 0.2
@@ -133,7 +131,6 @@ class EmbeddedStack:
     def start(self, *, timeout_s: float = 120.0) -> None:
         """Start everything; return once the bucket exists and the API answers /readyz (the
         workers are still starting then)."""
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness probe
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
         shared_metrics.reset(self.data_dir)
@@ -180,11 +177,11 @@ class EmbeddedStack:
             return None
 
         wait_until(
-            lambda: httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200,
+            lambda: http_status(f"{self.url}/readyz") == 200,
             what="the API to answer /readyz",
             timeout_s=timeout_s,
             interval_s=0.05,
-            ignore=(httpx.HTTPError,),
+            ignore=(OSError,),  # urllib's errors, refused connections and timeouts
             give_up=exited,
         )
 
@@ -200,22 +197,17 @@ class EmbeddedStack:
             what="every worker to register",
             timeout_s=timeout_s,
             interval_s=0.05,
-            ignore=(redis.RedisError,),
+            ignore=(valkey_probe.ValkeyProbeError,),
             give_up=exited,
         )
 
     def workers_registered(self) -> bool:
         """True once every worker of every process registered (first heartbeat; an id ends in its pid)."""
         assert self.valkey
-        client = redis.Redis.from_url(self.valkey.url, password=self.valkey.password, decode_responses=True)
-        try:
-            registered = [
-                member.rsplit("-", 1)[-1]
-                for lane in self.lanes
-                for member in client.zrange(lane_workers_key(lane), 0, -1)
-            ]
-        finally:
-            client.close()
+        sets = valkey_probe.members(
+            self.valkey.host, self.valkey.port, self.valkey.password, [lane_workers_key(lane) for lane in self.lanes]
+        )
+        registered = [member.rsplit("-", 1)[-1] for members in sets for member in members]
         pids = {str(c.process.pid) for c in self.children if c.lane is not None and c.process is not None}
         every_process = len(pids) == sum(c.lane is not None for c in self.children) and pids <= set(registered)
         return every_process and sum(pid in pids for pid in registered) >= self.concurrent_workers()
@@ -281,7 +273,7 @@ class EmbeddedStack:
     def _quietly(check: Callable[[], bool]) -> bool:
         try:
             return check()
-        except redis.RedisError:
+        except valkey_probe.ValkeyProbeError:
             return False
 
     def stop(self) -> None:

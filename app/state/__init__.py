@@ -1,7 +1,8 @@
 """Job and dataset records, their events, and the counters behind limits and queue positions,
 kept in Valkey. One module per concern:
 
-- ``keys``: where everything lives (the one place that spells a key);
+- ``app.core.keys``: where everything lives (the one place that spells a key; in core, so the
+  embedded stack's supervisor names a key without loading a client);
 - ``jobs``: job records and their atomic transitions (status and counters in one script);
 - ``events``: each job's timeline;
 - ``datasets``: dataset records;
@@ -19,13 +20,13 @@ from __future__ import annotations
 import redis
 import redis.asyncio
 
+from app.core.keys import KEYS, Keys, lane_workers_key
 from app.state.claims import Claims
 from app.state.connection import Conn
 from app.state.dataset_versions import DatasetVersions
 from app.state.datasets import Datasets
 from app.state.events import MAX_EVENTS, Events
 from app.state.jobs import Jobs, TenantBusy
-from app.state.keys import KEYS, Keys, lane_workers_key
 from app.state.lanes import WORKER_ALIVE_S, Lanes, Waiting
 from app.state.notices import Notices
 from app.state.outbox import Outbox

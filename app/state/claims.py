@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.core.keys import Keys
 from app.state.connection import Conn
-from app.state.keys import Keys
 
 
 class Claims:

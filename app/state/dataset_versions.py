@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.keys import Keys
 from app.state.connection import Conn
-from app.state.keys import Keys
 
 
 class DatasetVersions:

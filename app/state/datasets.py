@@ -8,9 +8,9 @@ from typing import Any
 from app.core import ids
 from app.core.domain import Dataset, decode_fields, encode_fields, new_id
 from app.core.errors import NotFound
+from app.core.keys import Keys
 from app.state.connection import Conn
 from app.state.dataset_versions import DatasetVersions
-from app.state.keys import Keys
 
 
 class Datasets:

@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any
 
+from app.core.keys import Keys
 from app.state.connection import Conn
-from app.state.keys import Keys
 
 MAX_EVENTS = 500
 

@@ -17,9 +17,9 @@ from typing import Any
 from app.core import ids
 from app.core.domain import ACTIVE_STATUSES, ErrorInfo, Job, JobKind, JobStatus, decode_fields, encode_fields
 from app.core.errors import NotFound, TooManyJobs
+from app.core.keys import Keys
 from app.state.connection import Conn, Read
 from app.state.events import event
-from app.state.keys import Keys
 
 
 class TenantBusy(Exception):

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from app.core import ids
 from app.core.domain import Job
+from app.core.keys import Keys
 from app.state.connection import Conn, Read
 from app.state.jobs import owned_job
-from app.state.keys import Keys
 
 # A worker that has not sent a heartbeat for this long is not counted as available.
 WORKER_ALIVE_S = 30.0

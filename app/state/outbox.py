@@ -19,8 +19,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from app.core.keys import Keys
 from app.state.connection import Conn
-from app.state.keys import Keys
 
 # Claim the first due entry whose tenant has fewer than ARGV[4] claims in flight. ARGV: prefix,
 # now, lease_s, tenant_cap, max_scan, token. Returns {delivery id, field, value, ...} or nil.

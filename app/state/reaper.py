@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 from app.core.domain import LANES, TERMINAL_STATUSES
+from app.core.keys import Keys
 from app.state.connection import Conn
 from app.state.events import Events
-from app.state.keys import Keys
 
 REQUEUE_MESSAGE = "Its worker stopped answering; the job waits to run again on another worker."
 

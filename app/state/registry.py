@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.core.errors import InfraError
+from app.core.keys import Keys
 from app.state.connection import Conn
-from app.state.keys import Keys
 
 # How long an alias lock lives if its holder dies, and how long a mover waits for it.
 ALIAS_LOCK_TTL_S = 30.0

@@ -19,8 +19,8 @@ import json
 from typing import Any
 
 from app.core.domain import decode_fields, encode_fields
+from app.core.keys import Keys
 from app.state.connection import Conn
-from app.state.keys import Keys
 
 MAX_RUNS = 200
 

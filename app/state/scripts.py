@@ -3,7 +3,7 @@
 A status change and the counters behind limits and queue positions (the tenant's queued and
 running sets, the lane's queued and running sets) move together in one script: a crash or a
 broker error can never leave one done without the other. Keys are built here from the prefix
-(ARGV[1]) the same way ``app.state.keys`` builds them.
+(ARGV[1]) the same way ``app.core.keys`` builds them.
 """
 
 from __future__ import annotations

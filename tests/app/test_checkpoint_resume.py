@@ -15,8 +15,7 @@ import psutil
 import pytest
 from jobs_testing import upload, wait_for, wait_job
 
-from app.core.domain import JobStatus
-from app.core.settings import WORKER_STOP_MARGIN_S
+from app.core.domain import WORKER_STOP_MARGIN_S, JobStatus
 from app.jobs.checkpoints import checkpoint_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # long fits, on purpose

@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from app.core.settings import WORKER_STOP_MARGIN_S
+from app.core.domain import WORKER_STOP_MARGIN_S
 from app.core.waiting import wait_until
 from app.local.servers import SeaweedS3, Valkey, free_port
 from app.state import lane_workers_key

@@ -7,7 +7,7 @@ import pytest
 from jobs_testing import wait_job
 from registry_testing import quality_sets, registered_fit, upload_named
 
-from app.state.keys import KEYS
+from app.core.keys import KEYS
 
 
 @pytest.fixture(scope="module")
