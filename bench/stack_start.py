@@ -26,7 +26,7 @@ from app.core.settings import LANES
 from app.core.waiting import wait_until
 from app.local.bytecode import ensure_compiled
 from app.local.servers import free_port
-from app.local.workers import concurrent_workers
+from app.local.stack import EmbeddedStack
 from app.state import lane_workers_key
 from bench.table import Figure
 
@@ -189,9 +189,10 @@ def _work(url: str, workdir: Path) -> None:
 
 
 def _all_workers_up(root: psutil.Process, data_dir: Path) -> bool:
-    """True once every worker of the stack has registered with the broker: each worker process,
-    and as many worker ids of theirs as the stack runs workers (the small lane's share a process;
-    an id ends in its process's pid)."""
+    """True once every worker the stack starts with has registered with the broker: each worker
+    process, and as many worker ids of theirs as the stack runs workers from the start (the small
+    lane's share a process; an id ends in its process's pid; the large and gpu lanes' workers
+    start with a job, ``app.local.on_demand``)."""
     env = dict(line.split("=", 1) for line in (data_dir / "tabjob.env").read_text().splitlines() if "=" in line)
     client = redis.Redis.from_url(env["TABJOB_REDIS_URL"], password=env["TABJOB_REDIS_PASSWORD"], decode_responses=True)
     registered = [
@@ -199,7 +200,7 @@ def _all_workers_up(root: psutil.Process, data_dir: Path) -> bool:
     ]
     pids = {str(p.pid) for p in root.children() if "worker --lane" in " ".join(p.cmdline())}
     ids = sum(pid in pids for pid in registered)
-    return bool(pids) and pids <= set(registered) and ids >= concurrent_workers(LANES)
+    return bool(pids) and pids <= set(registered) and ids >= EmbeddedStack(data_dir=data_dir).concurrent_workers()
 
 
 def run() -> list[Figure]:

@@ -98,6 +98,14 @@ def stack(
     dask_worker_memory: Annotated[
         str, typer.Option(help="Each Dask worker's memory limit, as Dask reads it (192MiB, 2GiB).")
     ] = "192MiB",
+    lane_idle_stop_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="The large and gpu lanes' workers start when a job waits for them and stop after "
+            "this many seconds without work (as KEDA scales them in a cluster); 0 keeps them running.",
+        ),
+    ] = 30.0,
 ) -> None:
     """Run Valkey, SeaweedFS, the API and workers for every lane in the foreground (Ctrl-C stops all)."""
     from app.local.supervisor import command
@@ -106,7 +114,7 @@ def stack(
     # idles as long as the stack runs (app/local/supervisor.py). Same pid, same terminal.
     args = command(
         host=host, port=port, data_dir=data_dir, auth=auth,
-        dask_workers=dask_workers, dask_worker_memory=dask_worker_memory,
+        dask_workers=dask_workers, dask_worker_memory=dask_worker_memory, lane_idle_stop_s=lane_idle_stop_s,
     )  # fmt: skip
     sys.stdout.flush()
     os.execv(args[0], args)

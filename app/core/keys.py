@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREFIX = "tabjob"
+# Dramatiq's namespace: a lane's queue of slot tokens is ``dramatiq:<lane>``, with its messages
+# (pending or in flight) in ``dramatiq:<lane>.msgs`` and delayed ones in ``dramatiq:<lane>.DQ.msgs``
+# (app.jobs.broker). Spelled here too for what reads them without Dramatiq (the stack's supervisor).
+DRAMATIQ_NAMESPACE = "dramatiq"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,11 @@ class Keys:
 
 
 KEYS = Keys()
+
+
+def lane_queue(lane: str) -> str:
+    """Dramatiq's queue of ``lane``'s slot tokens (``.msgs``, ``.DQ.msgs`` after it)."""
+    return f"{DRAMATIQ_NAMESPACE}:{lane}"
 
 
 def lane_workers_key(lane: str) -> str:

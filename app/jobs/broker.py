@@ -21,11 +21,12 @@ from dramatiq.middleware import Middleware, Retries
 
 from app.core.domain import LANES
 from app.core.errors import InfraError
+from app.core.keys import DRAMATIQ_NAMESPACE
 from app.core.settings import Settings
 from app.core.waiting import wait_until
 from app.state.broker_auth import connection_options
 
-NAMESPACE = "dramatiq"
+NAMESPACE = DRAMATIQ_NAMESPACE
 # Extra wake-up tokens only cost an empty fetch; keep a few so bursts wake several workers.
 MAX_WAKE_TOKENS = 16
 IDLE_TIMEOUT_MS = 1000

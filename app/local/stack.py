@@ -12,6 +12,7 @@ finishes or is handed back, within the worker's grace period), then the servers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from app.core.keys import lane_workers_key
 from app.core.net import is_loopback
 from app.core.waiting import wait_until
 from app.local import shared_metrics, valkey_probe
+from app.local.on_demand import OnDemandWorkers
 from app.local.servers import SeaweedS3, Valkey, _stop, die_with_parent, http_status, load_secrets
 from app.local.supervision import Child, Restarts
 from app.local.workers import concurrent_workers, core_pool_env, with_stack_defaults, worker_children
@@ -61,10 +62,15 @@ class EmbeddedStack:
     server_restarts: dict[str, Restarts] = field(default_factory=lambda: {n: Restarts() for n in SERVERS})
     stopping: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
+    # The large and gpu lanes' workers start when a job waits for them (app.local.on_demand).
+    on_demand: OnDemandWorkers = field(default_factory=OnDemandWorkers)
 
     def concurrent_workers(self) -> int:
-        """Workers that can run a job at once, the small lane's reserved one included."""
-        return concurrent_workers(self.lanes)
+        """Workers that run from the start, the small lane's reserved one included."""
+        return concurrent_workers(tuple(c.lane for c in worker_children([], self.lanes) if self._always_on(c)))
+
+    def _always_on(self, child: Child) -> bool:
+        return self.on_demand.starts_with_the_stack(child)
 
     @property
     def url(self) -> str:
@@ -155,7 +161,8 @@ class EmbeddedStack:
         self.ready.set()
         for worker in worker_children(python, self.lanes):
             self.children.append(worker)
-            self._spawn(worker)
+            if self._always_on(worker):
+                self._spawn(worker)
 
     def _spawn(self, child: Child) -> None:
         log_file = open(self.logs / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
@@ -202,15 +209,15 @@ class EmbeddedStack:
         )
 
     def workers_registered(self) -> bool:
-        """True once every worker of every process registered (first heartbeat; an id ends in its pid)."""
-        assert self.valkey
-        sets = valkey_probe.members(
-            self.valkey.host, self.valkey.port, self.valkey.password, [lane_workers_key(lane) for lane in self.lanes]
-        )
-        registered = [member.rsplit("-", 1)[-1] for members in sets for member in members]
-        pids = {str(c.process.pid) for c in self.children if c.lane is not None and c.process is not None}
-        every_process = len(pids) == sum(c.lane is not None for c in self.children) and pids <= set(registered)
-        return every_process and sum(pid in pids for pid in registered) >= self.concurrent_workers()
+        """True once every running worker registered, those started with the stack all running (first
+        heartbeat; an id ends in its pid)."""
+        v, workers = self.valkey, [c for c in self.children if c.lane is not None]
+        assert v is not None
+        sets = valkey_probe.members(v.host, v.port, v.password, [lane_workers_key(lane) for lane in self.lanes])
+        ids = [member.rsplit("-", 1)[-1] for members in sets for member in members]
+        pids = {str(c.process.pid) for c in workers if c.process is not None}
+        up = all(c.process for c in workers if self._always_on(c)) and pids <= set(ids)
+        return up and sum(pid in pids for pid in ids) >= self.concurrent_workers()
 
     def supervise_once(self) -> list[str]:
         """Collect the exit status of whatever died and restart it (with back-off): the servers
@@ -226,9 +233,13 @@ class EmbeddedStack:
             if self.stopping.is_set() or child.process is None or child.process.poll() is None:
                 continue
             shared_metrics.forget(child.process.pid, self.data_dir)
+            if self.on_demand.stopped_on_purpose(child):
+                continue
             if child.restarts.due(child.name, child.process.returncode):
                 self._spawn(child)
                 restarted.append(child.name)
+        if not self.stopping.is_set() and self.valkey is not None:
+            self.on_demand.scale(self.children, self.valkey, self._spawn)
         return restarted
 
     def _restart_server(self, name: str) -> None:
@@ -263,18 +274,12 @@ class EmbeddedStack:
         try:
             while not self.stopping.wait(SUPERVISE_INTERVAL_S):
                 self.supervise_once()
-                if not announced and self._quietly(self.workers_registered):
-                    announced = True
-                    log.info("all %d workers registered", self.concurrent_workers())
+                if not announced:
+                    with contextlib.suppress(valkey_probe.ValkeyProbeError):  # Valkey restarting
+                        if announced := self.workers_registered():
+                            log.info("all %d workers registered", self.concurrent_workers())
         finally:
             self.stop()
-
-    @staticmethod
-    def _quietly(check: Callable[[], bool]) -> bool:
-        try:
-            return check()
-        except valkey_probe.ValkeyProbeError:
-            return False
 
     def stop(self) -> None:
         """Stop the API and the workers (they finish or hand back their jobs, each within its grace

@@ -18,23 +18,29 @@ from pathlib import Path
 
 from app.local.dask_cluster import LocalDaskCluster
 from app.local.dask_stack import DaskStack
+from app.local.on_demand import DEFAULT_IDLE_STOP_S, OnDemandWorkers
 
 
 def command(
-    *, host: str, port: int, data_dir: Path, auth: bool, dask_workers: int, dask_worker_memory: str
-) -> list[str]:
+    *, host: str, port: int, data_dir: Path, auth: bool, dask_workers: int, dask_worker_memory: str,
+    lane_idle_stop_s: float = DEFAULT_IDLE_STOP_S,
+) -> list[str]:  # fmt: skip
     """The command line that runs this module with these options (what ``tabjob stack`` execs)."""
     args = [sys.executable, "-m", "app.local.supervisor", "--host", host, "--port", str(port)]
     args += ["--data-dir", str(data_dir), "--dask-workers", str(dask_workers)]
-    args += ["--dask-worker-memory", dask_worker_memory]
+    args += ["--dask-worker-memory", dask_worker_memory, "--lane-idle-stop-s", str(lane_idle_stop_s)]
     return [*args, "--auth"] if auth else args
 
 
-def run(*, host: str, port: int, data_dir: Path, auth: bool, dask_workers: int, dask_worker_memory: str) -> int:
+def run(
+    *, host: str, port: int, data_dir: Path, auth: bool, dask_workers: int, dask_worker_memory: str,
+    lane_idle_stop_s: float = DEFAULT_IDLE_STOP_S,
+) -> int:  # fmt: skip
     """Start the stack, supervise it until SIGINT/SIGTERM, stop it; the exit status."""
     data_dir = data_dir.resolve()
     dask = LocalDaskCluster(data_dir, dask_workers, dask_worker_memory) if dask_workers else None
-    embedded = DaskStack(data_dir=data_dir, host=host, port=port, auth=auth, dask=dask)
+    on_demand = OnDemandWorkers(idle_stop_s=lane_idle_stop_s)
+    embedded = DaskStack(data_dir=data_dir, host=host, port=port, auth=auth, dask=dask, on_demand=on_demand)
     _say(f"Starting tabjob in {embedded.data_dir} ...")
     embedded.handle_signals()
     try:
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", action="store_true")
     parser.add_argument("--dask-workers", type=int, default=0)
     parser.add_argument("--dask-worker-memory", default="192MiB")
+    parser.add_argument("--lane-idle-stop-s", type=float, default=DEFAULT_IDLE_STOP_S)
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run(**{name.replace("-", "_"): value for name, value in vars(args).items()})

@@ -24,10 +24,15 @@ from app.state import lane_workers_key
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The large and gpu lanes' workers stop this long after their lane's last work (30 s by default).
+LANE_IDLE_STOP_S = 3
+
+
 def start_stack(data_dir: Path, port: int) -> subprocess.Popen:
     """Start ``tabjob stack`` and return once it is ready (its /readyz answers 200)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "stack", "--data-dir", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "app.cli", "stack", "--data-dir", str(data_dir), "--port", str(port),
+         "--lane-idle-stop-s", str(LANE_IDLE_STOP_S)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     wait_until(
@@ -101,16 +106,16 @@ def worker_pids_registered(settings: Settings) -> list[int]:
 
 
 def wait_for_workers(process: subprocess.Popen, data_dir: Path) -> list[psutil.Process]:
-    """Every worker of every lane once each has registered with the broker (the stack starts
-    them after it is ready)."""
+    """The workers the stack starts with (the small lane's process; the stack starts it after it
+    is ready) once each has registered with the broker."""
     settings = stack_settings(data_dir)
     expected = EmbeddedStack(data_dir=data_dir).concurrent_workers()  # the reserved one included
 
     def registered() -> list[psutil.Process] | None:
-        workers = children_running(process, "worker --lane")  # one process per lane
+        workers = children_running(process, "worker --lane small")  # its workers share a process
         pids = worker_pids_registered(settings)
         live = {w.pid for w in workers}
-        every = len(workers) == len(LANES) and live <= set(pids) and sum(p in live for p in pids) == expected
+        every = len(workers) == 1 and live <= set(pids) and sum(p in live for p in pids) == expected
         return workers if every else None
 
     return wait_until(registered, what="every worker to register", timeout_s=60, interval_s=0.2)
@@ -124,9 +129,28 @@ def test_ready_once_the_servers_and_the_bucket_answer_then_every_worker_register
     assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
     assert redis_client(settings, decode=True).ping() is True
     Store.from_settings(settings).ping()  # raises unless the bucket exists and the keys may read it
-    # Every worker process of every lane registers with the broker (its first heartbeat).
+    # The small lane's workers register with the broker (their first heartbeat); the large and
+    # gpu lanes' start with their lane's first job (app.local.on_demand).
     workers = wait_for_workers(process, data_dir)
-    assert {w.cmdline()[-1] for w in workers} == set(LANES)
+    assert [w.cmdline()[-1] for w in workers] == ["small"]
+    assert children_running(process, "worker --lane large") == children_running(process, "worker --lane gpu") == []
+
+
+def test_a_job_on_an_idle_lane_starts_its_worker_which_stops_once_idle(stack, seed_files):
+    process, _, port = stack
+    url = f"http://127.0.0.1:{port}"
+    _, train = cli(url, "upload", str(seed_files["train"]))
+    for round_ in range(2):  # the second job starts the worker the first one's idle time stopped
+        code, fit = cli(url, "fit", train["id"], "--lane", "large", "--param", f"max_iter={5 + round_}", "--wait")
+        assert code == 0 and fit["status"] == "finished" and fit["lane"] == "large"
+        wait_until(
+            lambda: children_running(process, "worker --lane large") == [],
+            what="the idle large lane's worker to stop",
+            timeout_s=LANE_IDLE_STOP_S + 30,
+            interval_s=0.2,
+        )
+    # Stopped on purpose, not restarted; the gpu lane had no work at all.
+    assert children_running(process, "worker --lane gpu") == []
 
 
 def test_cli_runs_the_whole_workflow(stack, seed_files, tmp_path):

@@ -27,14 +27,17 @@ def test_the_supervisor_loads_no_client_library():
 
 
 def test_tabjob_stack_execs_the_supervisor_with_every_option(tmp_path, monkeypatch):
-    args = command(host="127.0.0.1", port=8123, data_dir=tmp_path, auth=True, dask_workers=2, dask_worker_memory="1GiB")
+    args = command(
+        host="127.0.0.1", port=8123, data_dir=tmp_path, auth=True, dask_workers=2, dask_worker_memory="1GiB",
+        lane_idle_stop_s=7.5,
+    )  # fmt: skip
     assert args[:3] == [sys.executable, "-m", "app.local.supervisor"]
     parsed = {}
     monkeypatch.setattr(supervisor, "run", lambda **options: parsed.update(options) or 0)
     assert supervisor.main(args[3:]) == 0  # what the exec'd process reads back
     assert parsed == {
         "host": "127.0.0.1", "port": 8123, "data_dir": tmp_path, "auth": True,
-        "dask_workers": 2, "dask_worker_memory": "1GiB",
+        "dask_workers": 2, "dask_worker_memory": "1GiB", "lane_idle_stop_s": 7.5,
     }  # fmt: skip
 
 
