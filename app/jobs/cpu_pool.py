@@ -41,10 +41,18 @@ RENEW_EVERY_S = 3.0
 WAIT_POLL_S = 0.05
 # How often a job waiting for a core checks whether it was canceled.
 WAIT_CANCEL_CHECK_S = 0.5
+# How long a job waits for all the cores it wants before it takes what is free. Started on the
+# one core a finishing job had freed, a fit ran on one thread to its end, and the next one did the
+# same, so a burst of 8 fits of 75,000 x 50 on 2 cores ran two one-thread fits at a time (2.7 to
+# 3.0 s each, where one on both cores took 1.3 s: 1.27x a plain loop). Waiting a moment for the
+# other job's core is cheaper; a job that holds cores for long (a one-core job of many rounds)
+# delays it by this much at most.
+FULL_WIDTH_WAIT_S = 2.0
 
 # KEYS[1]: the pool's hash (lease id -> "<cores>:<expiry ms>"). ARGV: lease id, cores wanted,
-# cores in the pool, lease ttl ms. Drops expired leases, then grants min(wanted, free) cores
-# (0: none free, nothing held). The server's clock decides expiry: every worker sees the same one.
+# cores in the pool, lease ttl ms, fewest cores worth taking. Drops expired leases, then grants
+# min(wanted, free) cores, or none (0, nothing held) when fewer than the fewest are free. The
+# server's clock decides expiry: every worker sees the same one.
 ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -59,7 +67,7 @@ for i = 1, #entries, 2 do
   end
 end
 local grant = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - used)
-if grant < 1 then
+if grant < math.max(1, tonumber(ARGV[5] or 1)) then
   redis.call('HDEL', KEYS[1], ARGV[1])
   return 0
 end
@@ -85,8 +93,9 @@ class CorePool(Protocol):
 
     total: int
 
-    def acquire(self, lease_id: str, want: int) -> int:
-        """Take up to ``want`` free cores for ``lease_id``; the number taken (0: none free)."""
+    def acquire(self, lease_id: str, want: int, at_least: int = 1) -> int:
+        """Take up to ``want`` free cores for ``lease_id``; the number taken (0: fewer than
+        ``at_least`` free, none taken)."""
         ...
 
     def renew(self, lease_id: str) -> None:
@@ -114,11 +123,11 @@ class LocalCorePool:
         self._lock = threading.Lock()
         self._leases: dict[str, int] = {}
 
-    def acquire(self, lease_id: str, want: int) -> int:
+    def acquire(self, lease_id: str, want: int, at_least: int = 1) -> int:
         with self._lock:
             used = sum(n for lease, n in self._leases.items() if lease != lease_id)
             grant = min(want, self.total - used)
-            if grant < 1:
+            if grant < max(1, at_least):
                 self._leases.pop(lease_id, None)
                 return 0
             self._leases[lease_id] = grant
@@ -153,8 +162,8 @@ class SharedCorePool:
         self._acquire = client.register_script(ACQUIRE)
         self._renew = client.register_script(RENEW)
 
-    def acquire(self, lease_id: str, want: int) -> int:
-        args = [lease_id, want, self.total, self._ttl_ms]
+    def acquire(self, lease_id: str, want: int, at_least: int = 1) -> int:
+        args = [lease_id, want, self.total, self._ttl_ms, at_least]
         granted = int(self._acquire(keys=[self.key], args=args))
         if granted == 0 and self._free_leases_of_dead_processes():
             granted = int(self._acquire(keys=[self.key], args=args))
@@ -225,16 +234,18 @@ def leased_cores(
 ) -> Iterator[int]:
     """Hold up to ``want`` of ``pool``'s cores for the block; yields how many.
 
-    Waits (calling ``on_wait`` once) until at least one core is free, checking ``should_cancel``
-    (which may raise) every ``WAIT_CANCEL_CHECK_S``. With ``reserved`` (a worker reserved for
-    small work) it never waits: with no core free, the job runs on one thread outside the pool.
+    Waits (calling ``on_wait`` once) until ``want`` cores are free, or after
+    ``FULL_WIDTH_WAIT_S`` until at least one is, checking ``should_cancel`` (which may raise) every
+    ``WAIT_CANCEL_CHECK_S``. With ``reserved`` (a worker reserved for small work) it never waits:
+    with no core free, the job runs on one thread outside the pool.
     """
-    granted = pool.acquire(lease_id, want)
+    granted = pool.acquire(lease_id, want, at_least=1 if reserved else want)
     if granted == 0 and reserved:
         yield 1
         return
     waited = False
-    next_check = time.monotonic() + WAIT_CANCEL_CHECK_S
+    started = time.monotonic()
+    next_check = started + WAIT_CANCEL_CHECK_S
     while granted == 0:
         if not waited:
             waited = True
@@ -243,7 +254,8 @@ def leased_cores(
         if time.monotonic() >= next_check:
             next_check = time.monotonic() + WAIT_CANCEL_CHECK_S
             should_cancel()
-        granted = pool.acquire(lease_id, want)
+        full_width = time.monotonic() - started < FULL_WIDTH_WAIT_S
+        granted = pool.acquire(lease_id, want, at_least=want if full_width else 1)
     stop = threading.Event()
     renewer = threading.Thread(target=_renew_until, args=(pool, lease_id, stop), daemon=True, name="core-lease")
     renewer.start()

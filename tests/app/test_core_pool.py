@@ -52,6 +52,36 @@ def test_a_shared_pool_never_grants_more_than_its_cores(broker_db, pool_key):
     assert first.acquire("c", 2) == 1
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_grant_narrower_than_asked_is_refused_when_the_job_will_wait_for_more(broker_db, pool_key, shared):
+    pool = SharedCorePool(broker_db, key=pool_key, total=POOL_CORES) if shared else LocalCorePool(POOL_CORES)
+    assert pool.acquire("toy", 1) == 1
+    # One core free: a job that wants both takes none yet, and holds nothing meanwhile
+    assert pool.acquire("fit", 2, at_least=2) == 0
+    assert pool.held() == 1
+    assert pool.acquire("fit", 2, at_least=1) == 1
+
+
+def test_a_job_waits_for_the_core_a_short_job_holds_rather_than_running_narrow():
+    # A burst on 2 cores: a fit started on the one core a finishing fit had freed ran on one
+    # thread to its end (2.7-3.0 s where both cores took 1.3 s), and so did the next
+    pool = LocalCorePool(2)
+    assert pool.acquire("toy", 1) == 1
+    threading.Timer(0.3, pool.release, args=("toy",)).start()
+    with leased_cores(pool, "fit", 2, should_cancel=lambda: False, on_wait=lambda: None) as n:
+        assert n == 2
+
+
+def test_a_job_takes_what_is_free_once_a_long_one_keeps_its_core(monkeypatch):
+    monkeypatch.setattr("app.jobs.cpu_pool.FULL_WIDTH_WAIT_S", 0.3)
+    pool = LocalCorePool(2)
+    assert pool.acquire("long", 1) == 1  # never released in this test
+    t0 = time.monotonic()
+    with leased_cores(pool, "fit", 2, should_cancel=lambda: False, on_wait=lambda: None) as n:
+        assert n == 1 and time.monotonic() - t0 >= 0.3
+        assert pool.held() == 2  # never more than the cores
+
+
 def test_the_lease_of_a_dead_worker_expires(broker_db, pool_key):
     # Given a worker that took both cores and died (it never renews)
     dead = SharedCorePool(broker_db, key=pool_key, total=POOL_CORES, lease_ttl_s=0.3)
