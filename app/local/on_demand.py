@@ -55,8 +55,12 @@ class OnDemandWorkers:
     idle_since: dict[str, float] = field(default_factory=dict)
     stopping: set[str] = field(default_factory=set)  # children told to stop for want of work
 
+    def managed_lanes(self) -> tuple[str, ...]:
+        """The lanes whose worker starts with work, not with the stack."""
+        return self.lanes if self.idle_stop_s > 0 else ()
+
     def starts_with_the_stack(self, child: Child) -> bool:
-        return not (self.idle_stop_s > 0 and child.lane in self.lanes)
+        return child.lane not in self.managed_lanes()
 
     def stopped_on_purpose(self, child: Child) -> bool:
         """Whether ``child``, found exited, was stopped here (not restarted: started on demand)."""

@@ -67,10 +67,13 @@ class EmbeddedStack:
 
     def concurrent_workers(self) -> int:
         """Workers that run from the start, the small lane's reserved one included."""
-        return concurrent_workers(tuple(c.lane for c in worker_children([], self.lanes) if self._always_on(c)))
+        return concurrent_workers(tuple(c.lane for c in self._workers([]) if self._always_on(c)))
 
     def _always_on(self, child: Child) -> bool:
         return self.on_demand.starts_with_the_stack(child)
+
+    def _workers(self, python: list[str]) -> list[Child]:
+        return worker_children(python, self.lanes, self.on_demand.managed_lanes())
 
     @property
     def url(self) -> str:
@@ -159,7 +162,7 @@ class EmbeddedStack:
         self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"), timeout_s)
         self._wait_for_api(api, timeout_s)
         self.ready.set()
-        for worker in worker_children(python, self.lanes):
+        for worker in self._workers(python):
             self.children.append(worker)
             if self._always_on(worker):
                 self._spawn(worker)

@@ -48,15 +48,21 @@ def with_stack_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     return {"TABJOB_MAX_CONCURRENT_INSPECTIONS": inspections, "TABJOB_INSPECTION_WARM_CHILDREN": inspections, **environ}
 
 
-def worker_children(python: list[str], lanes: tuple[str, ...]) -> list[Child]:
-    """The stack's worker processes, one per lane, with the settings that differ between them."""
+def worker_children(python: list[str], lanes: tuple[str, ...], on_demand: tuple[str, ...] = ()) -> list[Child]:
+    """The stack's worker processes, one per lane, with the settings that differ between them.
+    ``on_demand``: the lanes whose worker the stack starts only when a job waits for it."""
     children = []
     for lane in lanes:
         if lane == "small":
             env = {"TABJOB_WORKER_CONSUMERS": str(workers_for(lane)), "TABJOB_WORKER_SMALL_WORK_CONSUMERS": "1"}
+        elif lane in on_demand:
+            # Started because a job waits: its job process starts at once, while the job is being
+            # picked (a worker restarted after a crash has it warm before its job is redelivered).
+            env = {"TABJOB_WORKER_WARM_START": "true"}
         else:
-            # Large and gpu jobs run minutes to hours: their job processes (and forkserver)
-            # start with the first job (seconds), which keeps ~200 MiB each off the idle stack.
+            # Large and gpu jobs run minutes to hours: a worker that idles with the stack starts
+            # its job processes (and forkserver) with its first job, which keeps ~200 MiB each off
+            # the idle stack.
             env = {"TABJOB_WORKER_WARM_START": "false"}
         children.append(Child(f"worker-{lane}", [*python, "worker", "--lane", lane], lane=lane, env=env))
     return children
