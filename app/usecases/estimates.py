@@ -24,8 +24,8 @@ Load. A run time measured on a busy machine says as much about the other jobs as
 its *unloaded* run time: the run minus the time it waited for cores (``app.jobs.cpu_pool``) and
 minus its threads' wait on the kernel's run queue (``app.core.cpu.runqueue_waits``), and the
 models learn from those. The estimate is then stretched by the CPU load of the moment: the median
-ratio of run time with cores to unloaded time of the pool's jobs that ended in the last
-``RECENT_S`` seconds (1 when none did: an idle machine), and the basis says so.
+ratio of run time with cores to unloaded time of the pool's latest ``RECENT_JOBS`` jobs that
+ended in the last ``RECENT_S`` seconds (1 when none did: an idle machine), and the basis says so.
 """
 
 from __future__ import annotations
@@ -51,8 +51,13 @@ MIN_FOR_REGRESSION = 6
 MIN_HALF_SPAN = 0.35
 MAX_HALF_SPAN = 0.8
 ITERATIONS = {"hgb": ("max_iter", 100), "xgboost": ("n_estimators", 100)}
-# The load of the moment: jobs that ended this recently ran under it.
+# The load of the moment: the latest jobs that ended this recently ran under it. The latest few,
+# not all: after 200 toy fits three at a time on two cores (each ran 1.5x its unloaded time), the
+# fits that followed one at a time on the idle machine were estimated 1.5x too long for a minute
+# (in the full bench, 4 of 12 held-out fits inside their interval; the latest five were those
+# idle fits themselves).
 RECENT_S = 60.0
+RECENT_JOBS = 5
 # A stretch below this is the noise of an idle machine, not load: not applied.
 MIN_STRETCH = 1.05
 
@@ -105,11 +110,13 @@ def _with_sizes(pool: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 def stretch_now(pool: list[dict[str, Any]], now: float) -> float:
     """How much the machine's load of the moment stretches a run: the median ratio of run time
-    (with its cores) to unloaded run time of the jobs that ended in the last ``RECENT_S`` seconds,
-    1.0 when none did. The wait for cores is left out: it says the cores were busy then, not how
-    fast a job runs once it has them (a burst that just ended leaves an idle machine)."""
-    recent = [s["ran_s"] / s["unloaded_s"] for s in pool if "ran_s" in s and now - s.get("ended_at", 0) <= RECENT_S]
-    return statistics.median(recent) if recent else 1.0
+    (with its cores) to unloaded run time of the latest ``RECENT_JOBS`` jobs that ended in the last
+    ``RECENT_S`` seconds, 1.0 when none did. The wait for cores is left out: it says the cores were
+    busy then, not how fast a job runs once it has them (a burst that just ended leaves an idle
+    machine)."""
+    ended = [s for s in pool if "ran_s" in s and now - s.get("ended_at", 0) <= RECENT_S]
+    latest = sorted(ended, key=lambda s: s.get("ended_at", 0), reverse=True)[:RECENT_JOBS]
+    return statistics.median(s["ran_s"] / s["unloaded_s"] for s in latest) if latest else 1.0
 
 
 @functools.lru_cache(maxsize=32)

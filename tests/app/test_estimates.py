@@ -131,6 +131,20 @@ def test_runs_measured_under_load_teach_the_unloaded_time_and_the_load_of_the_mo
     assert "current load" not in estimates.estimate(r, keys, job(3000), now=after_burst)["basis"]
 
 
+def test_the_load_of_the_moment_is_what_the_latest_jobs_ran_under(store):
+    r, keys = store
+    now = 80_000.0
+    # 200 toy fits three at a time on two cores ended within the minute, each 1.5x its unloaded
+    # time; then fits one at a time on the idle machine, the latest ones
+    for i in range(200):
+        estimates.record(r, keys, job(1000, took_s=0.15, ended_at=now - 40 + i * 0.1, load={"runqueue_wait_s": 0.05}))
+    idle = estimates.estimate(r, keys, job(1000), now=now)
+    assert "x1.50 for the current load" in idle["basis"]
+    for i in range(estimates.RECENT_JOBS):
+        estimates.record(r, keys, job(1000, took_s=0.1, ended_at=now - 5 + i))
+    assert "current load" not in estimates.estimate(r, keys, job(1000), now=now)["basis"]
+
+
 def test_a_fit_shows_its_estimate_at_submission_once_one_like_it_finished(api, small_worker, seed_files):
     dataset = upload(api, seed_files["train"])
     params = {"max_iter": 5, "random_state": 11}
