@@ -5,8 +5,8 @@ refuse it before decoding; this is the second wall, for the bug or the format tr
 miss. Each child sets ``RLIMIT_AS`` to what it holds idle plus ``inspection_memory_bytes``, so a
 file that needs more makes the child's allocations fail (413 ``dataset.inspection_too_large``)
 or kills the child, and the API process, which only sends a request and reads a small summary on
-a pipe, does not grow. Children are started once (``spawn``: a fresh interpreter that shares no
-thread or socket with the API) and reused, so a submission pays a pipe round trip (about
+a pipe, does not grow. Children are started once (forked from a forkserver, a fresh interpreter
+that shares no thread or socket with the API) and reused, so a submission pays a pipe round trip (about
 a millisecond, measured in docs/benchmarks.md), not an interpreter start.
 """
 
