@@ -21,8 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dramatiq
 
 from app.core.domain import LANES, WORKER_STOP_MARGIN_S, Lane
+from app.core.keys import lane_queue
 from app.core.settings import Settings
-from app.jobs.broker import NAMESPACE, enqueue
+from app.jobs.broker import enqueue
 from app.jobs.consumers import Consumer, consumer_settings, core_pool, start_consumer
 from app.jobs.context import WorkerContext
 from app.jobs.scheduling import start_scheduler
@@ -177,8 +178,8 @@ def _restore_tokens(ctx: WorkerContext, requeued: list[str]) -> None:
     r, keys = ctx.state.conn.r, ctx.state.keys
     for lane in LANES:
         pipe = r.pipeline(transaction=False)
-        pipe.hlen(f"{NAMESPACE}:{lane}.msgs")
-        pipe.hlen(f"{NAMESPACE}:{lane}.DQ.msgs")
+        pipe.hlen(f"{lane_queue(lane)}.msgs")
+        pipe.hlen(f"{lane_queue(lane)}.DQ.msgs")
         pipe.zcard(keys.lane(lane, "queued"))
         pipe.scard(keys.lane(lane, "running"))
         pending, delayed, queued, running = pipe.execute()

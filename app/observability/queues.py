@@ -20,7 +20,7 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.jobs.broker import NAMESPACE
+from app.core.keys import lane_queue
 from app.state import KEYS, WORKER_ALIVE_S, Keys
 
 log = logging.getLogger("tabjob.metrics")
@@ -30,7 +30,7 @@ def lane_snapshot(r: redis.Redis, lane: str, *, keys: Keys = KEYS) -> dict[str, 
     """One lane's load in two round trips: message counts, queued and running jobs, the oldest
     queued job's age in seconds, the live workers and which of them run a job."""
     now = time.time()
-    queue = f"{NAMESPACE}:{lane}"  # Dramatiq's keys for the lane's queue
+    queue = lane_queue(lane)  # Dramatiq's keys for the lane's queue
     pipe = r.pipeline(transaction=False)
     pipe.llen(queue)
     pipe.hlen(f"{queue}.msgs")

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from app.api.deps import ServicesDep
 from app.core.domain import Lane
 from app.core.errors import NotFound, Unauthorized
-from app.jobs.broker import NAMESPACE
+from app.core.keys import lane_queue
 
 router = APIRouter(prefix="/internal/scaling", include_in_schema=False)
 
@@ -36,7 +36,7 @@ async def lane_messages(lane: Lane, request: Request, svc: ServicesDep) -> dict[
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("The scaler token is missing or wrong.", hint="KEDA sends it from the release's Secret.")
     assert svc.state.conn.asyncio is not None, "API processes always have an asyncio broker client"
-    queue = f"{NAMESPACE}:{lane}"
+    queue = lane_queue(lane)
     pipe = svc.state.conn.asyncio.client.pipeline(transaction=False)
     pipe.hlen(f"{queue}.msgs")
     pipe.llen(queue)
