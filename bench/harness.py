@@ -27,7 +27,7 @@ from app.core.storage import Store, dataset_key
 from app.core.waiting import wait_until
 from app.local.on_demand import OnDemandWorkers
 from app.local.servers import free_port
-from app.local.stack import SUPERVISE_INTERVAL_S, EmbeddedStack
+from app.local.stack import EmbeddedStack
 
 POLL_S = 0.02
 # Sections submit more jobs at once than a tenant may queue by default (100), and more in a
@@ -197,7 +197,7 @@ def running_stack(*, quick: bool, timings: dict[str, float]) -> Iterator[Harness
             stack.wait_for_workers()
             timings["stack_start_s"] = time.perf_counter() - t0
             # Supervised as `tabjob stack` is: dead workers restarted, on-demand lanes scaled.
-            supervisor = threading.Thread(target=_supervise, args=(stack,), daemon=True, name="supervisor")
+            supervisor = threading.Thread(target=stack.supervise, daemon=True, name="supervisor")
             supervisor.start()
             settings = settings_from_env_file(stack.data_dir / "tabjob.env").model_copy(
                 update={"scratch_dir": str(stack.data_dir / "scratch")}
@@ -225,11 +225,6 @@ def running_stack(*, quick: bool, timings: dict[str, float]) -> Iterator[Harness
                 s3.process.kill()
                 s3.process.wait(10)
             timings["stack_stop_s"] = time.perf_counter() - t0
-
-
-def _supervise(stack: EmbeddedStack) -> None:
-    while not stack.stopping.wait(SUPERVISE_INTERVAL_S):
-        stack.supervise_once()
 
 
 def cpu_info() -> dict[str, Any]:

@@ -67,13 +67,7 @@ class EmbeddedStack:
 
     def concurrent_workers(self) -> int:
         """Workers that run from the start, the small lane's reserved one included."""
-        return concurrent_workers(tuple(c.lane for c in self._workers([]) if self._always_on(c)))
-
-    def _always_on(self, child: Child) -> bool:
-        return self.on_demand.starts_with_the_stack(child)
-
-    def _workers(self, python: list[str]) -> list[Child]:
-        return worker_children(python, self.lanes, self.on_demand.managed_lanes())
+        return concurrent_workers(tuple(lane for lane in self.lanes if lane not in self.on_demand.managed_lanes()))
 
     @property
     def url(self) -> str:
@@ -162,9 +156,9 @@ class EmbeddedStack:
         self.s3.ensure_bucket(self.setting("TABJOB_S3_BUCKET", "tabjob"), timeout_s)
         self._wait_for_api(api, timeout_s)
         self.ready.set()
-        for worker in self._workers(python):
+        for worker in worker_children(python, self.lanes, self.on_demand.managed_lanes()):
             self.children.append(worker)
-            if self._always_on(worker):
+            if self.on_demand.starts_with_the_stack(worker):
                 self._spawn(worker)
 
     def _spawn(self, child: Child) -> None:
@@ -219,7 +213,7 @@ class EmbeddedStack:
         sets = valkey_probe.members(v.host, v.port, v.password, [lane_workers_key(lane) for lane in self.lanes])
         ids = [member.rsplit("-", 1)[-1] for members in sets for member in members]
         pids = {str(c.process.pid) for c in workers if c.process is not None}
-        up = all(c.process for c in workers if self._always_on(c)) and pids <= set(ids)
+        up = all(c.process for c in workers if self.on_demand.starts_with_the_stack(c)) and pids <= set(ids)
         return up and sum(pid in pids for pid in ids) >= self.concurrent_workers()
 
     def supervise_once(self) -> list[str]:
@@ -273,16 +267,20 @@ class EmbeddedStack:
 
     def run_forever(self) -> None:
         """Supervise until SIGINT/SIGTERM, then stop everything."""
-        announced = False
         try:
-            while not self.stopping.wait(SUPERVISE_INTERVAL_S):
-                self.supervise_once()
-                if not announced:
-                    with contextlib.suppress(valkey_probe.ValkeyProbeError):  # Valkey restarting
-                        if announced := self.workers_registered():
-                            log.info("all %d workers registered", self.concurrent_workers())
+            self.supervise()
         finally:
             self.stop()
+
+    def supervise(self) -> None:
+        """``supervise_once`` every tick until ``stopping`` is set; say once all workers registered."""
+        announced = False
+        while not self.stopping.wait(SUPERVISE_INTERVAL_S):
+            self.supervise_once()
+            if not announced:
+                with contextlib.suppress(valkey_probe.ValkeyProbeError):  # Valkey restarting
+                    if announced := self.workers_registered():
+                        log.info("all %d workers registered", self.concurrent_workers())
 
     def stop(self) -> None:
         """Stop the API and the workers (they finish or hand back their jobs, each within its grace
