@@ -79,7 +79,7 @@ class JobRunner:
     ) -> None:  # fmt: skip
         self.threads, self.warm, self.log_lines_per_s = threads, warm, log_lines_per_s
         self.max_growth_mib, self.keep_warm = max_growth_mib, keep_warm
-        self._warm_uss: int | None = None  # what the job process held once warm (its "ready")
+        self._warm_uss: int | None = None  # what the job process held once warm (its "warm" message)
         self._busy = threading.Lock()  # held by a job; the idle check never waits for it
         self._idle_check: threading.Timer | None = None
         self._process: multiprocessing.Process | None = None

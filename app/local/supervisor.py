@@ -5,7 +5,7 @@ as it runs, and stops it on SIGINT or SIGTERM.
 then replaces itself with this module (``os.execv``, same process id), which loads none of it:
 it starts servers, waits for them with urllib and hiredis (``app.local.valkey_probe``) and
 restarts what dies. Measured on the stack's idle PSS: the supervisor held 53 MiB as the CLI
-process, 14 MiB as this one (``python -m bench.stack_start``). A test keeps the client
+process, 25 MiB as this one (``python -m bench.stack_start``). A test keeps the client
 libraries out of it (``tests/app/test_stack_supervisor.py``).
 """
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lane-idle-stop-s", type=float, default=DEFAULT_IDLE_STOP_S)
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(**{name.replace("-", "_"): value for name, value in vars(args).items()})
+    return run(**vars(args))  # argparse names each option with underscores: run's keywords
 
 
 if __name__ == "__main__":
