@@ -29,8 +29,9 @@ from app.jobs.actors import (
     url_expiry_s,
 )
 from app.jobs.broker import enqueue
-from app.jobs.checkpoints import checkpoint_spec
+from app.jobs.checkpoints import checkpoint_spec, delete_checkpoint
 from app.jobs.context import WorkerContext
+from app.jobs.ending import end_job
 from app.usecases.steps import GPU_LANE, MODEL, PREPARE, advanced, closed, current, plan, spent_s
 
 log = logging.getLogger("tabjob.worker")
@@ -63,6 +64,7 @@ def _prepare(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
     store, expires_s = ctx.store, url_expiry_s(time_limit_s)
     assert job.prepared_key is not None
     if store.stat(job.prepared_key) is not None:  # another job on the same bytes prepared it meanwhile
+        _raise_if_canceled(ctx, job)
         _to_model_step(ctx, job, skipped=True, text="Step prepare skipped: another job prepared these bytes.")
         return
     refuse_changed_dataset(ctx, job)
@@ -86,8 +88,7 @@ def _prepare(ctx: WorkerContext, job: Job, time_limit_s: float) -> None:
             _drop_matrix_of_deleted_dataset(ctx, job)
     # Canceled, or its dataset deleted, while the step ran faster than the cancel poll: the job
     # ends here, not queued for the gpu lane (where it would wait for, or start, a GPU node).
-    if ctx.state.jobs.cancel_requested(job.id):
-        raise CanceledWhileRunning("The job was canceled.")
+    _raise_if_canceled(ctx, job)
     refuse_changed_dataset(ctx, job)
     seconds = sum(summary.get("timings", {}).values())
     text = (
@@ -108,10 +109,8 @@ def _drop_matrix_of_deleted_dataset(ctx: WorkerContext, job: Job) -> None:
 def _to_model_step(ctx: WorkerContext, job: Job, *, skipped: bool, text: str) -> None:
     """Queue the job for its model step on the gpu lane (nothing when it ended or moved on)."""
     steps = advanced(job.steps, PREPARE, "cpu", skipped=skipped)
-    ctx.jobs_done += 1
-    moved = ctx.state.jobs.move(
-        job.id, (JobStatus.STARTED,), JobStatus.QUEUED, on_worker=ctx.worker_id,
-        lane=GPU_LANE, steps=steps, attempts=0, phase="queued", progress=None, queued_at=time.time(),
+    moved = _requeue(
+        ctx, job, lane=GPU_LANE, steps=steps, attempts=0, phase="queued", progress=None, queued_at=time.time(),
         worker=None, message=text,
     )  # fmt: skip
     if not moved:
@@ -164,15 +163,43 @@ def _back_to_prepare(ctx: WorkerContext, job: Job) -> None:
     """The prepared matrix is gone: prepare it again on the job's CPU lane."""
     lane = job.steps[0]["lane"]
     text = "The prepared matrix was no longer in the store; it is prepared again."
-    ctx.jobs_done += 1
-    moved = ctx.state.jobs.move(
-        job.id, (JobStatus.STARTED,), JobStatus.QUEUED, on_worker=ctx.worker_id,
-        lane=lane, steps=plan(lane, prepared=False), attempts=0, phase="queued", queued_at=time.time(),
+    moved = _requeue(
+        ctx, job, lane=lane, steps=plan(lane, prepared=False), attempts=0, phase="queued", queued_at=time.time(),
         worker=None, message=text,
     )  # fmt: skip
     if moved:
         ctx.state.events.add(job.id, "step_redo", text, step=MODEL)
         enqueue(dramatiq.get_broker(), job.id, lane)
+
+
+def _raise_if_canceled(ctx: WorkerContext, job: Job) -> None:
+    """A cancel that came while the step ran ends the job here (the middleware ends it as
+    canceled), never queued for its next step."""
+    if ctx.state.jobs.cancel_requested(job.id):
+        raise CanceledWhileRunning("The job was canceled.")
+
+
+def _requeue(ctx: WorkerContext, job: Job, **fields: Any) -> bool:
+    """Move the started job back to ``queued`` for its next step (``fields``: its lane, steps...);
+    False when it had moved on (it is not this worker's any more) or was canceled.
+
+    A cancel is a flag the API sets before it ends a job it finds queued (app.usecases.jobs.cancel),
+    so one that lands around the move is seen by one side or the other: here before the move (the
+    job is still started: the middleware ends it), or after it, where the job is ended as queued.
+    Without the second look, a cancel between the two left the job queued with its flag set, on a
+    lane that may have no worker to end it (the gpu lane scaled to zero: CI met that)."""
+    _raise_if_canceled(ctx, job)
+    ctx.jobs_done += 1
+    moved = ctx.state.jobs.move(job.id, (JobStatus.STARTED,), JobStatus.QUEUED, on_worker=ctx.worker_id, **fields)
+    if not moved or not ctx.state.jobs.cancel_requested(job.id):
+        return moved
+    queued = ctx.state.jobs.get(job.id)
+    text = "Canceled between its steps; it will not start again."
+    if queued is not None and end_job(
+        ctx.state, ctx.store, queued, JobStatus.CANCELED, text, allowed=(JobStatus.QUEUED,), notifier=ctx.notifier
+    ):
+        delete_checkpoint(ctx.store, queued, ctx.settings)
+    return False
 
 
 def _model_result(ctx: WorkerContext, job: Job) -> dict[str, Any]:

@@ -24,7 +24,11 @@ def cancel(svc: Services, tenant: str, job_id: str) -> Job:
     """Cancel a job: a queued one never starts; a running one is stopped by its worker."""
     job = svc.state.jobs.get_for(tenant, job_id)
     ensure_cancelable(job)
+    # The flag first, then the status read again: a worker that puts a started job back in a
+    # queue for its next step looks at the flag after that move (app.jobs.stepping._requeue), so
+    # whichever comes second sees the other and the job never waits queued with its cancel set.
     svc.state.jobs.request_cancel(job_id)
+    job = svc.state.jobs.get_for(tenant, job_id)
     # Only a job still queued is ended here; one a worker took meanwhile is stopped by it.
     ended = job.status == JobStatus.QUEUED and end_job(
         svc.state,

@@ -55,9 +55,11 @@ def test_an_xgboost_fit_and_predict_run_as_two_steps_as_accurate_as_hgb(api, pip
     hgb = submit(api, kind="fit", dataset_id=train)
     xgb = submit(api, kind="fit", dataset_id=train, model="xgboost")
     assert (hgb["model"], hgb["steps"]) == ("hgb", [])
-    assert [(s["name"], s["lane"], s["status"]) for s in xgb["steps"]] == [
-        ("prepare", "small", "queued"), ("model", "gpu", "pending"),
-    ]  # fmt: skip
+    # The answer is read back after the enqueue, and a free small worker may have taken the
+    # prepare step by then (CI met it): queued or started, with the model step still to come.
+    prepare, model = ((s["name"], s["lane"], s["status"]) for s in xgb["steps"])
+    assert prepare in (("prepare", "small", "queued"), ("prepare", "small", "started")), xgb["steps"]
+    assert model == ("model", "gpu", "pending"), xgb["steps"]
 
     fitted = wait_job(api, xgb["id"])
     assert_two_steps_finished(fitted)
