@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from app.core.storage import ObjectInfo, Store, dataset_key, prepared_key
 from app.state import State
+from app.tenancy.quotas import forget_stored_bytes
 from app.usecases.prepared import cache_key, content_digest
 
 
@@ -41,4 +42,5 @@ def delete_every_copy(state: State, store: Store, tenant: str, dataset_id: str) 
             removed.append(copy)
     store.remove(key)
     state.conn.r.delete(_index(state, dataset_id))
+    forget_stored_bytes(state, tenant)
     return [key, *removed]

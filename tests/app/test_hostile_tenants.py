@@ -74,6 +74,33 @@ def test_stored_bytes_bound_the_upload_form_and_refuse_submissions_over_them(ten
     assert api.post("/v1/datasets", json={}).status_code == 413
 
 
+def test_a_burst_of_submissions_lists_the_stored_bytes_once_and_deletions_and_uploads_count_at_once(
+    tenant_api, seed_files, monkeypatch
+):
+    tenant, api, state = tenant_api
+    size = seed_files["train"].stat().st_size
+    quotas.set_policy(state, tenant, stored_bytes=2 * size + 10, jobs_per_minute=100)
+    monkeypatch.setattr(quotas, "STORED_BYTES_FRESH_S", 60.0)  # however slow this machine is
+    first, second = upload(api, seed_files["train"]), upload(api, seed_files["train"])
+    client, listings = api.app.state.services.store.client, []
+    list_objects = client.list_objects
+    monkeypatch.setattr(client, "list_objects", lambda *a, **k: listings.append(k["prefix"]) or list_objects(*a, **k))
+
+    def submit(dataset: str, max_iter: int):
+        body = {"kind": "fit", "dataset_id": dataset, "lane": "large", "params": {"max_iter": max_iter}}
+        return api.post("/v1/jobs", json=body)
+
+    assert [submit(first, 10 + i).status_code for i in range(5)] == [202] * 5
+    assert listings == [f"tenants/{tenant}/datasets/"]  # one listing for the burst
+    # A new dataset's bytes count from the submission after its upload, whatever was kept
+    third = upload(api, seed_files["train"])
+    refused = submit(third, 10)
+    assert refused.status_code == 413 and _error(refused) == "quota.stored_bytes"
+    # and a deletion frees its bytes for the very next submission
+    assert api.delete(f"/v1/datasets/{third}").status_code == 204
+    assert submit(second, 10).status_code == 202
+
+
 def test_datasets_never_uploaded_are_forgotten_after_their_url_expires(tenant_api):
     tenant, api, _ = tenant_api
     waiting = api.post("/v1/datasets", json={}).json()["id"]
