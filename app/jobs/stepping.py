@@ -29,9 +29,8 @@ from app.jobs.actors import (
     url_expiry_s,
 )
 from app.jobs.broker import enqueue
-from app.jobs.checkpoints import checkpoint_spec, delete_checkpoint
+from app.jobs.checkpoints import checkpoint_spec
 from app.jobs.context import WorkerContext
-from app.jobs.ending import end_job
 from app.usecases.steps import GPU_LANE, MODEL, PREPARE, advanced, closed, current, plan, spent_s
 
 log = logging.getLogger("tabjob.worker")
@@ -189,17 +188,15 @@ def _requeue(ctx: WorkerContext, job: Job, **fields: Any) -> bool:
     Without the second look, a cancel between the two left the job queued with its flag set, on a
     lane that may have no worker to end it (the gpu lane scaled to zero: CI met that)."""
     _raise_if_canceled(ctx, job)
-    ctx.jobs_done += 1
     moved = ctx.state.jobs.move(job.id, (JobStatus.STARTED,), JobStatus.QUEUED, on_worker=ctx.worker_id, **fields)
-    if not moved or not ctx.state.jobs.cancel_requested(job.id):
-        return moved
-    queued = ctx.state.jobs.get(job.id)
-    text = "Canceled between its steps; it will not start again."
-    if queued is not None and end_job(
-        ctx.state, ctx.store, queued, JobStatus.CANCELED, text, allowed=(JobStatus.QUEUED,), notifier=ctx.notifier
-    ):
-        delete_checkpoint(ctx.store, queued, ctx.settings)
-    return False
+    canceled = moved and ctx.state.jobs.cancel_requested(job.id)
+    queued = ctx.state.jobs.get(job.id) if canceled else None
+    if queued is not None:  # ctx.end counts the job as this worker's, as a move does
+        text = "Canceled between its steps; it will not start again."
+        ctx.end(queued, JobStatus.CANCELED, text, allowed=(JobStatus.QUEUED,))
+    else:
+        ctx.jobs_done += 1
+    return moved and not canceled
 
 
 def _model_result(ctx: WorkerContext, job: Job) -> dict[str, Any]:
