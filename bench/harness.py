@@ -110,7 +110,7 @@ class Harness:
         for child in self.stack.children:
             if child.lane == lane and child.process is not None and child.process.poll() is None:
                 return psutil.Process(child.process.pid)
-        if lane not in self.stack.on_demand.managed_lanes():
+        if self.stack.on_demand.starts_with_the_stack(lane):
             raise RuntimeError(f"no worker for lane {lane}")
         toy = self.upload(self.write_toy(f"wake-{lane}"))
         self.wait(self.client.fit(toy, lane=lane, params={"max_iter": 2}).id)

@@ -178,8 +178,9 @@ def _restore_tokens(ctx: WorkerContext, requeued: list[str]) -> None:
     r, keys = ctx.state.conn.r, ctx.state.keys
     for lane in LANES:
         pipe = r.pipeline(transaction=False)
-        pipe.hlen(f"{lane_queue(lane)}.msgs")
-        pipe.hlen(f"{lane_queue(lane)}.DQ.msgs")
+        queue = lane_queue(lane)
+        pipe.hlen(f"{queue}.msgs")
+        pipe.hlen(f"{queue}.DQ.msgs")
         pipe.zcard(keys.lane(lane, "queued"))
         pipe.scard(keys.lane(lane, "running"))
         pending, delayed, queued, running = pipe.execute()

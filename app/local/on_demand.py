@@ -59,8 +59,9 @@ class OnDemandWorkers:
         """The lanes whose worker starts with work, not with the stack."""
         return self.lanes if self.idle_stop_s > 0 else ()
 
-    def starts_with_the_stack(self, child: Child) -> bool:
-        return child.lane not in self.managed_lanes()
+    def starts_with_the_stack(self, lane: str) -> bool:
+        """Whether ``lane``'s worker starts with the stack (and is restarted), not with work."""
+        return lane not in self.managed_lanes()
 
     def stopped_on_purpose(self, child: Child) -> bool:
         """Whether ``child``, found exited, was stopped here (not restarted: started on demand)."""
@@ -72,7 +73,7 @@ class OnDemandWorkers:
 
     def scale(self, children: list[Child], valkey: Valkey, spawn: Callable[[Child], None]) -> None:
         """Start the worker of a lane with work and none running; stop one idle long enough."""
-        managed = [c for c in children if not self.starts_with_the_stack(c) and c.name not in self.stopping]
+        managed = [c for c in children if not self.starts_with_the_stack(c.lane) and c.name not in self.stopping]
         if not managed:
             return
         try:

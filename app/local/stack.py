@@ -67,7 +67,7 @@ class EmbeddedStack:
 
     def concurrent_workers(self) -> int:
         """Workers that run from the start, the small lane's reserved one included."""
-        return concurrent_workers(tuple(lane for lane in self.lanes if lane not in self.on_demand.managed_lanes()))
+        return concurrent_workers(tuple(lane for lane in self.lanes if self.on_demand.starts_with_the_stack(lane)))
 
     @property
     def url(self) -> str:
@@ -158,7 +158,7 @@ class EmbeddedStack:
         self.ready.set()
         for worker in worker_children(python, self.lanes, self.on_demand.managed_lanes()):
             self.children.append(worker)
-            if self.on_demand.starts_with_the_stack(worker):
+            if self.on_demand.starts_with_the_stack(worker.lane):
                 self._spawn(worker)
 
     def _spawn(self, child: Child) -> None:
@@ -213,7 +213,7 @@ class EmbeddedStack:
         sets = valkey_probe.members(v.host, v.port, v.password, [lane_workers_key(lane) for lane in self.lanes])
         ids = [member.rsplit("-", 1)[-1] for members in sets for member in members]
         pids = {str(c.process.pid) for c in workers if c.process is not None}
-        up = all(c.process for c in workers if self.on_demand.starts_with_the_stack(c)) and pids <= set(ids)
+        up = all(c.process for c in workers if self.on_demand.starts_with_the_stack(c.lane)) and pids <= set(ids)
         return up and sum(pid in pids for pid in ids) >= self.concurrent_workers()
 
     def supervise_once(self) -> list[str]:

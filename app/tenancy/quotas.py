@@ -92,14 +92,18 @@ def set_policy(state: State, tenant: str, **values: int | bool | None) -> None:
             state.conn.r.hset(key, name, ("1" if value else "0") if name == GPU else str(int(value)))
 
 
-def stored_bytes(state: State, store: Store, tenant: str, *, keep: bool = True) -> int:
-    """Bytes of the tenant's datasets in the store now (one listing: the datasets quota bounds it),
-    kept ``STORED_BYTES_FRESH_S`` for the submissions that follow (``admit_job``) unless not ``keep``."""
-    prefix = dataset_key(tenant, "x").rsplit("/", 1)[0] + "/"
-    used = sum(item.size or 0 for item in store.client.list_objects(store.bucket, prefix=prefix, recursive=True))
-    if keep:
-        state.conn.r.set(_stored_bytes_key(tenant), used, px=int(STORED_BYTES_FRESH_S * 1000))
+def stored_bytes(state: State, store: Store, tenant: str) -> int:
+    """Bytes of the tenant's datasets in the store now (``_listed_bytes``), kept
+    ``STORED_BYTES_FRESH_S`` for the submissions that follow (``admit_job``)."""
+    used = _listed_bytes(store, tenant)
+    state.conn.r.set(_stored_bytes_key(tenant), used, px=int(STORED_BYTES_FRESH_S * 1000))
     return used
+
+
+def _listed_bytes(store: Store, tenant: str) -> int:
+    """Bytes of the tenant's datasets in the store now (one listing: the datasets quota bounds it)."""
+    prefix = dataset_key(tenant, "x").rsplit("/", 1)[0] + "/"
+    return sum(item.size or 0 for item in store.client.list_objects(store.bucket, prefix=prefix, recursive=True))
 
 
 def forget_stored_bytes(state: State, tenant: str) -> None:
@@ -161,7 +165,7 @@ def admit_dataset(svc: Services, tenant: str) -> int:
     # Listed afresh, and not kept: this dataset's bytes are about to arrive, and the submission
     # that follows its upload must count them (forget_stored_bytes drops an earlier total).
     forget_stored_bytes(svc.state, tenant)
-    left = limits.stored_bytes - stored_bytes(svc.state, svc.store, tenant, keep=False)
+    left = limits.stored_bytes - _listed_bytes(svc.store, tenant)
     if left <= 0:
         raise _refused(
             "stored_bytes",
